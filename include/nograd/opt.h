@@ -1,0 +1,152 @@
+/* The ask/tell optimizer interface.
+ *
+ * An ng_opt is a derivative-free minimizer driven by its caller:
+ *
+ *   ng_opt_create("cmaes", n, &opt);          create
+ *   ng_opt_set_x0(opt, x0); ...               set_*
+ *   ng_opt_setup(opt);                        fix the configuration
+ *   while (!ng_opt_stop(opt)) {               work
+ *     lambda = ng_opt_popsize(opt);
+ *     ng_opt_ask(opt, X);                     X: lambda x n, row-major
+ *     ... f[k] = loss of row k ...
+ *     ng_opt_tell(opt, f);
+ *   }
+ *   ng_opt_destroy(&opt);                     destroy
+ *
+ * The order is checked: ask twice without tell, or tell without ask, returns NG_EORDER. A NaN or infinite
+ * loss is data: it ranks after every finite one and is counted (ng_opt_info.nonfinite). The generic layer in
+ * src/opt/opt.c owns what every algorithm shares (budgets, ftarget, the best point, restarts, the evaluation
+ * count); each algorithm is one table of functions (src/opt/opt_impl.h) chosen by name.
+ *
+ * Randomness comes only from ng_rng streams keyed by (seed, purpose, generation, index), so the same
+ * configuration and seed give the same run, bit for bit, and ng_opt_save/ng_opt_load carry it across a
+ * checkpoint exactly. None of these functions is collective. */
+#ifndef NOGRAD_OPT_H
+#define NOGRAD_OPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nograd/state.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ng_opt ng_opt;
+
+/* Why a run stopped: an outcome, not an error. X-macro: (enum, name printed and saved). */
+#define NG_STOP_TABLE(X)                                                                                    \
+  X(NG_STOP_NONE, "none")                   /* still running */                                            \
+  X(NG_STOP_FTARGET, "ftarget")             /* best f <= ftarget */                                        \
+  X(NG_STOP_MAXFEVALS, "maxfevals")         /* evaluation budget spent */                                  \
+  X(NG_STOP_MAXITER, "maxiter")             /* iteration budget of one run spent */                        \
+  X(NG_STOP_TOLFUN, "tolfun")               /* recent f values within tolfun */                            \
+  X(NG_STOP_TOLFUNHIST, "tolfunhist")       /* recent best f values within tolfunhist */                   \
+  X(NG_STOP_TOLX, "tolx")                   /* step sizes in every coordinate below tolx */                \
+  X(NG_STOP_TOLUPSIGMA, "tolupsigma")       /* sigma grew far beyond the largest axis: diverging */        \
+  X(NG_STOP_CONDITIONCOV, "conditioncov")   /* covariance condition number above the limit */             \
+  X(NG_STOP_NOEFFECTAXIS, "noeffectaxis")   /* a step along a principal axis leaves the mean unchanged */  \
+  X(NG_STOP_NOEFFECTCOORD, "noeffectcoord") /* a step in a coordinate leaves the mean unchanged */         \
+  X(NG_STOP_STAGNATION, "stagnation")       /* median and best f no longer improve */                      \
+  X(NG_STOP_FLATFITNESS, "flatfitness")     /* too many generations of equal f values */                  \
+  X(NG_STOP_NONFINITE, "nonfinite")         /* too many generations without one finite loss */            \
+  X(NG_STOP_SIGNAL, "signal")               /* the caller was asked to stop (a signal) */                  \
+  X(NG_STOP_CALLBACK, "callback")           /* the caller stopped the run for its own reason */
+
+typedef enum {
+#define NG_STOP_ENUM(e, s) e,
+  NG_STOP_TABLE(NG_STOP_ENUM)
+#undef NG_STOP_ENUM
+      NG_STOP_COUNT_
+} ng_stop;
+
+/* "ftarget", "tolfun", ... ; "unknown" for a value out of range. */
+const char *ng_stop_name(ng_stop reason);
+/* The reason named `name`, or -1. */
+int ng_stop_from_name(const char *name);
+
+typedef enum { NG_RESTART_NONE = 0, NG_RESTART_IPOP = 1, NG_RESTART_BIPOP = 2 } ng_restart;
+
+/* A snapshot of a run, for progress lines, logs and the history table. */
+typedef struct {
+  int64_t generation;    /* generations told so far, over all restarts */
+  int64_t evaluations;   /* losses told so far, over all restarts */
+  int64_t restarts;      /* restarts begun */
+  int64_t nonfinite;     /* NaN or infinite losses told */
+  double best_f;         /* best finite loss so far (+inf before one is seen) */
+  double gen_best_f;     /* best loss of the last generation told */
+  double gen_median_f;   /* median loss of the last generation told */
+  double sigma;          /* overall step size (CMA-ES sigma, SPSA c_k) */
+  double axis_ratio;     /* sqrt(condition number) of the covariance; 1 where it has none */
+  size_t popsize;        /* lambda of the next ask */
+  ng_stop stop;          /* NG_STOP_NONE while running */
+  double seconds_eigen;  /* time spent in eigendecompositions so far */
+} ng_opt_info;
+
+/* Creates optimizer `name` ("cmaes", "sepcmaes", "spsa") for an n-dimensional problem. NG_EINVAL names an
+ * unknown optimizer and lists the known ones. */
+int ng_opt_create(const char *name, size_t n, ng_opt **out);
+
+/* Frees; accepts NULL and clears the caller's pointer. */
+void ng_opt_destroy(ng_opt **opt);
+
+/* The names of the optimizers, NULL-terminated. */
+const char *const *ng_opt_names(void);
+
+/* Configuration, before ng_opt_setup (NG_EORDER after). Each returns NG_EINVAL with the value at fault. */
+int ng_opt_set_x0(ng_opt *opt, const double *x0);         /* initial mean; default all zeros */
+int ng_opt_set_sigma0(ng_opt *opt, double sigma0);        /* initial step size > 0; default 1 */
+int ng_opt_set_seed(ng_opt *opt, uint64_t seed);          /* default 1 */
+int ng_opt_set_popsize(ng_opt *opt, size_t lambda);       /* 0: the algorithm's default */
+int ng_opt_set_bounds(ng_opt *opt, const double *lo, const double *hi); /* NULL: unbounded */
+int ng_opt_set_ftarget(ng_opt *opt, double ftarget);      /* default -inf */
+int ng_opt_set_max_evals(ng_opt *opt, int64_t max_evals); /* over all restarts; <= 0: unlimited */
+int ng_opt_set_restarts(ng_opt *opt, ng_restart policy, int max_restarts);
+/* A named numeric parameter of the algorithm or of its stopping rules ("tolfun", "spsa_a", ...). Unknown
+ * names are reported by ng_opt_setup, which knows the algorithm's list. */
+int ng_opt_set_param(ng_opt *opt, const char *name, double value);
+
+/* Checks the configuration and allocates the state. NG_EINVAL names the parameter at fault. */
+int ng_opt_setup(ng_opt *opt);
+
+/* The number of candidates the next ask returns (changes at IPOP/BIPOP restarts). */
+size_t ng_opt_popsize(const ng_opt *opt);
+/* The dimension n. */
+size_t ng_opt_dim(const ng_opt *opt);
+
+/* Writes ng_opt_popsize(opt) candidates, row-major, into x. NG_EORDER before setup, after a stop, or when
+ * the previous ask was not told. */
+int ng_opt_ask(ng_opt *opt, double *x);
+
+/* Takes the losses of the candidates of the last ask, in the same order; updates the state, the best point
+ * and the stop reason, and starts a restart when the policy asks for one. NG_EORDER without an ask. */
+int ng_opt_tell(ng_opt *opt, const double *f);
+
+/* NG_STOP_NONE while the run goes on; the final reason afterwards. */
+ng_stop ng_opt_stop(const ng_opt *opt);
+
+/* Ends the run for a reason of the caller's (NG_STOP_SIGNAL, NG_STOP_CALLBACK). */
+void ng_opt_request_stop(ng_opt *opt, ng_stop reason);
+
+/* The best point seen so far (n values) and its loss; the initial mean and +inf before any finite loss. */
+const double *ng_opt_best(const ng_opt *opt, double *best_f);
+
+/* The current mean (the point an anytime user would take): the distribution mean, or SPSA's iterate
+ * (its average, with iterate averaging). */
+const double *ng_opt_mean(const ng_opt *opt);
+
+/* A snapshot of the run. */
+void ng_opt_get_info(const ng_opt *opt, ng_opt_info *info);
+
+/* The complete state (configuration included) as named arrays, and back. ng_opt_load needs an optimizer
+ * created with the same name and dimension and set up with the same configuration; it returns NG_EMISMATCH
+ * naming the first entry that differs, NG_ENOTFOUND for a missing entry. Between an ask and its tell, save
+ * returns NG_EORDER: checkpoints are taken between generations. */
+int ng_opt_save(const ng_opt *opt, ng_state *st);
+int ng_opt_load(ng_opt *opt, const ng_state *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,53 @@
+/* Named arrays: the complete state of an object as a flat list of (name, type, length, values).
+ *
+ * Optimizers save themselves into an ng_state and load themselves back from one; the checkpoint writer
+ * stores each entry as an HDF5 dataset under /optimizer. Names are short paths ("cmaes/mean"); an entry is
+ * either float64 or int64 (counters, random stream positions, and enums are int64 so that they survive a
+ * round trip through any file format exactly). None of these functions is collective. */
+#ifndef NOGRAD_STATE_H
+#define NOGRAD_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ng_state ng_state;
+
+typedef enum { NG_STATE_F64 = 1, NG_STATE_I64 = 2 } ng_state_type;
+
+/* Creates an empty state. Returns NG_OK or NG_ENOMEM. */
+int ng_state_create(ng_state **out);
+
+/* Frees a state; accepts NULL and clears the caller's pointer. */
+void ng_state_destroy(ng_state **st);
+
+/* Adds (or replaces) an entry; the values are copied. NG_EINVAL for an empty name, NG_ENOMEM. */
+int ng_state_put_f64(ng_state *st, const char *name, const double *values, size_t len);
+int ng_state_put_i64(ng_state *st, const char *name, const int64_t *values, size_t len);
+/* A one-value convenience for scalars. */
+int ng_state_put_scalar(ng_state *st, const char *name, double value);
+int ng_state_put_int(ng_state *st, const char *name, int64_t value);
+
+/* Copies an entry out. The entry must exist, have the type asked for and exactly `len` values:
+ * NG_ENOTFOUND names the missing entry, NG_EMISMATCH gives the expected and found type or length. */
+int ng_state_get_f64(const ng_state *st, const char *name, double *values, size_t len);
+int ng_state_get_i64(const ng_state *st, const char *name, int64_t *values, size_t len);
+int ng_state_get_scalar(const ng_state *st, const char *name, double *value);
+int ng_state_get_int(const ng_state *st, const char *name, int64_t *value);
+
+/* Iteration, for writers: the number of entries, and entry i's name, type, length and values (the
+ * pointer stays valid until the state changes). NG_EINVAL for i out of range. */
+size_t ng_state_count(const ng_state *st);
+int ng_state_entry(const ng_state *st, size_t i, const char **name, ng_state_type *type, size_t *len,
+                   const void **values);
+
+/* Length of the named entry, or NG_ENOTFOUND. */
+int ng_state_length(const ng_state *st, const char *name, size_t *len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
