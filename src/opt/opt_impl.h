@@ -19,7 +19,7 @@ typedef struct {
   char name[48];
   double value;
   bool used;
-} ng_opt_param;
+} ng_opt_param_entry;
 
 #define NG_OPT_MAX_PARAMS 64
 
@@ -41,6 +41,8 @@ typedef struct ng_opt_type {
   void (*destroy)(ng_opt *opt);
   /* Fills the algorithm's part of info (sigma, axis ratio, eigen time). */
   void (*info)(const ng_opt *opt, ng_opt_info *info);
+  /* Row k of the candidates of the last ask, as the caller received it. */
+  const double *(*candidate)(const ng_opt *opt, size_t k);
   /* The point an anytime user would take (mean or iterate). */
   const double *(*mean)(const ng_opt *opt);
   /* Whether the algorithm supports restarts (CMA-ES does, SPSA does not). */
@@ -61,7 +63,7 @@ struct ng_opt {
   int64_t max_evals;
   ng_restart restart_policy;
   int max_restarts;
-  ng_opt_param params[NG_OPT_MAX_PARAMS];
+  ng_opt_param_entry params[NG_OPT_MAX_PARAMS];
   size_t nparams;
   bool is_setup;
 
@@ -70,6 +72,7 @@ struct ng_opt {
   size_t run_popsize;
   size_t default_popsize; /* the algorithm's default lambda, learnt at the first setup */
   bool run_large;         /* BIPOP: this run belongs to the large-population regime */
+  int64_t run_maxiter;    /* BIPOP small runs: iteration cap of this run; 0 for the algorithm's default */
 
   /* run */
   size_t lambda;      /* candidates of the pending or next ask */

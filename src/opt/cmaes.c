@@ -1,0 +1,438 @@
+/* CMA-ES: the covariance matrix adaptation evolution strategy, full and separable.
+ *
+ * Follows Hansen, "The CMA Evolution Strategy: A Tutorial" (2016), with the default parameters and update
+ * order of his reference implementation pycma 4.x: weighted recombination with negative weights (active
+ * CMA-ES), cumulative step-size adaptation, rank-one and rank-mu updates of C, and a lazy
+ * eigendecomposition every 1/(c1+cmu)/n/10 iterations. The separable variant (Ros and Hansen 2008) keeps a
+ * diagonal C with pycma's c1_sep, cmu_sep and cc_sep, which is O(n) per candidate and suits large n.
+ *
+ * Candidate k of generation g is x_k = m + sigma * BD z_k with z_k drawn from the stream
+ * (seed, NG_RNG_SAMPLE, g, k): any rank that knows (m, sigma, BD) regenerates it. The population is sampled
+ * in fixed blocks of NG_CMAES_BLOCK candidates, one matrix product each, so that a rank redoing a block gets
+ * the same bits. Box bounds use pycma's linear-quadratic transform: the caller evaluates the repaired point,
+ * the update uses the unrepaired one. */
+#include <lapacke.h>
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "opt/cmaes_impl.h"
+
+static double seconds_now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void es_free(cmaes *es) {
+  if (!es) return;
+  double *arrays[] = {es->weights, es->mean, es->pc, es->ps, es->C, es->B, es->D, es->BD, es->Z, es->Y,
+                      es->X, es->work, es->work2, es->hist, es->histbest, es->histmedian};
+  for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(arrays[i]);
+  free(es->order);
+  free(es);
+}
+
+/* Recombination weights and learning rates, pycma 4.x defaults (evolution_strategy.py, recombination_weights.py).
+ * `diagonal` selects the sep-CMA-ES rates. */
+static void set_parameters(cmaes *es) {
+  size_t n = es->n, lambda = es->lambda;
+  double N = (double)n, lam = (double)lambda;
+  double *w = es->weights;
+  for (size_t i = 0; i < lambda; i++) w[i] = log((lam + 1.0) / 2.0) - log((double)(i + 1));
+  size_t mu = 0;
+  double spos = 0, sneg = 0, spos2 = 0, sneg2 = 0;
+  for (size_t i = 0; i < lambda; i++) {
+    if (w[i] > 0) {
+      mu++;
+      spos += w[i];
+    } else {
+      sneg -= w[i];
+    }
+  }
+  for (size_t i = 0; i < lambda; i++) {
+    if (w[i] > 0) {
+      w[i] /= spos;
+      spos2 += w[i] * w[i];
+    } else if (sneg > 0) {
+      w[i] /= sneg; /* negative weights first sum to -1 */
+      sneg2 += w[i] * w[i];
+    }
+  }
+  es->mu = mu;
+  es->mueff = 1.0 / spos2;
+  double mueff = es->mueff, mueffminus = sneg2 > 0 ? 1.0 / sneg2 : 0;
+
+  if (!es->diagonal) {
+    es->cc = (4.0 + mueff / N) / (N + 4.0 + 2.0 * mueff / N);
+    es->c1 = fmin(1.0, lam / 6.0) * 2.0 / ((N + 1.3) * (N + 1.3) + mueff);
+    es->cmu = fmin(1.0 - es->c1, 2.0 * (0.25 + mueff + 1.0 / mueff - 2.0) / ((N + 2.0) * (N + 2.0) + mueff));
+  } else {
+    es->cc = (1.0 + 1.0 / N + mueff / N) / (sqrt(N) + 1.0 / N + 2.0 * mueff / N);
+    es->c1 = 1.0 / (N + 2.0 * sqrt(N) + mueff / N);
+    es->cmu = fmin(1.0 - es->c1, (0.25 + mueff + 1.0 / mueff - 2.0) / (N + 4.0 * sqrt(N) + mueff / 2.0));
+  }
+  es->cs = (mueff + 2.0) / (N + mueff + 3.0);
+  es->damps = 1.0 + 2.0 * fmax(0.0, sqrt((mueff - 1.0) / (N + 1.0)) - 1.0) + es->cs;
+  es->chin = sqrt(N) * (1.0 - 1.0 / (4.0 * N) + 1.0 / (21.0 * N * N));
+
+  /* Negative weights: their sum of magnitudes is 1 + c1/cmu, limited so that C stays positive definite
+   * (full variant only) and by 1 + 2 mueff^- / (mueff + 2). */
+  if (mu < lambda) {
+    double target = 1.0 + es->c1 / es->cmu;
+    if (!es->diagonal) target = fmin(target, (1.0 - es->c1 - es->cmu) / es->cmu / N);
+    target = fmin(target, 1.0 + 2.0 * mueffminus / (mueff + 2.0));
+    for (size_t i = mu; i < lambda; i++) w[i] *= target; /* they summed to -1 */
+  }
+}
+
+static int setup(ng_opt *opt, bool diagonal) {
+  size_t n = opt->n;
+  cmaes *es = calloc(1, sizeof *es);
+  if (!es) return ng_error(NG_ENOMEM, "cmaes: out of memory");
+  es->diagonal = diagonal;
+  es->n = n;
+  double default_popf = 4.0 + 3.0 * log((double)n);
+  if (!opt->run_popsize) opt->run_popsize = (size_t)(4.0 + floor(3.0 * log((double)n)));
+  if (opt->run_popsize < 2) {
+    es_free(es);
+    return ng_error(NG_EINVAL, "cmaes: popsize must be at least 2, got %zu", opt->run_popsize);
+  }
+  es->lambda = opt->run_popsize;
+  /* pycma keeps the first run's real-valued default popsize for maxiter and tolstagnation. */
+  es->popf = opt->popsize_req ? (double)opt->popsize_req : default_popf;
+
+  size_t nn = diagonal ? n : n * n, ln = es->lambda * n;
+  es->weights = malloc(es->lambda * sizeof(double));
+  es->mean = malloc(n * sizeof(double));
+  es->pc = calloc(n, sizeof(double));
+  es->ps = calloc(n, sizeof(double));
+  es->C = calloc(nn, sizeof(double));
+  es->B = diagonal ? NULL : calloc(nn, sizeof(double));
+  es->BD = diagonal ? NULL : calloc(nn, sizeof(double));
+  es->D = malloc(n * sizeof(double));
+  es->Z = malloc(ln * sizeof(double));
+  es->Y = malloc(ln * sizeof(double));
+  es->X = malloc(ln * sizeof(double));
+  es->order = malloc(es->lambda * sizeof(size_t));
+  es->work = malloc(n * sizeof(double));
+  es->work2 = malloc(n * sizeof(double));
+  if (!es->weights || !es->mean || !es->pc || !es->ps || !es->C || (!diagonal && (!es->B || !es->BD)) || !es->D ||
+      !es->Z || !es->Y || !es->X || !es->order || !es->work || !es->work2) {
+    es_free(es);
+    return ng_error(NG_ENOMEM, "cmaes: out of memory for n = %zu, lambda = %zu", n, opt->run_popsize);
+  }
+  set_parameters(es);
+  es->sigma = opt->run_sigma0;
+  memcpy(es->mean, opt->x0, n * sizeof(double));
+  for (size_t i = 0; i < n; i++) {
+    es->D[i] = 1.0;
+    if (diagonal) {
+      es->C[i] = 1.0;
+    } else {
+      es->C[i * n + i] = es->B[i * n + i] = es->BD[i * n + i] = 1.0;
+    }
+  }
+  es->lazy_gap = ng_opt_param(opt, "lazy_gap_factor", 1.0) / (es->c1 + es->cmu + 1e-23) / (double)n / 10.0;
+
+  /* stopping rules, pycma's defaults */
+  double N = (double)n;
+  es->maxiter = (int64_t)ng_opt_param(opt, "maxiter", 100.0 + floor(150.0 * (N + 3) * (N + 3) / sqrt(es->popf)));
+  if (opt->run_maxiter > 0 && opt->run_maxiter < es->maxiter) es->maxiter = opt->run_maxiter;
+  es->tolstagnation = (int64_t)ng_opt_param(opt, "tolstagnation", floor(100.0 + 100.0 * pow(N, 1.5) / es->popf));
+  es->tolfun = ng_opt_param(opt, "tolfun", 1e-11);
+  es->tolfunhist = ng_opt_param(opt, "tolfunhist", 1e-12);
+  es->tolx = ng_opt_param(opt, "tolx", 1e-11);
+  es->tolupsigma = ng_opt_param(opt, "tolupsigma", 1e20);
+  es->tolconditioncov = ng_opt_param(opt, "tolconditioncov", 1e14);
+  es->tolflatfitness = (int)ng_opt_param(opt, "tolflatfitness", 1);
+  es->hist_cap = (size_t)floor(10.0 + 30.0 * N / (double)es->lambda);
+  es->stag_cap = 20000;
+  es->hist = malloc(es->hist_cap * sizeof(double));
+  es->best_f = INFINITY;
+  if (!es->hist) {
+    es_free(es);
+    return ng_error(NG_ENOMEM, "cmaes: out of memory");
+  }
+  opt->impl = es;
+  return NG_OK;
+}
+
+static int setup_full(ng_opt *opt) { return setup(opt, false); }
+static int setup_diag(ng_opt *opt) { return setup(opt, true); }
+
+static void destroy(ng_opt *opt) {
+  es_free(opt->impl);
+  opt->impl = NULL;
+}
+
+/* Decomposes C = B diag(D^2) B^T (LAPACK's divide and conquer on the upper triangle) and forms BD. */
+static int eigen_update(cmaes *es) {
+  size_t n = es->n;
+  double t0 = seconds_now();
+  /* dsyevd overwrites its input with the eigenvectors: work on B. LAPACK is column-major; C's upper triangle in
+   * row-major order is its lower triangle in column-major order, and B comes back transposed, so read it as
+   * B^T (row-major rows are eigenvectors). */
+  memcpy(es->B, es->C, n * n * sizeof(double));
+  lapack_int info = LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'L', (lapack_int)n, es->B, (lapack_int)n, es->D);
+  if (info != 0) return ng_error(NG_ENUMERIC, "cmaes: eigendecomposition of C failed (LAPACK dsyevd info %d)", info);
+  /* B now holds, row-major, B^T: row j is eigenvector j. Transpose in place so that column j is axis j. */
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = i + 1; j < n; j++) {
+      double t = es->B[i * n + j];
+      es->B[i * n + j] = es->B[j * n + i];
+      es->B[j * n + i] = t;
+    }
+  double dmax = es->D[n - 1] > 0 ? es->D[n - 1] : 1.0;
+  for (size_t j = 0; j < n; j++) {
+    double ev = es->D[j];
+    if (!(ev > dmax * 1e-300)) ev = dmax * 1e-300; /* rounding can make tiny eigenvalues negative */
+    es->D[j] = sqrt(ev);
+  }
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < n; j++) es->BD[i * n + j] = es->B[i * n + j] * es->D[j];
+  es->last_update = es->count_tell;
+  es->factor_version++;
+  es->seconds_eigen += seconds_now() - t0;
+  return NG_OK;
+}
+
+/* pycma's linear-quadratic box transform of one coordinate: the identity well inside [lo, hi], quadratic
+ * within a margin of the bounds, mirrored and periodic outside. */
+static double bound_transform(double y, double lo, double hi) {
+  bool has_lo = isfinite(lo), has_hi = isfinite(hi);
+  double al = has_lo ? (1.0 + fabs(lo)) / 20.0 : 1.0, au = has_hi ? (1.0 + fabs(hi)) / 20.0 : 1.0;
+  if (has_lo && has_hi) {
+    al = fmin(al, (hi - lo) / 2.0);
+    au = fmin(au, (hi - lo) / 2.0);
+    double start = lo - al, period = 2.0 * (hi - lo + al + au);
+    y = start + fmod(y - start, period);
+    if (y < start) y += period;
+    if (y > hi + au) y = 2.0 * (hi + au) - y;
+  } else if (has_lo) {
+    if (y < lo - al) y = 2.0 * (lo - al) - y;
+  } else if (has_hi) {
+    if (y > hi + au) y = 2.0 * (hi + au) - y;
+  }
+  if (has_lo && y < lo + al) return lo + (y - (lo - al)) * (y - (lo - al)) / (4.0 * al);
+  if (has_hi && y > hi - au) return hi - (y - (hi + au)) * (y - (hi + au)) / (4.0 * au);
+  return y;
+}
+
+static int ask(ng_opt *opt, double *x) {
+  cmaes *es = opt->impl;
+  size_t n = es->n, lambda = es->lambda;
+  if (!es->diagonal && (double)(es->count_tell - es->last_update) >= es->lazy_gap &&
+      es->count_tell > es->last_update)
+    NG_CALL(eigen_update(es));
+  for (size_t k = 0; k < lambda; k++) {
+    ng_rng r;
+    ng_rng_init(&r, opt->seed, NG_RNG_SAMPLE, (uint32_t)opt->generation, (uint32_t)k);
+    ng_rng_normal_fill(&r, es->Z + k * n, n);
+  }
+  if (es->diagonal) {
+    for (size_t k = 0; k < lambda; k++)
+      for (size_t i = 0; i < n; i++) es->Y[k * n + i] = es->D[i] * es->Z[k * n + i];
+  } else {
+    for (size_t k0 = 0; k0 < lambda; k0 += NG_CMAES_BLOCK) {
+      size_t b = lambda - k0 < NG_CMAES_BLOCK ? lambda - k0 : NG_CMAES_BLOCK;
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)n, (int)n, 1.0, es->Z + k0 * n, (int)n,
+                  es->BD, (int)n, 0.0, es->Y + k0 * n, (int)n);
+    }
+  }
+  for (size_t k = 0; k < lambda; k++) {
+    const double *y = es->Y + k * n;
+    double *xk = es->X + k * n;
+    for (size_t i = 0; i < n; i++) xk[i] = es->mean[i] + es->sigma * y[i];
+    if (opt->lo)
+      for (size_t i = 0; i < n; i++) xk[i] = bound_transform(xk[i], opt->lo[i], opt->hi[i]);
+  }
+  memcpy(x, es->X, lambda * n * sizeof(double));
+  return NG_OK;
+}
+
+typedef struct {
+  double f;
+  size_t k;
+} ranked;
+
+static int compare_ranked(const void *a, const void *b) {
+  const ranked *p = a, *q = b;
+  if (p->f < q->f) return -1;
+  if (p->f > q->f) return 1;
+  return (p->k > q->k) - (p->k < q->k); /* ties keep the order of asking: deterministic */
+}
+
+static int tell(ng_opt *opt, const double *f, size_t nfinite) {
+  cmaes *es = opt->impl;
+  size_t n = es->n, lambda = es->lambda, mu = es->mu;
+  ranked *rk = malloc(lambda * sizeof *rk);
+  double *fs = malloc(lambda * sizeof *fs);
+  double *A = malloc((lambda + 1) * n * sizeof *A);
+  if (!rk || !fs || !A) {
+    free(rk);
+    free(fs);
+    free(A);
+    return ng_error(NG_ENOMEM, "cmaes: out of memory");
+  }
+  for (size_t k = 0; k < lambda; k++) rk[k] = (ranked){f[k], k};
+  qsort(rk, lambda, sizeof *rk, compare_ranked);
+  for (size_t k = 0; k < lambda; k++) {
+    es->order[k] = rk[k].k;
+    fs[k] = rk[k].f;
+  }
+  es->count_tell++;
+  const double *w = es->weights;
+
+  /* mean: m += sigma * sum_{i<=mu} w_i y_i:lambda; the same weights on z give C^-1/2 of the step */
+  double *ymean = es->work, *zmean = es->work2;
+  memset(ymean, 0, n * sizeof(double));
+  memset(zmean, 0, n * sizeof(double));
+  for (size_t i = 0; i < mu; i++) {
+    const double *y = es->Y + es->order[i] * n, *z = es->Z + es->order[i] * n;
+    for (size_t j = 0; j < n; j++) {
+      ymean[j] += w[i] * y[j];
+      zmean[j] += w[i] * z[j];
+    }
+  }
+  for (size_t j = 0; j < n; j++) es->mean[j] += es->sigma * ymean[j];
+
+  /* evolution paths */
+  double csn = sqrt(es->cs * (2.0 - es->cs) * es->mueff);
+  if (es->diagonal) {
+    for (size_t j = 0; j < n; j++) es->ps[j] = (1.0 - es->cs) * es->ps[j] + csn * zmean[j];
+  } else {
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)n, csn, es->B, (int)n, zmean, 1, 1.0 - es->cs, es->ps, 1);
+  }
+  double ps2 = 0;
+  for (size_t j = 0; j < n; j++) ps2 += es->ps[j] * es->ps[j];
+  double N = (double)n;
+  double hsig_lhs = ps2 / (1.0 - pow(1.0 - es->cs, 2.0 * (double)es->count_tell)) / N - 1.0;
+  double hsig = hsig_lhs < 1.0 + 4.0 / (N + 1.0) ? 1.0 : 0.0;
+  double ccn = hsig * sqrt(es->cc * (2.0 - es->cc) * es->mueff);
+  for (size_t j = 0; j < n; j++) es->pc[j] = (1.0 - es->cc) * es->pc[j] + ccn * ymean[j];
+
+  /* covariance: C = (1 - c1a - cmu sum w) C + c1 pc pc^T + cmu sum w'_i y_i y_i^T, where a negative weight
+   * is rescaled by n / ||C^-1/2 y_i||^2 = n / ||z_i||^2 */
+  double c1a = es->c1 * (1.0 - (1.0 - hsig * hsig) * es->cc * (2.0 - es->cc));
+  double wsum = 0;
+  for (size_t i = 0; i < lambda; i++) wsum += w[i];
+  double decay = 1.0 - c1a - es->cmu * wsum;
+  /* rows of A: sqrt(c1) pc, then sqrt(cmu w_i) y_i for the positive weights */
+  size_t npos = 0;
+  double s = sqrt(es->c1);
+  for (size_t j = 0; j < n; j++) A[j] = s * es->pc[j];
+  npos = 1;
+  for (size_t i = 0; i < mu; i++, npos++) {
+    s = sqrt(es->cmu * w[i]);
+    const double *y = es->Y + es->order[i] * n;
+    for (size_t j = 0; j < n; j++) A[npos * n + j] = s * y[j];
+  }
+  double *An = A + npos * n;
+  size_t nneg = 0;
+  for (size_t i = mu; i < lambda; i++) {
+    if (!isfinite(fs[i])) continue; /* a failed evaluation says nothing about a direction */
+    const double *z = es->Z + es->order[i] * n, *y = es->Y + es->order[i] * n;
+    double z2 = 0;
+    for (size_t j = 0; j < n; j++) z2 += z[j] * z[j];
+    double norm = sqrt(z2) + 1e-9;
+    s = sqrt(-es->cmu * w[i] * N / (norm * norm));
+    for (size_t j = 0; j < n; j++) An[nneg * n + j] = s * y[j];
+    nneg++;
+  }
+  if (es->diagonal) {
+    for (size_t j = 0; j < n; j++) {
+      double c = decay * es->C[j];
+      for (size_t r = 0; r < npos; r++) c += A[r * n + j] * A[r * n + j];
+      for (size_t r = 0; r < nneg; r++) c -= An[r * n + j] * An[r * n + j];
+      es->C[j] = c > 0 ? c : 1e-300;
+      es->D[j] = sqrt(es->C[j]);
+    }
+    es->factor_version++;
+  } else {
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)n, (int)npos, 1.0, A, (int)n, decay, es->C, (int)n);
+    if (nneg)
+      cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)n, (int)nneg, -1.0, An, (int)n, 1.0, es->C, (int)n);
+  }
+
+  /* step size, with pycma's clip of the log-change to [-1, 1] */
+  double ds = (sqrt(ps2) / es->chin - 1.0) * es->cs / es->damps;
+  es->sigma *= exp(fmax(-1.0, fmin(1.0, ds)));
+
+  opt->algo_stop = nfinite ? ng_cmaes_check_stop(opt, es, fs) : NG_STOP_NONE;
+  free(rk);
+  free(fs);
+  free(A);
+  return NG_OK;
+}
+
+static const double *candidate(const ng_opt *opt, size_t k) {
+  const cmaes *es = opt->impl;
+  return es->X + k * es->n;
+}
+
+static const double *mean(const ng_opt *opt) {
+  const cmaes *es = opt->impl;
+  return es->mean;
+}
+
+static void info(const ng_opt *opt, ng_opt_info *in) {
+  const cmaes *es = opt->impl;
+  in->sigma = es->sigma;
+  double dmin = INFINITY, dmax = 0;
+  for (size_t i = 0; i < es->n; i++) {
+    dmin = fmin(dmin, es->D[i]);
+    dmax = fmax(dmax, es->D[i]);
+  }
+  in->axis_ratio = dmin > 0 ? dmax / dmin : INFINITY;
+  in->seconds_eigen = es->seconds_eigen;
+}
+
+static int save(const ng_opt *opt, ng_state *st) {
+  const cmaes *es = opt->impl;
+  size_t n = es->n, nn = es->diagonal ? n : n * n;
+  NG_CALL(ng_state_put_int(st, "algo/lambda", (int64_t)es->lambda));
+  NG_CALL(ng_state_put_scalar(st, "algo/sigma", es->sigma));
+  NG_CALL(ng_state_put_f64(st, "algo/mean", es->mean, n));
+  NG_CALL(ng_state_put_f64(st, "algo/pc", es->pc, n));
+  NG_CALL(ng_state_put_f64(st, "algo/ps", es->ps, n));
+  NG_CALL(ng_state_put_f64(st, "algo/C", es->C, nn));
+  NG_CALL(ng_state_put_f64(st, "algo/D", es->D, n));
+  if (!es->diagonal) NG_CALL(ng_state_put_f64(st, "algo/B", es->B, nn));
+  int64_t counters[3] = {es->count_tell, es->last_update, es->factor_version};
+  NG_CALL(ng_state_put_i64(st, "algo/counters", counters, 3));
+  return ng_cmaes_stop_save(es, st);
+}
+
+static int load(ng_opt *opt, const ng_state *st) {
+  cmaes *es = opt->impl;
+  size_t n = es->n, nn = es->diagonal ? n : n * n;
+  int64_t lambda;
+  NG_CALL(ng_state_get_int(st, "algo/lambda", &lambda));
+  if ((size_t)lambda != es->lambda)
+    return ng_error(NG_EMISMATCH, "cmaes: saved population size %lld differs from %zu", (long long)lambda,
+                    es->lambda);
+  NG_CALL(ng_state_get_scalar(st, "algo/sigma", &es->sigma));
+  NG_CALL(ng_state_get_f64(st, "algo/mean", es->mean, n));
+  NG_CALL(ng_state_get_f64(st, "algo/pc", es->pc, n));
+  NG_CALL(ng_state_get_f64(st, "algo/ps", es->ps, n));
+  NG_CALL(ng_state_get_f64(st, "algo/C", es->C, nn));
+  NG_CALL(ng_state_get_f64(st, "algo/D", es->D, n));
+  if (!es->diagonal) {
+    NG_CALL(ng_state_get_f64(st, "algo/B", es->B, nn));
+    for (size_t i = 0; i < n; i++)
+      for (size_t j = 0; j < n; j++) es->BD[i * n + j] = es->B[i * n + j] * es->D[j];
+  }
+  int64_t counters[3];
+  NG_CALL(ng_state_get_i64(st, "algo/counters", counters, 3));
+  es->count_tell = counters[0];
+  es->last_update = counters[1];
+  es->factor_version = counters[2];
+  return ng_cmaes_stop_load(es, st);
+}
+
+const ng_opt_type ng_opt_cmaes = {"cmaes", setup_full, ask, tell, save, load, destroy, info, candidate, mean, true};
+const ng_opt_type ng_opt_sepcmaes = {"sepcmaes", setup_diag, ask, tell, save, load, destroy, info, candidate, mean,
+                                     true};
