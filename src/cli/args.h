@@ -1,0 +1,47 @@
+/* Private: a small table-driven parser for the options of one command.
+ *
+ * Each command declares its options as a table of (name, kind, destination, help); ng_args_parse fills the
+ * destinations and reports the first unknown option or malformed value in one line naming it. */
+#ifndef NOGRAD_CLI_ARGS_H
+#define NOGRAD_CLI_ARGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum {
+  NG_ARG_FLAG,   /* bool, no value */
+  NG_ARG_STRING, /* const char * */
+  NG_ARG_SIZE,   /* size_t, >= 0 */
+  NG_ARG_POSINT, /* size_t, >= 1 */
+  NG_ARG_INT64,  /* int64_t */
+  NG_ARG_UINT64, /* uint64_t */
+  NG_ARG_DOUBLE, /* double, finite or +-inf */
+  NG_ARG_POSDOUBLE, /* double > 0, finite */
+  NG_ARG_LIST    /* repeatable string option: appended to an ng_arg_list */
+} ng_arg_kind;
+
+typedef struct {
+  const char *items[64];
+  size_t count;
+} ng_arg_list;
+
+typedef struct {
+  const char *name; /* "--dim" */
+  ng_arg_kind kind;
+  void *dest;
+  const char *metavar; /* "N" */
+  const char *help;
+  bool seen;
+} ng_arg;
+
+/* Parses argv[first..argc) into the table. Returns 0, or 2 (usage error) after printing one line to `err`
+ * naming the command, the option and the value at fault. "--help" prints the table to `out` and returns 1. */
+int ng_args_parse(const char *command, const char *usage, ng_arg *table, size_t count, int argc, char **argv,
+                  int first, FILE *out, FILE *err);
+
+/* Whether the option named `name` was given. */
+bool ng_args_seen(const ng_arg *table, size_t count, const char *name);
+
+#endif
