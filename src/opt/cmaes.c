@@ -32,6 +32,9 @@ static void es_free(cmaes *es) {
                       es->X, es->work, es->work2, es->hist, es->histbest, es->histmedian};
   for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(arrays[i]);
   free(es->order);
+  free(es->A);
+  free(es->fsorted);
+  free(es->ranked);
   free(es);
 }
 
@@ -119,7 +122,10 @@ static int setup(ng_opt *opt, bool diagonal) {
   es->order = malloc(es->lambda * sizeof(size_t));
   es->work = malloc(n * sizeof(double));
   es->work2 = malloc(n * sizeof(double));
-  if (!es->weights || !es->mean || !es->pc || !es->ps || !es->C || (!diagonal && (!es->B || !es->BD)) || !es->D ||
+  es->A = malloc((es->lambda + 1) * n * sizeof(double));
+  es->fsorted = malloc(es->lambda * sizeof(double));
+  es->ranked = malloc(es->lambda * sizeof(ng_ranked));
+  if (!es->A || !es->fsorted || !es->ranked ||!es->weights || !es->mean || !es->pc || !es->ps || !es->C || (!diagonal && (!es->B || !es->BD)) || !es->D ||
       !es->Z || !es->Y || !es->X || !es->order || !es->work || !es->work2) {
     es_free(es);
     return ng_error(NG_ENOMEM, "cmaes: out of memory for n = %zu, lambda = %zu", n, opt->run_popsize);
@@ -135,7 +141,13 @@ static int setup(ng_opt *opt, bool diagonal) {
       es->C[i * n + i] = es->B[i * n + i] = es->BD[i * n + i] = 1.0;
     }
   }
-  es->lazy_gap = ng_opt_param(opt, "lazy_gap_factor", 1.0) / (es->c1 + es->cmu + 1e-23) / (double)n / 10.0;
+  /* Lazy eigendecomposition: pycma's gap of 1/(c1+cmu)/n/10 iterations, but never less than ratio * n/lambda.
+   * A decomposition costs as much arithmetic as about 1.6 n/lambda generations of sampling and update (dsyevd
+   * vs dgemm+dsyrk, measured with OpenBLAS), so the second term caps its share of the optimizer's work, as
+   * Hansen's c-cmaes caps it at 20% of the CPU time, but by an arithmetic count instead of the clock, so that
+   * runs stay reproducible. It matters only for large n/lambda, where C moves by ~(c1+cmu) per iteration. */
+  double pycma_gap = 1.0 / (es->c1 + es->cmu + 1e-23) / (double)n / 10.0;
+  es->lazy_gap = fmax(pycma_gap, ng_opt_param(opt, "lazy_gap_ratio", 1.0) * (double)n / (double)es->lambda);
 
   /* stopping rules, pycma's defaults */
   double N = (double)n;
@@ -253,13 +265,8 @@ static int ask(ng_opt *opt, double *x) {
   return NG_OK;
 }
 
-typedef struct {
-  double f;
-  size_t k;
-} ranked;
-
 static int compare_ranked(const void *a, const void *b) {
-  const ranked *p = a, *q = b;
+  const ng_ranked *p = a, *q = b;
   if (p->f < q->f) return -1;
   if (p->f > q->f) return 1;
   return (p->k > q->k) - (p->k < q->k); /* ties keep the order of asking: deterministic */
@@ -268,16 +275,9 @@ static int compare_ranked(const void *a, const void *b) {
 static int tell(ng_opt *opt, const double *f, size_t nfinite) {
   cmaes *es = opt->impl;
   size_t n = es->n, lambda = es->lambda, mu = es->mu;
-  ranked *rk = malloc(lambda * sizeof *rk);
-  double *fs = malloc(lambda * sizeof *fs);
-  double *A = malloc((lambda + 1) * n * sizeof *A);
-  if (!rk || !fs || !A) {
-    free(rk);
-    free(fs);
-    free(A);
-    return ng_error(NG_ENOMEM, "cmaes: out of memory");
-  }
-  for (size_t k = 0; k < lambda; k++) rk[k] = (ranked){f[k], k};
+  ng_ranked *rk = es->ranked;
+  double *fs = es->fsorted, *A = es->A;
+  for (size_t k = 0; k < lambda; k++) rk[k] = (ng_ranked){f[k], k};
   qsort(rk, lambda, sizeof *rk, compare_ranked);
   for (size_t k = 0; k < lambda; k++) {
     es->order[k] = rk[k].k;
@@ -362,9 +362,6 @@ static int tell(ng_opt *opt, const double *f, size_t nfinite) {
   es->sigma *= exp(fmax(-1.0, fmin(1.0, ds)));
 
   opt->algo_stop = nfinite ? ng_cmaes_check_stop(opt, es, fs) : NG_STOP_NONE;
-  free(rk);
-  free(fs);
-  free(A);
   return NG_OK;
 }
 

@@ -13,6 +13,12 @@
 
 #define NG_CMAES_BLOCK 32 /* candidates sampled per matrix product; fixed, so any rank can redo a block */
 
+/* A loss and the index of its candidate, for ranking. */
+typedef struct {
+  double f;
+  size_t k;
+} ng_ranked;
+
 typedef struct {
   bool diagonal;
   size_t n, lambda, mu;
@@ -39,6 +45,9 @@ typedef struct {
   double *X; /* lambda x n candidates as the caller got them (after the bound transform) */
   size_t *order;
   double *work, *work2; /* n each */
+  double *A;            /* (lambda + 1) x n: the weighted vectors of the covariance update */
+  double *fsorted;      /* lambda losses, ascending */
+  ng_ranked *ranked;    /* lambda */
 
   /* stopping rules */
   int64_t maxiter, tolstagnation;
