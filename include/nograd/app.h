@@ -17,7 +17,7 @@ extern "C" {
 #define NG_MAX_PARAMS 32
 
 typedef struct {
-  const char *function;  /* benchmark function name */
+  const char *function;  /* benchmark function name, or "logistic" / "lsq" for the data objective */
   size_t dim;
   const char *optimizer; /* "cmaes", "sepcmaes", "spsa" */
   size_t popsize;        /* 0: default */
@@ -32,7 +32,21 @@ typedef struct {
   const char *param_names[NG_MAX_PARAMS]; /* optimizer parameters (ng_opt_set_param) */
   double param_values[NG_MAX_PARAMS];
   size_t nparams;
-  FILE *progress;        /* rank 0 prints one line per generation here when not NULL */
+  /* the data objective ("logistic", "lsq"): rows, rows per chunk, and the seed of the data */
+  size_t rows, chunk_rows;
+  uint64_t data_seed;
+  /* the engine */
+  int groups;             /* G: population groups (P/G data shards); 0: the fewest that give every shard a chunk */
+  int bcast;              /* ng_bcast_mode */
+  const char *checkpoint; /* NULL: none */
+  int64_t checkpoint_gens;
+  double checkpoint_secs;
+  const char *resume;     /* checkpoint to continue from, or NULL */
+  int force;              /* resume even when the configuration differs */
+  const char *command_line;
+  FILE *progress;         /* rank 0 prints one line per generation here when not NULL */
+  FILE *log;              /* rank 0 writes one JSON line per generation here when not NULL */
+  int handle_signals;
 } ng_minimize_config;
 
 typedef struct {
@@ -40,12 +54,19 @@ typedef struct {
   double f_best;
   ng_stop stop;
   double seconds;
-  double *x_best; /* dim values, owned by the caller (may be NULL) */
+  double *x_best;   /* dim values, owned by the caller (may be NULL) */
+  int signalled;    /* stopped by a signal after its checkpoint: resumable */
+  int64_t bytes;    /* broadcast by rank 0 */
+  int64_t checkpoints;
 } ng_minimize_result;
 
-/* Minimizes a benchmark function. Collective over comm; the result is filled on rank 0. Every rank returns
- * the same status; a configuration error is found by every rank alike (so nothing hangs) and its message is
- * set on every rank. */
+/* The configuration that shapes a run's trajectory, as "key=value" lines (what a resume must match), and
+ * its budget lines. The caller frees both. NG_ENOMEM. Not collective. */
+int ng_minimize_config_text(const ng_minimize_config *cfg, char **config, char **budget);
+
+/* Minimizes a benchmark function or the data objective with the engine (checkpoints, resume, signals).
+ * Collective over comm; the result is filled on rank 0. Every rank returns the same status; rank 0 holds the
+ * message of the failure, whichever rank it happened on. */
 int ng_app_minimize(MPI_Comm comm, const ng_minimize_config *cfg, ng_minimize_result *res);
 
 /* Creates and sets up an optimizer from the configuration (shared by the commands). Not collective. */

@@ -1,15 +1,25 @@
-/* The distributed generation loop: rank 0 asks the optimizer, every rank evaluates, rank 0 tells.
+/* The distributed engine: rank 0 asks the optimizer, every rank evaluates, rank 0 tells.
  *
- * An objective evaluates one candidate on one data chunk into a partial (loss sum, count); the loss of a
- * candidate is the sum over its chunks divided by the total count, added on rank 0 in chunk order, so that
- * it is the same bits whatever the number of ranks. Benchmark functions have one chunk and count 1. */
+ * The P ranks form a grid of G population groups x S data shards (P = G*S; rank r is in group r / S and
+ * shard r % S). Group g evaluates a contiguous block of the lambda candidates, shard s a contiguous block of
+ * the data chunks; both splits differ by at most one between ranks. An objective evaluates one candidate on
+ * one chunk into a partial (loss sum, count); rank 0 gathers all partials and adds each candidate's in chunk
+ * order, so its loss is the same bits whatever P and G are. The chunk size belongs to the objective's
+ * configuration, never to P.
+ *
+ * Rank 0 sends each generation either the candidates (explicit mode: 8*lambda*n bytes) or, in seeded mode,
+ * the generation number, mean and step size, and the sampling factor only when it changed (8n bytes plus
+ * a header), from which every rank regenerates its candidates (ng_sampler_generate). */
 #ifndef NOGRAD_DIST_H
 #define NOGRAD_DIST_H
 
 #include <mpi.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
+#include "nograd/ckpt.h"
 #include "nograd/opt.h"
 
 #ifdef __cplusplus
@@ -19,6 +29,9 @@ extern "C" {
 typedef struct ng_objective {
   size_t n;       /* dimension of a candidate */
   size_t nchunks; /* data chunks, >= 1 */
+  /* Called once on every rank before the first generation with the chunks this rank owns (count may be 0):
+   * load or generate them. May be NULL. Returns NG_OK or a status with ng_error's message. */
+  int (*load)(void *ctx, size_t first_chunk, size_t count);
   /* Adds the loss of candidate x (number k of generation `generation`) on `chunk` to *sum and its number of
    * examples to *count. Returns NG_OK or a status with ng_error's message. Not collective. */
   int (*eval)(void *ctx, const double *x, uint64_t generation, size_t k, size_t chunk, double *sum,
@@ -26,13 +39,50 @@ typedef struct ng_objective {
   void *ctx;
 } ng_objective;
 
-/* Called on rank 0 after every tell, with the optimizer; a non-zero return stops the run with that status. */
-typedef int (*ng_dist_monitor)(void *ctx, const ng_opt *opt);
+typedef enum { NG_BCAST_AUTO = 0, NG_BCAST_EXPLICIT = 1, NG_BCAST_SEEDED = 2 } ng_bcast_mode;
+
+/* "auto", "explicit", "seeded"; and back (-1 for an unknown name). */
+const char *ng_bcast_name(ng_bcast_mode mode);
+int ng_bcast_from_name(const char *name);
+
+typedef struct {
+  int groups;                /* G >= 1; must divide the number of ranks */
+  ng_bcast_mode bcast;       /* auto: seeded when lambda*n > NG_BCAST_AUTO_DOUBLES and the optimizer allows */
+  const char *checkpoint;    /* rank 0 writes it here; NULL: no checkpoints */
+  int64_t checkpoint_gens;   /* every K generations (0: not by count) */
+  double checkpoint_secs;    /* and/or every T seconds (0: not by time) */
+  ng_ckpt_meta meta;         /* what /meta of each checkpoint says */
+  ng_history *history;       /* rank 0: the rows so far (from a resumed checkpoint); rows are appended */
+  FILE *progress;            /* rank 0: one line per generation, at most every progress_secs; NULL: quiet */
+  double progress_secs;
+  FILE *log;                 /* rank 0: one JSON line per generation; NULL: none */
+  int64_t max_evals;         /* for the time-left estimate (0: unknown) */
+  bool handle_signals;       /* SIGTERM, SIGUSR1, SIGINT: finish the generation, checkpoint, stop */
+} ng_engine_config;
+
+#define NG_BCAST_AUTO_DOUBLES 4096 /* up to this many doubles of candidates, explicit mode is cheaper */
+
+typedef struct {
+  bool signalled;       /* the run stopped because a signal arrived (a checkpoint was written if configured) */
+  int signal;           /* which */
+  int64_t bytes;        /* bytes rank 0 broadcast over the run */
+  int64_t checkpoints;  /* checkpoints written */
+  double seconds;
+} ng_engine_result;
 
 /* Runs the optimizer to its stop. Collective over `comm`: rank 0 passes its set-up optimizer, the other ranks
- * NULL. Every rank returns the same status: NG_OK when the run stopped for one of its reasons, otherwise the
- * first error (its message is on the rank where it happened; NG_EMPI elsewhere). */
-int ng_dist_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, ng_dist_monitor monitor, void *monitor_ctx);
+ * NULL; all pass the same objective shape and configuration. Every rank returns the same status: NG_OK when
+ * the run stopped for one of its reasons (or a signal: res->signalled), otherwise the first error. Rank 0 then
+ * holds the error's message, prefixed with the rank it happened on when that is not 0. */
+int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_engine_config *cfg,
+                  ng_engine_result *res);
+
+/* Agrees on a status after a phase that may fail on some ranks: returns on every rank the status of the
+ * lowest failing rank (NG_OK if none), and moves that rank's message to rank 0 ("rank R: ..."). Collective. */
+int ng_dist_agree(MPI_Comm comm, int status);
+
+/* The block [first, first + count) of `total` items that part `index` of `parts` owns (sizes differ by <= 1). */
+void ng_dist_block(size_t total, size_t parts, size_t index, size_t *first, size_t *count);
 
 #ifdef __cplusplus
 }

@@ -139,10 +139,46 @@ const double *ng_opt_mean(const ng_opt *opt);
 /* A snapshot of the run. */
 void ng_opt_get_info(const ng_opt *opt, ng_opt_info *info);
 
-/* The complete state (configuration included) as named arrays, and back. ng_opt_load needs an optimizer
- * created with the same name and dimension and set up with the same configuration; it returns NG_EMISMATCH
- * naming the first entry that differs, NG_ENOTFOUND for a missing entry. Between an ask and its tell, save
- * returns NG_EORDER: checkpoints are taken between generations. */
+/* How the candidates of a generation are drawn, for the seeded broadcast: with this description any rank
+ * regenerates any candidate, bit-identical to what ask returned on rank 0. */
+typedef enum {
+  NG_SAMPLER_EXPLICIT = 0,   /* no description: the candidates themselves must be sent */
+  NG_SAMPLER_GAUSS_FULL = 1, /* x_k = T(mean + sigma * F z_k), F = B*D (n x n, row-major) */
+  NG_SAMPLER_GAUSS_DIAG = 2, /* x_k = T(mean + sigma * F .* z_k), F = D (n) */
+  NG_SAMPLER_SPSA = 3        /* x_{2j}, x_{2j+1} = clamp(mean +- sigma * Delta_j) */
+} ng_sampler_kind;
+
+typedef struct {
+  ng_sampler_kind kind;
+  size_t n, lambda;
+  uint64_t seed;
+  int64_t generation;       /* keys the streams: z_k from (seed, NG_RNG_SAMPLE, generation, k) */
+  const double *mean;       /* n values */
+  double sigma;             /* CMA-ES: sigma; SPSA: c_k */
+  const double *factor;     /* GAUSS_FULL: n*n; GAUSS_DIAG: n; otherwise NULL */
+  size_t factor_len;
+  int64_t factor_version;   /* changes whenever the factor does: it is sent again only then */
+  const double *lo, *hi;    /* box bounds, or NULL */
+  int gaussian;             /* SPSA: Gaussian instead of Rademacher directions */
+} ng_sampler;
+
+/* Describes the pending generation (after ask, before tell). The pointers stay valid until the next tell.
+ * NG_EORDER when no ask is pending. */
+int ng_opt_sampler(const ng_opt *opt, ng_sampler *s);
+
+/* Writes candidates [first, first + count) of the generation `s` describes into x (count x n, row-major),
+ * bit-identical to rows first.. of what ask returned. Full-covariance candidates are computed in blocks of
+ * 32 (one matrix product each, as ask does), so a rank pays for whole blocks. NG_EINVAL for a range past
+ * lambda or an EXPLICIT sampler; NG_ENOMEM. Not collective. */
+int ng_sampler_generate(const ng_sampler *s, size_t first, size_t count, double *x);
+
+/* The complete state (configuration included) as named arrays, and back. ng_opt_load needs a set-up optimizer
+ * of the same name and dimension (NG_EMISMATCH otherwise, naming both); it adopts the saved configuration that
+ * shapes the trajectory (seed, x0, sigma0, popsize, bounds, restart policy) and keeps its own budgets
+ * (ftarget, max_evals), so that a resumed run continues the saved one exactly, possibly with a larger budget.
+ * Whether a resume may go ahead with another configuration is the caller's decision (the commands compare
+ * their configuration text and refuse without --force). NG_ENOTFOUND for a missing entry. Between an ask and
+ * its tell, save returns NG_EORDER: checkpoints are taken between generations. */
 int ng_opt_save(const ng_opt *opt, ng_state *st);
 int ng_opt_load(ng_opt *opt, const ng_state *st);
 

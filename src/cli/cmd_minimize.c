@@ -7,6 +7,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "nograd/app.h"
+#include "nograd/dist.h"
 #include "nograd/error.h"
 #include "nograd/functions.h"
 
@@ -29,6 +30,28 @@ static int parse_vector(const char *s, size_t n, double *out) {
   return count == n ? 0 : (int)count;
 }
 
+/* "100" (generations), "30s", "5m", "2h" (time), or "100,30s" (both). */
+static int parse_every(const char *spec, int64_t *gens, double *secs) {
+  *gens = 0;
+  *secs = 0;
+  char buf[64];
+  snprintf(buf, sizeof buf, "%s", spec);
+  for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+    char *end;
+    double v = strtod(tok, &end);
+    if (end == tok || !(v > 0) || !isfinite(v)) return -1;
+    if (*end == '\0') {
+      if (v != floor(v)) return -1;
+      *gens = (int64_t)v;
+    } else if (end[1] == '\0' && (*end == 's' || *end == 'm' || *end == 'h')) {
+      *secs = v * (*end == 's' ? 1 : *end == 'm' ? 60 : 3600);
+    } else {
+      return -1;
+    }
+  }
+  return *gens || *secs ? 0 : -1;
+}
+
 int ng_cmd_minimize(MPI_Comm comm, int argc, char **argv) {
   int rank;
   MPI_Comm_rank(comm, &rank);
@@ -38,8 +61,11 @@ int ng_cmd_minimize(MPI_Comm comm, int argc, char **argv) {
   double sigma0 = 1.0, ftarget = -INFINITY, lower = -INFINITY, upper = INFINITY;
   uint64_t seed = 1;
   int64_t max_evals = 0;
-  bool json = false, quiet = false;
+  bool json = false, quiet = false, force = false;
   ng_arg_list params = {0};
+  size_t groups = 0, rows = 10000, chunk_rows = 1000;
+  uint64_t data_seed = 1;
+  const char *bcast = "auto", *checkpoint = NULL, *every = "60s", *resume_path = NULL, *log_path = NULL;
   ng_arg table[] = {
       {"--function", NG_ARG_STRING, &function, "NAME", "benchmark function (sphere, ellipsoid, cigar, tablet, "
                                                         "diffpow, rosenbrock, rastrigin, rot-NAME, noisy-sphere)"},
@@ -56,6 +82,16 @@ int ng_cmd_minimize(MPI_Comm comm, int argc, char **argv) {
       {"--lower", NG_ARG_DOUBLE, &lower, "LO", "lower bound of every coordinate"},
       {"--upper", NG_ARG_DOUBLE, &upper, "HI", "upper bound of every coordinate"},
       {"--param", NG_ARG_LIST, &params, "NAME=V", "optimizer parameter, repeatable (tolfun=1e-12, spsa_a=0.1, ...)"},
+      {"--rows", NG_ARG_POSINT, &rows, "N", "data objective (logistic, lsq): rows of generated data (default 10000)"},
+      {"--chunk-rows", NG_ARG_POSINT, &chunk_rows, "C", "data objective: rows per chunk (default 1000)"},
+      {"--data-seed", NG_ARG_UINT64, &data_seed, "K", "data objective: seed of the generated data (default 1)"},
+      {"--groups", NG_ARG_POSINT, &groups, "G", "population groups: the P ranks form G groups x P/G data shards (default: the fewest groups that give every shard a chunk; P for a benchmark function)"},
+      {"--broadcast", NG_ARG_STRING, &bcast, "MODE", "auto (default), explicit (candidates) or seeded"},
+      {"--checkpoint", NG_ARG_STRING, &checkpoint, "FILE", "write the run's state to FILE (HDF5), FILE.prev kept"},
+      {"--checkpoint-every", NG_ARG_STRING, &every, "SPEC", "K generations, Ts seconds, or both as K,Ts (default 60s)"},
+      {"--resume", NG_ARG_STRING, &resume_path, "FILE", "continue the run saved in checkpoint FILE"},
+      {"--force", NG_ARG_FLAG, &force, NULL, "resume even when the configuration differs"},
+      {"--log", NG_ARG_STRING, &log_path, "FILE", "rank 0 writes one JSON line per generation to FILE"},
       {"--json", NG_ARG_FLAG, &json, NULL, "print one JSON line with the result at the end"},
       {"--quiet", NG_ARG_FLAG, &quiet, NULL, "no progress lines"},
   };
@@ -74,8 +110,26 @@ int ng_cmd_minimize(MPI_Comm comm, int argc, char **argv) {
   }
   ng_minimize_config cfg = {.function = function, .dim = dim, .optimizer = optimizer, .popsize = popsize,
                             .max_restarts = (int)max_restarts, .sigma0 = sigma0, .seed = seed, .ftarget = ftarget,
-                            .max_evals = max_evals, .lower = lower, .upper = upper,
-                            .progress = (quiet || json || rank != 0) ? NULL : stderr};
+                            .max_evals = max_evals, .lower = lower, .upper = upper, .rows = rows,
+                            .chunk_rows = chunk_rows, .data_seed = data_seed, .groups = (int)groups,
+                            .checkpoint = checkpoint, .resume = resume_path, .force = force,
+                            .handle_signals = 1, .progress = (quiet || rank != 0) ? NULL : stderr};
+  int mode = ng_bcast_from_name(bcast);
+  if (mode < 0) {
+    fprintf(err, "nograd minimize: --broadcast: expected auto, explicit or seeded, got '%s'\n", bcast);
+    goto done;
+  }
+  cfg.bcast = mode;
+  if (parse_every(every, &cfg.checkpoint_gens, &cfg.checkpoint_secs) != 0) {
+    fprintf(err, "nograd minimize: --checkpoint-every: expected K, Ts, Tm, Th or K,Ts (e.g. 100, 30s, 100,5m), got '%s'\n",
+            every);
+    goto done;
+  }
+  char command_line[4096];
+  size_t used = 0;
+  for (int i = 0; i < argc && used < sizeof command_line - 1; i++)
+    used += (size_t)snprintf(command_line + used, sizeof command_line - used, "%s%s", i ? " " : "", argv[i]);
+  cfg.command_line = command_line;
   if (strcmp(restarts, "none") == 0) cfg.restarts = NG_RESTART_NONE;
   else if (strcmp(restarts, "ipop") == 0) cfg.restarts = NG_RESTART_IPOP;
   else if (strcmp(restarts, "bipop") == 0) cfg.restarts = NG_RESTART_BIPOP;
@@ -118,13 +172,29 @@ int ng_cmd_minimize(MPI_Comm comm, int argc, char **argv) {
     goto done;
   }
   cfg.x0 = x0;
+  FILE *log = NULL;
+  int log_ok = 1;
+  if (log_path && rank == 0) {
+    log = fopen(log_path, "a");
+    log_ok = log != NULL;
+    if (!log) fprintf(err, "nograd minimize: --log: cannot open '%s' for writing\n", log_path);
+  }
+  MPI_Bcast(&log_ok, 1, MPI_INT, 0, comm);
+  if (!log_ok) {
+    free(x0);
+    free(xbest);
+    code = NG_EXIT_FAILURE;
+    goto done;
+  }
+  cfg.log = log;
   ng_minimize_result res = {.x_best = xbest};
   int st = ng_app_minimize(comm, &cfg, &res);
+  if (log) fclose(log);
   if (st != NG_OK) {
     fprintf(err, "nograd minimize: %s\n", ng_errmsg()[0] ? ng_errmsg() : ng_strerror(st));
     code = st == NG_EINVAL ? NG_EXIT_USAGE : NG_EXIT_FAILURE;
   } else {
-    code = NG_EXIT_OK;
+    code = res.signalled ? NG_EXIT_RESUMABLE : NG_EXIT_OK;
     if (out && json) {
       fprintf(out,
               "{\"evaluations\":%lld,\"f_best\":%.17g,\"stop_reason\":\"%s\",\"generations\":%lld,\"restarts\":%lld,"

@@ -7,9 +7,9 @@
  * diagonal C with pycma's c1_sep, cmu_sep and cc_sep, which is O(n) per candidate and suits large n.
  *
  * Candidate k of generation g is x_k = m + sigma * BD z_k with z_k drawn from the stream
- * (seed, NG_RNG_SAMPLE, g, k): any rank that knows (m, sigma, BD) regenerates it. The population is sampled
- * in fixed blocks of NG_CMAES_BLOCK candidates, one matrix product each, so that a rank redoing a block gets
- * the same bits. Box bounds use pycma's linear-quadratic transform: the caller evaluates the repaired point,
+ * (seed, NG_RNG_SAMPLE, g, k): any rank that knows (m, sigma, BD) regenerates it (sampler.c). The population
+ * is sampled in fixed blocks of NG_SAMPLER_BLOCK candidates, one matrix product each, so that a rank redoing
+ * a block gets the same bits. Box bounds use pycma's linear-quadratic transform: the caller evaluates the repaired point,
  * the update uses the unrepaired one. */
 #include <lapacke.h>
 #include <cblas.h>
@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "opt/cmaes_impl.h"
+#include "opt/sampler_impl.h"
 
 static double seconds_now(void) {
   struct timespec t;
@@ -82,10 +83,13 @@ static void set_parameters(cmaes *es) {
   es->chin = sqrt(N) * (1.0 - 1.0 / (4.0 * N) + 1.0 / (21.0 * N * N));
 
   /* Negative weights: their sum of magnitudes is 1 + c1/cmu, limited so that C stays positive definite
-   * (full variant only) and by 1 + 2 mueff^- / (mueff + 2). */
-  if (mu < lambda) {
+   * and by 1 + 2 mueff^- / (mueff + 2). sep-CMA-ES (Ros and Hansen 2008) has no active update: a diagonal C
+   * has no positive-definiteness guarantee against negative updates, and lets its variances collapse. */
+  if (es->diagonal) {
+    for (size_t i = mu; i < lambda; i++) w[i] = 0.0;
+  } else if (mu < lambda) {
     double target = 1.0 + es->c1 / es->cmu;
-    if (!es->diagonal) target = fmin(target, (1.0 - es->c1 - es->cmu) / es->cmu / N);
+    target = fmin(target, (1.0 - es->c1 - es->cmu) / es->cmu / N);
     target = fmin(target, 1.0 + 2.0 * mueffminus / (mueff + 2.0));
     for (size_t i = mu; i < lambda; i++) w[i] *= target; /* they summed to -1 */
   }
@@ -211,58 +215,59 @@ static int eigen_update(cmaes *es) {
   return NG_OK;
 }
 
-/* pycma's linear-quadratic box transform of one coordinate: the identity well inside [lo, hi], quadratic
- * within a margin of the bounds, mirrored and periodic outside. */
-static double bound_transform(double y, double lo, double hi) {
-  bool has_lo = isfinite(lo), has_hi = isfinite(hi);
-  double al = has_lo ? (1.0 + fabs(lo)) / 20.0 : 1.0, au = has_hi ? (1.0 + fabs(hi)) / 20.0 : 1.0;
-  if (has_lo && has_hi) {
-    al = fmin(al, (hi - lo) / 2.0);
-    au = fmin(au, (hi - lo) / 2.0);
-    double start = lo - al, period = 2.0 * (hi - lo + al + au);
-    y = start + fmod(y - start, period);
-    if (y < start) y += period;
-    if (y > hi + au) y = 2.0 * (hi + au) - y;
-  } else if (has_lo) {
-    if (y < lo - al) y = 2.0 * (lo - al) - y;
-  } else if (has_hi) {
-    if (y > hi + au) y = 2.0 * (hi + au) - y;
-  }
-  if (has_lo && y < lo + al) return lo + (y - (lo - al)) * (y - (lo - al)) / (4.0 * al);
-  if (has_hi && y > hi - au) return hi - (y - (hi + au)) * (y - (hi + au)) / (4.0 * au);
-  return y;
+static void sampler(const ng_opt *opt, ng_sampler *s) {
+  const cmaes *es = opt->impl;
+  *s = (ng_sampler){.kind = es->diagonal ? NG_SAMPLER_GAUSS_DIAG : NG_SAMPLER_GAUSS_FULL,
+                    .n = es->n,
+                    .lambda = es->lambda,
+                    .seed = opt->seed,
+                    .generation = opt->generation,
+                    .mean = es->mean,
+                    .sigma = es->sigma,
+                    .factor = es->diagonal ? es->D : es->BD,
+                    .factor_len = es->diagonal ? es->n : es->n * es->n,
+                    .factor_version = es->factor_version,
+                    .lo = opt->lo,
+                    .hi = opt->hi};
 }
 
+/* Samples the population in blocks through the shared sampler (sampler.c), keeping Z and Y for the update. */
 static int ask(ng_opt *opt, double *x) {
   cmaes *es = opt->impl;
   size_t n = es->n, lambda = es->lambda;
   if (!es->diagonal && (double)(es->count_tell - es->last_update) >= es->lazy_gap &&
       es->count_tell > es->last_update)
     NG_CALL(eigen_update(es));
-  for (size_t k = 0; k < lambda; k++) {
-    ng_rng r;
-    ng_rng_init(&r, opt->seed, NG_RNG_SAMPLE, (uint32_t)opt->generation, (uint32_t)k);
-    ng_rng_normal_fill(&r, es->Z + k * n, n);
+  ng_sampler s;
+  sampler(opt, &s);
+  for (size_t k0 = 0; k0 < lambda; k0 += NG_SAMPLER_BLOCK) {
+    size_t b = lambda - k0 < NG_SAMPLER_BLOCK ? lambda - k0 : NG_SAMPLER_BLOCK;
+    ng_sampler_gauss_block(&s, k0, b, es->Z + k0 * n, es->Y + k0 * n);
   }
-  if (es->diagonal) {
-    for (size_t k = 0; k < lambda; k++)
-      for (size_t i = 0; i < n; i++) es->Y[k * n + i] = es->D[i] * es->Z[k * n + i];
-  } else {
-    for (size_t k0 = 0; k0 < lambda; k0 += NG_CMAES_BLOCK) {
-      size_t b = lambda - k0 < NG_CMAES_BLOCK ? lambda - k0 : NG_CMAES_BLOCK;
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)n, (int)n, 1.0, es->Z + k0 * n, (int)n,
-                  es->BD, (int)n, 0.0, es->Y + k0 * n, (int)n);
-    }
-  }
-  for (size_t k = 0; k < lambda; k++) {
-    const double *y = es->Y + k * n;
-    double *xk = es->X + k * n;
-    for (size_t i = 0; i < n; i++) xk[i] = es->mean[i] + es->sigma * y[i];
-    if (opt->lo)
-      for (size_t i = 0; i < n; i++) xk[i] = bound_transform(xk[i], opt->lo[i], opt->hi[i]);
-  }
+  ng_sampler_gauss_finish(&s, es->Y, lambda, es->X);
   memcpy(x, es->X, lambda * n * sizeof(double));
   return NG_OK;
+}
+
+/* sigma and the scale of C are one quantity in two places; when sigma has grown beyond 1e9 sigma0 while C
+ * shrank (as sep-CMA-ES does on a ridge), pycma moves half of the excess into C and relaxes tolupsigma by the
+ * same factor, so that the rule still detects divergence rather than this drift. sigma^2 C is unchanged. */
+static void rebalance_sigma(const ng_opt *opt, cmaes *es) {
+  if (!(es->sigma > 1e9 * opt->run_sigma0)) return;
+  size_t n = es->n;
+  double cmax = 0;
+  for (size_t i = 0; i < n; i++) cmax = fmax(cmax, es->diagonal ? es->C[i] : es->C[i * n + i]);
+  double alpha = es->sigma / sqrt(cmax);
+  if (!(alpha > 1.0) || !isfinite(alpha)) return;
+  double root = sqrt(alpha);
+  es->sigma /= root;
+  es->tolupsigma /= root;
+  size_t nn = es->diagonal ? n : n * n;
+  for (size_t i = 0; i < nn; i++) es->C[i] *= alpha;
+  for (size_t i = 0; i < n; i++) es->D[i] *= root;
+  if (!es->diagonal)
+    for (size_t i = 0; i < nn; i++) es->BD[i] *= root;
+  es->factor_version++;
 }
 
 static int compare_ranked(const void *a, const void *b) {
@@ -360,6 +365,7 @@ static int tell(ng_opt *opt, const double *f, size_t nfinite) {
   /* step size, with pycma's clip of the log-change to [-1, 1] */
   double ds = (sqrt(ps2) / es->chin - 1.0) * es->cs / es->damps;
   es->sigma *= exp(fmax(-1.0, fmin(1.0, ds)));
+  rebalance_sigma(opt, es);
 
   opt->algo_stop = nfinite ? ng_cmaes_check_stop(opt, es, fs) : NG_STOP_NONE;
   return NG_OK;
@@ -392,6 +398,7 @@ static int save(const ng_opt *opt, ng_state *st) {
   size_t n = es->n, nn = es->diagonal ? n : n * n;
   NG_CALL(ng_state_put_int(st, "algo/lambda", (int64_t)es->lambda));
   NG_CALL(ng_state_put_scalar(st, "algo/sigma", es->sigma));
+  NG_CALL(ng_state_put_scalar(st, "algo/tolupsigma", es->tolupsigma));
   NG_CALL(ng_state_put_f64(st, "algo/mean", es->mean, n));
   NG_CALL(ng_state_put_f64(st, "algo/pc", es->pc, n));
   NG_CALL(ng_state_put_f64(st, "algo/ps", es->ps, n));
@@ -412,6 +419,7 @@ static int load(ng_opt *opt, const ng_state *st) {
     return ng_error(NG_EMISMATCH, "cmaes: saved population size %lld differs from %zu", (long long)lambda,
                     es->lambda);
   NG_CALL(ng_state_get_scalar(st, "algo/sigma", &es->sigma));
+  NG_CALL(ng_state_get_scalar(st, "algo/tolupsigma", &es->tolupsigma));
   NG_CALL(ng_state_get_f64(st, "algo/mean", es->mean, n));
   NG_CALL(ng_state_get_f64(st, "algo/pc", es->pc, n));
   NG_CALL(ng_state_get_f64(st, "algo/ps", es->ps, n));
@@ -430,6 +438,7 @@ static int load(ng_opt *opt, const ng_state *st) {
   return ng_cmaes_stop_load(es, st);
 }
 
-const ng_opt_type ng_opt_cmaes = {"cmaes", setup_full, ask, tell, save, load, destroy, info, candidate, mean, true};
-const ng_opt_type ng_opt_sepcmaes = {"sepcmaes", setup_diag, ask, tell, save, load, destroy, info, candidate, mean,
-                                     true};
+const ng_opt_type ng_opt_cmaes = {"cmaes", setup_full, ask,       tell,    save, load,
+                                  destroy, info,       candidate, sampler, mean, true};
+const ng_opt_type ng_opt_sepcmaes = {"sepcmaes", setup_diag, ask,       tell,    save, load,
+                                     destroy,    info,       candidate, sampler, mean, true};

@@ -11,8 +11,6 @@
 
 #include "opt/opt_impl.h"
 
-#define NG_CMAES_BLOCK 32 /* candidates sampled per matrix product; fixed, so any rank can redo a block */
-
 /* A loss and the index of its candidate, for ranking. */
 typedef struct {
   double f;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "linalg/linalg.h"
 #include "opt/opt_impl.h"
 
 static const ng_opt_type *const algorithms[] = {&ng_opt_cmaes, &ng_opt_sepcmaes, &ng_opt_spsa};
@@ -41,6 +42,7 @@ int ng_opt_create(const char *name, size_t n, ng_opt **out) {
     if (strcmp(algorithms[i]->name, name) == 0) type = algorithms[i];
   if (!type) return ng_error(NG_EINVAL, "unknown optimizer '%s' (known: cmaes, sepcmaes, spsa)", name);
   if (n == 0) return ng_error(NG_EINVAL, "optimizer '%s': the dimension must be at least 1", name);
+  ng_linalg_single_thread();
   ng_opt *opt = calloc(1, sizeof *opt);
   if (!opt) return ng_error(NG_ENOMEM, "optimizer: out of memory");
   opt->type = type;
@@ -107,20 +109,30 @@ int ng_opt_set_popsize(ng_opt *opt, size_t lambda) {
 
 int ng_opt_set_bounds(ng_opt *opt, const double *lo, const double *hi) {
   BEFORE_SETUP(opt, "bounds");
+  double *l = NULL, *h = NULL;
+  if (lo || hi) { /* check everything first: a rejected box leaves the previous one in place */
+    l = malloc(opt->n * sizeof *l);
+    h = malloc(opt->n * sizeof *h);
+    if (!l || !h) {
+      free(l);
+      free(h);
+      return ng_error(NG_ENOMEM, "optimizer: out of memory for bounds");
+    }
+    for (size_t i = 0; i < opt->n; i++) {
+      l[i] = lo ? lo[i] : -INFINITY;
+      h[i] = hi ? hi[i] : INFINITY;
+      if (isnan(l[i]) || isnan(h[i]) || !(l[i] < h[i])) {
+        int st = ng_error(NG_EINVAL, "bounds of coordinate %zu: need lower < upper, got [%g, %g]", i, l[i], h[i]);
+        free(l);
+        free(h);
+        return st;
+      }
+    }
+  }
   free(opt->lo);
   free(opt->hi);
-  opt->lo = opt->hi = NULL;
-  if (!lo && !hi) return NG_OK;
-  opt->lo = malloc(opt->n * sizeof *opt->lo);
-  opt->hi = malloc(opt->n * sizeof *opt->hi);
-  if (!opt->lo || !opt->hi) return ng_error(NG_ENOMEM, "optimizer: out of memory for bounds");
-  for (size_t i = 0; i < opt->n; i++) {
-    opt->lo[i] = lo ? lo[i] : -INFINITY;
-    opt->hi[i] = hi ? hi[i] : INFINITY;
-    if (isnan(opt->lo[i]) || isnan(opt->hi[i]) || !(opt->lo[i] < opt->hi[i]))
-      return ng_error(NG_EINVAL, "bounds of coordinate %zu: need lower < upper, got [%g, %g]", i, opt->lo[i],
-                      opt->hi[i]);
-  }
+  opt->lo = l;
+  opt->hi = h;
   return NG_OK;
 }
 
@@ -413,4 +425,14 @@ int ng_opt_load(ng_opt *opt, const ng_state *st) {
   opt->gen_median_f = reals[2];
   opt->asked = false;
   return opt->type->load(opt, st);
+}
+
+int ng_opt_sampler(const ng_opt *opt, ng_sampler *s) {
+  if (!opt->asked) return ng_error(NG_EORDER, "optimizer: no generation is pending (call ask first)");
+  if (!opt->type->sampler) {
+    *s = (ng_sampler){.kind = NG_SAMPLER_EXPLICIT, .n = opt->n, .lambda = opt->lambda};
+    return NG_OK;
+  }
+  opt->type->sampler(opt, s);
+  return NG_OK;
 }

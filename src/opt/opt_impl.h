@@ -43,6 +43,8 @@ typedef struct ng_opt_type {
   void (*info)(const ng_opt *opt, ng_opt_info *info);
   /* Row k of the candidates of the last ask, as the caller received it. */
   const double *(*candidate)(const ng_opt *opt, size_t k);
+  /* Describes the pending generation for the seeded broadcast (NULL: explicit only). */
+  void (*sampler)(const ng_opt *opt, ng_sampler *s);
   /* The point an anytime user would take (mean or iterate). */
   const double *(*mean)(const ng_opt *opt);
   /* Whether the algorithm supports restarts (CMA-ES does, SPSA does not). */

@@ -4,7 +4,7 @@
  * whose population doubles as in IPOP, and small runs, whose population lambda_def * (lambda_large /
  * lambda_def)^(U^2) and step size sigma0 * 0.01^U are drawn anew (U uniform in (0,1)); the next run is small
  * while the evaluations spent in small runs are below those spent in large ones. The first run counts as
- * small. The draws come from the stream (seed, NG_RNG_RESTART, restart number), so a resumed run draws the
+ * small, and only large runs count against max_restarts (pycma's fmin). The draws come from the stream (seed, NG_RNG_RESTART, restart number), so a resumed run draws the
  * same; the two budgets are part of the saved state. */
 #include <math.h>
 
@@ -28,7 +28,10 @@ bool ng_restart_next(ng_opt *opt, ng_stop reason) {
   if (opt->run_large) opt->evals_large += opt->run_evaluations;
   else opt->evals_small += opt->run_evaluations;
   if (opt->restart_policy == NG_RESTART_NONE || !restartable_reason(reason)) return false;
-  if (opt->restarts >= opt->max_restarts) return false;
+  /* pycma's fmin: after each run, stop when the runs that were not small restarts (the first run and the
+   * large ones) exceed max_restarts; so the loop ends right after the last allowed large run */
+  bool finished_small = opt->restart_policy == NG_RESTART_BIPOP && !opt->run_large && opt->restarts > 0;
+  if (!finished_small && opt->large_restarts >= opt->max_restarts) return false;
 
   double lambda0 = opt->popsize_req ? (double)opt->popsize_req : 4.0 + 3.0 * log((double)opt->n);
   opt->run_maxiter = 0;
@@ -36,6 +39,7 @@ bool ng_restart_next(ng_opt *opt, ng_stop reason) {
   bool small = opt->restart_policy == NG_RESTART_BIPOP &&
                (double)opt->evals_small < fmax(1.0, (double)opt->evals_large);
   if (!small) {
+    if (opt->large_restarts >= opt->max_restarts) return false; /* only after a small run; see above */
     opt->large_restarts++;
     opt->run_large = true;
     opt->run_popsize = (size_t)(lambda0 * pow(2.0, (double)opt->large_restarts));

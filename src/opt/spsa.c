@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "opt/opt_impl.h"
+#include "opt/sampler_impl.h"
 
 #define SPSA_DEFAULT_STEPS 1000 /* step budget when neither maxiter nor max_evals is given */
 #define SPSA_MAX_STEPS 1e15     /* larger budgets are a configuration mistake (and overflow int64) */
@@ -198,24 +199,29 @@ static int setup(ng_opt *opt) {
   return NG_OK;
 }
 
+static void sampler(const ng_opt *opt, ng_sampler *smp) {
+  const spsa *s = opt->impl;
+  *smp = (ng_sampler){.kind = NG_SAMPLER_SPSA,
+                      .n = s->n,
+                      .lambda = 2 * s->q,
+                      .seed = opt->seed,
+                      .generation = opt->generation,
+                      .mean = s->theta,
+                      .sigma = c_gain(s),
+                      .lo = opt->lo,
+                      .hi = opt->hi,
+                      .gaussian = s->gaussian};
+}
+
+/* The pairs come from the shared sampler (sampler.c), so that any rank can regenerate them. */
 static int ask(ng_opt *opt, double *x) {
   spsa *s = opt->impl;
   size_t n = s->n;
-  double ck = c_gain(s);
+  ng_sampler smp;
+  sampler(opt, &smp);
   for (size_t j = 0; j < s->q; j++) {
-    ng_rng r;
-    double *d = s->delta + j * n, *xp = s->X + 2 * j * n, *xm = xp + n;
-    ng_rng_init(&r, opt->seed, NG_RNG_SPSA, (uint32_t)opt->generation, (uint32_t)j);
-    if (s->gaussian)
-      ng_rng_normal_fill(&r, d, n);
-    else
-      ng_rng_rademacher_fill(&r, d, n);
-    for (size_t i = 0; i < n; i++) {
-      xp[i] = s->theta[i] + ck * d[i];
-      xm[i] = s->theta[i] - ck * d[i];
-    }
-    clamp(opt, xp);
-    clamp(opt, xm);
+    double *xp = s->X + 2 * j * n;
+    ng_sampler_spsa_pair(&smp, j, s->delta + j * n, xp, xp + n);
   }
   memcpy(x, s->X, 2 * s->q * n * sizeof(double));
   return NG_OK;
@@ -366,4 +372,4 @@ static int load(ng_opt *opt, const ng_state *st) {
   return NG_OK;
 }
 
-const ng_opt_type ng_opt_spsa = {"spsa", setup, ask, tell, save, load, destroy, info, candidate, mean, false};
+const ng_opt_type ng_opt_spsa = {"spsa", setup, ask, tell, save, load, destroy, info, candidate, sampler, mean, false};

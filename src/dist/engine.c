@@ -1,0 +1,513 @@
+/* The generation loop over MPI (see include/nograd/dist.h for the grid, and protocol.h for the messages).
+ *
+ * Rank 0 is the controller and a worker too. Every generation is: ask (rank 0), broadcast (explicit
+ * candidates or the seeded description), evaluate (every rank, its candidates x its chunks), gather the
+ * partial (sum, count) pairs and one trailer per rank, and tell (rank 0), which also writes the history row,
+ * the progress and log lines, and the checkpoint when one is due. Errors and signals travel in the trailers,
+ * so every rank leaves the loop at the same generation with the same status: nothing waits forever. */
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dist/protocol.h"
+#include "linalg/linalg.h"
+#include "nograd/dist.h"
+#include "nograd/error.h"
+
+static volatile sig_atomic_t pending_signal = 0;
+
+/* The first signal asks the run to stop after this generation; a second one ends the process at once. */
+static void on_signal(int sig) {
+  if (pending_signal) _exit(128 + sig);
+  pending_signal = sig;
+}
+
+static const int handled_signals[] = {SIGTERM, SIGUSR1, SIGINT};
+#define N_SIGNALS (sizeof handled_signals / sizeof handled_signals[0])
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+const char *ng_bcast_name(ng_bcast_mode mode) {
+  switch (mode) {
+  case NG_BCAST_AUTO:
+    return "auto";
+  case NG_BCAST_EXPLICIT:
+    return "explicit";
+  case NG_BCAST_SEEDED:
+    return "seeded";
+  }
+  return "unknown";
+}
+
+int ng_bcast_from_name(const char *name) {
+  for (int m = NG_BCAST_AUTO; m <= NG_BCAST_SEEDED; m++)
+    if (strcmp(ng_bcast_name((ng_bcast_mode)m), name) == 0) return m;
+  return -1;
+}
+
+void ng_dist_block(size_t total, size_t parts, size_t index, size_t *first, size_t *count) {
+  size_t per = total / parts, extra = total % parts;
+  *first = index * per + (index < extra ? index : extra);
+  *count = per + (index < extra ? 1 : 0);
+}
+
+static int mpi_call(int rc, const char *what) {
+  if (rc == MPI_SUCCESS) return NG_OK;
+  char msg[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  return ng_error(NG_EMPI, "%s: %s", what, msg);
+}
+
+/* Rank 0 collects the messages of the failing ranks listed in `trailers` (NULL on other ranks) and keeps the
+ * lowest one's; failing ranks send theirs. Returns the lowest failing rank's status (on rank 0). */
+static int forward_errors(MPI_Comm comm, int rank, int size, int my_status, const ng_gen_trailer *trailers) {
+  char msg[NG_ERRMSG_LEN];
+  if (rank != 0) {
+    if (my_status != NG_OK) {
+      snprintf(msg, sizeof msg, "%s", ng_errmsg()[0] ? ng_errmsg() : ng_strerror(my_status));
+      MPI_Send(msg, NG_ERRMSG_LEN, MPI_CHAR, 0, NG_TAG_ERROR, comm);
+    }
+    return my_status;
+  }
+  int first = my_status;
+  char first_msg[NG_ERRMSG_LEN];
+  snprintf(first_msg, sizeof first_msg, "%s", ng_errmsg());
+  for (int r = 1; r < size; r++) {
+    if (trailers[r].status == NG_OK) continue;
+    MPI_Recv(msg, NG_ERRMSG_LEN, MPI_CHAR, r, NG_TAG_ERROR, comm, MPI_STATUS_IGNORE);
+    msg[NG_ERRMSG_LEN - 1] = '\0';
+    if (first == NG_OK) {
+      first = trailers[r].status;
+      ng_error(first, "rank %d: %s", r, msg);
+    }
+  }
+  if (my_status != NG_OK) ng_error(my_status, "%s", first_msg);
+  return first;
+}
+
+int ng_dist_agree(MPI_Comm comm, int status) {
+  int rank, size;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  ng_gen_trailer mine = {status, 0}, *all = rank == 0 ? malloc((size_t)size * sizeof *all) : NULL;
+  if (rank == 0 && !all) MPI_Abort(comm, 1); /* cannot even agree on failing */
+  MPI_Gather(&mine, sizeof mine, MPI_BYTE, all, sizeof mine, MPI_BYTE, 0, comm);
+  int st = forward_errors(comm, rank, size, status, all);
+  free(all);
+  int agreed = st;
+  MPI_Bcast(&agreed, 1, MPI_INT, 0, comm);
+  return agreed;
+}
+
+typedef struct {
+  MPI_Comm comm;
+  int rank, size, groups, shards, group, shard;
+  const ng_objective *obj;
+  const ng_engine_config *cfg;
+  ng_opt *opt;
+  size_t n, cap;
+  double *x;           /* lambda x n candidates (rank 0: all; others: theirs, at their offset) */
+  double *part;        /* this rank's (sum, count) pairs */
+  double *all;         /* rank 0: every rank's pairs, in rank order */
+  double *loss;        /* rank 0: lambda losses */
+  int *counts, *displs;
+  ng_gen_trailer *trailers;
+  /* seeded mode: what the ranks keep between generations */
+  double *mean, *factor, *lo, *hi;
+  size_t factor_cap;
+  int64_t factor_version; /* of `factor`; -1: none */
+  bool have_bounds;
+  /* rank 0 bookkeeping */
+  double t_start, last_progress, last_checkpoint;
+  int64_t last_checkpoint_gen, bytes_total, checkpoints;
+  double eigen_before;
+} engine;
+
+static int grow(engine *e, size_t lambda) {
+  if (lambda <= e->cap) return NG_OK;
+  size_t n = e->n, nch = e->obj->nchunks;
+  free(e->x);
+  free(e->part);
+  free(e->all);
+  free(e->loss);
+  e->x = malloc(lambda * n * sizeof *e->x);
+  e->part = malloc(2 * lambda * nch * sizeof *e->part);
+  e->all = e->rank == 0 ? malloc(2 * lambda * nch * sizeof *e->all) : NULL;
+  e->loss = e->rank == 0 ? malloc(lambda * sizeof *e->loss) : NULL;
+  e->cap = lambda;
+  if (!e->x || !e->part || (e->rank == 0 && (!e->all || !e->loss)))
+    return ng_error(NG_ENOMEM, "out of memory for %zu candidates of dimension %zu", lambda, n);
+  return NG_OK;
+}
+
+/* Rank 0: the header of the next generation (after ask), choosing the broadcast mode. */
+static void make_header(engine *e, size_t lambda, ng_gen_header *h, ng_sampler *s) {
+  ng_opt_info in;
+  ng_opt_get_info(e->opt, &in);
+  ng_opt_sampler(e->opt, s);
+  memset(h, 0, sizeof *h);
+  h->status = NG_HDR_CONTINUE;
+  h->lambda = (int64_t)lambda;
+  h->generation = in.generation;
+  bool can_seed = s->kind != NG_SAMPLER_EXPLICIT;
+  ng_bcast_mode mode = e->cfg->bcast;
+  h->seeded = can_seed && (mode == NG_BCAST_SEEDED ||
+                           (mode == NG_BCAST_AUTO && e->size > 1 && lambda * e->n > NG_BCAST_AUTO_DOUBLES));
+  if (h->seeded) {
+    h->kind = s->kind;
+    h->seed = s->seed;
+    h->sigma = s->sigma;
+    h->gaussian = s->gaussian;
+    h->factor_version = s->factor_version;
+    h->factor_len = s->factor_len && s->factor_version != e->factor_version ? (int64_t)s->factor_len : 0;
+    h->bounds = s->lo && !e->have_bounds;
+  }
+}
+
+static int broadcast(engine *e, ng_gen_header *h, const ng_sampler *s, int64_t *bytes) {
+  NG_CALL(mpi_call(MPI_Bcast(h, sizeof *h, MPI_BYTE, 0, e->comm), "broadcast of the generation header"));
+  *bytes = (int64_t)sizeof *h;
+  if (h->status != NG_HDR_CONTINUE) return NG_OK;
+  size_t n = e->n, lambda = (size_t)h->lambda; /* known on every rank only now */
+  NG_CALL(grow(e, lambda));
+  if (!h->seeded) {
+    NG_CALL(mpi_call(MPI_Bcast(e->x, (int)(lambda * n), MPI_DOUBLE, 0, e->comm), "broadcast of the candidates"));
+    *bytes += (int64_t)(lambda * n * sizeof(double));
+    return NG_OK;
+  }
+  if (e->rank == 0) memcpy(e->mean, s->mean, n * sizeof *e->mean);
+  NG_CALL(mpi_call(MPI_Bcast(e->mean, (int)n, MPI_DOUBLE, 0, e->comm), "broadcast of the mean"));
+  *bytes += (int64_t)(n * sizeof(double));
+  if (h->factor_len > 0) {
+    size_t len = (size_t)h->factor_len;
+    if (len > e->factor_cap) {
+      free(e->factor);
+      e->factor = malloc(len * sizeof *e->factor);
+      e->factor_cap = len;
+      if (!e->factor) return ng_error(NG_ENOMEM, "out of memory for a sampling factor of %zu values", len);
+    }
+    if (e->rank == 0) memcpy(e->factor, s->factor, len * sizeof *e->factor);
+    NG_CALL(mpi_call(MPI_Bcast(e->factor, (int)len, MPI_DOUBLE, 0, e->comm), "broadcast of the sampling factor"));
+    *bytes += (int64_t)(len * sizeof(double));
+    e->factor_version = h->factor_version;
+  }
+  if (h->bounds) {
+    if (e->rank == 0) {
+      memcpy(e->lo, s->lo, n * sizeof *e->lo);
+      memcpy(e->hi, s->hi, n * sizeof *e->hi);
+    }
+    NG_CALL(mpi_call(MPI_Bcast(e->lo, (int)n, MPI_DOUBLE, 0, e->comm), "broadcast of the bounds"));
+    NG_CALL(mpi_call(MPI_Bcast(e->hi, (int)n, MPI_DOUBLE, 0, e->comm), "broadcast of the bounds"));
+    *bytes += (int64_t)(2 * n * sizeof(double));
+    e->have_bounds = true;
+  }
+  return NG_OK;
+}
+
+/* Every rank: regenerate (seeded, not rank 0) and evaluate this rank's candidates on this rank's chunks. */
+static int evaluate(engine *e, const ng_gen_header *h) {
+  size_t n = e->n, lambda = (size_t)h->lambda, cf, cc, hf, hc;
+  ng_dist_block(lambda, (size_t)e->groups, (size_t)e->group, &cf, &cc);
+  ng_dist_block(e->obj->nchunks, (size_t)e->shards, (size_t)e->shard, &hf, &hc);
+  if (cc == 0 || hc == 0) return NG_OK;
+  if (h->seeded && e->rank != 0) {
+    ng_sampler s = {.kind = (ng_sampler_kind)h->kind,
+                    .n = n,
+                    .lambda = lambda,
+                    .seed = h->seed,
+                    .generation = h->generation,
+                    .mean = e->mean,
+                    .sigma = h->sigma,
+                    .factor = e->factor,
+                    .factor_len = e->factor_cap,
+                    .factor_version = e->factor_version,
+                    .lo = e->have_bounds ? e->lo : NULL,
+                    .hi = e->have_bounds ? e->hi : NULL,
+                    .gaussian = (int)h->gaussian};
+    NG_CALL(ng_sampler_generate(&s, cf, cc, e->x + cf * n));
+  }
+  for (size_t k = 0; k < cc; k++)
+    for (size_t c = 0; c < hc; c++) {
+      double sum = 0, count = 0;
+      NG_CALL(e->obj->eval(e->obj->ctx, e->x + (cf + k) * n, (uint64_t)h->generation, cf + k, hf + c, &sum, &count));
+      e->part[2 * (k * hc + c)] = sum;
+      e->part[2 * (k * hc + c) + 1] = count;
+    }
+  return NG_OK;
+}
+
+/* Gathers the trailers and the partials; rank 0 adds each candidate's chunks in chunk order. */
+static int reduce(engine *e, const ng_gen_header *h, int my_status, int *signal_seen) {
+  size_t lambda = (size_t)h->lambda, nch = e->obj->nchunks;
+  ng_gen_trailer mine = {my_status, (int32_t)pending_signal};
+  NG_CALL(mpi_call(MPI_Gather(&mine, sizeof mine, MPI_BYTE, e->trailers, sizeof mine, MPI_BYTE, 0, e->comm),
+                   "gathering the status of the ranks"));
+  size_t cf, cc, hf, hc;
+  ng_dist_block(lambda, (size_t)e->groups, (size_t)e->group, &cf, &cc);
+  ng_dist_block(nch, (size_t)e->shards, (size_t)e->shard, &hf, &hc);
+  if (e->rank == 0) {
+    int off = 0;
+    for (int r = 0; r < e->size; r++) {
+      size_t f1, c1, f2, c2;
+      ng_dist_block(lambda, (size_t)e->groups, (size_t)(r / e->shards), &f1, &c1);
+      ng_dist_block(nch, (size_t)e->shards, (size_t)(r % e->shards), &f2, &c2);
+      e->counts[r] = (int)(2 * c1 * c2);
+      e->displs[r] = off;
+      off += e->counts[r];
+    }
+  }
+  NG_CALL(mpi_call(MPI_Gatherv(e->part, (int)(2 * cc * hc), MPI_DOUBLE, e->all, e->counts, e->displs, MPI_DOUBLE, 0,
+                               e->comm),
+                   "gathering the partial losses"));
+  int st = forward_errors(e->comm, e->rank, e->size, my_status, e->trailers);
+  if (e->rank != 0) return st;
+  *signal_seen = 0;
+  for (int r = 0; r < e->size; r++)
+    if (e->trailers[r].signal && !*signal_seen) *signal_seen = e->trailers[r].signal;
+  if (st != NG_OK) return st;
+  /* loss[k] = (sum over chunks c = 0.. in order of sum[k][c]) / (sum of count[k][c]) */
+  for (size_t k = 0; k < lambda; k++) {
+    size_t g = 0, f1 = 0, c1 = 0;
+    for (g = 0; g < (size_t)e->groups; g++) {
+      ng_dist_block(lambda, (size_t)e->groups, g, &f1, &c1);
+      if (k < f1 + c1) break;
+    }
+    double sum = 0, count = 0;
+    for (size_t s = 0; s < (size_t)e->shards; s++) {
+      size_t f2, c2;
+      ng_dist_block(nch, (size_t)e->shards, s, &f2, &c2);
+      const double *p = e->all + e->displs[g * (size_t)e->shards + s] + 2 * (k - f1) * c2;
+      for (size_t c = 0; c < c2; c++) { /* shards hold consecutive chunk blocks: this is chunk order */
+        sum += p[2 * c];
+        count += p[2 * c + 1];
+      }
+    }
+    e->loss[k] = count > 0 ? sum / count : NAN;
+  }
+  return NG_OK;
+}
+
+static int write_checkpoint(engine *e) {
+  const ng_engine_config *cfg = e->cfg;
+  ng_state *st = NULL;
+  int rc;
+  NG_TRY(rc, ng_state_create(&st), out);
+  NG_TRY(rc, ng_opt_save(e->opt, st), out);
+  double best_f;
+  const double *best = ng_opt_best(e->opt, &best_f);
+  NG_TRY(rc, ng_ckpt_write(cfg->checkpoint, &cfg->meta, st, cfg->history, best, e->n, best_f, NULL), out);
+  e->checkpoints++;
+  e->last_checkpoint = now();
+out:
+  ng_state_destroy(&st);
+  return rc;
+}
+
+static void progress_line(engine *e, const ng_opt_info *in, bool last) {
+  double t = now();
+  if (!e->cfg->progress || (!last && t - e->last_progress < e->cfg->progress_secs)) return;
+  e->last_progress = t;
+  double rate = (double)in->evaluations / fmax(t - e->t_start, 1e-9);
+  fprintf(e->cfg->progress, "gen %6lld  evals %9lld  best %.6e  median %.6e  sigma %.3e  evals/s %.0f",
+          (long long)in->generation, (long long)in->evaluations, in->best_f, in->gen_median_f, in->sigma, rate);
+  if (e->cfg->max_evals > 0 && rate > 0) {
+    double left = (double)(e->cfg->max_evals - in->evaluations) / rate;
+    fprintf(e->cfg->progress, "  left <= %.0fs", fmax(left, 0.0));
+  }
+  fputc('\n', e->cfg->progress);
+  fflush(e->cfg->progress);
+}
+
+static void log_line(engine *e, const double *row, bool seeded) {
+  FILE *f = e->cfg->log;
+  if (!f) return;
+  const char *const *cols = ng_history_columns();
+  fputc('{', f);
+  for (int c = 0; c < NG_HISTORY_NCOLS; c++) fprintf(f, "%s\"%s\":%.17g", c ? "," : "", cols[c], row[c]);
+  fprintf(f, ",\"broadcast\":\"%s\"}\n", seeded ? "seeded" : "explicit");
+  fflush(f);
+}
+
+/* Rank 0 after the reduction: tell, history, progress, log, checkpoint. */
+static int conclude(engine *e, const ng_gen_header *h, const double *times, int64_t bytes, bool signalled) {
+  double t0 = now();
+  NG_CALL(ng_opt_tell(e->opt, e->loss));
+  double t_update = now() - t0;
+  ng_opt_info in;
+  ng_opt_get_info(e->opt, &in);
+  double row[NG_HISTORY_NCOLS] = {0};
+  row[NG_HIST_generation] = (double)in.generation;
+  row[NG_HIST_evaluations] = (double)in.evaluations;
+  row[NG_HIST_best] = in.best_f;
+  row[NG_HIST_gen_best] = in.gen_best_f;
+  row[NG_HIST_median] = in.gen_median_f;
+  row[NG_HIST_sigma] = in.sigma;
+  row[NG_HIST_popsize] = (double)h->lambda;
+  row[NG_HIST_restarts] = (double)in.restarts;
+  row[NG_HIST_t_sample] = times[0];
+  row[NG_HIST_t_broadcast] = times[1];
+  row[NG_HIST_t_evaluate] = times[2];
+  row[NG_HIST_t_reduce] = times[3];
+  row[NG_HIST_t_update] = t_update;
+  row[NG_HIST_t_eigen] = in.seconds_eigen - e->eigen_before;
+  row[NG_HIST_bytes] = (double)bytes;
+  e->eigen_before = in.seconds_eigen;
+  if (e->cfg->history) NG_CALL(ng_history_append(e->cfg->history, row));
+  bool done = in.stop != NG_STOP_NONE;
+  progress_line(e, &in, done || signalled);
+  log_line(e, row, h->seeded);
+  if (e->cfg->checkpoint) {
+    bool due = done || signalled ||
+               (e->cfg->checkpoint_gens > 0 && in.generation - e->last_checkpoint_gen >= e->cfg->checkpoint_gens) ||
+               (e->cfg->checkpoint_secs > 0 && now() - e->last_checkpoint >= e->cfg->checkpoint_secs);
+    if (due) {
+      NG_CALL(write_checkpoint(e));
+      e->last_checkpoint_gen = in.generation;
+    }
+  }
+  return NG_OK;
+}
+
+static void engine_free(engine *e) {
+  free(e->x);
+  free(e->part);
+  free(e->all);
+  free(e->loss);
+  free(e->counts);
+  free(e->displs);
+  free(e->trailers);
+  free(e->mean);
+  free(e->factor);
+  free(e->lo);
+  free(e->hi);
+  if (e->comm != MPI_COMM_NULL) MPI_Comm_free(&e->comm);
+}
+
+int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_engine_config *cfg,
+                  ng_engine_result *res) {
+  engine e = {.comm = MPI_COMM_NULL, .obj = obj, .cfg = cfg, .opt = opt, .n = obj->n, .factor_version = -1};
+  memset(res, 0, sizeof *res);
+  ng_linalg_single_thread();
+  int st = NG_OK;
+  struct sigaction old[N_SIGNALS];
+  NG_CALL(mpi_call(MPI_Comm_dup(comm, &e.comm), "MPI_Comm_dup"));
+  MPI_Comm_rank(e.comm, &e.rank);
+  MPI_Comm_size(e.comm, &e.size);
+  /* configuration errors are found alike by every rank: no communication needed to agree on them */
+  if (cfg->groups < 1 || e.size % cfg->groups != 0) {
+    st = ng_error(NG_EINVAL, "--groups %d does not divide the %d ranks (P must be a multiple of G)", cfg->groups,
+                  e.size);
+    engine_free(&e);
+    return st;
+  }
+  e.groups = cfg->groups;
+  e.shards = e.size / e.groups;
+  e.group = e.rank / e.shards;
+  e.shard = e.rank % e.shards;
+  e.mean = malloc(e.n * sizeof *e.mean);
+  e.lo = malloc(e.n * sizeof *e.lo);
+  e.hi = malloc(e.n * sizeof *e.hi);
+  e.trailers = malloc((size_t)e.size * sizeof *e.trailers);
+  e.counts = malloc((size_t)e.size * sizeof *e.counts);
+  e.displs = malloc((size_t)e.size * sizeof *e.displs);
+  if (!e.mean || !e.lo || !e.hi || !e.trailers || !e.counts || !e.displs)
+    st = ng_error(NG_ENOMEM, "out of memory");
+  /* load this rank's chunks; agree on success (a rank may fail to read its data) */
+  size_t hf, hc;
+  ng_dist_block(obj->nchunks, (size_t)e.shards, (size_t)e.shard, &hf, &hc);
+  if (st == NG_OK && obj->load) st = obj->load(obj->ctx, hf, hc);
+  e.t_start = e.last_progress = e.last_checkpoint = now();
+  if (e.rank == 0) {
+    ng_opt_info in;
+    ng_opt_get_info(opt, &in);
+    e.last_checkpoint_gen = in.generation;
+    e.eigen_before = in.seconds_eigen;
+    e.last_progress = e.t_start - (cfg->progress_secs > 0 ? cfg->progress_secs : 0);
+    /* a first checkpoint before any work: an unwritable path is found now, not after an hour */
+    if (st == NG_OK && cfg->checkpoint) st = write_checkpoint(&e);
+  }
+  st = ng_dist_agree(e.comm, st);
+  if (st != NG_OK) {
+    engine_free(&e);
+    return st;
+  }
+  if (cfg->handle_signals) {
+    pending_signal = 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    for (size_t i = 0; i < N_SIGNALS; i++) sigaction(handled_signals[i], &sa, &old[i]);
+  }
+
+  int signal_seen = 0;
+  for (;;) {
+    ng_gen_header h;
+    ng_sampler s;
+    double times[4] = {0}, t0 = now();
+    int my_status = NG_OK;
+    if (e.rank == 0) {
+      memset(&h, 0, sizeof h);
+      if (st != NG_OK) h.status = NG_HDR_ERROR;
+      else if (ng_opt_stop(opt) != NG_STOP_NONE) h.status = NG_HDR_DONE;
+      else if (signal_seen) {
+        h.status = NG_HDR_SIGNAL;
+        h.signal = signal_seen;
+      }
+      if (h.status == NG_HDR_CONTINUE) {
+        size_t lambda = ng_opt_popsize(opt);
+        st = grow(&e, lambda);
+        if (st == NG_OK) st = ng_opt_ask(opt, e.x);
+        if (st == NG_OK) make_header(&e, lambda, &h, &s);
+        else h.status = NG_HDR_ERROR;
+      }
+    }
+    times[0] = now() - t0;
+    t0 = now();
+    int64_t bytes = 0;
+    int bst = broadcast(&e, &h, &s, &bytes);
+    if (bst != NG_OK) { /* MPI itself failed: nothing can be agreed on any more */
+      st = bst;
+      break;
+    }
+    times[1] = now() - t0;
+    if (h.status != NG_HDR_CONTINUE) {
+      if (h.status == NG_HDR_ERROR && e.rank != 0 && st == NG_OK)
+        st = ng_error(NG_EINTERNAL, "rank 0 ended the run with an error");
+      if (h.status == NG_HDR_SIGNAL) {
+        res->signalled = true;
+        res->signal = (int)h.signal;
+      }
+      break;
+    }
+    t0 = now();
+    my_status = evaluate(&e, &h);
+    times[2] = now() - t0;
+    t0 = now();
+    int rst = reduce(&e, &h, my_status, &signal_seen);
+    times[3] = now() - t0;
+    if (e.rank == 0) {
+      st = rst;
+      if (st == NG_OK) st = conclude(&e, &h, times, bytes, signal_seen != 0);
+    } else if (my_status != NG_OK) {
+      st = my_status; /* keep serving until rank 0 says stop: it knows of this failure */
+    }
+    if (e.rank == 0) e.bytes_total += bytes;
+  }
+  if (cfg->handle_signals)
+    for (size_t i = 0; i < N_SIGNALS; i++) sigaction(handled_signals[i], &old[i], NULL);
+  res->bytes = e.bytes_total;
+  res->checkpoints = e.checkpoints;
+  res->seconds = now() - e.t_start;
+  engine_free(&e);
+  return st;
+}

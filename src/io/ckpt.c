@@ -1,0 +1,1163 @@
+/* Checkpoints in HDF5 (the layout is in include/nograd/ckpt.h): the history table, the canonical state
+ * checksum, the atomic write and the verified read.
+ *
+ * Writing: PATH.tmp is created, filled, flushed, closed and fsynced; then PATH (if any) becomes PATH.prev,
+ * PATH.tmp becomes PATH, and the directory is fsynced so that the renames survive a crash too (Redis's
+ * rdbSave). Reading checks, in this order, that the file opens at all (NG_EIO), that HDF5 can read it
+ * (NG_ECORRUPT), that it is a checkpoint of this format (NG_EFORMAT), and that the state read back hashes to
+ * the checksum stored in /meta (NG_ECORRUPT); the outputs are filled only when everything holds.
+ *
+ * HDF5 status codes become nograd ones here, with the file and the HDF5 path in the message; HDF5's own
+ * error printing is switched off while these functions run and restored afterwards. */
+#include "nograd/ckpt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "io/ckpt_internal.h"
+#include "nograd/error.h"
+
+#ifndef NOGRAD_VERSION
+#define NOGRAD_VERSION "unknown"
+#endif
+
+#define H5PATH_MAX 512 /* HDF5 paths in messages; longer ones are cut */
+
+/* H5Lvisit's callback type changed in HDF5 1.12. */
+#if H5_VERSION_GE(1, 12, 0)
+typedef H5L_info2_t ng_h5l_info;
+#define NG_H5LVISIT H5Lvisit2
+#else
+typedef H5L_info_t ng_h5l_info;
+#define NG_H5LVISIT H5Lvisit
+#endif
+
+/* ---- The history table ----------------------------------------------------------------------------------
+ */
+
+static const char *const history_names[NG_HISTORY_NCOLS + 1] = {
+#define NG_HISTORY_NAME(name, doc) #name,
+    NG_HISTORY_COLUMNS(NG_HISTORY_NAME)
+#undef NG_HISTORY_NAME
+        NULL};
+
+const char *const *ng_history_columns(void) {
+  return history_names;
+}
+
+int ng_history_append(ng_history *h, const double *row) {
+  if (h->nrows == h->cap) {
+    size_t cap = h->cap ? 2 * h->cap : 256;
+    if (cap > SIZE_MAX / (NG_HISTORY_NCOLS * sizeof(double)))
+      return ng_error(NG_ENOMEM, "history: too many rows (%zu)", h->nrows);
+    double *grown = realloc(h->rows, cap * NG_HISTORY_NCOLS * sizeof *grown);
+    if (!grown) return ng_error(NG_ENOMEM, "history: out of memory for %zu rows", cap);
+    h->rows = grown;
+    h->cap = cap;
+  }
+  memcpy(h->rows + h->nrows * NG_HISTORY_NCOLS, row, NG_HISTORY_NCOLS * sizeof *row);
+  h->nrows++;
+  return NG_OK;
+}
+
+void ng_history_free(ng_history *h) {
+  if (!h) return;
+  free(h->rows);
+  h->rows = NULL;
+  h->nrows = h->cap = 0;
+}
+
+/* ---- FNV-1a 64 and the state checksum -------------------------------------------------------------------
+ */
+
+#define FNV_OFFSET UINT64_C(0xcbf29ce484222325)
+#define FNV_PRIME UINT64_C(0x100000001b3)
+
+static uint64_t fnv_bytes(uint64_t h, const void *data, size_t len) {
+  const unsigned char *p = data;
+  for (size_t i = 0; i < len; i++) {
+    h ^= p[i];
+    h *= FNV_PRIME;
+  }
+  return h;
+}
+
+static uint64_t fnv_u64(uint64_t h, uint64_t v) {
+  unsigned char b[8];
+  for (int i = 0; i < 8; i++)
+    b[i] = (unsigned char)(v >> (8 * i));
+  return fnv_bytes(h, b, 8);
+}
+
+/* 8-byte values (doubles or int64s), hashed as their little-endian bytes whatever the host's order. */
+static uint64_t fnv_words(uint64_t h, const void *values, size_t count) {
+  const uint16_t one = 1;
+  if (*(const unsigned char *)&one == 1) return fnv_bytes(h, values, count * 8);
+  const unsigned char *p = values;
+  for (size_t i = 0; i < count; i++) {
+    uint64_t v;
+    memcpy(&v, p + 8 * i, 8);
+    h = fnv_u64(h, v);
+  }
+  return h;
+}
+
+typedef struct {
+  const char *name;
+  size_t index;
+} named_index;
+
+static int by_name(const void *a, const void *b) {
+  return strcmp(((const named_index *)a)->name, ((const named_index *)b)->name);
+}
+
+/* The canonical serialization: the optimizer's entries sorted by name (name bytes, type byte, length as 8
+ * little-endian bytes, values), then the history's rows x columns doubles, then best f and best x. It does
+ * not depend on the order of the entries in the state nor on anything HDF5 adds. */
+static int state_checksum(const ng_state *st, const ng_history *hist, const double *best_x, size_t n,
+                          double best_f, uint64_t *out) {
+  uint64_t h = FNV_OFFSET;
+  size_t count = st ? ng_state_count(st) : 0;
+  named_index *order = malloc((count ? count : 1) * sizeof *order);
+  if (!order) return ng_error(NG_ENOMEM, "checkpoint: out of memory");
+  for (size_t i = 0; i < count; i++) {
+    ng_state_entry(st, i, &order[i].name, NULL, NULL, NULL);
+    order[i].index = i;
+  }
+  qsort(order, count, sizeof *order, by_name);
+  for (size_t i = 0; i < count; i++) {
+    const char *name;
+    ng_state_type type;
+    size_t len;
+    const void *values;
+    ng_state_entry(st, order[i].index, &name, &type, &len, &values);
+    unsigned char tb = (unsigned char)type;
+    h = fnv_bytes(h, name, strlen(name));
+    h = fnv_bytes(h, &tb, 1);
+    h = fnv_u64(h, (uint64_t)len);
+    h = fnv_words(h, values, len);
+  }
+  free(order);
+  if (hist && hist->nrows) h = fnv_words(h, hist->rows, hist->nrows * NG_HISTORY_NCOLS);
+  h = fnv_words(h, &best_f, 1);
+  if (n) h = fnv_words(h, best_x, n);
+  *out = h;
+  return NG_OK;
+}
+
+/* ---- HDF5 plumbing --------------------------------------------------------------------------------------
+ */
+
+typedef struct {
+  H5E_auto2_t func;
+  void *data;
+} h5_quiet;
+
+/* Every failure is reported through ng_error, so HDF5's stack printing is off while this module runs. */
+static h5_quiet quiet_begin(void) {
+  h5_quiet q = {NULL, NULL};
+  H5Eget_auto2(H5E_DEFAULT, &q.func, &q.data);
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  return q;
+}
+
+static void quiet_end(h5_quiet q) {
+  H5Eset_auto2(H5E_DEFAULT, q.func, q.data);
+}
+
+/* File access: keep HDF5's file locks, but do not fail on file systems without them (Lustre, NFS). */
+static hid_t make_fapl(void) {
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+#if H5_VERSION_GE(1, 10, 7)
+  if (fapl >= 0) H5Pset_file_locking(fapl, 1, 1);
+#endif
+  return fapl;
+}
+
+static hid_t open_file(const char *path, unsigned flags) {
+  hid_t fapl = make_fapl();
+  hid_t fid = H5Fopen(path, flags, fapl >= 0 ? fapl : H5P_DEFAULT);
+  if (fapl >= 0) H5Pclose(fapl);
+  return fid;
+}
+
+static hid_t vlen_utf8(void) {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  if (t >= 0 && (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0)) {
+    H5Tclose(t);
+    return -1;
+  }
+  return t;
+}
+
+static void close_id(hid_t *id) {
+  if (*id < 0) return;
+  switch (H5Iget_type(*id)) {
+    case H5I_FILE:
+      H5Fclose(*id);
+      break;
+    case H5I_GROUP:
+      H5Gclose(*id);
+      break;
+    case H5I_DATASET:
+      H5Dclose(*id);
+      break;
+    case H5I_ATTR:
+      H5Aclose(*id);
+      break;
+    case H5I_DATATYPE:
+      H5Tclose(*id);
+      break;
+    case H5I_DATASPACE:
+      H5Sclose(*id);
+      break;
+    case H5I_GENPROP_LST:
+      H5Pclose(*id);
+      break;
+    default:
+      H5Idec_ref(*id);
+      break;
+  }
+  *id = -1;
+}
+
+static char *suffixed(const char *path, const char *suffix) {
+  size_t size = strlen(path) + strlen(suffix) + 1;
+  char *s = malloc(size);
+  if (s) snprintf(s, size, "%s%s", path, suffix);
+  return s;
+}
+
+static int file_exists(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) == 0;
+}
+
+/* ---- Writing --------------------------------------------------------------------------------------------
+ */
+
+typedef struct {
+  const char *file; /* PATH.tmp, named in messages */
+  hid_t fid, vstr, lcpl, dcpl;
+} writer;
+
+static int write_failed(const writer *w, const char *h5path) {
+  int e = errno;
+  return ng_error(NG_EIO, "cannot write checkpoint '%s': HDF5 path '%s' failed (%s)", w->file, h5path,
+                  e ? strerror(e) : "HDF5 error");
+}
+
+/* An attribute: scalar when count is 0, else one-dimensional. */
+static int put_attr(const writer *w, hid_t loc, const char *locpath, const char *name, hid_t ftype,
+                    hid_t mtype, const void *buf, hsize_t count) {
+  char where[H5PATH_MAX];
+  snprintf(where, sizeof where, "%s/%s", strcmp(locpath, "/") ? locpath : "", name);
+  errno = 0;
+  hid_t space = count ? H5Screate_simple(1, &count, NULL) : H5Screate(H5S_SCALAR);
+  hid_t attr = space < 0 ? -1 : H5Acreate2(loc, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t s = attr < 0 ? -1 : H5Awrite(attr, mtype, buf);
+  close_id(&attr);
+  close_id(&space);
+  return s < 0 ? write_failed(w, where) : NG_OK;
+}
+
+static int put_attr_str(const writer *w, hid_t loc, const char *locpath, const char *name,
+                        const char *value) {
+  const char *v = value ? value : "";
+  return put_attr(w, loc, locpath, name, w->vstr, w->vstr, &v, 0);
+}
+
+static int put_attr_int(const writer *w, hid_t loc, const char *locpath, const char *name, int64_t value) {
+  return put_attr(w, loc, locpath, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value, 0);
+}
+
+/* A dataset: scalar, or one-dimensional of len values (len may be 0). Intermediate groups are created. */
+static int put_dataset(const writer *w, hid_t loc, const char *locpath, const char *name, hid_t ftype,
+                       hid_t mtype, const void *buf, size_t len, int scalar) {
+  char where[H5PATH_MAX];
+  snprintf(where, sizeof where, "%s/%s", locpath, name);
+  errno = 0;
+  hsize_t dims[1] = {(hsize_t)len};
+  /* Variable-length data cannot be created with the fill time "never"; numbers use it to skip a fill. */
+  hid_t dcpl = H5Tis_variable_str(ftype) > 0 ? H5P_DEFAULT : w->dcpl;
+  hid_t space = scalar ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, dims, NULL);
+  hid_t dset = space < 0 ? -1 : H5Dcreate2(loc, name, ftype, space, w->lcpl, dcpl, H5P_DEFAULT);
+  herr_t s = dset < 0 ? -1 : 0;
+  if (s == 0 && (scalar || len)) s = H5Dwrite(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+  close_id(&dset);
+  close_id(&space);
+  return s < 0 ? write_failed(w, where) : NG_OK;
+}
+
+static int put_group(const writer *w, const char *name, hid_t *out) {
+  errno = 0;
+  *out = H5Gcreate2(w->fid, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  return *out < 0 ? write_failed(w, name) : NG_OK;
+}
+
+static int put_state(const writer *w, hid_t group, const char *gpath, const ng_state *st) {
+  size_t count = st ? ng_state_count(st) : 0;
+  for (size_t i = 0; i < count; i++) {
+    const char *name;
+    ng_state_type type;
+    size_t len;
+    const void *values;
+    ng_state_entry(st, i, &name, &type, &len, &values);
+    if (name[0] == '/' || strstr(name, "//") || name[strlen(name) - 1] == '/')
+      return ng_error(NG_EINVAL, "cannot write checkpoint '%s': state entry '%s' is not a relative path",
+                      w->file, name);
+    int f64 = type == NG_STATE_F64;
+    NG_CALL(put_dataset(w, group, gpath, name, f64 ? H5T_IEEE_F64LE : H5T_STD_I64LE,
+                        f64 ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64, values, len, 0));
+  }
+  return NG_OK;
+}
+
+static int put_meta(const writer *w, hid_t g, const ng_ckpt_meta *m, const char *created,
+                    const char *checksum) {
+  NG_CALL(put_attr_int(w, g, "/meta", "format_version", NG_CKPT_FORMAT_VERSION));
+  NG_CALL(put_attr_str(w, g, "/meta", "program_version", m->program_version));
+  NG_CALL(put_attr_str(w, g, "/meta", "command_line", m->command_line));
+  NG_CALL(put_attr_str(w, g, "/meta", "config", m->config));
+  NG_CALL(put_attr_str(w, g, "/meta", "budget", m->budget));
+  NG_CALL(put_attr_str(w, g, "/meta", "optimizer", m->optimizer));
+  NG_CALL(put_attr_int(w, g, "/meta", "ranks", m->ranks));
+  NG_CALL(put_attr_int(w, g, "/meta", "groups", m->groups));
+  NG_CALL(put_attr_str(w, g, "/meta", "created", created));
+  NG_CALL(put_attr_str(w, g, "/meta", "state_checksum", checksum));
+  if (m->ninputs) {
+    NG_CALL(put_dataset(w, g, "/meta", "input_files", w->vstr, w->vstr, m->input_files, m->ninputs, 0));
+    NG_CALL(
+        put_dataset(w, g, "/meta", "input_checksums", w->vstr, w->vstr, m->input_checksums, m->ninputs, 0));
+  }
+  return NG_OK;
+}
+
+/* One dataset per column, so that h5py users see named columns; one transposition buffer for all. */
+static int put_history(const writer *w, hid_t g, const ng_history *hist) {
+  size_t rows = hist ? hist->nrows : 0;
+  NG_CALL(put_attr(w, g, "/history", "columns", w->vstr, w->vstr, history_names, NG_HISTORY_NCOLS));
+  double *col = malloc((rows ? rows : 1) * sizeof *col);
+  if (!col)
+    return ng_error(NG_ENOMEM, "cannot write checkpoint '%s': out of memory for the history", w->file);
+  int st = NG_OK;
+  for (size_t j = 0; j < NG_HISTORY_NCOLS && st == NG_OK; j++) {
+    for (size_t i = 0; i < rows; i++)
+      col[i] = hist->rows[i * NG_HISTORY_NCOLS + j];
+    st = put_dataset(w, g, "/history", history_names[j], H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, col, rows, 0);
+  }
+  free(col);
+  return st;
+}
+
+/* Creates and fills `tmp`, then flushes and closes it. */
+static int write_file(const char *tmp, const ng_ckpt_meta *meta, const ng_state *optimizer,
+                      const ng_history *history, const double *best_x, size_t n, double best_f,
+                      const ng_state *result, const char *created, const char *checksum) {
+  writer w = {tmp, -1, -1, -1, -1};
+  hid_t fapl = make_fapl(), g = -1;
+  int st = NG_OK;
+  errno = 0;
+  w.fid = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl >= 0 ? fapl : H5P_DEFAULT);
+  if (w.fid < 0) {
+    int e = errno;
+    st = ng_error(NG_EIO, "cannot write checkpoint '%s': HDF5 cannot create it (%s)", tmp,
+                  e ? strerror(e) : "HDF5 error");
+    goto done;
+  }
+  w.vstr = vlen_utf8();
+  w.lcpl = H5Pcreate(H5P_LINK_CREATE);
+  w.dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  if (w.vstr < 0 || w.lcpl < 0 || w.dcpl < 0 || H5Pset_create_intermediate_group(w.lcpl, 1) < 0 ||
+      H5Pset_layout(w.dcpl, H5D_CONTIGUOUS) < 0 || H5Pset_fill_time(w.dcpl, H5D_FILL_TIME_NEVER) < 0) {
+    st = write_failed(&w, "/");
+    goto done;
+  }
+
+  NG_TRY(st, put_group(&w, "/meta", &g), done);
+  NG_TRY(st, put_meta(&w, g, meta, created, checksum), done);
+  close_id(&g);
+
+  NG_TRY(st, put_group(&w, "/optimizer", &g), done);
+  NG_TRY(st, put_state(&w, g, "/optimizer", optimizer), done);
+  close_id(&g);
+
+  NG_TRY(st, put_group(&w, "/history", &g), done);
+  NG_TRY(st, put_history(&w, g, history), done);
+  close_id(&g);
+
+  NG_TRY(st, put_group(&w, "/best", &g), done);
+  NG_TRY(st, put_dataset(&w, g, "/best", "x", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, best_x, n, 0), done);
+  NG_TRY(st, put_dataset(&w, g, "/best", "f", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &best_f, 1, 1), done);
+  NG_TRY(st, put_attr(&w, g, "/best", "f", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &best_f, 0), done);
+  close_id(&g);
+
+  if (result) {
+    NG_TRY(st, put_group(&w, "/result", &g), done);
+    NG_TRY(st, put_state(&w, g, "/result", result), done);
+    close_id(&g);
+  }
+
+  errno = 0;
+  if (H5Fflush(w.fid, H5F_SCOPE_GLOBAL) < 0) {
+    st = write_failed(&w, "/");
+    goto done;
+  }
+done:
+  close_id(&g);
+  close_id(&w.dcpl);
+  close_id(&w.lcpl);
+  close_id(&w.vstr);
+  close_id(&fapl);
+  if (w.fid >= 0) {
+    errno = 0;
+    if (H5Fclose(w.fid) < 0 && st == NG_OK) st = write_failed(&w, "/");
+  }
+  return st;
+}
+
+static int sync_path(const char *path, int directory, const char *what) {
+  int fd = open(path, O_RDONLY | (directory ? O_DIRECTORY : 0));
+  if (fd < 0) return ng_error(NG_EIO, "cannot sync %s '%s': %s", what, path, strerror(errno));
+  int s = fsync(fd), e = errno;
+  close(fd);
+  /* Some file systems cannot sync a directory (EINVAL); the rename is then as durable as they make it. */
+  if (s != 0 && !(directory && e == EINVAL))
+    return ng_error(NG_EIO, "cannot sync %s '%s': %s", what, path, strerror(e));
+  return NG_OK;
+}
+
+static int sync_parent(const char *path) {
+  char *dir = strdup(path);
+  if (!dir) return ng_error(NG_ENOMEM, "checkpoint: out of memory");
+  char *slash = strrchr(dir, '/');
+  const char *d = dir;
+  if (!slash)
+    d = ".";
+  else if (slash == dir)
+    d = "/";
+  else
+    *slash = '\0';
+  int st = sync_path(d, 1, "the directory of checkpoint");
+  free(dir);
+  return st;
+}
+
+int ng_ckpt_write(const char *path, const ng_ckpt_meta *meta, const ng_state *optimizer,
+                  const ng_history *history, const double *best_x, size_t n, double best_f,
+                  const ng_state *result) {
+  if (!path || !*path || !meta)
+    return ng_error(NG_EINVAL, "ng_ckpt_write: a path and the metadata are required");
+  if (n && !best_x) return ng_error(NG_EINVAL, "ng_ckpt_write: best_x is NULL but n = %zu", n);
+  if (meta->ninputs && (!meta->input_files || !meta->input_checksums))
+    return ng_error(NG_EINVAL, "ng_ckpt_write: %zu input files but no names or checksums", meta->ninputs);
+  if (history && history->nrows && !history->rows)
+    return ng_error(NG_EINVAL, "ng_ckpt_write: a history of %zu rows without rows", history->nrows);
+
+  uint64_t sum = 0;
+  NG_CALL(state_checksum(optimizer, history, best_x, n, best_f, &sum));
+  char checksum[17], created[32];
+  snprintf(checksum, sizeof checksum, "%016" PRIx64, sum);
+  time_t now = time(NULL);
+  struct tm tm;
+  if (!gmtime_r(&now, &tm) || !strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm))
+    snprintf(created, sizeof created, "unknown");
+
+  int st = NG_OK;
+  char *tmp = suffixed(path, ".tmp"), *prev = suffixed(path, ".prev");
+  if (!tmp || !prev) {
+    st = ng_error(NG_ENOMEM, "checkpoint: out of memory");
+    goto done;
+  }
+  /* Open the file ourselves first: HDF5 would only say that it failed, not why. */
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+  if (fd < 0) {
+    st = ng_error(NG_EIO, "cannot write checkpoint '%s': %s", tmp, strerror(errno));
+    goto done;
+  }
+  close(fd);
+
+  h5_quiet q = quiet_begin();
+  st = write_file(tmp, meta, optimizer, history, best_x, n, best_f, result, created, checksum);
+  quiet_end(q);
+  if (st == NG_OK) st = sync_path(tmp, 0, "checkpoint");
+  if (st != NG_OK) {
+    unlink(tmp);
+    goto done;
+  }
+  if (file_exists(path) && rename(path, prev) != 0) {
+    st = ng_error(NG_EIO, "cannot keep the previous checkpoint: renaming '%s' to '%s': %s", path, prev,
+                  strerror(errno));
+    unlink(tmp);
+    goto done;
+  }
+  if (rename(tmp, path) != 0) {
+    st = ng_error(NG_EIO, "cannot write checkpoint '%s': renaming '%s' over it: %s", path, tmp,
+                  strerror(errno));
+    unlink(tmp);
+    goto done;
+  }
+  st = sync_parent(path);
+done:
+  free(prev);
+  free(tmp);
+  return st;
+}
+
+/* ---- Reading --------------------------------------------------------------------------------------------
+ */
+
+typedef struct {
+  const char *path;
+  char *prev; /* PATH.prev when it exists, else NULL: the checkpoint to resume from instead */
+  hid_t fid;
+} reader;
+
+#define PREV_HINT(r)                                                          \
+  (r)->prev ? "; the previous checkpoint '" : "", (r)->prev ? (r)->prev : "", \
+      (r)->prev ? "' may be resumed instead" : ""
+
+/* "checkpoint 'PATH': <what>", and for damage the hint at PATH.prev. */
+static int read_error(const reader *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int read_error(const reader *r, int status, const char *fmt, ...) {
+  char what[768];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(what, sizeof what, fmt, ap);
+  va_end(ap);
+  if (status == NG_ECORRUPT)
+    return ng_error(status, "checkpoint '%s': %s%s%s%s", r->path, what, PREV_HINT(r));
+  return ng_error(status, "checkpoint '%s': %s", r->path, what);
+}
+
+static int damaged(const reader *r, const char *h5path) {
+  return read_error(r, NG_ECORRUPT, "cannot read HDF5 path '%s' (damaged?)", h5path);
+}
+
+static const char *type_name(hid_t type) {
+  size_t size = H5Tget_size(type);
+  switch (H5Tget_class(type)) {
+    case H5T_INTEGER: {
+      int sgn = H5Tget_sign(type) == H5T_SGN_2;
+      switch (size) {
+        case 1:
+          return sgn ? "int8" : "uint8";
+        case 2:
+          return sgn ? "int16" : "uint16";
+        case 4:
+          return sgn ? "int32" : "uint32";
+        case 8:
+          return sgn ? "int64" : "uint64";
+        default:
+          return "an integer of unusual size";
+      }
+    }
+    case H5T_FLOAT:
+      return size == 2 ? "float16" : size == 4 ? "float32" : size == 8 ? "float64" : "a float";
+    case H5T_STRING:
+      return "a string";
+    case H5T_COMPOUND:
+      return "a compound type";
+    case H5T_ENUM:
+      return "an enum";
+    case H5T_ARRAY:
+      return "an array type";
+    case H5T_VLEN:
+      return "a variable-length sequence";
+    default:
+      return "an unsupported type";
+  }
+}
+
+/* Whether every component of the absolute path exists (H5Lexists alone fails on a missing parent). */
+static int path_exists(hid_t fid, const char *abs) {
+  char buf[H5PATH_MAX];
+  size_t len = strlen(abs);
+  if (len >= sizeof buf) return 0;
+  memcpy(buf, abs, len + 1);
+  for (char *p = buf + 1;; p++) {
+    if (*p == '/' || *p == '\0') {
+      char c = *p;
+      *p = '\0';
+      if (H5Lexists(fid, buf, H5P_DEFAULT) <= 0) return 0;
+      if (c == '\0') return 1;
+      *p = c;
+    }
+  }
+}
+
+/* A whole float64 or int64 dataset (scalar or 1-D) into a malloc'd buffer. */
+static int read_numeric(const reader *r, hid_t dset, const char *h5path, ng_state_type *type, void **values,
+                        size_t *len) {
+  hid_t ftype = H5Dget_type(dset), space = H5Dget_space(dset);
+  int st = NG_OK;
+  *values = NULL;
+  *len = 0;
+  if (ftype < 0 || space < 0) {
+    st = damaged(r, h5path);
+    goto done;
+  }
+  H5T_class_t cls = H5Tget_class(ftype);
+  size_t size = H5Tget_size(ftype);
+  hid_t mtype;
+  if (cls == H5T_FLOAT && size == 8) {
+    *type = NG_STATE_F64;
+    mtype = H5T_NATIVE_DOUBLE;
+  } else if (cls == H5T_INTEGER && size == 8 && H5Tget_sign(ftype) == H5T_SGN_2) {
+    *type = NG_STATE_I64;
+    mtype = H5T_NATIVE_INT64;
+  } else {
+    st = read_error(r, NG_EFORMAT, "HDF5 path '%s' holds %s, expected float64 or int64", h5path,
+                    type_name(ftype));
+    goto done;
+  }
+  int ndims = H5Sget_simple_extent_ndims(space);
+  hssize_t points = H5Sget_simple_extent_npoints(space);
+  if (ndims < 0 || points < 0) {
+    st = damaged(r, h5path);
+    goto done;
+  }
+  if (ndims > 1) {
+    st = read_error(r, NG_EFORMAT, "HDF5 path '%s' has %d dimensions, expected 1", h5path, ndims);
+    goto done;
+  }
+  *len = (size_t)points;
+  if (*len > SIZE_MAX / 8 || !(*values = malloc(*len ? *len * 8 : 1))) {
+    st = read_error(r, NG_ENOMEM, "out of memory for HDF5 path '%s' (%zu values)", h5path, *len);
+    goto done;
+  }
+  if (*len && H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, *values) < 0) st = damaged(r, h5path);
+done:
+  if (st != NG_OK) {
+    free(*values);
+    *values = NULL;
+  }
+  close_id(&space);
+  close_id(&ftype);
+  return st;
+}
+
+/* Opens the dataset at an absolute path; NG_EFORMAT when it is missing or not a dataset. */
+static int open_dataset(const reader *r, const char *abs, hid_t *out) {
+  *out = -1;
+  if (!path_exists(r->fid, abs)) return read_error(r, NG_EFORMAT, "no HDF5 path '%s'", abs);
+  *out = H5Dopen2(r->fid, abs, H5P_DEFAULT);
+  return *out < 0 ? read_error(r, NG_EFORMAT, "HDF5 path '%s' is not a dataset", abs) : NG_OK;
+}
+
+/* A float64 dataset of the expected number of values (SIZE_MAX: any); *values is malloc'd. */
+static int read_f64(const reader *r, const char *abs, double **values, size_t *len, size_t expect) {
+  hid_t d;
+  *values = NULL;
+  *len = 0;
+  NG_CALL(open_dataset(r, abs, &d));
+  ng_state_type type = NG_STATE_F64;
+  void *v = NULL;
+  int st = read_numeric(r, d, abs, &type, &v, len);
+  close_id(&d);
+  if (st == NG_OK && type != NG_STATE_F64)
+    st = read_error(r, NG_EFORMAT, "HDF5 path '%s' holds int64, expected float64", abs);
+  else if (st == NG_OK && expect != SIZE_MAX && *len != expect)
+    st = read_error(r, NG_EFORMAT, "HDF5 path '%s' has %zu values, expected %zu", abs, *len, expect);
+  if (st != NG_OK) free(v);
+  *values = st == NG_OK ? v : NULL;
+  return st;
+}
+
+/* All strings of a string attribute or dataset, variable-length or fixed, as malloc'd copies. */
+static int read_strings(const reader *r, hid_t id, const char *h5path, char ***out, size_t *count) {
+  int is_attr = H5Iget_type(id) == H5I_ATTR;
+  hid_t ftype = is_attr ? H5Aget_type(id) : H5Dget_type(id);
+  hid_t space = is_attr ? H5Aget_space(id) : H5Dget_space(id);
+  hid_t mtype = -1;
+  char **v = NULL, *fixed = NULL;
+  size_t k = 0;
+  int st = NG_OK;
+  hssize_t points = space < 0 ? -1 : H5Sget_simple_extent_npoints(space);
+  if (ftype < 0 || points < 0) {
+    st = damaged(r, h5path);
+    goto done;
+  }
+  if (H5Tget_class(ftype) != H5T_STRING) {
+    st = read_error(r, NG_EFORMAT, "HDF5 path '%s' holds %s, expected a string", h5path, type_name(ftype));
+    goto done;
+  }
+  k = (size_t)points;
+  v = calloc(k ? k : 1, sizeof *v);
+  if (!v) {
+    st = read_error(r, NG_ENOMEM, "out of memory for HDF5 path '%s'", h5path);
+    goto done;
+  }
+  mtype = H5Tcopy(H5T_C_S1);
+  if (H5Tis_variable_str(ftype) > 0) {
+    if (mtype < 0 || H5Tset_size(mtype, H5T_VARIABLE) < 0 || H5Tset_cset(mtype, H5Tget_cset(ftype)) < 0 ||
+        (k && (is_attr ? H5Aread(id, mtype, v) : H5Dread(id, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v)) < 0)) {
+      memset(v, 0, k * sizeof *v);
+      st = damaged(r, h5path);
+      goto done;
+    }
+    for (size_t i = 0; i < k; i++) {
+      char *raw = v[i];
+      v[i] = strdup(raw ? raw : "");
+      if (raw) H5free_memory(raw);
+      if (!v[i] && st == NG_OK) st = read_error(r, NG_ENOMEM, "out of memory for HDF5 path '%s'", h5path);
+    }
+  } else {
+    size_t size = H5Tget_size(ftype) + 1;
+    fixed = calloc(k ? k : 1, size);
+    if (!fixed || mtype < 0 || H5Tset_size(mtype, size) < 0 || H5Tset_cset(mtype, H5Tget_cset(ftype)) < 0 ||
+        (k && (is_attr ? H5Aread(id, mtype, fixed)
+                       : H5Dread(id, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, fixed)) < 0)) {
+      st = fixed ? damaged(r, h5path) : read_error(r, NG_ENOMEM, "out of memory for HDF5 path '%s'", h5path);
+      goto done;
+    }
+    for (size_t i = 0; i < k && st == NG_OK; i++)
+      if (!(v[i] = strndup(fixed + i * size, size)))
+        st = read_error(r, NG_ENOMEM, "out of memory for HDF5 path '%s'", h5path);
+  }
+done:
+  free(fixed);
+  close_id(&mtype);
+  close_id(&space);
+  close_id(&ftype);
+  if (st != NG_OK && v) {
+    for (size_t i = 0; i < k; i++)
+      free(v[i]);
+    free(v);
+    v = NULL;
+  }
+  *out = v;
+  *count = st == NG_OK ? k : 0;
+  return st;
+}
+
+static int open_attr(const reader *r, hid_t obj, const char *objpath, const char *name, hid_t *out) {
+  *out = -1;
+  if (H5Aexists(obj, name) <= 0) return read_error(r, NG_EFORMAT, "no attribute '%s/%s'", objpath, name);
+  *out = H5Aopen(obj, name, H5P_DEFAULT);
+  if (*out < 0) return read_error(r, NG_ECORRUPT, "cannot read attribute '%s/%s' (damaged?)", objpath, name);
+  return NG_OK;
+}
+
+static int read_attr_str(const reader *r, hid_t obj, const char *objpath, const char *name, char **out) {
+  char where[H5PATH_MAX];
+  snprintf(where, sizeof where, "%s/%s", objpath, name);
+  hid_t a;
+  NG_CALL(open_attr(r, obj, objpath, name, &a));
+  char **v;
+  size_t k;
+  int st = read_strings(r, a, where, &v, &k);
+  close_id(&a);
+  if (st != NG_OK) return st;
+  if (k != 1) {
+    for (size_t i = 0; i < k; i++)
+      free(v[i]);
+    free(v);
+    return read_error(r, NG_EFORMAT, "attribute '%s' holds %zu strings, expected 1", where, k);
+  }
+  *out = v[0];
+  free(v);
+  return NG_OK;
+}
+
+static int read_attr_int(const reader *r, hid_t obj, const char *objpath, const char *name, int64_t *out) {
+  hid_t a, type = -1, space = -1;
+  *out = 0;
+  NG_CALL(open_attr(r, obj, objpath, name, &a));
+  int st = NG_OK;
+  type = H5Aget_type(a);
+  space = H5Aget_space(a);
+  if (type >= 0 && space >= 0 &&
+      (H5Tget_class(type) != H5T_INTEGER || H5Sget_simple_extent_npoints(space) != 1))
+    st = read_error(r, NG_EFORMAT, "attribute '%s/%s' holds %s, expected one integer", objpath, name,
+                    type_name(type));
+  else if (type < 0 || space < 0 || H5Aread(a, H5T_NATIVE_INT64, out) < 0)
+    st = read_error(r, NG_ECORRUPT, "cannot read attribute '%s/%s' (damaged?)", objpath, name);
+  close_id(&space);
+  close_id(&type);
+  close_id(&a);
+  return st;
+}
+
+static int read_attr_small_int(const reader *r, hid_t obj, const char *objpath, const char *name, int *out) {
+  int64_t v = 0;
+  NG_CALL(read_attr_int(r, obj, objpath, name, &v));
+  if (v < -2147483647 || v > 2147483647)
+    return read_error(r, NG_EFORMAT, "attribute '%s/%s' is %" PRId64 ", out of range", objpath, name, v);
+  *out = (int)v;
+  return NG_OK;
+}
+
+static int read_string_list(const reader *r, const char *abs, char ***out, size_t *count) {
+  hid_t d;
+  NG_CALL(open_dataset(r, abs, &d));
+  int st = read_strings(r, d, abs, out, count);
+  close_id(&d);
+  return st;
+}
+
+static int read_meta(const reader *r, hid_t g, ng_ckpt_info *info, char **checksum) {
+  NG_CALL(read_attr_str(r, g, "/meta", "program_version", &info->program_version));
+  NG_CALL(read_attr_str(r, g, "/meta", "command_line", &info->command_line));
+  NG_CALL(read_attr_str(r, g, "/meta", "config", &info->config));
+  NG_CALL(read_attr_str(r, g, "/meta", "budget", &info->budget));
+  NG_CALL(read_attr_str(r, g, "/meta", "optimizer", &info->optimizer));
+  NG_CALL(read_attr_str(r, g, "/meta", "created", &info->created));
+  NG_CALL(read_attr_small_int(r, g, "/meta", "ranks", &info->ranks));
+  NG_CALL(read_attr_small_int(r, g, "/meta", "groups", &info->groups));
+  NG_CALL(read_attr_str(r, g, "/meta", "state_checksum", checksum));
+  int has_files = path_exists(r->fid, "/meta/input_files"),
+      has_sums = path_exists(r->fid, "/meta/input_checksums");
+  if (has_files != has_sums)
+    return read_error(r, NG_EFORMAT, "has %s but not %s",
+                      has_files ? "/meta/input_files" : "/meta/input_checksums",
+                      has_files ? "/meta/input_checksums" : "/meta/input_files");
+  if (!has_files) return NG_OK;
+  size_t k1, k2;
+  NG_CALL(read_string_list(r, "/meta/input_files", &info->input_files, &k1));
+  info->ninputs = k1;
+  NG_CALL(read_string_list(r, "/meta/input_checksums", &info->input_checksums, &k2));
+  if (k1 != k2) {
+    for (size_t i = 0; i < k2; i++)
+      free(info->input_checksums[i]);
+    free(info->input_checksums);
+    info->input_checksums = NULL;
+    return read_error(r, NG_EFORMAT,
+                      "/meta/input_files has %zu names but /meta/input_checksums %zu checksums", k1, k2);
+  }
+  return NG_OK;
+}
+
+typedef struct {
+  const reader *r;
+  const char *gpath;
+  ng_state *st;
+  int status;
+} visit_ctx;
+
+/* One link under /optimizer or /result: groups are walked through, datasets become entries. */
+static herr_t visit_entry(hid_t group, const char *name, const ng_h5l_info *link, void *data) {
+  visit_ctx *c = data;
+  char where[H5PATH_MAX];
+  snprintf(where, sizeof where, "%s/%s", c->gpath, name);
+  if (link->type != H5L_TYPE_HARD) {
+    c->status =
+        read_error(c->r, NG_EFORMAT, "HDF5 path '%s' is a soft or external link, expected a dataset", where);
+    return -1;
+  }
+  hid_t obj = H5Oopen(group, name, H5P_DEFAULT);
+  if (obj < 0) {
+    c->status = damaged(c->r, where);
+    return -1;
+  }
+  H5I_type_t kind = H5Iget_type(obj);
+  if (kind == H5I_GROUP) {
+    close_id(&obj);
+    return 0;
+  }
+  if (kind != H5I_DATASET) {
+    close_id(&obj);
+    c->status = read_error(c->r, NG_EFORMAT, "HDF5 path '%s' is neither a group nor a dataset", where);
+    return -1;
+  }
+  ng_state_type type;
+  void *values;
+  size_t len;
+  c->status = read_numeric(c->r, obj, where, &type, &values, &len);
+  close_id(&obj);
+  if (c->status != NG_OK) return -1;
+  c->status = type == NG_STATE_F64 ? ng_state_put_f64(c->st, name, values, len)
+                                   : ng_state_put_i64(c->st, name, values, len);
+  free(values);
+  return c->status == NG_OK ? 0 : -1;
+}
+
+/* Every dataset under the group, by full relative name, in name order at each level. */
+static int read_state(const reader *r, const char *gpath, ng_state *st) {
+  if (!path_exists(r->fid, gpath)) return read_error(r, NG_EFORMAT, "no HDF5 path '%s'", gpath);
+  hid_t g = H5Gopen2(r->fid, gpath, H5P_DEFAULT);
+  if (g < 0) return read_error(r, NG_EFORMAT, "HDF5 path '%s' is not a group", gpath);
+  visit_ctx c = {r, gpath, st, NG_OK};
+  herr_t s = NG_H5LVISIT(g, H5_INDEX_NAME, H5_ITER_INC, visit_entry, &c);
+  close_id(&g);
+  if (c.status != NG_OK) return c.status;
+  return s < 0 ? damaged(r, gpath) : NG_OK;
+}
+
+static int read_history(const reader *r, ng_history *h) {
+  char where[H5PATH_MAX];
+  size_t rows = 0;
+  int st = NG_OK;
+  for (size_t j = 0; j < NG_HISTORY_NCOLS && st == NG_OK; j++) {
+    snprintf(where, sizeof where, "/history/%s", history_names[j]);
+    double *col;
+    size_t len;
+    NG_TRY(st, read_f64(r, where, &col, &len, j ? rows : SIZE_MAX), done);
+    if (j == 0) {
+      rows = len;
+      h->rows = malloc((rows ? rows : 1) * NG_HISTORY_NCOLS * sizeof *h->rows);
+      h->nrows = h->cap = rows;
+      if (!h->rows) st = read_error(r, NG_ENOMEM, "out of memory for %zu history rows", rows);
+    }
+    for (size_t i = 0; i < rows && h->rows; i++)
+      h->rows[i * NG_HISTORY_NCOLS + j] = col[i];
+    free(col);
+  }
+done:
+  if (st != NG_OK) ng_history_free(h);
+  return st;
+}
+
+static int copy_state(ng_state *dst, const ng_state *src) {
+  for (size_t i = 0; i < ng_state_count(src); i++) {
+    const char *name;
+    ng_state_type type;
+    size_t len;
+    const void *values;
+    ng_state_entry(src, i, &name, &type, &len, &values);
+    NG_CALL(type == NG_STATE_F64 ? ng_state_put_f64(dst, name, values, len)
+                                 : ng_state_put_i64(dst, name, values, len));
+  }
+  return NG_OK;
+}
+
+void ng_ckpt_info_free(ng_ckpt_info *info) {
+  if (!info) return;
+  free(info->program_version);
+  free(info->command_line);
+  free(info->config);
+  free(info->budget);
+  free(info->optimizer);
+  free(info->created);
+  for (size_t i = 0; i < info->ninputs; i++) {
+    if (info->input_files) free(info->input_files[i]);
+    if (info->input_checksums) free(info->input_checksums[i]);
+  }
+  free(info->input_files);
+  free(info->input_checksums);
+  memset(info, 0, sizeof *info);
+}
+
+/* Opens the file and checks that it is a checkpoint of this format; r->fid is open on success. */
+static int open_checkpoint(reader *r, int64_t *version) {
+  int fd = open(r->path, O_RDONLY);
+  if (fd < 0)
+    return ng_error(NG_EIO, "cannot read checkpoint '%s': %s%s%s%s", r->path, strerror(errno), PREV_HINT(r));
+  close(fd);
+  r->fid = open_file(r->path, H5F_ACC_RDONLY);
+  if (r->fid < 0)
+    return ng_error(NG_ECORRUPT, "checkpoint '%s' is not a readable HDF5 file (truncated or damaged?)%s%s%s",
+                    r->path, PREV_HINT(r));
+  if (H5Lexists(r->fid, "meta", H5P_DEFAULT) <= 0 ||
+      H5Aexists_by_name(r->fid, "meta", "format_version", H5P_DEFAULT) <= 0)
+    return ng_error(NG_EFORMAT, "'%s' is not a nograd checkpoint (no /meta/format_version)", r->path);
+  hid_t g = H5Oopen(r->fid, "meta", H5P_DEFAULT);
+  if (g < 0) return damaged(r, "/meta");
+  int st = read_attr_int(r, g, "/meta", "format_version", version);
+  close_id(&g);
+  if (st == NG_OK && *version != NG_CKPT_FORMAT_VERSION)
+    st = ng_error(NG_EFORMAT,
+                  "checkpoint '%s' has format version %" PRId64 "; this nograd (%s) reads format version %d",
+                  r->path, *version, NOGRAD_VERSION, NG_CKPT_FORMAT_VERSION);
+  return st;
+}
+
+int ng_ckpt_read(const char *path, ng_ckpt_info *info, ng_state *optimizer, ng_history *history,
+                 double *best_x, size_t *n, double *best_f, ng_state *result) {
+  if (info) memset(info, 0, sizeof *info);
+  if (!path || !*path) return ng_error(NG_EINVAL, "ng_ckpt_read: no path");
+  if (best_x && !n) return ng_error(NG_EINVAL, "ng_ckpt_read: best_x needs its length in *n");
+
+  reader r = {path, suffixed(path, ".prev"), -1};
+  if (!r.prev) return ng_error(NG_ENOMEM, "checkpoint: out of memory");
+  if (!file_exists(r.prev)) {
+    free(r.prev);
+    r.prev = NULL;
+  }
+  ng_ckpt_info meta = {0};
+  ng_state *opt = NULL, *res = NULL;
+  ng_history hist = {0};
+  double *x = NULL, *f = NULL;
+  size_t xlen = 0, flen;
+  char *stored = NULL;
+  hid_t g = -1;
+  int64_t version = 0;
+  h5_quiet q = quiet_begin();
+  int st = open_checkpoint(&r, &version);
+  if (st != NG_OK) goto done;
+  meta.format_version = (int)version;
+
+  g = H5Gopen2(r.fid, "/meta", H5P_DEFAULT);
+  if (g < 0) {
+    st = read_error(&r, NG_EFORMAT, "HDF5 path '/meta' is not a group");
+    goto done;
+  }
+  NG_TRY(st, read_meta(&r, g, &meta, &stored), done);
+  NG_TRY(st, ng_state_create(&opt), done);
+  NG_TRY(st, read_state(&r, "/optimizer", opt), done);
+  NG_TRY(st, read_history(&r, &hist), done);
+  NG_TRY(st, read_f64(&r, "/best/x", &x, &xlen, SIZE_MAX), done);
+  NG_TRY(st, read_f64(&r, "/best/f", &f, &flen, 1), done);
+  if (result && path_exists(r.fid, "/result")) {
+    NG_TRY(st, ng_state_create(&res), done);
+    NG_TRY(st, read_state(&r, "/result", res), done);
+  }
+
+  if (!f || !stored) { /* cannot happen: the reads above succeeded */
+    st = ng_error(NG_EINTERNAL, "checkpoint '%s': best f or the checksum missing after a read", path);
+    goto done;
+  }
+  uint64_t sum = 0;
+  NG_TRY(st, state_checksum(opt, &hist, x, xlen, f[0], &sum), done);
+  char computed[17];
+  snprintf(computed, sizeof computed, "%016" PRIx64, sum);
+  if (strcmp(stored, computed) != 0) {
+    st = read_error(&r, NG_ECORRUPT,
+                    "state checksum mismatch (stored %s, computed %s): the file was altered or damaged",
+                    stored, computed);
+    goto done;
+  }
+  if (best_x && *n != xlen) {
+    st = read_error(&r, NG_EMISMATCH, "/best/x has %zu values, expected %zu", xlen, *n);
+    goto done;
+  }
+
+  /* Verified: hand the results over. */
+  if (optimizer) NG_TRY(st, copy_state(optimizer, opt), done);
+  if (result && res) NG_TRY(st, copy_state(result, res), done);
+  if (history) {
+    ng_history_free(history);
+    *history = hist;
+    hist = (ng_history){0};
+  }
+  if (best_x && xlen) memcpy(best_x, x, xlen * sizeof *x);
+  if (n && !best_x) *n = xlen;
+  if (best_f) *best_f = f[0];
+  if (info) {
+    *info = meta;
+    memset(&meta, 0, sizeof meta);
+  }
+done:
+  close_id(&g);
+  if (r.fid >= 0) H5Fclose(r.fid);
+  quiet_end(q);
+  free(stored);
+  free(f);
+  free(x);
+  ng_history_free(&hist);
+  ng_state_destroy(&res);
+  ng_state_destroy(&opt);
+  ng_ckpt_info_free(&meta);
+  free(r.prev);
+  return st;
+}
+
+/* ---- Input checksums ------------------------------------------------------------------------------------
+ */
+
+int ng_file_checksum(const char *path, char out[17]) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return ng_error(NG_EIO, "cannot read '%s': %s", path, strerror(errno));
+  size_t size = 1 << 20;
+  unsigned char *buf = malloc(size);
+  if (!buf) {
+    close(fd);
+    return ng_error(NG_ENOMEM, "checksum of '%s': out of memory", path);
+  }
+  uint64_t h = FNV_OFFSET;
+  int st = NG_OK;
+  for (;;) {
+    ssize_t got = read(fd, buf, size);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      st = ng_error(NG_EIO, "cannot read '%s': %s", path, strerror(errno));
+      break;
+    }
+    if (got == 0) break;
+    h = fnv_bytes(h, buf, (size_t)got);
+  }
+  free(buf);
+  close(fd);
+  if (st == NG_OK) snprintf(out, 17, "%016" PRIx64, h);
+  return st;
+}
+
+/* ---- Internal helpers (ckpt_internal.h) -----------------------------------------------------------------
+ */
+
+int ng_h5_has_toplevel(const char *path, const char *name) {
+  if (!file_exists(path)) return 0;
+  h5_quiet q = quiet_begin();
+  hid_t fid = open_file(path, H5F_ACC_RDONLY);
+  int found = fid >= 0 && H5Lexists(fid, name, H5P_DEFAULT) > 0;
+  if (fid >= 0) H5Fclose(fid);
+  quiet_end(q);
+  return found;
+}
+
+int ng_h5_dataset_offset(const char *path, const char *dataset, uint64_t *offset) {
+  h5_quiet q = quiet_begin();
+  int st = NG_OK;
+  hid_t fid = open_file(path, H5F_ACC_RDONLY), d = -1;
+  if (fid < 0) {
+    st = ng_error(NG_EIO, "cannot open '%s' as HDF5", path);
+  } else if (!path_exists(fid, dataset) || (d = H5Dopen2(fid, dataset, H5P_DEFAULT)) < 0) {
+    st = ng_error(NG_ENOTFOUND, "'%s' has no dataset '%s'", path, dataset);
+  } else {
+    haddr_t a = H5Dget_offset(d);
+    if (a == HADDR_UNDEF)
+      st = ng_error(NG_EINVAL, "'%s': dataset '%s' has no contiguous storage", path, dataset);
+    else
+      *offset = (uint64_t)a;
+  }
+  close_id(&d);
+  if (fid >= 0) H5Fclose(fid);
+  quiet_end(q);
+  return st;
+}
+
+int ng_h5_unlink(const char *path, const char *object) {
+  h5_quiet q = quiet_begin();
+  int st = NG_OK;
+  hid_t fid = open_file(path, H5F_ACC_RDWR);
+  if (fid < 0)
+    st = ng_error(NG_EIO, "cannot open '%s' as HDF5 for writing", path);
+  else if (!path_exists(fid, object) || H5Ldelete(fid, object, H5P_DEFAULT) < 0)
+    st = ng_error(NG_ENOTFOUND, "'%s' has no '%s'", path, object);
+  if (fid >= 0 && H5Fclose(fid) < 0 && st == NG_OK) st = ng_error(NG_EIO, "cannot close '%s'", path);
+  quiet_end(q);
+  return st;
+}
+
+int ng_h5_set_int_attr(const char *path, const char *object, const char *name, int64_t value) {
+  h5_quiet q = quiet_begin();
+  int st = NG_OK;
+  hid_t fid = open_file(path, H5F_ACC_RDWR), obj = -1, space = -1, attr = -1;
+  if (fid < 0) {
+    st = ng_error(NG_EIO, "cannot open '%s' as HDF5 for writing", path);
+  } else if (!path_exists(fid, object) || (obj = H5Oopen(fid, object, H5P_DEFAULT)) < 0) {
+    st = ng_error(NG_ENOTFOUND, "'%s' has no '%s'", path, object);
+  } else {
+    if (H5Aexists(obj, name) > 0) H5Adelete(obj, name);
+    space = H5Screate(H5S_SCALAR);
+    attr = space < 0 ? -1 : H5Acreate2(obj, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    if (attr < 0 || H5Awrite(attr, H5T_NATIVE_INT64, &value) < 0)
+      st = ng_error(NG_EIO, "cannot write attribute '%s' of '%s' in '%s'", name, object, path);
+  }
+  close_id(&attr);
+  close_id(&space);
+  if (obj >= 0) H5Oclose(obj);
+  if (fid >= 0 && H5Fclose(fid) < 0 && st == NG_OK) st = ng_error(NG_EIO, "cannot close '%s'", path);
+  quiet_end(q);
+  return st;
+}
