@@ -246,6 +246,25 @@ static double median_of(const double *f, size_t lambda, double *scratch) {
   return lambda % 2 ? scratch[lambda / 2] : 0.5 * (scratch[lambda / 2 - 1] + scratch[lambda / 2]);
 }
 
+/* After a tell (or a load): the stop rules of the whole run, then the algorithm's, which may start a restart.
+ * The budgets come first; when one of them ends the run, algo_stop stays as it is, so that a run resumed with a
+ * larger budget takes the restart decision the budget pre-empted, as the longer run would have. */
+static int end_of_generation(ng_opt *opt) {
+  opt->stop = NG_STOP_NONE;
+  if (opt->best_f <= opt->ftarget) opt->stop = NG_STOP_FTARGET;
+  else if (opt->max_evals && opt->evaluations >= opt->max_evals) opt->stop = NG_STOP_MAXFEVALS;
+  else if (opt->nonfinite_streak >= NONFINITE_STREAK_LIMIT) opt->stop = NG_STOP_NONFINITE;
+  else if (opt->algo_stop != NG_STOP_NONE) {
+    if (ng_restart_next(opt, opt->algo_stop)) {
+      opt->restarts++;
+      NG_CALL(start_run(opt)); /* clears algo_stop */
+    } else {
+      opt->stop = opt->algo_stop;
+    }
+  }
+  return NG_OK;
+}
+
 int ng_opt_tell(ng_opt *opt, const double *f) {
   if (!opt->asked) return ng_error(NG_EORDER, "tell without a preceding ask");
   size_t lambda = opt->lambda, nfinite = 0, ibest = lambda;
@@ -279,19 +298,7 @@ int ng_opt_tell(ng_opt *opt, const double *f) {
     opt->best_f = opt->fbuf[ibest];
   }
   NG_CALL(opt->type->tell(opt, opt->fbuf, nfinite));
-
-  if (opt->best_f <= opt->ftarget) opt->stop = NG_STOP_FTARGET;
-  else if (opt->max_evals && opt->evaluations >= opt->max_evals) opt->stop = NG_STOP_MAXFEVALS;
-  else if (opt->nonfinite_streak >= NONFINITE_STREAK_LIMIT) opt->stop = NG_STOP_NONFINITE;
-  else if (opt->algo_stop != NG_STOP_NONE) {
-    if (ng_restart_next(opt, opt->algo_stop)) {
-      opt->restarts++;
-      NG_CALL(start_run(opt));
-    } else {
-      opt->stop = opt->algo_stop;
-    }
-  }
-  return NG_OK;
+  return end_of_generation(opt);
 }
 
 ng_stop ng_opt_stop(const ng_opt *opt) { return opt->stop; }
@@ -344,11 +351,11 @@ int ng_opt_save(const ng_opt *opt, ng_state *st) {
     NG_CALL(ng_state_put_f64(st, "cfg/lower", opt->lo, n));
     NG_CALL(ng_state_put_f64(st, "cfg/upper", opt->hi, n));
   }
-  int64_t counters[14] = {opt->generation,  opt->run_generation,   opt->evaluations,    opt->run_evaluations,
+  int64_t counters[15] = {opt->generation,  opt->run_generation,   opt->evaluations,    opt->run_evaluations,
                           opt->restarts,    opt->large_restarts,   opt->evals_large,    opt->evals_small,
                           opt->nonfinite,   opt->nonfinite_streak, (int64_t)opt->stop, (int64_t)opt->run_popsize,
-                          opt->run_large,   opt->run_maxiter};
-  NG_CALL(ng_state_put_i64(st, "run/counters", counters, 14));
+                          opt->run_large,   opt->run_maxiter,      (int64_t)opt->algo_stop};
+  NG_CALL(ng_state_put_i64(st, "run/counters", counters, 15));
   double reals[4] = {opt->best_f, opt->gen_best_f, opt->gen_median_f, opt->run_sigma0};
   NG_CALL(ng_state_put_f64(st, "run/reals", reals, 4));
   NG_CALL(ng_state_put_f64(st, "run/best_x", opt->best_x, n));
@@ -396,12 +403,12 @@ int ng_opt_load(ng_opt *opt, const ng_state *st) {
     free(opt->hi);
     opt->lo = opt->hi = NULL;
   }
-  int64_t c[14];
+  int64_t c[15];
   double reals[4];
-  NG_CALL(ng_state_get_i64(st, "run/counters", c, 14));
+  NG_CALL(ng_state_get_i64(st, "run/counters", c, 15));
   NG_CALL(ng_state_get_f64(st, "run/reals", reals, 4));
   NG_CALL(ng_state_get_f64(st, "run/best_x", opt->best_x, n));
-  if (c[10] < 0 || c[10] >= NG_STOP_COUNT_ || c[11] < 1)
+  if (c[10] < 0 || c[10] >= NG_STOP_COUNT_ || c[14] < 0 || c[14] >= NG_STOP_COUNT_ || c[11] < 1)
     return ng_error(NG_ECORRUPT, "optimizer state: stop reason %lld or population %lld out of range",
                     (long long)c[10], (long long)c[11]);
   opt->run_popsize = (size_t)c[11];
@@ -424,7 +431,13 @@ int ng_opt_load(ng_opt *opt, const ng_state *st) {
   opt->gen_best_f = reals[1];
   opt->gen_median_f = reals[2];
   opt->asked = false;
-  return opt->type->load(opt, st);
+  NG_CALL(opt->type->load(opt, st));
+  opt->algo_stop = (ng_stop)c[14];
+  /* A run that ended on a budget continues when this optimizer's budget is larger; one that ended on its own
+   * rules stays ended. The restart bookkeeping of ng_restart_next must not run twice for the same run end, so
+   * only the budget stops are reconsidered. */
+  if (opt->stop == NG_STOP_MAXFEVALS || opt->stop == NG_STOP_FTARGET) NG_CALL(end_of_generation(opt));
+  return NG_OK;
 }
 
 int ng_opt_sampler(const ng_opt *opt, ng_sampler *s) {
