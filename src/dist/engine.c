@@ -9,13 +9,13 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "dist/protocol.h"
 #include "linalg/linalg.h"
 #include "nograd/dist.h"
 #include "nograd/error.h"
+#include "nograd/timer.h"
 
 static volatile sig_atomic_t pending_signal = 0;
 
@@ -27,12 +27,6 @@ static void on_signal(int sig) {
 
 static const int handled_signals[] = {SIGTERM, SIGUSR1, SIGINT};
 #define N_SIGNALS (sizeof handled_signals / sizeof handled_signals[0])
-
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 const char *ng_bcast_name(ng_bcast_mode mode) {
   switch (mode) {
@@ -305,14 +299,14 @@ static int write_checkpoint(engine *e) {
   const double *best = ng_opt_best(e->opt, &best_f);
   NG_TRY(rc, ng_ckpt_write(cfg->checkpoint, &cfg->meta, st, cfg->history, best, e->n, best_f, NULL), out);
   e->checkpoints++;
-  e->last_checkpoint = now();
+  e->last_checkpoint = ng_time_now();
 out:
   ng_state_destroy(&st);
   return rc;
 }
 
 static void progress_line(engine *e, const ng_opt_info *in, bool last) {
-  double t = now();
+  double t = ng_time_now();
   if (!e->cfg->progress || (!last && t - e->last_progress < e->cfg->progress_secs)) return;
   e->last_progress = t;
   double rate = (double)in->evaluations / fmax(t - e->t_start, 1e-9);
@@ -338,9 +332,9 @@ static void log_line(engine *e, const double *row, bool seeded) {
 
 /* Rank 0 after the reduction: tell, history, progress, log, checkpoint. */
 static int conclude(engine *e, const ng_gen_header *h, const double *times, int64_t bytes, bool signalled) {
-  double t0 = now();
+  double t0 = ng_time_now();
   NG_CALL(ng_opt_tell(e->opt, e->loss));
-  double t_update = now() - t0;
+  double t_update = ng_time_now() - t0;
   ng_opt_info in;
   ng_opt_get_info(e->opt, &in);
   double row[NG_HISTORY_NCOLS] = {0};
@@ -367,7 +361,7 @@ static int conclude(engine *e, const ng_gen_header *h, const double *times, int6
   if (e->cfg->checkpoint) {
     bool due = done || signalled ||
                (e->cfg->checkpoint_gens > 0 && in.generation - e->last_checkpoint_gen >= e->cfg->checkpoint_gens) ||
-               (e->cfg->checkpoint_secs > 0 && now() - e->last_checkpoint >= e->cfg->checkpoint_secs);
+               (e->cfg->checkpoint_secs > 0 && ng_time_now() - e->last_checkpoint >= e->cfg->checkpoint_secs);
     if (due) {
       NG_CALL(write_checkpoint(e));
       e->last_checkpoint_gen = in.generation;
@@ -424,7 +418,7 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
   size_t hf, hc;
   ng_dist_block(obj->nchunks, (size_t)e.shards, (size_t)e.shard, &hf, &hc);
   if (st == NG_OK && obj->load) st = obj->load(obj->ctx, hf, hc);
-  e.t_start = e.last_progress = e.last_checkpoint = now();
+  e.t_start = e.last_progress = e.last_checkpoint = ng_time_now();
   if (e.rank == 0) {
     ng_opt_info in;
     ng_opt_get_info(opt, &in);
@@ -453,7 +447,7 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
   for (;;) {
     ng_gen_header h;
     ng_sampler s;
-    double times[4] = {0}, t0 = now();
+    double times[4] = {0}, t0 = ng_time_now();
     int my_status = NG_OK;
     if (e.rank == 0) {
       memset(&h, 0, sizeof h);
@@ -471,15 +465,15 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
         else h.status = NG_HDR_ERROR;
       }
     }
-    times[0] = now() - t0;
-    t0 = now();
+    times[0] = ng_time_now() - t0;
+    t0 = ng_time_now();
     int64_t bytes = 0;
     int bst = broadcast(&e, &h, &s, &bytes);
     if (bst != NG_OK) { /* MPI itself failed: nothing can be agreed on any more */
       st = bst;
       break;
     }
-    times[1] = now() - t0;
+    times[1] = ng_time_now() - t0;
     if (h.status != NG_HDR_CONTINUE) {
       if (h.status == NG_HDR_ERROR && e.rank != 0 && st == NG_OK)
         st = ng_error(NG_EINTERNAL, "rank 0 ended the run with an error");
@@ -489,12 +483,12 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
       }
       break;
     }
-    t0 = now();
+    t0 = ng_time_now();
     my_status = evaluate(&e, &h);
-    times[2] = now() - t0;
-    t0 = now();
+    times[2] = ng_time_now() - t0;
+    t0 = ng_time_now();
     int rst = reduce(&e, &h, my_status, &signal_seen);
-    times[3] = now() - t0;
+    times[3] = ng_time_now() - t0;
     if (e.rank == 0) {
       st = rst;
       if (st == NG_OK) st = conclude(&e, &h, times, bytes, signal_seen != 0);
@@ -507,7 +501,7 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
     for (size_t i = 0; i < N_SIGNALS; i++) sigaction(handled_signals[i], &old[i], NULL);
   res->bytes = e.bytes_total;
   res->checkpoints = e.checkpoints;
-  res->seconds = now() - e.t_start;
+  res->seconds = ng_time_now() - e.t_start;
   engine_free(&e);
   return st;
 }

@@ -16,16 +16,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "nograd/timer.h"
 #include "opt/cmaes_impl.h"
 #include "opt/sampler_impl.h"
-
-static double seconds_now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static void es_free(cmaes *es) {
   if (!es) return;
@@ -187,7 +181,7 @@ static void destroy(ng_opt *opt) {
 /* Decomposes C = B diag(D^2) B^T (LAPACK's divide and conquer on the upper triangle) and forms BD. */
 static int eigen_update(cmaes *es) {
   size_t n = es->n;
-  double t0 = seconds_now();
+  double t0 = ng_time_now();
   /* dsyevd overwrites its input with the eigenvectors: work on B. LAPACK is column-major; C's upper triangle in
    * row-major order is its lower triangle in column-major order, and B comes back transposed, so read it as
    * B^T (row-major rows are eigenvectors). */
@@ -211,7 +205,7 @@ static int eigen_update(cmaes *es) {
     for (size_t j = 0; j < n; j++) es->BD[i * n + j] = es->B[i * n + j] * es->D[j];
   es->last_update = es->count_tell;
   es->factor_version++;
-  es->seconds_eigen += seconds_now() - t0;
+  es->seconds_eigen += ng_time_now() - t0;
   return NG_OK;
 }
 

@@ -8,16 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "nograd/error.h"
+#include "nograd/timer.h"
 #include "nograd/opt.h"
-
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static int compare_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -42,7 +36,7 @@ static int run(const char *name, size_t n, size_t lambda, int generations, doubl
   }
   lambda = ng_opt_popsize(opt);
   double *x = malloc(lambda * n * sizeof *x), *f = malloc(lambda * sizeof *f);
-  double t0 = now();
+  double t0 = ng_time_now();
   for (int g = 0; g < generations; g++) {
     if (ng_opt_ask(opt, x)) return 1;
     for (size_t k = 0; k < lambda; k++) { /* an ellipsoid, O(n): the optimizer has something to adapt */
@@ -52,7 +46,7 @@ static int run(const char *name, size_t n, size_t lambda, int generations, doubl
     }
     if (ng_opt_tell(opt, f)) return 1;
   }
-  *seconds = now() - t0;
+  *seconds = ng_time_now() - t0;
   ng_opt_info in;
   ng_opt_get_info(opt, &in);
   *eigen = in.seconds_eigen;

@@ -10,27 +10,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "nograd/ckpt.h"
 #include "nograd/dist.h"
 #include "nograd/error.h"
+#include "nograd/timer.h"
 #include "nograd/opt.h"
-
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static double cost_s = 0.005;
 
 static int spin_eval(void *ctx, const double *x, uint64_t generation, size_t k, size_t chunk, double *sum,
                      double *count) {
   size_t n = *(size_t *)ctx;
-  double t_end = now() + cost_s, s = 0;
+  double t_end = ng_time_now() + cost_s, s = 0;
   for (size_t i = 0; i < n; i++) s += x[i] * x[i];
-  while (now() < t_end) {
+  while (ng_time_now() < t_end) {
   }
   *sum = s;
   *count = 1;

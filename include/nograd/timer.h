@@ -1,0 +1,15 @@
+/* Wall-clock time for the phase timings of the history table and the benchmarks. Not collective. */
+#ifndef NOGRAD_TIMER_H
+#define NOGRAD_TIMER_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Seconds on a monotonic clock, from an arbitrary origin: only differences mean anything. */
+double ng_time_now(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
