@@ -115,7 +115,7 @@ int ng_minimize_config_text(const ng_minimize_config *cfg, char **config, char *
     add(&c, "rows=%zu\nchunk-rows=%zu\ndata-seed=%llu\n", cfg->rows, cfg->chunk_rows,
         (unsigned long long)cfg->data_seed);
   /* parameters in name order, so that the text does not depend on the order of the options */
-  const char *const *order[NG_MAX_PARAMS];
+  const char *const *order[NG_MAX_PARAMS] = {0};
   for (size_t i = 0; i < cfg->nparams; i++) order[i] = &cfg->param_names[i];
   qsort(order, cfg->nparams, sizeof order[0], compare_names);
   for (size_t i = 0; i < cfg->nparams; i++)
@@ -154,9 +154,10 @@ static int resume(const ng_minimize_config *cfg, const char *config, ng_opt *opt
   int rc;
   NG_TRY(rc, ng_state_create(&st), out);
   NG_TRY(rc, ng_ckpt_read(cfg->resume, &info, st, history, NULL, NULL, NULL, NULL), out);
-  if (strcmp(info.config, config) != 0 && !cfg->force) {
+  const char *saved = info.config ? info.config : "";
+  if (strcmp(saved, config) != 0 && !cfg->force) {
     char diff[512];
-    first_difference(info.config, config, diff, sizeof diff);
+    first_difference(saved, config, diff, sizeof diff);
     rc = ng_error(NG_EMISMATCH,
                   "--resume %s: the checkpoint was written with another configuration: %s (use --force to resume "
                   "it anyway)",

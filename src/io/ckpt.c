@@ -8,7 +8,11 @@
  * the checksum stored in /meta (NG_ECORRUPT); the outputs are filled only when everything holds.
  *
  * HDF5 status codes become nograd ones here, with the file and the HDF5 path in the message; HDF5's own
- * error printing is switched off while these functions run and restored afterwards. */
+ * error printing is switched off while these functions run and restored afterwards.
+ *
+ * Test hook: when the environment variable NOGRAD_CKPT_PAUSE_MS holds a positive integer, ng_ckpt_write
+ * sleeps that many milliseconds after PATH.tmp is written and fsynced and before the renames, so that the
+ * MPI tests (tests/mpi) can kill a run in the middle of a checkpoint write. Unset, it costs one getenv. */
 #include "nograd/ckpt.h"
 
 #include <errno.h>
@@ -452,6 +456,17 @@ static int sync_parent(const char *path) {
   return st;
 }
 
+/* The test hook (see the top of this file): sleeps NOGRAD_CKPT_PAUSE_MS milliseconds, through signals. */
+static void test_pause(void) {
+  const char *v = getenv("NOGRAD_CKPT_PAUSE_MS");
+  char *end = NULL;
+  long ms = v ? strtol(v, &end, 10) : 0;
+  if (!v || *end || ms <= 0) return;
+  struct timespec left = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&left, &left) != 0 && errno == EINTR) {
+  }
+}
+
 int ng_ckpt_write(const char *path, const ng_ckpt_meta *meta, const ng_state *optimizer,
                   const ng_history *history, const double *best_x, size_t n, double best_f,
                   const ng_state *result) {
@@ -494,6 +509,7 @@ int ng_ckpt_write(const char *path, const ng_ckpt_meta *meta, const ng_state *op
     unlink(tmp);
     goto done;
   }
+  test_pause();
   if (file_exists(path) && rename(path, prev) != 0) {
     st = ng_error(NG_EIO, "cannot keep the previous checkpoint: renaming '%s' to '%s': %s", path, prev,
                   strerror(errno));
