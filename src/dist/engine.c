@@ -7,6 +7,7 @@
  * so every rank leaves the loop at the same generation with the same status: nothing waits forever. */
 #include <math.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -469,9 +470,11 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
     t0 = ng_time_now();
     int64_t bytes = 0;
     int bst = broadcast(&e, &h, &s, &bytes);
-    if (bst != NG_OK) { /* MPI itself failed: nothing can be agreed on any more */
-      st = bst;
-      break;
+    if (bst != NG_OK) {
+      /* out of memory for this generation's buffers, or MPI itself failed, on this rank only: the others
+       * are already inside the next collective, so the only way to end every rank together is to abort */
+      fprintf(stderr, "nograd: rank %d: %s\n", e.rank, ng_errmsg());
+      MPI_Abort(e.comm, 1);
     }
     times[1] = ng_time_now() - t0;
     if (h.status != NG_HDR_CONTINUE) {
