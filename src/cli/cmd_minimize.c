@@ -6,6 +6,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "core/json.h"
 #include "nograd/app.h"
 #include "nograd/dist.h"
 #include "nograd/error.h"
@@ -196,11 +197,10 @@ int ng_cmd_minimize(MPI_Comm comm, int argc, char **argv) {
   } else {
     code = res.signalled ? NG_EXIT_RESUMABLE : NG_EXIT_OK;
     if (out && json) {
-      fprintf(out,
-              "{\"evaluations\":%lld,\"f_best\":%.17g,\"stop_reason\":\"%s\",\"generations\":%lld,\"restarts\":%lld,"
-              "\"seconds\":%.6f}\n",
-              (long long)res.evaluations, res.f_best, ng_stop_name(res.stop), (long long)res.generations,
-              (long long)res.restarts, res.seconds);
+      fprintf(out, "{\"evaluations\":%lld,\"f_best\":", (long long)res.evaluations);
+      ng_json_number(out, res.f_best);
+      fprintf(out, ",\"stop_reason\":\"%s\",\"generations\":%lld,\"restarts\":%lld,\"seconds\":%.6f}\n",
+              ng_stop_name(res.stop), (long long)res.generations, (long long)res.restarts, res.seconds);
     } else if (out) {
       fprintf(out, "stop: %s\nevaluations: %lld\ngenerations: %lld\nrestarts: %lld\nf_best: %.17g\nx_best:",
               ng_stop_name(res.stop), (long long)res.evaluations, (long long)res.generations,

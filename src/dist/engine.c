@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/json.h"
 #include "dist/protocol.h"
 #include "linalg/linalg.h"
 #include "nograd/dist.h"
@@ -326,7 +327,10 @@ static void log_line(engine *e, const double *row, bool seeded) {
   if (!f) return;
   const char *const *cols = ng_history_columns();
   fputc('{', f);
-  for (int c = 0; c < NG_HISTORY_NCOLS; c++) fprintf(f, "%s\"%s\":%.17g", c ? "," : "", cols[c], row[c]);
+  for (int c = 0; c < NG_HISTORY_NCOLS; c++) {
+    fprintf(f, "%s\"%s\":", c ? "," : "", cols[c]);
+    ng_json_number(f, row[c]);
+  }
   fprintf(f, ",\"broadcast\":\"%s\"}\n", seeded ? "seeded" : "explicit");
   fflush(f);
 }

@@ -4,6 +4,7 @@
  * model files (/model/spec, /model/params, /model/index) can be added beside checkpoints. A file that
  * matches no kind goes to the checkpoint printer, whose reader then says which HDF5 path is missing. */
 #include "nograd/inspect.h"
+#include "core/json.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -58,14 +59,6 @@ static void json_string(FILE *out, const char *s) {
     }
   }
   fputc('"', out);
-}
-
-/* JSON has no infinities nor NaN: those are null. */
-static void json_number(FILE *out, double v) {
-  if (isfinite(v))
-    fprintf(out, "%.17g", v);
-  else
-    fputs("null", out);
 }
 
 static void json_int(FILE *out, int64_t v) {
@@ -281,9 +274,9 @@ static void ckpt_json(const char *path, const ckpt_summary *s, int last_rows, FI
   else
     fputs("null", out);
   fputs(",\n  \"best_f\": ", out);
-  json_number(out, s->best_f);
+  ng_json_number(out, s->best_f);
   fputs(",\n  \"sigma\": ", out);
-  json_number(out, s->sigma);
+  ng_json_number(out, s->sigma);
   fprintf(out, ",\n  \"history_rows\": %zu,\n  \"history_columns\": [", s->hist.nrows);
   const char *const *cols = ng_history_columns();
   for (size_t j = 0; j < NG_HISTORY_NCOLS; j++) {
@@ -296,7 +289,7 @@ static void ckpt_json(const char *path, const ckpt_summary *s, int last_rows, FI
     fputs(i > from ? ",\n    [" : "\n    [", out);
     for (size_t j = 0; j < NG_HISTORY_NCOLS; j++) {
       if (j) fputs(", ", out);
-      json_number(out, s->hist.rows[i * NG_HISTORY_NCOLS + j]);
+      ng_json_number(out, s->hist.rows[i * NG_HISTORY_NCOLS + j]);
     }
     fputc(']', out);
   }

@@ -215,5 +215,20 @@ else:
                 codes[name] = f.read().strip()
         check(codes == {"rank.0": "2", "rank.1": "2"}, "mpirun --bogus: exit codes per rank %r, want 2 on both" % codes)
 
+# no finite loss at all: JSON has no inf, so the result and the log say null
+with tempfile.TemporaryDirectory() as tmp:
+    log = os.path.join(tmp, "log.jsonl")
+    code, out, err = run(["minimize", "--function", "sphere", "--dim", "3", "--x0", "1e300", "--sigma0", "1e300",
+                          "--max-evals", "30", "--json", "--quiet", "--log", log])
+    check(code == 0, "overflowing sphere: exit code %d, stderr %r" % (code, err))
+    try:
+        result = json.loads(out)
+        check(result["f_best"] is None, "overflowing sphere: f_best %r, want null" % result["f_best"])
+        rows = [json.loads(line) for line in open(log)]
+        check(len(rows) == result["generations"] and all(r["best"] is None for r in rows),
+              "overflowing sphere: log rows %r" % rows[:2])
+    except ValueError as e:
+        check(False, "overflowing sphere: not JSON (%s): %r" % (e, out))
+
 print("%d failure(s)" % len(failures))
 sys.exit(1 if failures else 0)
