@@ -27,6 +27,11 @@ REQUIRED_PACKAGES=(
 )
 # What the tests need beyond that (reading and writing our HDF5 files from Python).
 read -r -a TEST_PACKAGES <<<"${NOGRAD_TEST_PACKAGES:-python3-numpy python3-h5py}"
+# What the slurm test (tests/slurm, label "slurm") needs for its private one-node cluster. Not among the
+# default packages: slurm-wlm brings slurmctld, slurmd and their dependencies, which no other test, the
+# build or the demo use; the slurm test installs them itself (as root) when they are missing.
+# shellcheck disable=SC2034  # used by tests/slurm/test_slurm.sh
+SLURM_TEST_PACKAGES=(slurm-wlm munge)
 
 # One BLAS thread per rank: evaluation is parallel over ranks, and the determinism contract needs each
 # chunk's forward pass to run the same code (DESIGN.md).
