@@ -1,0 +1,42 @@
+/* Private: the convolution and pooling kernels the layer code (src/nn/forward.c, backward) calls.
+ *
+ * Layout: activations NCHW float32, batch-major; weights as PyTorch ([O, C, k, k] and [O]). The kernels do no
+ * allocation: `col` is scratch of ng_conv2d_col_size floats that the workspace allocates once. They use one
+ * BLAS thread (sgemm) and must give the same bits for the same inputs on every call (no threading, no
+ * reductions whose order depends on anything but the shapes). */
+#ifndef NOGRAD_NN_KERNELS_H
+#define NOGRAD_NN_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Output size of a convolution or pooling along one axis: (H + 2 pad - k) / stride + 1, or 0 if k > H + 2 pad. */
+size_t ng_conv_out(size_t H, size_t k, size_t stride, size_t pad);
+
+/* Scratch floats that ng_conv2d_forward and ng_conv2d_backward need for a batch of B examples: C k k Ho Wo,
+ * one example's im2col matrix, whatever B (the kernels run one sgemm per example, writing NCHW directly). */
+size_t ng_conv2d_col_size(size_t B, size_t C, size_t H, size_t W, size_t k, size_t stride, size_t pad);
+
+/* y[B, O, Ho, Wo] = conv(x[B, C, H, W], w[O, C, k, k]) + b[O] (zero padding). */
+void ng_conv2d_forward(const float *x, size_t B, size_t C, size_t H, size_t W, const float *w, const float *b,
+                       size_t O, size_t k, size_t stride, size_t pad, float *y, float *col);
+
+/* Given dy[B, O, Ho, Wo]: dw += dL/dw, db += dL/db, and dx = dL/dx (overwritten; skipped when dx is NULL, as
+ * for the first layer). dw or db may also be NULL to skip them. */
+void ng_conv2d_backward(const float *x, size_t B, size_t C, size_t H, size_t W, const float *w, size_t O, size_t k,
+                        size_t stride, size_t pad, const float *dy, float *dx, float *dw, float *db, float *col);
+
+typedef enum { NG_POOL_MAX = 0, NG_POOL_AVG = 1 } ng_pool_kind;
+
+/* y[B, C, Ho, Wo] = pool(x[B, C, H, W]) without padding (avg divides by k*k). For max pooling, argmax (B*C*Ho*Wo
+ * int32, may be NULL in evaluation) receives the index within the example's channel plane of each maximum
+ * (the first one on ties, scanning rows then columns). */
+void ng_pool_forward(ng_pool_kind kind, const float *x, size_t B, size_t C, size_t H, size_t W, size_t k,
+                     size_t stride, float *y, int32_t *argmax);
+
+/* dx = dL/dx (overwritten) from dy[B, C, Ho, Wo]. Max pooling routes dy through the argmax that its forward
+ * pass filled (it must not be NULL here); avg pooling ignores argmax. */
+void ng_pool_backward(ng_pool_kind kind, const float *dy, size_t B, size_t C, size_t H, size_t W, size_t k,
+                      size_t stride, const int32_t *argmax, float *dx);
+
+#endif
