@@ -29,6 +29,7 @@ enum ng_rng_purpose {
   NG_RNG_INIT = 7,     /* initial weights of models */
   NG_RNG_SPLIT = 8,    /* dataset splits and subsets */
   NG_RNG_DATA = 9,     /* synthetic data generators */
+  NG_RNG_DROPOUT = 10, /* dropout masks: step, layer */
   NG_RNG_USER = 64     /* first purpose free for applications */
 };
 

@@ -1,0 +1,568 @@
+/* Model files in HDF5 (the layout is in include/nograd/nn.h): the atomic write and the checked read.
+ *
+ * Writing goes to PATH.tmp, which is flushed, closed and fsynced, then renamed over PATH, and the directory
+ * is fsynced (the pattern of src/io/ckpt.c); on any failure PATH.tmp is removed and PATH is untouched.
+ * Reading parses /model/spec with the same parser as ng_model_from_spec and then checks the file's index
+ * against the index the spec implies, tensor by tensor, so that a file whose parameters would be read at the
+ * wrong offsets is refused with the tensor's name. Every message names the file and the HDF5 path; HDF5's own
+ * error printing is off while these functions run. */
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "nn/nn_impl.h"
+#include "nograd/error.h"
+
+/* ---- HDF5 plumbing (small copies of src/io/ckpt.c's, which are static there) ---- */
+
+typedef struct {
+  H5E_auto2_t func;
+  void *data;
+} h5_quiet;
+
+static h5_quiet quiet_begin(void) {
+  h5_quiet q = {NULL, NULL};
+  H5Eget_auto2(H5E_DEFAULT, &q.func, &q.data);
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  return q;
+}
+
+static void quiet_end(h5_quiet q) {
+  H5Eset_auto2(H5E_DEFAULT, q.func, q.data);
+}
+
+/* Keep HDF5's file locks, but do not fail on file systems without them (Lustre, NFS). */
+static hid_t make_fapl(void) {
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+#if H5_VERSION_GE(1, 10, 7)
+  if (fapl >= 0) H5Pset_file_locking(fapl, 1, 1);
+#endif
+  return fapl;
+}
+
+static hid_t vlen_utf8(void) {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  if (t >= 0 && (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0)) {
+    H5Tclose(t);
+    return -1;
+  }
+  return t;
+}
+
+static void close_id(hid_t *id) {
+  if (*id < 0) return;
+  switch (H5Iget_type(*id)) {
+    case H5I_FILE:
+      H5Fclose(*id);
+      break;
+    case H5I_GROUP:
+      H5Gclose(*id);
+      break;
+    case H5I_DATASET:
+      H5Dclose(*id);
+      break;
+    case H5I_ATTR:
+      H5Aclose(*id);
+      break;
+    case H5I_DATATYPE:
+      H5Tclose(*id);
+      break;
+    case H5I_DATASPACE:
+      H5Sclose(*id);
+      break;
+    case H5I_GENPROP_LST:
+      H5Pclose(*id);
+      break;
+    default:
+      H5Idec_ref(*id);
+      break;
+  }
+  *id = -1;
+}
+
+/* ---- Writing ---- */
+
+typedef struct {
+  const char *file; /* PATH.tmp */
+  hid_t fid, vstr;
+} writer;
+
+static int write_failed(const writer *w, const char *h5path) {
+  int e = errno;
+  return ng_error(NG_EIO, "cannot write model '%s': HDF5 path '%s' failed (%s)", w->file, h5path,
+                  e ? strerror(e) : "HDF5 error");
+}
+
+/* A dataset of `rank` dimensions (0: scalar). */
+static int put_dataset(const writer *w, const char *h5path, hid_t ftype, hid_t mtype, const void *buf,
+                       int rank, const hsize_t *dims) {
+  errno = 0;
+  hid_t space = rank ? H5Screate_simple(rank, dims, NULL) : H5Screate(H5S_SCALAR);
+  hid_t dset =
+      space < 0 ? -1 : H5Dcreate2(w->fid, h5path, ftype, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  hsize_t n = 1;
+  for (int i = 0; i < rank; i++)
+    n *= dims[i];
+  herr_t s = dset < 0 ? -1 : (n ? H5Dwrite(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) : 0);
+  close_id(&dset);
+  close_id(&space);
+  return s < 0 ? write_failed(w, h5path) : NG_OK;
+}
+
+static int put_attr(const writer *w, hid_t obj, const char *name, hid_t ftype, hid_t mtype, const void *buf) {
+  char where[160];
+  snprintf(where, sizeof where, "/model/%s", name);
+  errno = 0;
+  hid_t space = H5Screate(H5S_SCALAR);
+  hid_t attr = space < 0 ? -1 : H5Acreate2(obj, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t s = attr < 0 ? -1 : H5Awrite(attr, mtype, buf);
+  close_id(&attr);
+  close_id(&space);
+  return s < 0 ? write_failed(w, where) : NG_OK;
+}
+
+static int write_contents(writer *w, const ng_model *m) {
+  int st = NG_OK;
+  hid_t g = -1, gi = -1;
+  size_t T = m->ntensors;
+  const char **names = malloc((T ? T : 1) * sizeof *names);
+  int64_t *offsets = malloc((T ? T : 1) * sizeof *offsets),
+          *shapes = malloc((T ? T : 1) * 4 * sizeof *shapes);
+  int32_t *ndims = malloc((T ? T : 1) * sizeof *ndims);
+  if (!names || !offsets || !shapes || !ndims) {
+    st = ng_error(NG_ENOMEM, "cannot write model '%s': out of memory", w->file);
+    goto done;
+  }
+  for (size_t i = 0; i < T; i++) {
+    names[i] = m->tensors[i].name;
+    offsets[i] = (int64_t)m->tensors[i].offset;
+    ndims[i] = (int32_t)m->tensors[i].ndim;
+    for (size_t j = 0; j < 4; j++)
+      shapes[4 * i + j] = (int64_t)m->tensors[i].shape[j];
+  }
+  errno = 0;
+  if ((g = H5Gcreate2(w->fid, "/model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+      (gi = H5Gcreate2(w->fid, "/model/index", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
+    st = write_failed(w, g < 0 ? "/model" : "/model/index");
+    goto done;
+  }
+  int64_t version = NG_MODEL_FORMAT_VERSION;
+  NG_TRY(st, put_attr(w, g, "format_version", H5T_STD_I64LE, H5T_NATIVE_INT64, &version), done);
+  for (size_t i = 0; i < m->nattrs; i++)
+    NG_TRY(st, put_attr(w, g, m->attrs[i].name, H5T_STD_I64LE, H5T_NATIVE_INT64, &m->attrs[i].value), done);
+  if (m->dataset) NG_TRY(st, put_attr(w, g, "dataset", w->vstr, w->vstr, &m->dataset), done);
+
+  NG_TRY(st, put_dataset(w, "/model/spec", w->vstr, w->vstr, &m->spec, 0, NULL), done);
+  hsize_t np = m->nparams, t1 = T, t4[2] = {T, 4};
+  NG_TRY(st, put_dataset(w, "/model/params", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, m->params, 1, &np), done);
+  NG_TRY(st, put_dataset(w, "/model/index/names", w->vstr, w->vstr, names, 1, &t1), done);
+  NG_TRY(st, put_dataset(w, "/model/index/offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, offsets, 1, &t1), done);
+  NG_TRY(st, put_dataset(w, "/model/index/shapes", H5T_STD_I64LE, H5T_NATIVE_INT64, shapes, 2, t4), done);
+  NG_TRY(st, put_dataset(w, "/model/index/ndims", H5T_STD_I32LE, H5T_NATIVE_INT32, ndims, 1, &t1), done);
+  errno = 0;
+  if (H5Fflush(w->fid, H5F_SCOPE_GLOBAL) < 0) st = write_failed(w, "/");
+done:
+  close_id(&gi);
+  close_id(&g);
+  free(ndims);
+  free(shapes);
+  free(offsets);
+  free(names);
+  return st;
+}
+
+static int sync_path(const char *path, int directory) {
+  int fd = open(path, O_RDONLY | (directory ? O_DIRECTORY : 0));
+  if (fd < 0) return ng_error(NG_EIO, "cannot sync '%s': %s", path, strerror(errno));
+  int s = fsync(fd), e = errno;
+  close(fd);
+  /* Some file systems cannot sync a directory (EINVAL); the rename is then as durable as they make it. */
+  if (s != 0 && !(directory && e == EINVAL))
+    return ng_error(NG_EIO, "cannot sync '%s': %s", path, strerror(e));
+  return NG_OK;
+}
+
+static int sync_parent(const char *path) {
+  char *dir = strdup(path);
+  if (!dir) return ng_error(NG_ENOMEM, "model: out of memory");
+  char *slash = strrchr(dir, '/');
+  const char *d = dir;
+  if (!slash)
+    d = ".";
+  else if (slash == dir)
+    d = "/";
+  else
+    *slash = '\0';
+  int st = sync_path(d, 1);
+  free(dir);
+  return st;
+}
+
+int ng_model_write(const ng_model *m, const char *path) {
+  if (!m || !path || !*path) return ng_error(NG_EINVAL, "ng_model_write: a model and a path are required");
+  size_t len = strlen(path) + 5;
+  char *tmp = malloc(len);
+  if (!tmp) return ng_error(NG_ENOMEM, "model: out of memory");
+  snprintf(tmp, len, "%s.tmp", path);
+  int st = NG_OK;
+  /* Open the file ourselves first: HDF5 would only say that it failed, not why. */
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+  if (fd < 0) {
+    st = ng_error(NG_EIO, "cannot write model '%s': %s", tmp, strerror(errno));
+    free(tmp);
+    return st;
+  }
+  close(fd);
+  h5_quiet q = quiet_begin();
+  writer w = {tmp, -1, -1};
+  hid_t fapl = make_fapl();
+  errno = 0;
+  w.fid = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl >= 0 ? fapl : H5P_DEFAULT);
+  close_id(&fapl);
+  w.vstr = vlen_utf8();
+  if (w.fid < 0 || w.vstr < 0)
+    st = write_failed(&w, "/");
+  else
+    st = write_contents(&w, m);
+  close_id(&w.vstr);
+  if (w.fid >= 0) {
+    errno = 0;
+    if (H5Fclose(w.fid) < 0 && st == NG_OK) st = write_failed(&w, "/");
+  }
+  quiet_end(q);
+  if (st == NG_OK) st = sync_path(tmp, 0);
+  if (st == NG_OK && rename(tmp, path) != 0)
+    st = ng_error(NG_EIO, "cannot write model '%s': renaming '%s' over it: %s", path, tmp, strerror(errno));
+  if (st != NG_OK)
+    unlink(tmp);
+  else
+    st = sync_parent(path);
+  free(tmp);
+  return st;
+}
+
+/* ---- Reading ---- */
+
+typedef struct {
+  const char *path;
+  hid_t fid;
+} reader;
+
+static int read_error(const reader *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int read_error(const reader *r, int status, const char *fmt, ...) {
+  char what[768];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(what, sizeof what, fmt, ap);
+  va_end(ap);
+  return ng_error(status, "model file '%s': %s", r->path, what);
+}
+
+/* Opens a dataset, checks its type class and shape (rank dims; dims[i] == 0 means any) and returns its
+ * dimensions in got. */
+static int open_checked(const reader *r, const char *h5path, H5T_class_t cls, int rank, const hsize_t *dims,
+                        hid_t *out, hsize_t *got) {
+  *out = -1;
+  if (H5Lexists(r->fid, h5path, H5P_DEFAULT) <= 0)
+    return read_error(r, NG_EFORMAT, "no HDF5 path '%s'", h5path);
+  hid_t d = H5Dopen2(r->fid, h5path, H5P_DEFAULT);
+  if (d < 0) return read_error(r, NG_EFORMAT, "HDF5 path '%s' is not a dataset", h5path);
+  hid_t type = H5Dget_type(d), space = H5Dget_space(d);
+  int st = NG_OK, nd = space < 0 ? -1 : H5Sget_simple_extent_ndims(space);
+  static const char *const cls_names[] = {"an integer", "a float", "a time", "a string"};
+  if (type < 0 || nd < 0) {
+    st = read_error(r, NG_EFORMAT, "cannot read HDF5 path '%s' (damaged?)", h5path);
+  } else if (H5Tget_class(type) != cls) {
+    st = read_error(r, NG_EFORMAT, "HDF5 path '%s' has the wrong type, expected %s", h5path,
+                    cls <= H5T_STRING ? cls_names[cls] : "another type");
+  } else if (cls == H5T_FLOAT && H5Tget_size(type) != 4) {
+    st = read_error(r, NG_EFORMAT, "HDF5 path '%s' holds %zu-byte floats, expected float32", h5path,
+                    H5Tget_size(type));
+  } else if (nd != rank) {
+    st = read_error(r, NG_EFORMAT, "HDF5 path '%s' has %d dimensions, expected %d", h5path, nd, rank);
+  } else if (rank) {
+    H5Sget_simple_extent_dims(space, got, NULL);
+    for (int i = 0; i < rank && st == NG_OK; i++)
+      if (dims[i] && got[i] != dims[i])
+        st = read_error(r, NG_EFORMAT, "HDF5 path '%s' has %llu entries along dimension %d, expected %llu",
+                        h5path, (unsigned long long)got[i], i, (unsigned long long)dims[i]);
+  }
+  close_id(&space);
+  close_id(&type);
+  if (st != NG_OK)
+    close_id(&d);
+  else
+    *out = d;
+  return st;
+}
+
+/* A whole string dataset (scalar or 1-D; variable-length or fixed) as malloc'd strings. */
+static int read_strings(const reader *r, const char *h5path, int rank, size_t *count, char ***out) {
+  hsize_t any = 0, got[1] = {1};
+  hid_t d, ftype = -1, mtype = -1;
+  *out = NULL;
+  NG_CALL(open_checked(r, h5path, H5T_STRING, rank, &any, &d, got));
+  size_t k = rank ? (size_t)got[0] : 1;
+  char **v = calloc(k ? k : 1, sizeof *v);
+  char *fixed = NULL;
+  int st = NG_OK;
+  ftype = H5Dget_type(d);
+  mtype = H5Tcopy(H5T_C_S1);
+  if (!v) {
+    st = read_error(r, NG_ENOMEM, "out of memory for HDF5 path '%s'", h5path);
+  } else if (H5Tis_variable_str(ftype) > 0) {
+    if (H5Tset_size(mtype, H5T_VARIABLE) < 0 || H5Tset_cset(mtype, H5Tget_cset(ftype)) < 0 ||
+        (k && H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0)) {
+      memset(v, 0, k * sizeof *v);
+      st = read_error(r, NG_EFORMAT, "cannot read HDF5 path '%s' (damaged?)", h5path);
+    }
+    for (size_t i = 0; i < k && st == NG_OK; i++) {
+      char *raw = v[i];
+      v[i] = strdup(raw ? raw : "");
+      if (raw) H5free_memory(raw);
+      if (!v[i]) st = read_error(r, NG_ENOMEM, "out of memory for HDF5 path '%s'", h5path);
+    }
+  } else {
+    size_t size = H5Tget_size(ftype) + 1;
+    fixed = calloc(k ? k : 1, size);
+    if (!fixed || H5Tset_size(mtype, size) < 0 ||
+        (k && H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, fixed) < 0))
+      st = read_error(r, NG_EFORMAT, "cannot read HDF5 path '%s' (damaged?)", h5path);
+    for (size_t i = 0; i < k && st == NG_OK; i++)
+      if (!(v[i] = strndup(fixed + i * size, size)))
+        st = read_error(r, NG_ENOMEM, "out of memory for HDF5 path '%s'", h5path);
+  }
+  free(fixed);
+  close_id(&mtype);
+  close_id(&ftype);
+  close_id(&d);
+  if (st != NG_OK && v) {
+    for (size_t i = 0; i < k; i++)
+      free(v[i]);
+    free(v);
+    v = NULL;
+  }
+  *out = v;
+  *count = st == NG_OK ? k : 0;
+  return st;
+}
+
+static int read_ints(const reader *r, const char *h5path, int rank, const hsize_t *dims, int64_t *buf) {
+  hid_t d;
+  hsize_t got[2];
+  NG_CALL(open_checked(r, h5path, H5T_INTEGER, rank, dims, &d, got));
+  hsize_t n = rank == 2 ? dims[0] * dims[1] : dims[0];
+  int st = NG_OK;
+  if (n && H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+    st = read_error(r, NG_EFORMAT, "cannot read HDF5 path '%s' (damaged?)", h5path);
+  close_id(&d);
+  return st;
+}
+
+typedef struct {
+  ng_model *m;
+  int status;
+} attr_ctx;
+
+/* One attribute of /model: integers become model attributes, "dataset" the dataset string. */
+static herr_t visit_attr(hid_t obj, const char *name, const H5A_info_t *info, void *data) {
+  attr_ctx *c = data;
+  if (!strcmp(name, "format_version")) return 0;
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT), type = a < 0 ? -1 : H5Aget_type(a), space = -1, mtype = -1;
+  H5T_class_t cls = type < 0 ? H5T_NO_CLASS : H5Tget_class(type);
+  if (cls == H5T_INTEGER) {
+    int64_t v = 0;
+    space = H5Aget_space(a);
+    if (H5Sget_simple_extent_npoints(space) == 1 && H5Aread(a, H5T_NATIVE_INT64, &v) >= 0 &&
+        strlen(name) < sizeof c->m->attrs[0].name && c->m->nattrs < NG_NN_ATTR_MAX) {
+      snprintf(c->m->attrs[c->m->nattrs].name, sizeof c->m->attrs[0].name, "%s", name);
+      c->m->attrs[c->m->nattrs++].value = v;
+    }
+  } else if (cls == H5T_STRING && !strcmp(name, "dataset") && H5Tis_variable_str(type) > 0) {
+    char *s = NULL;
+    mtype = vlen_utf8();
+    if (mtype >= 0 && H5Aread(a, mtype, &s) >= 0 && s) {
+      c->status = ng_nn_set_dataset(c->m, s);
+      H5free_memory(s);
+    }
+  }
+  close_id(&mtype);
+  close_id(&space);
+  close_id(&type);
+  close_id(&a);
+  return c->status == NG_OK ? 0 : -1;
+}
+
+static void shape_text(const int64_t *s, int64_t ndim, char *buf, size_t size) {
+  size_t used = (size_t)snprintf(buf, size, "[");
+  for (int64_t i = 0; i < ndim && i < 4 && used < size; i++)
+    used += (size_t)snprintf(buf + used, size - used, "%s%" PRId64, i ? ", " : "", s[i]);
+  if (used < size) snprintf(buf + used, size - used, "]");
+}
+
+/* The file's index against the spec's, tensor by tensor. */
+static int check_index(const reader *r, const ng_model *m) {
+  size_t T = 0;
+  char **names = NULL;
+  int64_t *offsets = NULL, *shapes = NULL, *ndims = NULL;
+  NG_CALL(read_strings(r, "/model/index/names", 1, &T, &names));
+  int st = NG_OK;
+  hsize_t d1[1] = {T}, d2[2] = {T, 4};
+  offsets = malloc((T ? T : 1) * sizeof *offsets);
+  ndims = malloc((T ? T : 1) * sizeof *ndims);
+  shapes = malloc((T ? T : 1) * 4 * sizeof *shapes);
+  if (!offsets || !ndims || !shapes) {
+    st = read_error(r, NG_ENOMEM, "out of memory for the index");
+    goto done;
+  }
+  NG_TRY(st, read_ints(r, "/model/index/offsets", 1, d1, offsets), done);
+  NG_TRY(st, read_ints(r, "/model/index/shapes", 2, d2, shapes), done);
+  NG_TRY(st, read_ints(r, "/model/index/ndims", 1, d1, ndims), done);
+  for (size_t t = 0; t < m->ntensors; t++) {
+    const ng_tensor *want = &m->tensors[t];
+    size_t j = 0;
+    while (j < T && strcmp(names[j], want->name))
+      j++;
+    if (j == T) {
+      st = read_error(r, NG_EFORMAT,
+                      "HDF5 path '/model/index/names': no tensor '%s', which the spec declares", want->name);
+      goto done;
+    }
+    int64_t ws[4];
+    for (size_t i = 0; i < 4; i++)
+      ws[i] = (int64_t)want->shape[i];
+    if (ndims[j] != (int64_t)want->ndim || memcmp(ws, shapes + 4 * j, sizeof ws)) {
+      char a[96], b[96];
+      shape_text(shapes + 4 * j, ndims[j], a, sizeof a);
+      shape_text(ws, (int64_t)want->ndim, b, sizeof b);
+      st = read_error(r, NG_EFORMAT,
+                      "HDF5 path '/model/index/shapes': tensor '%s' has shape %s, the spec gives %s",
+                      want->name, a, b);
+      goto done;
+    }
+    if (offsets[j] != (int64_t)want->offset) {
+      st = read_error(r, NG_EFORMAT,
+                      "HDF5 path '/model/index/offsets': tensor '%s' is at offset %" PRId64
+                      ", the spec puts it at %zu",
+                      want->name, offsets[j], want->offset);
+      goto done;
+    }
+  }
+  if (T != m->ntensors) {
+    for (size_t j = 0; j < T; j++) {
+      const ng_tensor *hit = NULL;
+      for (size_t t = 0; t < m->ntensors && !hit; t++)
+        if (!strcmp(names[j], m->tensors[t].name)) hit = &m->tensors[t];
+      if (!hit) {
+        st = read_error(r, NG_EFORMAT, "HDF5 path '/model/index/names': tensor '%s' is not in the spec",
+                        names[j]);
+        goto done;
+      }
+    }
+    st = read_error(r, NG_EFORMAT, "HDF5 path '/model/index/names': %zu tensors, the spec declares %zu", T,
+                    m->ntensors);
+  }
+done:
+  for (size_t j = 0; j < T; j++)
+    free(names[j]);
+  free(names);
+  free(shapes);
+  free(ndims);
+  free(offsets);
+  return st;
+}
+
+static int read_model(reader *r, ng_model **out) {
+  ng_model *m = NULL;
+  hid_t g = -1, d = -1;
+  char **spec = NULL;
+  size_t k = 0;
+  int st = NG_OK;
+  if (H5Lexists(r->fid, "model", H5P_DEFAULT) <= 0 || (g = H5Gopen2(r->fid, "/model", H5P_DEFAULT)) < 0 ||
+      H5Aexists(g, "format_version") <= 0) {
+    st = read_error(r, NG_EFORMAT, "not a nograd model file (no HDF5 path '/model' with format_version)");
+    goto done;
+  }
+  hid_t a = H5Aopen(g, "format_version", H5P_DEFAULT);
+  int64_t version = -1;
+  herr_t s = a < 0 ? -1 : H5Aread(a, H5T_NATIVE_INT64, &version);
+  close_id(&a);
+  if (s < 0 || version != NG_MODEL_FORMAT_VERSION) {
+    st = read_error(r, NG_EFORMAT, "HDF5 path '/model/format_version' is %" PRId64 ", this nograd reads %d",
+                    version, NG_MODEL_FORMAT_VERSION);
+    goto done;
+  }
+  NG_TRY(st, read_strings(r, "/model/spec", 0, &k, &spec), done);
+  st = ng_model_from_spec(spec[0], &m);
+  if (st != NG_OK) {
+    char msg[768];
+    snprintf(msg, sizeof msg, "%s", ng_errmsg());
+    st = read_error(r, st == NG_EINVAL ? NG_EFORMAT : st, "HDF5 path '/model/spec': %s", msg);
+    goto done;
+  }
+  hsize_t np[1] = {m->nparams}, got[1];
+  NG_TRY(st, open_checked(r, "/model/params", H5T_FLOAT, 1, np, &d, got), done);
+  if (m->nparams && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, m->params) < 0) {
+    st = read_error(r, NG_EFORMAT, "cannot read HDF5 path '/model/params' (damaged?)");
+    goto done;
+  }
+  NG_TRY(st, check_index(r, m), done);
+  for (size_t t = 0; t < m->ntensors; t++) {
+    const ng_tensor *T = &m->tensors[t];
+    size_t n = T->shape[0] * T->shape[1] * T->shape[2] * T->shape[3];
+    for (size_t e = 0; e < n; e++)
+      if (!isfinite(m->params[T->offset + e])) {
+        st = read_error(r, NG_ENUMERIC, "HDF5 path '/model/params': tensor '%s' element %zu is %g", T->name,
+                        e, (double)m->params[T->offset + e]);
+        goto done;
+      }
+  }
+  attr_ctx c = {m, NG_OK};
+  hsize_t idx = 0;
+  if (H5Aiterate2(g, H5_INDEX_NAME, H5_ITER_INC, &idx, visit_attr, &c) < 0 && c.status == NG_OK)
+    c.status = read_error(r, NG_EFORMAT, "cannot read the attributes of HDF5 path '/model' (damaged?)");
+  st = c.status;
+done:
+  close_id(&d);
+  close_id(&g);
+  if (spec) {
+    free(spec[0]);
+    free(spec);
+  }
+  if (st != NG_OK)
+    ng_model_destroy(&m);
+  else
+    *out = m;
+  return st;
+}
+
+int ng_model_read(const char *path, ng_model **out) {
+  if (!out) return ng_error(NG_EINVAL, "ng_model_read: out is NULL");
+  *out = NULL;
+  if (!path || !*path) return ng_error(NG_EINVAL, "ng_model_read: no path");
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return ng_error(NG_EIO, "cannot read model file '%s': %s", path, strerror(errno));
+  close(fd);
+  h5_quiet q = quiet_begin();
+  reader r = {path, -1};
+  int st;
+  hid_t fapl = make_fapl();
+  r.fid = H5Fopen(path, H5F_ACC_RDONLY, fapl >= 0 ? fapl : H5P_DEFAULT);
+  close_id(&fapl);
+  if (r.fid < 0)
+    st = ng_error(NG_EFORMAT, "model file '%s' is not a readable HDF5 file", path);
+  else
+    st = read_model(&r, out);
+  if (r.fid >= 0) H5Fclose(r.fid);
+  quiet_end(q);
+  return st;
+}

@@ -1,0 +1,81 @@
+/* Private: the model and workspace structs shared by src/nn/model.c, model_io.c and forward.c, and the few
+ * helpers they call in each other.
+ *
+ * A model is the parsed layer list (shapes resolved), the tensor index and the flat parameter vector. The
+ * "values" of a network are its input (value 0) and the output of each layer (value i+1 for layer i); layers
+ * that do not compute (flatten, the residual marker) make their output the same memory as their input. */
+#ifndef NOGRAD_NN_IMPL_H
+#define NOGRAD_NN_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nograd/nn.h"
+#include "nograd/rng.h"
+
+#define NG_NN_NAME_MAX 64  /* layer names; tensor names add ".running_mean" */
+#define NG_NN_TNAME_MAX 80 /* tensor names */
+#define NG_NN_ATTR_MAX 16  /* integer attributes of a model */
+
+typedef enum {
+  NG_L_CONV2D,
+  NG_L_MAXPOOL,
+  NG_L_AVGPOOL,
+  NG_L_FLATTEN,
+  NG_L_DENSE,
+  NG_L_RELU,
+  NG_L_GELU,
+  NG_L_TANH,
+  NG_L_SIGMOID,
+  NG_L_SOFTMAX,
+  NG_L_BATCHNORM,
+  NG_L_LAYERNORM,
+  NG_L_DROPOUT,
+  NG_L_RESIDUAL,
+  NG_L_END
+} ng_layer_kind;
+
+typedef struct {
+  ng_layer_kind kind;
+  int line;                    /* of the spec, for messages */
+  char name[NG_NN_NAME_MAX];   /* "" for layers without parameters */
+  size_t in_ndim, in_shape[3]; /* C H W, or F */
+  size_t out_ndim, out_shape[3];
+  size_t in_size, out_size;    /* floats per example */
+  size_t outc, k, stride, pad; /* conv2d (outc, k, stride, pad) and pooling (k, stride) */
+  double eps;                  /* batchnorm, layernorm */
+  double p;                    /* dropout */
+  size_t ntensors, tensor;     /* tensors it owns and the index of the first */
+  size_t off[4];               /* parameter offsets of those tensors, in index order */
+  size_t match;                /* residual: index of its end; end: index of its residual */
+} ng_layer;
+
+typedef struct {
+  char name[NG_NN_TNAME_MAX];
+  size_t offset, ndim, shape[4];
+} ng_tensor;
+
+typedef struct {
+  char name[32];
+  int64_t value;
+} ng_model_attr_entry;
+
+struct ng_model {
+  char *spec;
+  ng_layer *layers;
+  size_t nlayers;
+  ng_tensor *tensors;
+  size_t ntensors;
+  float *params;
+  size_t nparams;
+  size_t in_ndim, in_shape[3], in_size, out_size;
+  ng_model_attr_entry attrs[NG_NN_ATTR_MAX];
+  size_t nattrs;
+  char *dataset; /* the string attribute "dataset" of a model file, or NULL; kept through read and write */
+};
+
+/* Sets the model's dataset string (NULL clears it). NG_ENOMEM. */
+int ng_nn_set_dataset(ng_model *m, const char *dataset);
+
+#endif
