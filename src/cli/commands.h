@@ -16,5 +16,6 @@ enum {
 /* Each command parses its own options from argv[2..] and returns an exit code; collective over comm. */
 int ng_cmd_minimize(MPI_Comm comm, int argc, char **argv);
 int ng_cmd_inspect(MPI_Comm comm, int argc, char **argv);
+int ng_cmd_data(MPI_Comm comm, int argc, char **argv);
 
 #endif

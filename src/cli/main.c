@@ -14,6 +14,7 @@ static void usage(FILE *out) {
           "usage: nograd <command> [options]\n\n"
           "commands:\n"
           "  minimize   minimize a benchmark function or a data objective with CMA-ES, sep-CMA-ES or SPSA\n"
+          "  data       import, split and describe dataset files (HDF5)\n"
           "  inspect    show what a checkpoint file holds\n"
           "  version    print the version\n\n"
           "Run `nograd <command> --help` for the options of a command. Under MPI: mpirun -n P nograd ...\n");
@@ -29,6 +30,8 @@ int main(int argc, char **argv) {
     code = argc < 2 ? NG_EXIT_USAGE : NG_EXIT_OK;
   } else if (strcmp(argv[1], "minimize") == 0) {
     code = ng_cmd_minimize(MPI_COMM_WORLD, argc, argv);
+  } else if (strcmp(argv[1], "data") == 0) {
+    code = ng_cmd_data(MPI_COMM_WORLD, argc, argv);
   } else if (strcmp(argv[1], "inspect") == 0) {
     code = ng_cmd_inspect(MPI_COMM_WORLD, argc, argv);
   } else if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {

@@ -1,0 +1,651 @@
+/* Dataset files in HDF5 (the layout is in include/nograd/data.h): the in-memory dataset, the atomic write,
+ * and the checked open and row-range read.
+ *
+ * /x and /y are chunked along N with whole rows per chunk (about DATA_CHUNK_BYTES of /x each), so that the
+ * hyperslab of a rank's contiguous rows touches only the chunks that hold them. Writing follows the
+ * checkpoints (src/io/ckpt.c): PATH.tmp is created, flushed, closed, fsynced and renamed over PATH, then the
+ * directory is synced; unlike a checkpoint, no previous version is kept. HDF5's error printing is off while
+ * these functions run: every failure is reported once, through ng_error, with the file and the HDF5 path. */
+#include "nograd/data.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "nograd/error.h"
+
+#define DATA_CHUNK_BYTES (256u * 1024u) /* target size of one chunk of /x: a few hundred rows of images */
+#define DATA_FORMAT_NAME "nograd dataset"
+
+/* ---- In memory ------------------------------------------------------------------------------------------
+ */
+
+int ng_data_alloc(ng_data *D, size_t n, int xrank, const size_t *xdims, size_t t) {
+  memset(D, 0, sizeof *D);
+  if (xrank != 1 && xrank != 3)
+    return ng_error(NG_EINVAL, "dataset: a row must have 1 or 3 dimensions, not %d", xrank);
+  size_t d = 1;
+  for (int k = 0; k < xrank; k++) {
+    if (xdims[k] == 0 || d > SIZE_MAX / xdims[k])
+      return ng_error(NG_EINVAL, "dataset: row dimension %d is %zu", k, xdims[k]);
+    d *= xdims[k];
+    D->xdims[k] = xdims[k];
+  }
+  size_t cols = t ? t : 1;
+  if (n > SIZE_MAX / sizeof(float) / d || n > SIZE_MAX / sizeof(float) / cols)
+    return ng_error(NG_ENOMEM, "dataset: %zu rows of %zu values are too many", n, d);
+  D->n = n;
+  D->xrank = xrank;
+  D->d = d;
+  D->t = t;
+  D->x = calloc(n ? n * d : 1, sizeof *D->x);
+  if (t)
+    D->yt = calloc(n ? n * t : 1, sizeof *D->yt);
+  else
+    D->y = calloc(n ? n : 1, sizeof *D->y);
+  if (!D->x || (!D->y && !D->yt)) {
+    ng_data_free(D);
+    return ng_error(NG_ENOMEM, "dataset: out of memory for %zu rows of %zu values", n, d);
+  }
+  return NG_OK;
+}
+
+void ng_data_free(ng_data *D) {
+  if (!D) return;
+  free(D->x);
+  free(D->y);
+  free(D->yt);
+  free(D->mean);
+  free(D->std);
+  memset(D, 0, sizeof *D);
+}
+
+void ng_data_count_classes(ng_data *D) {
+  int64_t k = 0;
+  if (D->t == 0)
+    for (size_t i = 0; i < D->n; i++)
+      if (D->y[i] + (int64_t)1 > k) k = D->y[i] + (int64_t)1;
+  D->classes = k;
+}
+
+/* ---- HDF5 plumbing --------------------------------------------------------------------------------------
+ */
+
+typedef struct {
+  H5E_auto2_t func;
+  void *data;
+} h5_quiet;
+
+static h5_quiet quiet_begin(void) {
+  h5_quiet q = {NULL, NULL};
+  H5Eget_auto2(H5E_DEFAULT, &q.func, &q.data);
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  return q;
+}
+
+static void quiet_end(h5_quiet q) {
+  H5Eset_auto2(H5E_DEFAULT, q.func, q.data);
+}
+
+/* Keep HDF5's file locks, but do not fail on file systems without them (Lustre, NFS). */
+static hid_t make_fapl(void) {
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+#if H5_VERSION_GE(1, 10, 7)
+  if (fapl >= 0) H5Pset_file_locking(fapl, 1, 1);
+#endif
+  return fapl;
+}
+
+static void close_id(hid_t *id) {
+  if (*id < 0) return;
+  switch (H5Iget_type(*id)) {
+    case H5I_FILE:
+      H5Fclose(*id);
+      break;
+    case H5I_GROUP:
+      H5Gclose(*id);
+      break;
+    case H5I_DATASET:
+      H5Dclose(*id);
+      break;
+    case H5I_ATTR:
+      H5Aclose(*id);
+      break;
+    case H5I_DATATYPE:
+      H5Tclose(*id);
+      break;
+    case H5I_DATASPACE:
+      H5Sclose(*id);
+      break;
+    case H5I_GENPROP_LST:
+      H5Pclose(*id);
+      break;
+    default:
+      H5Idec_ref(*id);
+      break;
+  }
+  *id = -1;
+}
+
+/* ---- Writing --------------------------------------------------------------------------------------------
+ */
+
+static int write_failed(const char *file, const char *h5path) {
+  int e = errno;
+  return ng_error(NG_EIO, "cannot write dataset '%s': HDF5 path '%s' failed (%s)", file, h5path,
+                  e ? strerror(e) : "HDF5 error");
+}
+
+/* A scalar (count 0) or one-dimensional attribute. */
+static int put_attr(const char *file, hid_t loc, const char *where, const char *name, hid_t ftype,
+                    hid_t mtype, const void *buf, hsize_t count) {
+  char path[600];
+  snprintf(path, sizeof path, "%s%s%s", where, strcmp(where, "/") ? "/" : "", name);
+  errno = 0;
+  hid_t space = count ? H5Screate_simple(1, &count, NULL) : H5Screate(H5S_SCALAR);
+  hid_t attr = space < 0 ? -1 : H5Acreate2(loc, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t s = attr < 0 ? -1 : H5Awrite(attr, mtype, buf);
+  close_id(&attr);
+  close_id(&space);
+  return s < 0 ? write_failed(file, path) : NG_OK;
+}
+
+static int put_attr_str(const char *file, hid_t loc, const char *where, const char *name, const char *value) {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  if (t < 0 || H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
+    close_id(&t);
+    return write_failed(file, where);
+  }
+  int st = put_attr(file, loc, where, name, t, t, &value, 0);
+  close_id(&t);
+  return st;
+}
+
+static int put_attr_i64(const char *file, hid_t loc, const char *where, const char *name, int64_t v) {
+  return put_attr(file, loc, where, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v, 0);
+}
+
+/* A dataset of `rank` dimensions chunked along the first, filled from buf. */
+static int put_array(const char *file, hid_t fid, const char *path, int rank, const hsize_t *dims,
+                     hid_t ftype, hid_t mtype, const void *buf, hid_t *out) {
+  size_t row = 1;
+  for (int k = 1; k < rank; k++)
+    row *= (size_t)dims[k];
+  hsize_t chunk[4];
+  size_t rows = DATA_CHUNK_BYTES / (row * 4);
+  if (rows < 1) rows = 1;
+  if (rows > dims[0]) rows = (size_t)dims[0];
+  chunk[0] = rows;
+  for (int k = 1; k < rank; k++)
+    chunk[k] = dims[k];
+  errno = 0;
+  hid_t space = H5Screate_simple(rank, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  herr_t s = space < 0 || dcpl < 0 || H5Pset_chunk(dcpl, rank, chunk) < 0 ? -1 : 0;
+  *out = s < 0 ? -1 : H5Dcreate2(fid, path, ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+  if (*out < 0 || H5Dwrite(*out, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) s = -1;
+  close_id(&dcpl);
+  close_id(&space);
+  return s < 0 ? write_failed(file, path) : NG_OK;
+}
+
+static int check_data(const char *path, const ng_data *D) {
+  if (D->n == 0) return ng_error(NG_EINVAL, "cannot write dataset '%s': it has no rows", path);
+  if (D->xrank != 1 && D->xrank != 3)
+    return ng_error(NG_EINVAL, "cannot write dataset '%s': a row has %d dimensions, expected 1 or 3", path,
+                    D->xrank);
+  size_t d = 1;
+  for (int k = 0; k < D->xrank; k++)
+    d *= D->xdims[k];
+  if (d != D->d || d == 0 || !D->x)
+    return ng_error(NG_EINVAL, "cannot write dataset '%s': row shape does not give %zu features", path, D->d);
+  if (D->t == 0) {
+    if (!D->y) return ng_error(NG_EINVAL, "cannot write dataset '%s': no labels", path);
+    if (D->classes < 1 || D->classes > INT32_MAX)
+      return ng_error(NG_EINVAL, "cannot write dataset '%s': %lld classes", path, (long long)D->classes);
+    for (size_t i = 0; i < D->n; i++)
+      if (D->y[i] < 0 || D->y[i] >= D->classes)
+        return ng_error(NG_EINVAL, "cannot write dataset '%s': row %zu has label %d, outside [0, %lld)", path,
+                        i, (int)D->y[i], (long long)D->classes);
+  } else if (!D->yt) {
+    return ng_error(NG_EINVAL, "cannot write dataset '%s': no targets", path);
+  }
+  if (!D->mean != !D->std)
+    return ng_error(NG_EINVAL, "cannot write dataset '%s': a mean without a std or the reverse", path);
+  return NG_OK;
+}
+
+static int write_file(const char *tmp, const ng_data *D) {
+  hid_t fapl = make_fapl(), dx = -1, dy = -1;
+  int st = NG_OK;
+  int64_t *counts = NULL;
+  errno = 0;
+  hid_t fid = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl >= 0 ? fapl : H5P_DEFAULT);
+  if (fid < 0) {
+    int e = errno;
+    st = ng_error(NG_EIO, "cannot write dataset '%s': HDF5 cannot create it (%s)", tmp,
+                  e ? strerror(e) : "HDF5 error");
+    goto done;
+  }
+  NG_TRY(st, put_attr_str(tmp, fid, "/", "format", DATA_FORMAT_NAME), done);
+  NG_TRY(st, put_attr_i64(tmp, fid, "/", "format_version", NG_DATA_FORMAT_VERSION), done);
+  NG_TRY(st, put_attr_str(tmp, fid, "/", "name", D->name), done);
+  NG_TRY(st, put_attr_str(tmp, fid, "/", "domain", D->domain), done);
+  NG_TRY(st, put_attr_i64(tmp, fid, "/", "classes", D->t ? 0 : D->classes), done);
+
+  hsize_t dims[4] = {D->n, D->xdims[0], D->xdims[1], D->xdims[2]};
+  NG_TRY(st, put_array(tmp, fid, "/x", D->xrank + 1, dims, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, D->x, &dx),
+         done);
+  if (D->mean) {
+    NG_TRY(st, put_attr(tmp, dx, "/x", "mean", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, D->mean, D->d), done);
+    NG_TRY(st, put_attr(tmp, dx, "/x", "std", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, D->std, D->d), done);
+  }
+  if (D->t) {
+    hsize_t ydims[2] = {D->n, D->t};
+    NG_TRY(st, put_array(tmp, fid, "/y", 2, ydims, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, D->yt, &dy), done);
+  } else {
+    hsize_t ydims[1] = {D->n};
+    NG_TRY(st, put_array(tmp, fid, "/y", 1, ydims, H5T_STD_I32LE, H5T_NATIVE_INT32, D->y, &dy), done);
+    counts = calloc((size_t)D->classes, sizeof *counts);
+    if (!counts) {
+      st = ng_error(NG_ENOMEM, "cannot write dataset '%s': out of memory", tmp);
+      goto done;
+    }
+    for (size_t i = 0; i < D->n; i++)
+      counts[D->y[i]]++;
+    NG_TRY(st, put_attr_i64(tmp, dy, "/y", "classes", D->classes), done);
+    NG_TRY(
+        st,
+        put_attr(tmp, dy, "/y", "class_counts", H5T_STD_I64LE, H5T_NATIVE_INT64, counts, (hsize_t)D->classes),
+        done);
+  }
+  errno = 0;
+  if (H5Fflush(fid, H5F_SCOPE_GLOBAL) < 0) st = write_failed(tmp, "/");
+done:
+  free(counts);
+  close_id(&dy);
+  close_id(&dx);
+  close_id(&fapl);
+  if (fid >= 0) {
+    errno = 0;
+    if (H5Fclose(fid) < 0 && st == NG_OK) st = write_failed(tmp, "/");
+  }
+  return st;
+}
+
+static int sync_path(const char *path, int directory) {
+  int fd = open(path, O_RDONLY | (directory ? O_DIRECTORY : 0));
+  if (fd < 0) return ng_error(NG_EIO, "cannot sync '%s': %s", path, strerror(errno));
+  int s = fsync(fd), e = errno;
+  close(fd);
+  /* Some file systems cannot sync a directory (EINVAL); the rename is then as durable as they make it. */
+  if (s != 0 && !(directory && e == EINVAL))
+    return ng_error(NG_EIO, "cannot sync '%s': %s", path, strerror(e));
+  return NG_OK;
+}
+
+static int sync_parent(const char *path) {
+  char *dir = strdup(path);
+  if (!dir) return ng_error(NG_ENOMEM, "dataset: out of memory");
+  char *slash = strrchr(dir, '/');
+  const char *d = dir;
+  if (!slash)
+    d = ".";
+  else if (slash == dir)
+    d = "/";
+  else
+    *slash = '\0';
+  int st = sync_path(d, 1);
+  free(dir);
+  return st;
+}
+
+int ng_data_write(const char *path, const ng_data *D) {
+  if (!path || !*path || !D) return ng_error(NG_EINVAL, "ng_data_write: a path and a dataset are required");
+  NG_CALL(check_data(path, D));
+  size_t len = strlen(path) + 5;
+  char *tmp = malloc(len);
+  if (!tmp) return ng_error(NG_ENOMEM, "dataset: out of memory");
+  snprintf(tmp, len, "%s.tmp", path);
+  int st = NG_OK;
+  /* Open the file ourselves first: HDF5 would only say that it failed, not why. */
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+  if (fd < 0) {
+    st = ng_error(NG_EIO, "cannot write dataset '%s': %s", tmp, strerror(errno));
+    goto done;
+  }
+  close(fd);
+  h5_quiet q = quiet_begin();
+  st = write_file(tmp, D);
+  quiet_end(q);
+  if (st == NG_OK) st = sync_path(tmp, 0);
+  if (st == NG_OK && rename(tmp, path) != 0)
+    st = ng_error(NG_EIO, "cannot write dataset '%s': renaming '%s' over it: %s", path, tmp, strerror(errno));
+  if (st != NG_OK) {
+    unlink(tmp);
+    goto done;
+  }
+  st = sync_parent(path);
+done:
+  free(tmp);
+  return st;
+}
+
+/* ---- Reading --------------------------------------------------------------------------------------------
+ */
+
+struct ng_dataset {
+  char *path;
+  hid_t fid, dx, dy;
+  ng_data_info info;
+};
+
+static const char *type_name(hid_t type) {
+  size_t size = H5Tget_size(type);
+  switch (H5Tget_class(type)) {
+    case H5T_INTEGER: {
+      int sgn = H5Tget_sign(type) == H5T_SGN_2;
+      return size == 1   ? (sgn ? "int8" : "uint8")
+             : size == 2 ? (sgn ? "int16" : "uint16")
+             : size == 4 ? (sgn ? "int32" : "uint32")
+             : size == 8 ? (sgn ? "int64" : "uint64")
+                         : "an integer of unusual size";
+    }
+    case H5T_FLOAT:
+      return size == 2 ? "float16" : size == 4 ? "float32" : size == 8 ? "float64" : "a float";
+    case H5T_STRING:
+      return "a string";
+    default:
+      return "a non-numeric type";
+  }
+}
+
+/* Opens /x or /y; checks its class, size and rank; dims gets the shape. */
+static int open_array(ng_dataset *ds, const char *h5path, hid_t *out, int *rank, hsize_t dims[4]) {
+  *out = -1;
+  if (H5Lexists(ds->fid, h5path + 1, H5P_DEFAULT) <= 0)
+    return ng_error(NG_EFORMAT, "dataset '%s': no HDF5 path '%s' (not a nograd dataset?)", ds->path, h5path);
+  *out = H5Dopen2(ds->fid, h5path, H5P_DEFAULT);
+  if (*out < 0)
+    return ng_error(NG_EFORMAT, "dataset '%s': HDF5 path '%s' is not a dataset", ds->path, h5path);
+  hid_t space = H5Dget_space(*out);
+  *rank = space < 0 ? -1 : H5Sget_simple_extent_ndims(space);
+  if (*rank < 1 || *rank > 4) {
+    int r = *rank;
+    close_id(&space);
+    return ng_error(
+        NG_EFORMAT, "dataset '%s': HDF5 path '%s' has %d dimensions, expected %s", ds->path, h5path, r,
+        h5path[1] == 'x' ? "2 (N x d) or 4 (N x C x H x W)" : "1 (N labels) or 2 (N x t targets)");
+  }
+  H5Sget_simple_extent_dims(space, dims, NULL);
+  close_id(&space);
+  return NG_OK;
+}
+
+static int read_attr_str(hid_t loc, const char *name, char *buf, size_t size) {
+  buf[0] = '\0';
+  if (H5Aexists(loc, name) <= 0) return 0;
+  hid_t a = H5Aopen(loc, name, H5P_DEFAULT), ft = a < 0 ? -1 : H5Aget_type(a), mt = -1;
+  int ok = -1;
+  if (ft >= 0 && H5Tget_class(ft) == H5T_STRING) {
+    if (H5Tis_variable_str(ft) > 0) {
+      char *v = NULL;
+      mt = H5Tcopy(H5T_C_S1);
+      if (mt >= 0 && H5Tset_size(mt, H5T_VARIABLE) >= 0 && H5Tset_cset(mt, H5Tget_cset(ft)) >= 0 &&
+          H5Aread(a, mt, &v) >= 0) {
+        snprintf(buf, size, "%s", v ? v : "");
+        H5free_memory(v);
+        ok = 0;
+      }
+    } else {
+      size_t n = H5Tget_size(ft);
+      char *v = calloc(n + 1, 1);
+      mt = H5Tcopy(ft);
+      if (v && mt >= 0 && H5Aread(a, mt, v) >= 0) {
+        snprintf(buf, size, "%s", v);
+        ok = 0;
+      }
+      free(v);
+    }
+  }
+  close_id(&mt);
+  close_id(&ft);
+  close_id(&a);
+  return ok;
+}
+
+static int read_attr_i64(hid_t loc, const char *name, int64_t *v) {
+  if (H5Aexists(loc, name) <= 0) return 1;
+  hid_t a = H5Aopen(loc, name, H5P_DEFAULT), ft = a < 0 ? -1 : H5Aget_type(a),
+        sp = a < 0 ? -1 : H5Aget_space(a);
+  int ok = ft >= 0 && H5Tget_class(ft) == H5T_INTEGER && sp >= 0 && H5Sget_simple_extent_npoints(sp) == 1 &&
+                   H5Aread(a, H5T_NATIVE_INT64, v) >= 0
+               ? 0
+               : -1;
+  close_id(&sp);
+  close_id(&ft);
+  close_id(&a);
+  return ok;
+}
+
+/* A float attribute of exactly d values into a malloc'd array; 1 when absent. */
+static int read_attr_floats(hid_t loc, const char *name, size_t d, float **out) {
+  *out = NULL;
+  if (H5Aexists(loc, name) <= 0) return 1;
+  hid_t a = H5Aopen(loc, name, H5P_DEFAULT), ft = a < 0 ? -1 : H5Aget_type(a),
+        sp = a < 0 ? -1 : H5Aget_space(a);
+  int ok = -1;
+  if (ft >= 0 && H5Tget_class(ft) == H5T_FLOAT && sp >= 0 &&
+      H5Sget_simple_extent_npoints(sp) == (hssize_t)d) {
+    *out = malloc(d * sizeof **out);
+    if (*out && H5Aread(a, H5T_NATIVE_FLOAT, *out) >= 0) ok = 0;
+  }
+  if (ok != 0) {
+    free(*out);
+    *out = NULL;
+  }
+  close_id(&sp);
+  close_id(&ft);
+  close_id(&a);
+  return ok;
+}
+
+static int open_checked(ng_dataset *ds) {
+  struct stat sb;
+  if (stat(ds->path, &sb) != 0)
+    return ng_error(NG_EIO, "cannot open dataset '%s': %s", ds->path, strerror(errno));
+  hid_t fapl = make_fapl();
+  ds->fid = H5Fopen(ds->path, H5F_ACC_RDONLY, fapl >= 0 ? fapl : H5P_DEFAULT);
+  close_id(&fapl);
+  if (ds->fid < 0)
+    return ng_error(NG_EIO, "cannot open dataset '%s': not an HDF5 file, or unreadable", ds->path);
+  ng_data_info *in = &ds->info;
+  int xr, yr;
+  hsize_t xd[4], yd[4];
+  NG_CALL(open_array(ds, "/x", &ds->dx, &xr, xd));
+  NG_CALL(open_array(ds, "/y", &ds->dy, &yr, yd));
+  hid_t t = H5Dget_type(ds->dx);
+  int ok = t >= 0 && H5Tget_class(t) == H5T_FLOAT && H5Tget_size(t) == 4;
+  const char *found = t >= 0 ? type_name(t) : "an unreadable type";
+  close_id(&t);
+  if (!ok)
+    return ng_error(NG_EFORMAT, "dataset '%s': HDF5 path '/x' holds %s, expected float32", ds->path, found);
+  if (xr != 2 && xr != 4)
+    return ng_error(NG_EFORMAT,
+                    "dataset '%s': HDF5 path '/x' has %d dimensions, expected 2 (N x d) or 4 (N x C x H x W)",
+                    ds->path, xr);
+  t = H5Dget_type(ds->dy);
+  H5T_class_t cls = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
+  int labels = cls == H5T_INTEGER && H5Tget_size(t) == 4 && H5Tget_sign(t) == H5T_SGN_2;
+  int targets = cls == H5T_FLOAT && H5Tget_size(t) == 4;
+  found = t >= 0 ? type_name(t) : "an unreadable type";
+  close_id(&t);
+  if (!labels && !targets)
+    return ng_error(NG_EFORMAT,
+                    "dataset '%s': HDF5 path '/y' holds %s, expected int32 labels or float32 targets",
+                    ds->path, found);
+  if (labels && yr != 1)
+    return ng_error(NG_EFORMAT,
+                    "dataset '%s': HDF5 path '/y' holds int32 labels of %d dimensions, expected 1", ds->path,
+                    yr);
+  if (targets && yr != 2)
+    return ng_error(NG_EFORMAT,
+                    "dataset '%s': HDF5 path '/y' holds float32 targets of %d dimensions, expected 2 (N x t)",
+                    ds->path, yr);
+  if (xd[0] != yd[0])
+    return ng_error(NG_EFORMAT, "dataset '%s': HDF5 path '/x' has %llu rows but '/y' has %llu", ds->path,
+                    (unsigned long long)xd[0], (unsigned long long)yd[0]);
+  in->n = (size_t)xd[0];
+  in->xrank = xr - 1;
+  in->d = 1;
+  for (int k = 0; k < in->xrank; k++) {
+    in->xdims[k] = (size_t)xd[k + 1];
+    in->d *= in->xdims[k];
+  }
+  in->t = targets ? (size_t)yd[1] : 0;
+  if (targets && in->t == 0)
+    return ng_error(NG_EFORMAT, "dataset '%s': HDF5 path '/y' has 0 targets per row", ds->path);
+  if (read_attr_str(ds->fid, "name", in->name, sizeof in->name) != 0 ||
+      read_attr_str(ds->fid, "domain", in->domain, sizeof in->domain) != 0)
+    return ng_error(NG_EFORMAT,
+                    "dataset '%s': HDF5 path '/' has a 'name' or 'domain' attribute that is not a string",
+                    ds->path);
+  int r = read_attr_i64(ds->fid, "classes", &in->classes);
+  if (r < 0) return ng_error(NG_EFORMAT, "dataset '%s': attribute '/classes' is not one integer", ds->path);
+  if (labels && (r == 1 || in->classes < 1 || in->classes > INT32_MAX))
+    return ng_error(NG_EFORMAT, "dataset '%s': labels need a positive root attribute 'classes'%s", ds->path,
+                    r == 1 ? ", which is missing" : "");
+  if (targets) in->classes = 0;
+  in->standardized = H5Aexists(ds->dx, "mean") > 0 && H5Aexists(ds->dx, "std") > 0;
+  return NG_OK;
+}
+
+int ng_dataset_open(const char *path, ng_dataset **out) {
+  *out = NULL;
+  if (!path || !*path) return ng_error(NG_EINVAL, "ng_dataset_open: no path");
+  ng_dataset *ds = calloc(1, sizeof *ds);
+  if (!ds || !(ds->path = strdup(path))) {
+    free(ds);
+    return ng_error(NG_ENOMEM, "dataset '%s': out of memory", path);
+  }
+  ds->fid = ds->dx = ds->dy = -1;
+  h5_quiet q = quiet_begin();
+  int st = open_checked(ds);
+  quiet_end(q);
+  if (st != NG_OK)
+    ng_dataset_close(&ds);
+  else
+    *out = ds;
+  return st;
+}
+
+void ng_dataset_close(ng_dataset **ds) {
+  if (!ds || !*ds) return;
+  h5_quiet q = quiet_begin();
+  close_id(&(*ds)->dy);
+  close_id(&(*ds)->dx);
+  close_id(&(*ds)->fid);
+  quiet_end(q);
+  free((*ds)->path);
+  free(*ds);
+  *ds = NULL;
+}
+
+const ng_data_info *ng_dataset_info(const ng_dataset *ds) {
+  return &ds->info;
+}
+
+/* Rows [first, first+count) of a dataset with `rank` dimensions into buf, with one hyperslab. */
+static int read_slab(ng_dataset *ds, hid_t dset, const char *h5path, size_t first, size_t count, hid_t mtype,
+                     void *buf) {
+  hid_t fs = H5Dget_space(dset);
+  int rank = fs < 0 ? -1 : H5Sget_simple_extent_ndims(fs);
+  hsize_t dims[4], start[4] = {0, 0, 0, 0}, cnt[4];
+  herr_t s = rank < 1 ? -1 : H5Sget_simple_extent_dims(fs, dims, NULL);
+  hsize_t total = 1;
+  for (int k = 0; k < rank; k++) {
+    cnt[k] = k ? dims[k] : (hsize_t)count;
+    total *= cnt[k];
+  }
+  start[0] = first;
+  if (s >= 0) s = H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
+  hid_t ms = s < 0 ? -1 : H5Screate_simple(1, &total, NULL);
+  if (ms < 0 || H5Dread(dset, mtype, ms, fs, H5P_DEFAULT, buf) < 0) s = -1;
+  close_id(&ms);
+  close_id(&fs);
+  if (s < 0)
+    return ng_error(NG_ECORRUPT, "dataset '%s': cannot read rows %zu..%zu of HDF5 path '%s' (damaged?)",
+                    ds->path, first, first + count - 1, h5path);
+  return NG_OK;
+}
+
+int ng_dataset_read_rows(ng_dataset *ds, size_t first, size_t count, float *x, void *y) {
+  const ng_data_info *in = &ds->info;
+  if (first > in->n || count > in->n - first)
+    return ng_error(NG_EINVAL, "dataset '%s': rows %zu..%zu requested, but it has %zu rows", ds->path, first,
+                    first + count, in->n);
+  if (count == 0) return NG_OK;
+  h5_quiet q = quiet_begin();
+  int st = NG_OK;
+  if (x) st = read_slab(ds, ds->dx, "/x", first, count, H5T_NATIVE_FLOAT, x);
+  if (st == NG_OK && y)
+    st = read_slab(ds, ds->dy, "/y", first, count, in->t ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT32, y);
+  quiet_end(q);
+  if (st == NG_OK && y && in->t == 0) {
+    const int32_t *lab = y;
+    for (size_t i = 0; i < count; i++)
+      if (lab[i] < 0 || lab[i] >= in->classes)
+        return ng_error(NG_ECORRUPT, "dataset '%s': HDF5 path '/y' row %zu holds label %d, outside [0, %lld)",
+                        ds->path, first + i, (int)lab[i], (long long)in->classes);
+  }
+  return st;
+}
+
+int ng_data_read_stats(const char *path, size_t d, float **mean, float **std) {
+  *mean = *std = NULL;
+  ng_dataset *ds = NULL;
+  NG_CALL(ng_dataset_open(path, &ds));
+  int st = NG_OK;
+  if (!ds->info.standardized) {
+    st = ng_error(NG_ENOTFOUND,
+                  "dataset '%s': HDF5 path '/x' has no 'mean' and 'std' attributes (not standardized)", path);
+  } else if (ds->info.d != d) {
+    st = ng_error(NG_EMISMATCH, "dataset '%s': its statistics are for %zu features, the data have %zu", path,
+                  ds->info.d, d);
+  } else {
+    h5_quiet q = quiet_begin();
+    if (read_attr_floats(ds->dx, "mean", d, mean) != 0 || read_attr_floats(ds->dx, "std", d, std) != 0)
+      st =
+          ng_error(NG_EFORMAT, "dataset '%s': attributes '/x/mean' and '/x/std' must be %zu floats", path, d);
+    quiet_end(q);
+  }
+  if (st != NG_OK) {
+    free(*mean);
+    free(*std);
+    *mean = *std = NULL;
+  }
+  ng_dataset_close(&ds);
+  return st;
+}
+
+int ng_data_load(const char *path, ng_data *D) {
+  memset(D, 0, sizeof *D);
+  ng_dataset *ds = NULL;
+  NG_CALL(ng_dataset_open(path, &ds));
+  const ng_data_info *in = &ds->info;
+  int st = ng_data_alloc(D, in->n, in->xrank, in->xdims, in->t);
+  if (st == NG_OK) st = ng_dataset_read_rows(ds, 0, in->n, D->x, in->t ? (void *)D->yt : (void *)D->y);
+  if (st == NG_OK) {
+    D->classes = in->classes;
+    snprintf(D->name, sizeof D->name, "%s", in->name);
+    snprintf(D->domain, sizeof D->domain, "%s", in->domain);
+    if (in->standardized) st = ng_data_read_stats(path, in->d, &D->mean, &D->std);
+  }
+  ng_dataset_close(&ds);
+  if (st != NG_OK) ng_data_free(D);
+  return st;
+}
