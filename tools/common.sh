@@ -7,8 +7,8 @@
 #   NOGRAD_BUILD_DIR    build directory (default: <repo>/build)
 #   NOGRAD_BUILD_TYPE   CMake build type (default: Release)
 #   NOGRAD_CMAKE_ARGS   extra arguments for the configure step, e.g. "-DNOGRAD_SANITIZE=ON"
-#   NOGRAD_TEST_PACKAGES  the optional packages tests use (default: "python3-numpy python3-h5py"; add
-#                       python3-torch for the PyTorch interchange tests, a large download)
+#   NOGRAD_TEST_PACKAGES  the optional packages tests use (default: "python3-numpy python3-h5py
+#                       python3-torch"; python3-torch, for the PyTorch interchange tests, is a large download)
 
 NOGRAD_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 NOGRAD_BUILD_DIR=${NOGRAD_BUILD_DIR:-$NOGRAD_ROOT/build}
@@ -22,11 +22,11 @@ REQUIRED_PACKAGES=(
   libopenmpi-dev openmpi-bin
   libhdf5-dev hdf5-tools
   libopenblas-dev liblapacke-dev
-  librandom123-dev libcmocka-dev
+  librandom123-dev libcmocka-dev zlib1g-dev
   cmake gcc make pkg-config
 )
 # What the tests need beyond that (reading and writing our HDF5 files from Python).
-read -r -a TEST_PACKAGES <<<"${NOGRAD_TEST_PACKAGES:-python3-numpy python3-h5py}"
+read -r -a TEST_PACKAGES <<<"${NOGRAD_TEST_PACKAGES:-python3-numpy python3-h5py python3-torch}"
 # What the slurm test (tests/slurm, label "slurm") needs for its private one-node cluster. Not among the
 # default packages: slurm-wlm brings slurmctld, slurmd and their dependencies, which no other test, the
 # build or the demo use; the slurm test installs them itself (as root) when they are missing.
