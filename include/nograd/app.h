@@ -17,18 +17,18 @@ extern "C" {
 #define NG_MAX_PARAMS 32
 
 typedef struct {
-  const char *function;  /* benchmark function name, or "logistic" / "lsq" for the data objective */
+  const char *function; /* benchmark function name, or "logistic" / "lsq" for the data objective */
   size_t dim;
   const char *optimizer; /* "cmaes", "sepcmaes", "spsa" */
   size_t popsize;        /* 0: default */
   ng_restart restarts;
   int max_restarts;
-  const double *x0;      /* dim values */
+  const double *x0; /* dim values */
   double sigma0;
   uint64_t seed;
-  double ftarget;        /* -inf: none */
-  int64_t max_evals;     /* 0: unlimited */
-  double lower, upper;   /* box bounds applied to every coordinate; -inf/+inf: none */
+  double ftarget;                         /* -inf: none */
+  int64_t max_evals;                      /* 0: unlimited */
+  double lower, upper;                    /* box bounds applied to every coordinate; -inf/+inf: none */
   const char *param_names[NG_MAX_PARAMS]; /* optimizer parameters (ng_opt_set_param) */
   double param_values[NG_MAX_PARAMS];
   size_t nparams;
@@ -36,16 +36,16 @@ typedef struct {
   size_t rows, chunk_rows;
   uint64_t data_seed;
   /* the engine */
-  int groups;             /* G: population groups (P/G data shards); 0: the fewest that give every shard a chunk */
-  int bcast;              /* ng_bcast_mode */
+  int groups; /* G: population groups (P/G data shards); 0: the fewest that give every shard a chunk */
+  int bcast;  /* ng_bcast_mode */
   const char *checkpoint; /* NULL: none */
   int64_t checkpoint_gens;
   double checkpoint_secs;
-  const char *resume;     /* checkpoint to continue from, or NULL */
-  int force;              /* resume even when the configuration differs */
+  const char *resume; /* checkpoint to continue from, or NULL */
+  int force;          /* resume even when the configuration differs */
   const char *command_line;
-  FILE *progress;         /* rank 0 prints one line per generation here when not NULL */
-  FILE *log;              /* rank 0 writes one JSON line per generation here when not NULL */
+  FILE *progress; /* rank 0 prints one line per generation here when not NULL */
+  FILE *log;      /* rank 0 writes one JSON line per generation here when not NULL */
   int handle_signals;
 } ng_minimize_config;
 
@@ -54,9 +54,9 @@ typedef struct {
   double f_best;
   ng_stop stop;
   double seconds;
-  double *x_best;   /* dim values, owned by the caller (may be NULL) */
-  int signalled;    /* stopped by a signal after its checkpoint: resumable */
-  int64_t bytes;    /* broadcast by rank 0 */
+  double *x_best; /* dim values, owned by the caller (may be NULL) */
+  int signalled;  /* stopped by a signal after its checkpoint: resumable */
+  int64_t bytes;  /* broadcast by rank 0 */
   int64_t checkpoints;
 } ng_minimize_result;
 

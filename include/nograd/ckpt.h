@@ -34,21 +34,21 @@ extern "C" {
 #define NG_CKPT_FORMAT_VERSION 1
 
 /* The history table: one row per generation. X-macro: (column name, meaning). */
-#define NG_HISTORY_COLUMNS(X)                                                                               \
-  X(generation, "generations told, over all restarts")                                                     \
-  X(evaluations, "evaluations so far")                                                                     \
-  X(best, "best loss so far")                                                                              \
-  X(gen_best, "best loss of the generation")                                                               \
-  X(median, "median loss of the generation")                                                               \
-  X(sigma, "step size after the update")                                                                   \
-  X(popsize, "candidates in the generation")                                                               \
-  X(restarts, "restarts so far")                                                                           \
-  X(t_sample, "seconds: ask on rank 0 (sampling)")                                                         \
-  X(t_broadcast, "seconds: broadcast of the generation")                                                   \
-  X(t_evaluate, "seconds: evaluation on rank 0")                                                           \
-  X(t_reduce, "seconds: gathering the partial losses")                                                     \
-  X(t_update, "seconds: tell on rank 0 (update)")                                                          \
-  X(t_eigen, "seconds: eigendecompositions in this generation")                                            \
+#define NG_HISTORY_COLUMNS(X)                                   \
+  X(generation, "generations told, over all restarts")          \
+  X(evaluations, "evaluations so far")                          \
+  X(best, "best loss so far")                                   \
+  X(gen_best, "best loss of the generation")                    \
+  X(median, "median loss of the generation")                    \
+  X(sigma, "step size after the update")                        \
+  X(popsize, "candidates in the generation")                    \
+  X(restarts, "restarts so far")                                \
+  X(t_sample, "seconds: ask on rank 0 (sampling)")              \
+  X(t_broadcast, "seconds: broadcast of the generation")        \
+  X(t_evaluate, "seconds: evaluation on rank 0")                \
+  X(t_reduce, "seconds: gathering the partial losses")          \
+  X(t_update, "seconds: tell on rank 0 (update)")               \
+  X(t_eigen, "seconds: eigendecompositions in this generation") \
   X(bytes, "bytes broadcast by rank 0 in this generation")
 
 enum {
@@ -94,19 +94,21 @@ typedef struct {
 void ng_ckpt_info_free(ng_ckpt_info *info);
 
 /* Writes a checkpoint atomically (see above). `result` may be NULL. NG_EIO names the path and the system
- * error (an unwritable directory, a full disk); nothing is left behind but PATH.tmp's removal is attempted. */
-int ng_ckpt_write(const char *path, const ng_ckpt_meta *meta, const ng_state *optimizer, const ng_history *history,
-                  const double *best_x, size_t n, double best_f, const ng_state *result);
+ * error (an unwritable directory, a full disk); nothing is left behind but PATH.tmp's removal is attempted.
+ */
+int ng_ckpt_write(const char *path, const ng_ckpt_meta *meta, const ng_state *optimizer,
+                  const ng_history *history, const double *best_x, size_t n, double best_f,
+                  const ng_state *result);
 
-/* Reads and verifies a checkpoint. Any of the outputs may be NULL (not read). `optimizer` and `result` must be
- * empty states; `history` an empty table; best_x a buffer of *n values, or NULL (then *n receives the
+/* Reads and verifies a checkpoint. Any of the outputs may be NULL (not read). `optimizer` and `result` must
+ * be empty states; `history` an empty table; best_x a buffer of *n values, or NULL (then *n receives the
  * length). Errors: NG_EIO (cannot open: names the path and errno), NG_EFORMAT (an HDF5 file that is not a
  * nograd checkpoint, or of another format version: says which), NG_ECORRUPT (not readable as HDF5 — e.g.
  * truncated — or the state checksum differs: says which, and names PATH.prev when it exists as the
  * checkpoint to resume from instead). The whole file is read and verified even when some outputs are NULL,
  * and the outputs are written only when everything holds. */
-int ng_ckpt_read(const char *path, ng_ckpt_info *info, ng_state *optimizer, ng_history *history, double *best_x,
-                 size_t *n, double *best_f, ng_state *result);
+int ng_ckpt_read(const char *path, ng_ckpt_info *info, ng_state *optimizer, ng_history *history,
+                 double *best_x, size_t *n, double *best_f, ng_state *result);
 
 /* FNV-1a 64 checksum of a file's bytes as 16 hex digits + NUL, for the input checksums of /meta. NG_EIO. */
 int ng_file_checksum(const char *path, char out[17]);

@@ -46,42 +46,44 @@ const char *ng_bcast_name(ng_bcast_mode mode);
 int ng_bcast_from_name(const char *name);
 
 typedef struct {
-  int groups;                /* G >= 1; must divide the number of ranks */
-  ng_bcast_mode bcast;       /* auto: seeded when lambda*n > NG_BCAST_AUTO_DOUBLES and the optimizer allows */
-  const char *checkpoint;    /* rank 0 writes it here; NULL: no checkpoints */
-  int64_t checkpoint_gens;   /* every K generations (0: not by count) */
-  double checkpoint_secs;    /* and/or every T seconds (0: not by time) */
-  ng_ckpt_meta meta;         /* what /meta of each checkpoint says */
-  ng_history *history;       /* rank 0: the rows so far (from a resumed checkpoint); rows are appended */
-  FILE *progress;            /* rank 0: one line per generation, at most every progress_secs; NULL: quiet */
+  int groups;              /* G >= 1; must divide the number of ranks */
+  ng_bcast_mode bcast;     /* auto: seeded when lambda*n > NG_BCAST_AUTO_DOUBLES and the optimizer allows */
+  const char *checkpoint;  /* rank 0 writes it here; NULL: no checkpoints */
+  int64_t checkpoint_gens; /* every K generations (0: not by count) */
+  double checkpoint_secs;  /* and/or every T seconds (0: not by time) */
+  ng_ckpt_meta meta;       /* what /meta of each checkpoint says */
+  ng_history *history;     /* rank 0: the rows so far (from a resumed checkpoint); rows are appended */
+  FILE *progress;          /* rank 0: one line per generation, at most every progress_secs; NULL: quiet */
   double progress_secs;
-  FILE *log;                 /* rank 0: one JSON line per generation; NULL: none */
-  int64_t max_evals;         /* for the time-left estimate (0: unknown) */
-  bool handle_signals;       /* SIGTERM, SIGUSR1, SIGINT: finish the generation, checkpoint, stop */
+  FILE *log;           /* rank 0: one JSON line per generation; NULL: none */
+  int64_t max_evals;   /* for the time-left estimate (0: unknown) */
+  bool handle_signals; /* SIGTERM, SIGUSR1, SIGINT: finish the generation, checkpoint, stop */
 } ng_engine_config;
 
 #define NG_BCAST_AUTO_DOUBLES 4096 /* up to this many doubles of candidates, explicit mode is cheaper */
 
 typedef struct {
-  bool signalled;       /* the run stopped because a signal arrived (a checkpoint was written if configured) */
-  int signal;           /* which */
-  int64_t bytes;        /* bytes rank 0 broadcast over the run */
-  int64_t checkpoints;  /* checkpoints written */
+  bool signalled;      /* the run stopped because a signal arrived (a checkpoint was written if configured) */
+  int signal;          /* which */
+  int64_t bytes;       /* bytes rank 0 broadcast over the run */
+  int64_t checkpoints; /* checkpoints written */
   double seconds;
 } ng_engine_result;
 
 /* Runs the optimizer to its stop. Collective over `comm`: rank 0 passes its set-up optimizer, the other ranks
  * NULL; all pass the same objective shape and configuration. Every rank returns the same status: NG_OK when
- * the run stopped for one of its reasons (or a signal: res->signalled), otherwise the first error. Rank 0 then
- * holds the error's message, prefixed with the rank it happened on when that is not 0. */
+ * the run stopped for one of its reasons (or a signal: res->signalled), otherwise the first error. Rank 0
+ * then holds the error's message, prefixed with the rank it happened on when that is not 0. */
 int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_engine_config *cfg,
                   ng_engine_result *res);
 
 /* Agrees on a status after a phase that may fail on some ranks: returns on every rank the status of the
- * lowest failing rank (NG_OK if none), and moves that rank's message to rank 0 ("rank R: ..."). Collective. */
+ * lowest failing rank (NG_OK if none), and moves that rank's message to rank 0 ("rank R: ..."). Collective.
+ */
 int ng_dist_agree(MPI_Comm comm, int status);
 
-/* The block [first, first + count) of `total` items that part `index` of `parts` owns (sizes differ by <= 1). */
+/* The block [first, first + count) of `total` items that part `index` of `parts` owns (sizes differ by <= 1).
+ */
 void ng_dist_block(size_t total, size_t parts, size_t index, size_t *first, size_t *count);
 
 #ifdef __cplusplus

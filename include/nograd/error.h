@@ -12,20 +12,20 @@ extern "C" {
 #endif
 
 /* X-macro table: one line per status, so that the enum and ng_strerror cannot disagree. */
-#define NG_STATUS_TABLE(X)                                                                                  \
-  X(NG_OK, 0, "success")                                                                                   \
-  X(NG_EINVAL, -1, "invalid argument")                                                                     \
-  X(NG_ENOMEM, -2, "out of memory")                                                                        \
-  X(NG_EORDER, -3, "call out of order")                                                                    \
-  X(NG_EIO, -4, "input/output error")                                                                      \
-  X(NG_EFORMAT, -5, "malformed file")                                                                      \
-  X(NG_ENOTFOUND, -6, "not found")                                                                         \
-  X(NG_EMISMATCH, -7, "mismatch")                                                                          \
-  X(NG_ENUMERIC, -8, "numerical failure")                                                                  \
-  X(NG_EMPI, -9, "MPI error")                                                                              \
-  X(NG_EHDF5, -10, "HDF5 error")                                                                           \
-  X(NG_EUSAGE, -11, "usage error")                                                                         \
-  X(NG_ECORRUPT, -12, "corrupt file")                                                                      \
+#define NG_STATUS_TABLE(X)                \
+  X(NG_OK, 0, "success")                  \
+  X(NG_EINVAL, -1, "invalid argument")    \
+  X(NG_ENOMEM, -2, "out of memory")       \
+  X(NG_EORDER, -3, "call out of order")   \
+  X(NG_EIO, -4, "input/output error")     \
+  X(NG_EFORMAT, -5, "malformed file")     \
+  X(NG_ENOTFOUND, -6, "not found")        \
+  X(NG_EMISMATCH, -7, "mismatch")         \
+  X(NG_ENUMERIC, -8, "numerical failure") \
+  X(NG_EMPI, -9, "MPI error")             \
+  X(NG_EHDF5, -10, "HDF5 error")          \
+  X(NG_EUSAGE, -11, "usage error")        \
+  X(NG_ECORRUPT, -12, "corrupt file")     \
   X(NG_EINTERNAL, -13, "internal error")
 
 typedef enum {
@@ -49,17 +49,17 @@ const char *ng_errmsg(void);
 void ng_error_clear(void);
 
 /* Returns early with the status of `expr` when it is not NG_OK; the message is left as the callee set it. */
-#define NG_CALL(expr)                                                                                       \
-  do {                                                                                                     \
-    int ng_call_status_ = (expr);                                                                          \
-    if (ng_call_status_ != 0) return ng_call_status_;                                                     \
+#define NG_CALL(expr)                                 \
+  do {                                                \
+    int ng_call_status_ = (expr);                     \
+    if (ng_call_status_ != 0) return ng_call_status_; \
   } while (0)
 
 /* Same, but jumps to a cleanup label with the status stored in `st` (the goto-cleanup pattern). */
-#define NG_TRY(st, expr, label)                                                                             \
-  do {                                                                                                     \
-    (st) = (expr);                                                                                         \
-    if ((st) != 0) goto label;                                                                             \
+#define NG_TRY(st, expr, label) \
+  do {                          \
+    (st) = (expr);              \
+    if ((st) != 0) goto label;  \
   } while (0)
 
 #ifdef __cplusplus

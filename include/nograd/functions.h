@@ -2,9 +2,9 @@
  *
  * sphere, ellipsoid (condition 1e6), cigar, tablet, diffpow, rosenbrock, rastrigin, each also rotated
  * ("rot-ellipsoid": x is multiplied by a fixed orthogonal matrix drawn from the seed before evaluation), and
- * a noisy sphere. A function object holds its rotation and its noise stream; evaluation of one point is a pure
- * function of (function, point, generation, candidate index), so that noisy values are the same whichever rank
- * computes them. None of these functions is collective. */
+ * a noisy sphere. A function object holds its rotation and its noise stream; evaluation of one point is a
+ * pure function of (function, point, generation, candidate index), so that noisy values are the same
+ * whichever rank computes them. None of these functions is collective. */
 #ifndef NOGRAD_FUNCTIONS_H
 #define NOGRAD_FUNCTIONS_H
 

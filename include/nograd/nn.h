@@ -42,8 +42,8 @@ extern "C" {
 
 typedef struct ng_model ng_model;
 
-/* Builds a model from a spec; parameters are zero, running variances one. NG_EINVAL names the line and what is
- * wrong (an unknown layer, a missing argument, a shape that does not fit, an unclosed residual group). */
+/* Builds a model from a spec; parameters are zero, running variances one. NG_EINVAL names the line and what
+ * is wrong (an unknown layer, a missing argument, a shape that does not fit, an unclosed residual group). */
 int ng_model_from_spec(const char *spec, ng_model **out);
 
 /* PyTorch's default initialisation: weights and biases of dense and conv2d uniform in +-1/sqrt(fan_in)
@@ -76,7 +76,8 @@ void ng_model_input_shape(const ng_model *m, size_t *ndim, size_t shape[3]);
 
 /* The named-tensor index. */
 size_t ng_model_ntensors(const ng_model *m);
-int ng_model_tensor(const ng_model *m, size_t i, const char **name, size_t *offset, size_t *ndim, size_t shape[4]);
+int ng_model_tensor(const ng_model *m, size_t i, const char **name, size_t *offset, size_t *ndim,
+                    size_t shape[4]);
 /* By name; NG_ENOTFOUND names it. */
 int ng_model_find(const ng_model *m, const char *name, size_t *offset, size_t *ndim, size_t shape[4]);
 
@@ -92,25 +93,25 @@ int ng_nn_work_create(const ng_model *m, size_t max_batch, bool training, ng_nn_
 void ng_nn_work_destroy(ng_nn_work **w);
 
 /* The seed and step that key dropout masks in training mode: stream (seed, NG_RNG_DROPOUT, step, layer),
- * layer being the layer's index in the spec (0 = the first line after input) and step taken modulo 2^32. One u32
- * draw per element, batch-major; an element is kept when draw / 2^32 >= p. The backward pass regenerates the
- * mask of the forward pass it follows (no mask is stored), even if this is called in between. */
+ * layer being the layer's index in the spec (0 = the first line after input) and step taken modulo 2^32. One
+ * u32 draw per element, batch-major; an element is kept when draw / 2^32 >= p. The backward pass regenerates
+ * the mask of the forward pass it follows (no mask is stored), even if this is called in between. */
 void ng_nn_work_set_dropout(ng_nn_work *w, uint64_t seed, uint64_t step);
 
 /* Forward pass of `batch` examples (x: batch x input_size floats) with the parameters `params` (a vector laid
- * out like the model's, e.g. a candidate of an optimizer). *out points into the workspace (or at x itself when
- * no layer computes, e.g. a lone flatten): batch x output_size, valid until the next pass on the workspace.
- * A training workspace copies x when the backward pass needs it, so x may change afterwards. The bits of an
- * example's output may depend on the batch size (sgemm's blocking), never on anything else. No allocation.
- * NG_EINVAL for batch > max_batch or a workspace made for another model. */
+ * out like the model's, e.g. a candidate of an optimizer). *out points into the workspace (or at x itself
+ * when no layer computes, e.g. a lone flatten): batch x output_size, valid until the next pass on the
+ * workspace. A training workspace copies x when the backward pass needs it, so x may change afterwards. The
+ * bits of an example's output may depend on the batch size (sgemm's blocking), never on anything else. No
+ * allocation. NG_EINVAL for batch > max_batch or a workspace made for another model. */
 int ng_nn_forward(const ng_model *m, const float *params, ng_nn_work *w, const float *x, size_t batch,
                   const float **out);
 
-/* Backward pass after a forward pass in training mode on the same workspace: dout (batch x output_size) is the
- * gradient of the loss with respect to the outputs; the gradient with respect to the parameters is ADDED to
- * grad (nparams floats). Batch-norm running statistics are constants (inference form): their entries of grad
- * are left as they are. `params` must be the vector of the forward pass. No allocation. NG_EORDER without a
- * training forward (or on an evaluation workspace). */
+/* Backward pass after a forward pass in training mode on the same workspace: dout (batch x output_size) is
+ * the gradient of the loss with respect to the outputs; the gradient with respect to the parameters is ADDED
+ * to grad (nparams floats). Batch-norm running statistics are constants (inference form): their entries of
+ * grad are left as they are. `params` must be the vector of the forward pass. No allocation. NG_EORDER
+ * without a training forward (or on an evaluation workspace). */
 int ng_nn_backward(const ng_model *m, const float *params, ng_nn_work *w, const float *dout, float *grad);
 
 #ifdef __cplusplus

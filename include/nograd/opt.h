@@ -36,22 +36,22 @@ extern "C" {
 typedef struct ng_opt ng_opt;
 
 /* Why a run stopped: an outcome, not an error. X-macro: (enum, name printed and saved). */
-#define NG_STOP_TABLE(X)                                                                                    \
-  X(NG_STOP_NONE, "none")                   /* still running */                                            \
-  X(NG_STOP_FTARGET, "ftarget")             /* best f <= ftarget */                                        \
-  X(NG_STOP_MAXFEVALS, "maxfevals")         /* evaluation budget spent */                                  \
-  X(NG_STOP_MAXITER, "maxiter")             /* iteration budget of one run spent */                        \
-  X(NG_STOP_TOLFUN, "tolfun")               /* recent f values within tolfun */                            \
-  X(NG_STOP_TOLFUNHIST, "tolfunhist")       /* recent best f values within tolfunhist */                   \
-  X(NG_STOP_TOLX, "tolx")                   /* step sizes in every coordinate below tolx */                \
-  X(NG_STOP_TOLUPSIGMA, "tolupsigma")       /* sigma grew far beyond the largest axis: diverging */        \
+#define NG_STOP_TABLE(X)                                                                                  \
+  X(NG_STOP_NONE, "none")                   /* still running */                                           \
+  X(NG_STOP_FTARGET, "ftarget")             /* best f <= ftarget */                                       \
+  X(NG_STOP_MAXFEVALS, "maxfevals")         /* evaluation budget spent */                                 \
+  X(NG_STOP_MAXITER, "maxiter")             /* iteration budget of one run spent */                       \
+  X(NG_STOP_TOLFUN, "tolfun")               /* recent f values within tolfun */                           \
+  X(NG_STOP_TOLFUNHIST, "tolfunhist")       /* recent best f values within tolfunhist */                  \
+  X(NG_STOP_TOLX, "tolx")                   /* step sizes in every coordinate below tolx */               \
+  X(NG_STOP_TOLUPSIGMA, "tolupsigma")       /* sigma grew far beyond the largest axis: diverging */       \
   X(NG_STOP_CONDITIONCOV, "conditioncov")   /* covariance condition number above the limit */             \
-  X(NG_STOP_NOEFFECTAXIS, "noeffectaxis")   /* a step along a principal axis leaves the mean unchanged */  \
-  X(NG_STOP_NOEFFECTCOORD, "noeffectcoord") /* a step in a coordinate leaves the mean unchanged */         \
-  X(NG_STOP_STAGNATION, "stagnation")       /* median and best f no longer improve */                      \
+  X(NG_STOP_NOEFFECTAXIS, "noeffectaxis")   /* a step along a principal axis leaves the mean unchanged */ \
+  X(NG_STOP_NOEFFECTCOORD, "noeffectcoord") /* a step in a coordinate leaves the mean unchanged */        \
+  X(NG_STOP_STAGNATION, "stagnation")       /* median and best f no longer improve */                     \
   X(NG_STOP_FLATFITNESS, "flatfitness")     /* too many generations of equal f values */                  \
   X(NG_STOP_NONFINITE, "nonfinite")         /* too many generations without one finite loss */            \
-  X(NG_STOP_SIGNAL, "signal")               /* the caller was asked to stop (a signal) */                  \
+  X(NG_STOP_SIGNAL, "signal")               /* the caller was asked to stop (a signal) */                 \
   X(NG_STOP_CALLBACK, "callback")           /* the caller stopped the run for its own reason */
 
 typedef enum {
@@ -70,18 +70,18 @@ typedef enum { NG_RESTART_NONE = 0, NG_RESTART_IPOP = 1, NG_RESTART_BIPOP = 2 } 
 
 /* A snapshot of a run, for progress lines, logs and the history table. */
 typedef struct {
-  int64_t generation;    /* generations told so far, over all restarts */
-  int64_t evaluations;   /* losses told so far, over all restarts */
-  int64_t restarts;      /* restarts begun */
-  int64_t nonfinite;     /* NaN or infinite losses told */
-  double best_f;         /* best finite loss so far (+inf before one is seen) */
-  double gen_best_f;     /* best loss of the last generation told */
-  double gen_median_f;   /* median loss of the last generation told */
-  double sigma;          /* overall step size (CMA-ES sigma, SPSA c_k) */
-  double axis_ratio;     /* sqrt(condition number) of the covariance; 1 where it has none */
-  size_t popsize;        /* lambda of the next ask */
-  ng_stop stop;          /* NG_STOP_NONE while running */
-  double seconds_eigen;  /* time spent in eigendecompositions so far */
+  int64_t generation;   /* generations told so far, over all restarts */
+  int64_t evaluations;  /* losses told so far, over all restarts */
+  int64_t restarts;     /* restarts begun */
+  int64_t nonfinite;    /* NaN or infinite losses told */
+  double best_f;        /* best finite loss so far (+inf before one is seen) */
+  double gen_best_f;    /* best loss of the last generation told */
+  double gen_median_f;  /* median loss of the last generation told */
+  double sigma;         /* overall step size (CMA-ES sigma, SPSA c_k) */
+  double axis_ratio;    /* sqrt(condition number) of the covariance; 1 where it has none */
+  size_t popsize;       /* lambda of the next ask */
+  ng_stop stop;         /* NG_STOP_NONE while running */
+  double seconds_eigen; /* time spent in eigendecompositions so far */
 } ng_opt_info;
 
 /* Creates optimizer `name` ("cmaes", "sepcmaes", "spsa") for an n-dimensional problem. NG_EINVAL names an
@@ -95,12 +95,12 @@ void ng_opt_destroy(ng_opt **opt);
 const char *const *ng_opt_names(void);
 
 /* Configuration, before ng_opt_setup (NG_EORDER after). Each returns NG_EINVAL with the value at fault. */
-int ng_opt_set_x0(ng_opt *opt, const double *x0);         /* initial mean; default all zeros */
-int ng_opt_set_sigma0(ng_opt *opt, double sigma0);        /* initial step size > 0; default 1 */
-int ng_opt_set_seed(ng_opt *opt, uint64_t seed);          /* default 1 */
-int ng_opt_set_popsize(ng_opt *opt, size_t lambda);       /* 0: the algorithm's default */
+int ng_opt_set_x0(ng_opt *opt, const double *x0);                       /* initial mean; default all zeros */
+int ng_opt_set_sigma0(ng_opt *opt, double sigma0);                      /* initial step size > 0; default 1 */
+int ng_opt_set_seed(ng_opt *opt, uint64_t seed);                        /* default 1 */
+int ng_opt_set_popsize(ng_opt *opt, size_t lambda);                     /* 0: the algorithm's default */
 int ng_opt_set_bounds(ng_opt *opt, const double *lo, const double *hi); /* NULL: unbounded */
-int ng_opt_set_ftarget(ng_opt *opt, double ftarget);      /* default -inf */
+int ng_opt_set_ftarget(ng_opt *opt, double ftarget);                    /* default -inf */
 int ng_opt_set_max_evals(ng_opt *opt, int64_t max_evals); /* over all restarts; <= 0: unlimited */
 int ng_opt_set_restarts(ng_opt *opt, ng_restart policy, int max_restarts);
 /* A named numeric parameter of the algorithm or of its stopping rules ("tolfun", "spsa_a", ...). Unknown
@@ -152,14 +152,14 @@ typedef struct {
   ng_sampler_kind kind;
   size_t n, lambda;
   uint64_t seed;
-  int64_t generation;       /* keys the streams: z_k from (seed, NG_RNG_SAMPLE, generation, k) */
-  const double *mean;       /* n values */
-  double sigma;             /* CMA-ES: sigma; SPSA: c_k */
-  const double *factor;     /* GAUSS_FULL: n*n; GAUSS_DIAG: n; otherwise NULL */
+  int64_t generation;   /* keys the streams: z_k from (seed, NG_RNG_SAMPLE, generation, k) */
+  const double *mean;   /* n values */
+  double sigma;         /* CMA-ES: sigma; SPSA: c_k */
+  const double *factor; /* GAUSS_FULL: n*n; GAUSS_DIAG: n; otherwise NULL */
   size_t factor_len;
-  int64_t factor_version;   /* changes whenever the factor does: it is sent again only then */
-  const double *lo, *hi;    /* box bounds, or NULL */
-  int gaussian;             /* SPSA: Gaussian instead of Rademacher directions */
+  int64_t factor_version; /* changes whenever the factor does: it is sent again only then */
+  const double *lo, *hi;  /* box bounds, or NULL */
+  int gaussian;           /* SPSA: Gaussian instead of Rademacher directions */
 } ng_sampler;
 
 /* Describes the pending generation (after ask, before tell). The pointers stay valid until the next tell.
@@ -173,8 +173,8 @@ int ng_opt_sampler(const ng_opt *opt, ng_sampler *s);
 int ng_sampler_generate(const ng_sampler *s, size_t first, size_t count, double *x);
 
 /* The complete state (configuration included) as named arrays, and back. ng_opt_load needs a set-up optimizer
- * of the same name and dimension (NG_EMISMATCH otherwise, naming both); it adopts the saved configuration that
- * shapes the trajectory (seed, x0, sigma0, popsize, bounds, restart policy) and keeps its own budgets
+ * of the same name and dimension (NG_EMISMATCH otherwise, naming both); it adopts the saved configuration
+ * that shapes the trajectory (seed, x0, sigma0, popsize, bounds, restart policy) and keeps its own budgets
  * (ftarget, max_evals), so that a resumed run continues the saved one exactly, possibly with a larger budget.
  * Whether a resume may go ahead with another configuration is the caller's decision (the commands compare
  * their configuration text and refuse without --force). NG_ENOTFOUND for a missing entry. Between an ask and

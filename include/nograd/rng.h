@@ -1,9 +1,9 @@
 /* Counter-based random streams on Random123's Philox4x32-10.
  *
- * A stream is named by (seed, purpose, generation, index): draw j of stream (s, p, g, i) is a pure function of
- * those five numbers, so any rank can regenerate candidate i of generation g without communication and without
- * replaying earlier draws. The Philox key is the 64-bit seed; the 128-bit counter is
- * (block, index, generation, purpose), one block giving four 32-bit words. The state is a handful of integers
+ * A stream is named by (seed, purpose, generation, index): draw j of stream (s, p, g, i) is a pure function
+ * of those five numbers, so any rank can regenerate candidate i of generation g without communication and
+ * without replaying earlier draws. The Philox key is the 64-bit seed; the 128-bit counter is (block, index,
+ * generation, purpose), one block giving four 32-bit words. The state is a handful of integers
  * (ng_rng_state_save) that checkpoints store exactly.
  *
  * The fill functions give exactly the values of the same number of single draws, in the same order.
@@ -35,10 +35,10 @@ enum ng_rng_purpose {
 
 /* A stream. Plain struct so that it can be embedded and copied; treat the fields as private. */
 typedef struct ng_rng {
-  uint32_t key[2];  /* the seed */
-  uint32_t ctr[4];  /* block, index, generation, purpose */
-  uint32_t buf[4];  /* the current block's output (derived; not saved) */
-  uint32_t used;    /* words of buf already consumed, 0..4 */
+  uint32_t key[2]; /* the seed */
+  uint32_t ctr[4]; /* block, index, generation, purpose */
+  uint32_t buf[4]; /* the current block's output (derived; not saved) */
+  uint32_t used;   /* words of buf already consumed, 0..4 */
 } ng_rng;
 
 #define NG_RNG_STATE_LEN 6 /* seed, purpose, generation, index, block, used */

@@ -25,9 +25,13 @@ static int eval_fn(void *ctx, const double *x, uint64_t generation, size_t k, si
   return NG_OK;
 }
 
-static int load_synth(void *ctx, size_t first, size_t count) { return ng_synth_load(ctx, first, count); }
+static int load_synth(void *ctx, size_t first, size_t count) {
+  return ng_synth_load(ctx, first, count);
+}
 
-static bool is_data_objective(const char *name) { return strcmp(name, "logistic") == 0 || strcmp(name, "lsq") == 0; }
+static bool is_data_objective(const char *name) {
+  return strcmp(name, "logistic") == 0 || strcmp(name, "lsq") == 0;
+}
 
 int ng_app_make_optimizer(const ng_minimize_config *cfg, ng_opt **out) {
   ng_opt *opt = NULL;
@@ -105,10 +109,13 @@ int ng_minimize_config_text(const ng_minimize_config *cfg, char **config, char *
   add(&c, "function=%s\ndim=%zu\noptimizer=%s\npopsize=%zu\n", cfg->function, cfg->dim, cfg->optimizer,
       cfg->popsize);
   add(&c, "restarts=%s\nmax-restarts=%d\n",
-      cfg->restarts == NG_RESTART_IPOP ? "ipop" : cfg->restarts == NG_RESTART_BIPOP ? "bipop" : "none",
+      cfg->restarts == NG_RESTART_IPOP    ? "ipop"
+      : cfg->restarts == NG_RESTART_BIPOP ? "bipop"
+                                          : "none",
       cfg->max_restarts);
   add(&c, "x0=");
-  for (size_t i = 0; i < cfg->dim; i++) add(&c, "%s%.17g", i ? "," : "", cfg->x0 ? cfg->x0[i] : 0.0);
+  for (size_t i = 0; i < cfg->dim; i++)
+    add(&c, "%s%.17g", i ? "," : "", cfg->x0 ? cfg->x0[i] : 0.0);
   add(&c, "\nsigma0=%.17g\nseed=%llu\nlower=%.17g\nupper=%.17g\n", cfg->sigma0, (unsigned long long)cfg->seed,
       cfg->lower, cfg->upper);
   if (is_data_objective(cfg->function))
@@ -116,7 +123,8 @@ int ng_minimize_config_text(const ng_minimize_config *cfg, char **config, char *
         (unsigned long long)cfg->data_seed);
   /* parameters in name order, so that the text does not depend on the order of the options */
   const char *const *order[NG_MAX_PARAMS] = {0};
-  for (size_t i = 0; i < cfg->nparams; i++) order[i] = &cfg->param_names[i];
+  for (size_t i = 0; i < cfg->nparams; i++)
+    order[i] = &cfg->param_names[i];
   qsort(order, cfg->nparams, sizeof order[0], compare_names);
   for (size_t i = 0; i < cfg->nparams; i++)
     add(&c, "param.%s=%.17g\n", *order[i], cfg->param_values[order[i] - cfg->param_names]);
@@ -137,7 +145,8 @@ static void first_difference(const char *a, const char *b, char *out, size_t len
     const char *ea = strchr(a, '\n'), *eb = strchr(b, '\n');
     size_t la = ea ? (size_t)(ea - a) : strlen(a), lb = eb ? (size_t)(eb - b) : strlen(b);
     if (la != lb || strncmp(a, b, la) != 0) {
-      snprintf(out, len, "'%.*s' there, '%.*s' here", (int)(la > 200 ? 200 : la), a, (int)(lb > 200 ? 200 : lb), b);
+      snprintf(out, len, "'%.*s' there, '%.*s' here", (int)(la > 200 ? 200 : la), a,
+               (int)(lb > 200 ? 200 : lb), b);
       return;
     }
     a += la + (ea ? 1 : 0);
@@ -158,10 +167,11 @@ static int resume(const ng_minimize_config *cfg, const char *config, ng_opt *opt
   if (strcmp(saved, config) != 0 && !cfg->force) {
     char diff[512];
     first_difference(saved, config, diff, sizeof diff);
-    rc = ng_error(NG_EMISMATCH,
-                  "--resume %s: the checkpoint was written with another configuration: %s (use --force to resume "
-                  "it anyway)",
-                  cfg->resume, diff);
+    rc = ng_error(
+        NG_EMISMATCH,
+        "--resume %s: the checkpoint was written with another configuration: %s (use --force to resume "
+        "it anyway)",
+        cfg->resume, diff);
     goto out;
   }
   if (strcmp(info.optimizer ? info.optimizer : "", cfg->optimizer) != 0) {
@@ -196,9 +206,11 @@ int ng_app_minimize(MPI_Comm comm, const ng_minimize_config *cfg, ng_minimize_re
   st = NG_OK;
   if (is_data_objective(cfg->function)) {
     if (cfg->dim < 2)
-      st = ng_error(NG_EINVAL, "--function %s: --dim is the number of features + 1 (a bias), so at least 2, got %zu",
+      st = ng_error(NG_EINVAL,
+                    "--function %s: --dim is the number of features + 1 (a bias), so at least 2, got %zu",
                     cfg->function, cfg->dim);
-    if (st == NG_OK) st = ng_synth_create(cfg->function, cfg->rows, cfg->dim - 1, cfg->chunk_rows, cfg->data_seed, &synth);
+    if (st == NG_OK)
+      st = ng_synth_create(cfg->function, cfg->rows, cfg->dim - 1, cfg->chunk_rows, cfg->data_seed, &synth);
     if (st == NG_OK) {
       ng_synth_objective(synth, &obj);
       obj.load = load_synth;
@@ -206,7 +218,8 @@ int ng_app_minimize(MPI_Comm comm, const ng_minimize_config *cfg, ng_minimize_re
     }
   } else {
     st = ng_fn_create(cfg->function, cfg->dim, cfg->seed, &fc.fn);
-    if (st == NG_OK && !(fc.work = malloc(cfg->dim * sizeof *fc.work))) st = ng_error(NG_ENOMEM, "out of memory");
+    if (st == NG_OK && !(fc.work = malloc(cfg->dim * sizeof *fc.work)))
+      st = ng_error(NG_ENOMEM, "out of memory");
     obj = (ng_objective){.n = cfg->dim, .nchunks = 1, .eval = eval_fn, .ctx = &fc};
   }
   if (st == NG_OK) st = ng_app_make_optimizer(cfg, &opt);
@@ -223,7 +236,8 @@ int ng_app_minimize(MPI_Comm comm, const ng_minimize_config *cfg, ng_minimize_re
       }
   }
   if (st == NG_OK && (groups < 1 || size % groups != 0))
-    st = ng_error(NG_EINVAL, "--groups %d does not divide the %d ranks (P must be a multiple of G)", groups, size);
+    st = ng_error(NG_EINVAL, "--groups %d does not divide the %d ranks (P must be a multiple of G)", groups,
+                  size);
   if (st == NG_OK && cfg->resume && rank == 0) st = resume(cfg, config, opt, &history);
   st = ng_dist_agree(comm, st);
   if (st != NG_OK) goto out;

@@ -87,7 +87,8 @@ int ng_args_parse(const char *command, const char *usage, ng_arg *table, size_t 
     const char *v = inline_value;
     if (!v) {
       if (i + 1 >= argc) {
-        fprintf(err, "nograd %s: %s needs a value (%s)\n", command, opt->name, opt->metavar ? opt->metavar : "");
+        fprintf(err, "nograd %s: %s needs a value (%s)\n", command, opt->name,
+                opt->metavar ? opt->metavar : "");
         return 2;
       }
       v = argv[++i];
@@ -98,46 +99,46 @@ int ng_args_parse(const char *command, const char *usage, ng_arg *table, size_t 
     int64_t s;
     double d;
     switch (opt->kind) {
-    case NG_ARG_STRING:
-      ok = *v != '\0';
-      expect = "a non-empty value";
-      if (ok) *(const char **)opt->dest = v;
-      break;
-    case NG_ARG_LIST: {
-      ng_arg_list *l = opt->dest;
-      ok = *v != '\0' && l->count < sizeof l->items / sizeof l->items[0];
-      expect = "a non-empty value";
-      if (ok) l->items[l->count++] = v;
-      break;
-    }
-    case NG_ARG_SIZE:
-    case NG_ARG_POSINT:
-      ok = parse_u64(v, &u) && (opt->kind == NG_ARG_SIZE || u >= 1);
-      expect = opt->kind == NG_ARG_SIZE ? "a non-negative integer" : "a positive integer";
-      if (ok) *(size_t *)opt->dest = (size_t)u;
-      break;
-    case NG_ARG_UINT64:
-      ok = parse_u64(v, &u);
-      expect = "a non-negative integer";
-      if (ok) *(uint64_t *)opt->dest = u;
-      break;
-    case NG_ARG_INT64:
-      ok = parse_i64(v, &s);
-      expect = "an integer";
-      if (ok) *(int64_t *)opt->dest = s;
-      break;
-    case NG_ARG_DOUBLE:
-      ok = parse_double(v, &d);
-      expect = "a number";
-      if (ok) *(double *)opt->dest = d;
-      break;
-    case NG_ARG_POSDOUBLE:
-      ok = parse_double(v, &d) && d > 0 && isfinite(d);
-      expect = "a positive number";
-      if (ok) *(double *)opt->dest = d;
-      break;
-    case NG_ARG_FLAG:
-      break;
+      case NG_ARG_STRING:
+        ok = *v != '\0';
+        expect = "a non-empty value";
+        if (ok) *(const char **)opt->dest = v;
+        break;
+      case NG_ARG_LIST: {
+        ng_arg_list *l = opt->dest;
+        ok = *v != '\0' && l->count < sizeof l->items / sizeof l->items[0];
+        expect = "a non-empty value";
+        if (ok) l->items[l->count++] = v;
+        break;
+      }
+      case NG_ARG_SIZE:
+      case NG_ARG_POSINT:
+        ok = parse_u64(v, &u) && (opt->kind == NG_ARG_SIZE || u >= 1);
+        expect = opt->kind == NG_ARG_SIZE ? "a non-negative integer" : "a positive integer";
+        if (ok) *(size_t *)opt->dest = (size_t)u;
+        break;
+      case NG_ARG_UINT64:
+        ok = parse_u64(v, &u);
+        expect = "a non-negative integer";
+        if (ok) *(uint64_t *)opt->dest = u;
+        break;
+      case NG_ARG_INT64:
+        ok = parse_i64(v, &s);
+        expect = "an integer";
+        if (ok) *(int64_t *)opt->dest = s;
+        break;
+      case NG_ARG_DOUBLE:
+        ok = parse_double(v, &d);
+        expect = "a number";
+        if (ok) *(double *)opt->dest = d;
+        break;
+      case NG_ARG_POSDOUBLE:
+        ok = parse_double(v, &d) && d > 0 && isfinite(d);
+        expect = "a positive number";
+        if (ok) *(double *)opt->dest = d;
+        break;
+      case NG_ARG_FLAG:
+        break;
     }
     if (!ok) {
       fprintf(err, "nograd %s: %s: expected %s, got '%s'\n", command, opt->name, expect, v);

@@ -11,15 +11,15 @@
 #include <stdio.h>
 
 typedef enum {
-  NG_ARG_FLAG,   /* bool, no value */
-  NG_ARG_STRING, /* const char * */
-  NG_ARG_SIZE,   /* size_t, >= 0 */
-  NG_ARG_POSINT, /* size_t, >= 1 */
-  NG_ARG_INT64,  /* int64_t */
-  NG_ARG_UINT64, /* uint64_t */
-  NG_ARG_DOUBLE, /* double, finite or +-inf */
+  NG_ARG_FLAG,      /* bool, no value */
+  NG_ARG_STRING,    /* const char * */
+  NG_ARG_SIZE,      /* size_t, >= 0 */
+  NG_ARG_POSINT,    /* size_t, >= 1 */
+  NG_ARG_INT64,     /* int64_t */
+  NG_ARG_UINT64,    /* uint64_t */
+  NG_ARG_DOUBLE,    /* double, finite or +-inf */
   NG_ARG_POSDOUBLE, /* double > 0, finite */
-  NG_ARG_LIST    /* repeatable string option: appended to an ng_arg_list */
+  NG_ARG_LIST       /* repeatable string option: appended to an ng_arg_list */
 } ng_arg_kind;
 
 typedef struct {

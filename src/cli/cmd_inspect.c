@@ -23,8 +23,8 @@ int ng_cmd_inspect(MPI_Comm comm, int argc, char **argv) {
     first = 3;
   }
   FILE *sink = rank == 0 ? stderr : fopen("/dev/null", "w");
-  int code = ng_args_parse("inspect", "FILE.h5 [--json] [--last N]", table, sizeof table / sizeof table[0], argc,
-                           argv, first, rank == 0 ? stdout : sink, sink);
+  int code = ng_args_parse("inspect", "FILE.h5 [--json] [--last N]", table, sizeof table / sizeof table[0],
+                           argc, argv, first, rank == 0 ? stdout : sink, sink);
   if (code == 1) {
     code = NG_EXIT_OK;
   } else if (code == 0 && !path) {
@@ -34,7 +34,8 @@ int ng_cmd_inspect(MPI_Comm comm, int argc, char **argv) {
     int st = NG_OK;
     if (rank == 0) {
       st = ng_inspect(path, json, (int)last, stdout);
-      if (st != NG_OK) fprintf(stderr, "nograd inspect: %s\n", ng_errmsg()[0] ? ng_errmsg() : ng_strerror(st));
+      if (st != NG_OK)
+        fprintf(stderr, "nograd inspect: %s\n", ng_errmsg()[0] ? ng_errmsg() : ng_strerror(st));
     }
     MPI_Bcast(&st, 1, MPI_INT, 0, comm);
     code = st == NG_OK ? NG_EXIT_OK : NG_EXIT_FAILURE;

@@ -25,7 +25,8 @@ static int parse_vector(const char *s, size_t n, double *out) {
     p = *end ? end + 1 : end;
   }
   if (count == 1) {
-    for (size_t i = 1; i < n; i++) out[i] = out[0];
+    for (size_t i = 1; i < n; i++)
+      out[i] = out[0];
     return 0;
   }
   return count == n ? 0 : (int)count;
@@ -68,28 +69,38 @@ int ng_cmd_minimize(MPI_Comm comm, int argc, char **argv) {
   uint64_t data_seed = 1;
   const char *bcast = "auto", *checkpoint = NULL, *every = "60s", *resume_path = NULL, *log_path = NULL;
   ng_arg table[] = {
-      {"--function", NG_ARG_STRING, &function, "NAME", "benchmark function (sphere, ellipsoid, cigar, tablet, "
-                                                        "diffpow, rosenbrock, rastrigin, rot-NAME, noisy-sphere)"},
+      {"--function", NG_ARG_STRING, &function, "NAME",
+       "benchmark function (sphere, ellipsoid, cigar, tablet, "
+       "diffpow, rosenbrock, rastrigin, rot-NAME, noisy-sphere)"},
       {"--dim", NG_ARG_POSINT, &dim, "N", "dimension"},
       {"--optimizer", NG_ARG_STRING, &optimizer, "NAME", "cmaes (default), sepcmaes or spsa"},
       {"--popsize", NG_ARG_SIZE, &popsize, "L", "population size (CMA-ES) or 2q (SPSA); 0: default"},
       {"--restarts", NG_ARG_STRING, &restarts, "POLICY", "none (default), ipop or bipop"},
       {"--max-restarts", NG_ARG_SIZE, &max_restarts, "R", "at most R restarts (default 9)"},
-      {"--x0", NG_ARG_STRING, &x0s, "V", "initial point: one value for every coordinate, or N comma-separated"},
+      {"--x0", NG_ARG_STRING, &x0s, "V",
+       "initial point: one value for every coordinate, or N comma-separated"},
       {"--sigma0", NG_ARG_POSDOUBLE, &sigma0, "S", "initial step size (default 1)"},
       {"--seed", NG_ARG_UINT64, &seed, "K", "random seed (default 1)"},
       {"--ftarget", NG_ARG_DOUBLE, &ftarget, "T", "stop when f <= T"},
-      {"--max-evals", NG_ARG_INT64, &max_evals, "M", "evaluation budget over all restarts (default unlimited)"},
+      {"--max-evals", NG_ARG_INT64, &max_evals, "M",
+       "evaluation budget over all restarts (default unlimited)"},
       {"--lower", NG_ARG_DOUBLE, &lower, "LO", "lower bound of every coordinate"},
       {"--upper", NG_ARG_DOUBLE, &upper, "HI", "upper bound of every coordinate"},
-      {"--param", NG_ARG_LIST, &params, "NAME=V", "optimizer parameter, repeatable (tolfun=1e-12, spsa_a=0.1, ...)"},
-      {"--rows", NG_ARG_POSINT, &rows, "N", "data objective (logistic, lsq): rows of generated data (default 10000)"},
+      {"--param", NG_ARG_LIST, &params, "NAME=V",
+       "optimizer parameter, repeatable (tolfun=1e-12, spsa_a=0.1, ...)"},
+      {"--rows", NG_ARG_POSINT, &rows, "N",
+       "data objective (logistic, lsq): rows of generated data (default 10000)"},
       {"--chunk-rows", NG_ARG_POSINT, &chunk_rows, "C", "data objective: rows per chunk (default 1000)"},
-      {"--data-seed", NG_ARG_UINT64, &data_seed, "K", "data objective: seed of the generated data (default 1)"},
-      {"--groups", NG_ARG_POSINT, &groups, "G", "population groups: the P ranks form G groups x P/G data shards (default: the fewest groups that give every shard a chunk; P for a benchmark function)"},
+      {"--data-seed", NG_ARG_UINT64, &data_seed, "K",
+       "data objective: seed of the generated data (default 1)"},
+      {"--groups", NG_ARG_POSINT, &groups, "G",
+       "population groups: the P ranks form G groups x P/G data shards (default: the fewest groups that give "
+       "every shard a chunk; P for a benchmark function)"},
       {"--broadcast", NG_ARG_STRING, &bcast, "MODE", "auto (default), explicit (candidates) or seeded"},
-      {"--checkpoint", NG_ARG_STRING, &checkpoint, "FILE", "write the run's state to FILE (HDF5), FILE.prev kept"},
-      {"--checkpoint-every", NG_ARG_STRING, &every, "SPEC", "K generations, Ts seconds, or both as K,Ts (default 60s)"},
+      {"--checkpoint", NG_ARG_STRING, &checkpoint, "FILE",
+       "write the run's state to FILE (HDF5), FILE.prev kept"},
+      {"--checkpoint-every", NG_ARG_STRING, &every, "SPEC",
+       "K generations, Ts seconds, or both as K,Ts (default 60s)"},
       {"--resume", NG_ARG_STRING, &resume_path, "FILE", "continue the run saved in checkpoint FILE"},
       {"--force", NG_ARG_FLAG, &force, NULL, "resume even when the configuration differs"},
       {"--log", NG_ARG_STRING, &log_path, "FILE", "rank 0 writes one JSON line per generation to FILE"},
@@ -106,15 +117,30 @@ int ng_cmd_minimize(MPI_Comm comm, int argc, char **argv) {
   if (code) goto done;
   code = NG_EXIT_USAGE;
   if (!function || !dim) {
-    fprintf(err, "nograd minimize: %s is required (see nograd minimize --help)\n", !function ? "--function" : "--dim");
+    fprintf(err, "nograd minimize: %s is required (see nograd minimize --help)\n",
+            !function ? "--function" : "--dim");
     goto done;
   }
-  ng_minimize_config cfg = {.function = function, .dim = dim, .optimizer = optimizer, .popsize = popsize,
-                            .max_restarts = (int)max_restarts, .sigma0 = sigma0, .seed = seed, .ftarget = ftarget,
-                            .max_evals = max_evals, .lower = lower, .upper = upper, .rows = rows,
-                            .chunk_rows = chunk_rows, .data_seed = data_seed, .groups = (int)groups,
-                            .checkpoint = checkpoint, .resume = resume_path, .force = force,
-                            .handle_signals = 1, .progress = (quiet || rank != 0) ? NULL : stderr};
+  ng_minimize_config cfg = {.function = function,
+                            .dim = dim,
+                            .optimizer = optimizer,
+                            .popsize = popsize,
+                            .max_restarts = (int)max_restarts,
+                            .sigma0 = sigma0,
+                            .seed = seed,
+                            .ftarget = ftarget,
+                            .max_evals = max_evals,
+                            .lower = lower,
+                            .upper = upper,
+                            .rows = rows,
+                            .chunk_rows = chunk_rows,
+                            .data_seed = data_seed,
+                            .groups = (int)groups,
+                            .checkpoint = checkpoint,
+                            .resume = resume_path,
+                            .force = force,
+                            .handle_signals = 1,
+                            .progress = (quiet || rank != 0) ? NULL : stderr};
   int mode = ng_bcast_from_name(bcast);
   if (mode < 0) {
     fprintf(err, "nograd minimize: --broadcast: expected auto, explicit or seeded, got '%s'\n", bcast);
@@ -122,7 +148,9 @@ int ng_cmd_minimize(MPI_Comm comm, int argc, char **argv) {
   }
   cfg.bcast = mode;
   if (parse_every(every, &cfg.checkpoint_gens, &cfg.checkpoint_secs) != 0) {
-    fprintf(err, "nograd minimize: --checkpoint-every: expected K, Ts, Tm, Th or K,Ts (e.g. 100, 30s, 100,5m), got '%s'\n",
+    fprintf(err,
+            "nograd minimize: --checkpoint-every: expected K, Ts, Tm, Th or K,Ts (e.g. 100, 30s, 100,5m), "
+            "got '%s'\n",
             every);
     goto done;
   }
@@ -131,15 +159,19 @@ int ng_cmd_minimize(MPI_Comm comm, int argc, char **argv) {
   for (int i = 0; i < argc && used < sizeof command_line - 1; i++)
     used += (size_t)snprintf(command_line + used, sizeof command_line - used, "%s%s", i ? " " : "", argv[i]);
   cfg.command_line = command_line;
-  if (strcmp(restarts, "none") == 0) cfg.restarts = NG_RESTART_NONE;
-  else if (strcmp(restarts, "ipop") == 0) cfg.restarts = NG_RESTART_IPOP;
-  else if (strcmp(restarts, "bipop") == 0) cfg.restarts = NG_RESTART_BIPOP;
+  if (strcmp(restarts, "none") == 0)
+    cfg.restarts = NG_RESTART_NONE;
+  else if (strcmp(restarts, "ipop") == 0)
+    cfg.restarts = NG_RESTART_IPOP;
+  else if (strcmp(restarts, "bipop") == 0)
+    cfg.restarts = NG_RESTART_BIPOP;
   else {
     fprintf(err, "nograd minimize: --restarts: expected none, ipop or bipop, got '%s'\n", restarts);
     goto done;
   }
   if (max_evals < 0) {
-    fprintf(err, "nograd minimize: --max-evals: expected a non-negative integer, got %lld\n", (long long)max_evals);
+    fprintf(err, "nograd minimize: --max-evals: expected a non-negative integer, got %lld\n",
+            (long long)max_evals);
     goto done;
   }
   for (size_t i = 0; i < params.count; i++) {
@@ -166,8 +198,11 @@ int ng_cmd_minimize(MPI_Comm comm, int argc, char **argv) {
   }
   int pv = parse_vector(x0s, dim, x0);
   if (pv != 0) {
-    if (pv < 0) fprintf(err, "nograd minimize: --x0: expected a number or %zu comma-separated numbers, got '%s'\n", dim, x0s);
-    else fprintf(err, "nograd minimize: --x0: expected 1 or %zu values, got %d\n", dim, pv);
+    if (pv < 0)
+      fprintf(err, "nograd minimize: --x0: expected a number or %zu comma-separated numbers, got '%s'\n", dim,
+              x0s);
+    else
+      fprintf(err, "nograd minimize: --x0: expected 1 or %zu values, got %d\n", dim, pv);
     free(x0);
     free(xbest);
     goto done;
@@ -205,7 +240,8 @@ int ng_cmd_minimize(MPI_Comm comm, int argc, char **argv) {
       fprintf(out, "stop: %s\nevaluations: %lld\ngenerations: %lld\nrestarts: %lld\nf_best: %.17g\nx_best:",
               ng_stop_name(res.stop), (long long)res.evaluations, (long long)res.generations,
               (long long)res.restarts, res.f_best);
-      for (size_t i = 0; i < dim && i < 20; i++) fprintf(out, " %.10g", xbest[i]);
+      for (size_t i = 0; i < dim && i < 20; i++)
+        fprintf(out, " %.10g", xbest[i]);
       fprintf(out, "%s\nseconds: %.3f\n", dim > 20 ? " ..." : "", res.seconds);
     }
   }

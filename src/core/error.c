@@ -8,13 +8,13 @@ static _Thread_local char last_message[1024]; /* long enough for two paths and a
 
 const char *ng_strerror(int status) {
   switch (status) {
-#define NG_STATUS_CASE(name, value, text)                                                                   \
-  case value:                                                                                              \
+#define NG_STATUS_CASE(name, value, text) \
+  case value:                             \
     return text;
     NG_STATUS_TABLE(NG_STATUS_CASE)
 #undef NG_STATUS_CASE
-  default:
-    return "unknown status";
+    default:
+      return "unknown status";
   }
 }
 
@@ -26,6 +26,10 @@ int ng_error(int status, const char *fmt, ...) {
   return status;
 }
 
-const char *ng_errmsg(void) { return last_message; }
+const char *ng_errmsg(void) {
+  return last_message;
+}
 
-void ng_error_clear(void) { last_message[0] = '\0'; }
+void ng_error_clear(void) {
+  last_message[0] = '\0';
+}

@@ -95,7 +95,8 @@ static int get(const ng_state *st, const char *name, ng_state_type type, void *v
   if (!e) return ng_error(NG_ENOTFOUND, "state: no entry '%s'", name);
   if (e->type != type)
     return ng_error(NG_EMISMATCH, "state: entry '%s' is %s, expected %s", name,
-                    e->type == NG_STATE_F64 ? "float64" : "int64", type == NG_STATE_F64 ? "float64" : "int64");
+                    e->type == NG_STATE_F64 ? "float64" : "int64",
+                    type == NG_STATE_F64 ? "float64" : "int64");
   if (e->len != len)
     return ng_error(NG_EMISMATCH, "state: entry '%s' has %zu values, expected %zu", name, e->len, len);
   if (len) memcpy(values, e->values, len * 8);
@@ -118,7 +119,9 @@ int ng_state_get_int(const ng_state *st, const char *name, int64_t *value) {
   return get(st, name, NG_STATE_I64, value, 1);
 }
 
-size_t ng_state_count(const ng_state *st) { return st->count; }
+size_t ng_state_count(const ng_state *st) {
+  return st->count;
+}
 
 int ng_state_entry(const ng_state *st, size_t i, const char **name, ng_state_type *type, size_t *len,
                    const void **values) {

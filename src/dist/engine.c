@@ -32,12 +32,12 @@ static const int handled_signals[] = {SIGTERM, SIGUSR1, SIGINT};
 
 const char *ng_bcast_name(ng_bcast_mode mode) {
   switch (mode) {
-  case NG_BCAST_AUTO:
-    return "auto";
-  case NG_BCAST_EXPLICIT:
-    return "explicit";
-  case NG_BCAST_SEEDED:
-    return "seeded";
+    case NG_BCAST_AUTO:
+      return "auto";
+    case NG_BCAST_EXPLICIT:
+      return "explicit";
+    case NG_BCAST_SEEDED:
+      return "seeded";
   }
   return "unknown";
 }
@@ -110,10 +110,10 @@ typedef struct {
   const ng_engine_config *cfg;
   ng_opt *opt;
   size_t n, cap;
-  double *x;           /* lambda x n candidates (rank 0: all; others: theirs, at their offset) */
-  double *part;        /* this rank's (sum, count) pairs */
-  double *all;         /* rank 0: every rank's pairs, in rank order */
-  double *loss;        /* rank 0: lambda losses */
+  double *x;    /* lambda x n candidates (rank 0: all; others: theirs, at their offset) */
+  double *part; /* this rank's (sum, count) pairs */
+  double *all;  /* rank 0: every rank's pairs, in rank order */
+  double *loss; /* rank 0: lambda losses */
   int *counts, *displs;
   ng_gen_trailer *trailers;
   /* seeded mode: what the ranks keep between generations */
@@ -175,7 +175,8 @@ static int broadcast(engine *e, ng_gen_header *h, const ng_sampler *s, int64_t *
   size_t n = e->n, lambda = (size_t)h->lambda; /* known on every rank only now */
   NG_CALL(grow(e, lambda));
   if (!h->seeded) {
-    NG_CALL(mpi_call(MPI_Bcast(e->x, (int)(lambda * n), MPI_DOUBLE, 0, e->comm), "broadcast of the candidates"));
+    NG_CALL(
+        mpi_call(MPI_Bcast(e->x, (int)(lambda * n), MPI_DOUBLE, 0, e->comm), "broadcast of the candidates"));
     *bytes += (int64_t)(lambda * n * sizeof(double));
     return NG_OK;
   }
@@ -191,7 +192,8 @@ static int broadcast(engine *e, ng_gen_header *h, const ng_sampler *s, int64_t *
       if (!e->factor) return ng_error(NG_ENOMEM, "out of memory for a sampling factor of %zu values", len);
     }
     if (e->rank == 0) memcpy(e->factor, s->factor, len * sizeof *e->factor);
-    NG_CALL(mpi_call(MPI_Bcast(e->factor, (int)len, MPI_DOUBLE, 0, e->comm), "broadcast of the sampling factor"));
+    NG_CALL(
+        mpi_call(MPI_Bcast(e->factor, (int)len, MPI_DOUBLE, 0, e->comm), "broadcast of the sampling factor"));
     *bytes += (int64_t)(len * sizeof(double));
     e->factor_version = h->factor_version;
   }
@@ -233,7 +235,8 @@ static int evaluate(engine *e, const ng_gen_header *h) {
   for (size_t k = 0; k < cc; k++)
     for (size_t c = 0; c < hc; c++) {
       double sum = 0, count = 0;
-      NG_CALL(e->obj->eval(e->obj->ctx, e->x + (cf + k) * n, (uint64_t)h->generation, cf + k, hf + c, &sum, &count));
+      NG_CALL(e->obj->eval(e->obj->ctx, e->x + (cf + k) * n, (uint64_t)h->generation, cf + k, hf + c, &sum,
+                           &count));
       e->part[2 * (k * hc + c)] = sum;
       e->part[2 * (k * hc + c) + 1] = count;
     }
@@ -260,8 +263,8 @@ static int reduce(engine *e, const ng_gen_header *h, int my_status, int *signal_
       off += e->counts[r];
     }
   }
-  NG_CALL(mpi_call(MPI_Gatherv(e->part, (int)(2 * cc * hc), MPI_DOUBLE, e->all, e->counts, e->displs, MPI_DOUBLE, 0,
-                               e->comm),
+  NG_CALL(mpi_call(MPI_Gatherv(e->part, (int)(2 * cc * hc), MPI_DOUBLE, e->all, e->counts, e->displs,
+                               MPI_DOUBLE, 0, e->comm),
                    "gathering the partial losses"));
   int st = forward_errors(e->comm, e->rank, e->size, my_status, e->trailers);
   if (e->rank != 0) return st;
@@ -313,7 +316,8 @@ static void progress_line(engine *e, const ng_opt_info *in, bool last) {
   e->last_progress = t;
   double rate = (double)in->evaluations / fmax(t - e->t_start, 1e-9);
   fprintf(e->cfg->progress, "gen %6lld  evals %9lld  best %.6e  median %.6e  sigma %.3e  evals/s %.0f",
-          (long long)in->generation, (long long)in->evaluations, in->best_f, in->gen_median_f, in->sigma, rate);
+          (long long)in->generation, (long long)in->evaluations, in->best_f, in->gen_median_f, in->sigma,
+          rate);
   if (e->cfg->max_evals > 0 && rate > 0) {
     double left = (double)(e->cfg->max_evals - in->evaluations) / rate;
     fprintf(e->cfg->progress, "  left <= %.0fs", fmax(left, 0.0));
@@ -364,9 +368,10 @@ static int conclude(engine *e, const ng_gen_header *h, const double *times, int6
   progress_line(e, &in, done || signalled);
   log_line(e, row, h->seeded);
   if (e->cfg->checkpoint) {
-    bool due = done || signalled ||
-               (e->cfg->checkpoint_gens > 0 && in.generation - e->last_checkpoint_gen >= e->cfg->checkpoint_gens) ||
-               (e->cfg->checkpoint_secs > 0 && ng_time_now() - e->last_checkpoint >= e->cfg->checkpoint_secs);
+    bool due =
+        done || signalled ||
+        (e->cfg->checkpoint_gens > 0 && in.generation - e->last_checkpoint_gen >= e->cfg->checkpoint_gens) ||
+        (e->cfg->checkpoint_secs > 0 && ng_time_now() - e->last_checkpoint >= e->cfg->checkpoint_secs);
     if (due) {
       NG_CALL(write_checkpoint(e));
       e->last_checkpoint_gen = in.generation;
@@ -402,8 +407,8 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
   MPI_Comm_size(e.comm, &e.size);
   /* configuration errors are found alike by every rank: no communication needed to agree on them */
   if (cfg->groups < 1 || e.size % cfg->groups != 0) {
-    st = ng_error(NG_EINVAL, "--groups %d does not divide the %d ranks (P must be a multiple of G)", cfg->groups,
-                  e.size);
+    st = ng_error(NG_EINVAL, "--groups %d does not divide the %d ranks (P must be a multiple of G)",
+                  cfg->groups, e.size);
     engine_free(&e);
     return st;
   }
@@ -445,7 +450,8 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
-    for (size_t i = 0; i < N_SIGNALS; i++) sigaction(handled_signals[i], &sa, &old[i]);
+    for (size_t i = 0; i < N_SIGNALS; i++)
+      sigaction(handled_signals[i], &sa, &old[i]);
   }
 
   int signal_seen = 0;
@@ -456,8 +462,10 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
     int my_status = NG_OK;
     if (e.rank == 0) {
       memset(&h, 0, sizeof h);
-      if (st != NG_OK) h.status = NG_HDR_ERROR;
-      else if (ng_opt_stop(opt) != NG_STOP_NONE) h.status = NG_HDR_DONE;
+      if (st != NG_OK)
+        h.status = NG_HDR_ERROR;
+      else if (ng_opt_stop(opt) != NG_STOP_NONE)
+        h.status = NG_HDR_DONE;
       else if (signal_seen) {
         h.status = NG_HDR_SIGNAL;
         h.signal = signal_seen;
@@ -466,8 +474,10 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
         size_t lambda = ng_opt_popsize(opt);
         st = grow(&e, lambda);
         if (st == NG_OK) st = ng_opt_ask(opt, e.x);
-        if (st == NG_OK) make_header(&e, lambda, &h, &s);
-        else h.status = NG_HDR_ERROR;
+        if (st == NG_OK)
+          make_header(&e, lambda, &h, &s);
+        else
+          h.status = NG_HDR_ERROR;
       }
     }
     times[0] = ng_time_now() - t0;
@@ -505,7 +515,8 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
     if (e.rank == 0) e.bytes_total += bytes;
   }
   if (cfg->handle_signals)
-    for (size_t i = 0; i < N_SIGNALS; i++) sigaction(handled_signals[i], &old[i], NULL);
+    for (size_t i = 0; i < N_SIGNALS; i++)
+      sigaction(handled_signals[i], &old[i], NULL);
   res->bytes = e.bytes_total;
   res->checkpoints = e.checkpoints;
   res->seconds = ng_time_now() - e.t_start;

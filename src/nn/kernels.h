@@ -10,7 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Output size of a convolution or pooling along one axis: (H + 2 pad - k) / stride + 1, or 0 if k > H + 2 pad. */
+/* Output size of a convolution or pooling along one axis: (H + 2 pad - k) / stride + 1, or 0 if k > H + 2
+ * pad. */
 size_t ng_conv_out(size_t H, size_t k, size_t stride, size_t pad);
 
 /* Scratch floats that ng_conv2d_forward and ng_conv2d_backward need for a batch of B examples: C k k Ho Wo,
@@ -23,14 +24,15 @@ void ng_conv2d_forward(const float *x, size_t B, size_t C, size_t H, size_t W, c
 
 /* Given dy[B, O, Ho, Wo]: dw += dL/dw, db += dL/db, and dx = dL/dx (overwritten; skipped when dx is NULL, as
  * for the first layer). dw or db may also be NULL to skip them. */
-void ng_conv2d_backward(const float *x, size_t B, size_t C, size_t H, size_t W, const float *w, size_t O, size_t k,
-                        size_t stride, size_t pad, const float *dy, float *dx, float *dw, float *db, float *col);
+void ng_conv2d_backward(const float *x, size_t B, size_t C, size_t H, size_t W, const float *w, size_t O,
+                        size_t k, size_t stride, size_t pad, const float *dy, float *dx, float *dw, float *db,
+                        float *col);
 
 typedef enum { NG_POOL_MAX = 0, NG_POOL_AVG = 1 } ng_pool_kind;
 
-/* y[B, C, Ho, Wo] = pool(x[B, C, H, W]) without padding (avg divides by k*k). For max pooling, argmax (B*C*Ho*Wo
- * int32, may be NULL in evaluation) receives the index within the example's channel plane of each maximum
- * (the first one on ties, scanning rows then columns). */
+/* y[B, C, Ho, Wo] = pool(x[B, C, H, W]) without padding (avg divides by k*k). For max pooling, argmax
+ * (B*C*Ho*Wo int32, may be NULL in evaluation) receives the index within the example's channel plane of each
+ * maximum (the first one on ties, scanning rows then columns). */
 void ng_pool_forward(ng_pool_kind kind, const float *x, size_t B, size_t C, size_t H, size_t W, size_t k,
                      size_t stride, float *y, int32_t *argmax);
 

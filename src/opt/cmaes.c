@@ -9,8 +9,8 @@
  * Candidate k of generation g is x_k = m + sigma * BD z_k with z_k drawn from the stream
  * (seed, NG_RNG_SAMPLE, g, k): any rank that knows (m, sigma, BD) regenerates it (sampler.c). The population
  * is sampled in fixed blocks of NG_SAMPLER_BLOCK candidates, one matrix product each, so that a rank redoing
- * a block gets the same bits. Box bounds use pycma's linear-quadratic transform: the caller evaluates the repaired point,
- * the update uses the unrepaired one. */
+ * a block gets the same bits. Box bounds use pycma's linear-quadratic transform: the caller evaluates the
+ * repaired point, the update uses the unrepaired one. */
 #include <lapacke.h>
 #include <cblas.h>
 #include <math.h>
@@ -23,9 +23,11 @@
 
 static void es_free(cmaes *es) {
   if (!es) return;
-  double *arrays[] = {es->weights, es->mean, es->pc, es->ps, es->C, es->B, es->D, es->BD, es->Z, es->Y,
-                      es->X, es->work, es->work2, es->hist, es->histbest, es->histmedian};
-  for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(arrays[i]);
+  double *arrays[] = {es->weights, es->mean, es->pc,       es->ps,        es->C, es->B,
+                      es->D,       es->BD,   es->Z,        es->Y,         es->X, es->work,
+                      es->work2,   es->hist, es->histbest, es->histmedian};
+  for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++)
+    free(arrays[i]);
   free(es->order);
   free(es->A);
   free(es->fsorted);
@@ -33,13 +35,14 @@ static void es_free(cmaes *es) {
   free(es);
 }
 
-/* Recombination weights and learning rates, pycma 4.x defaults (evolution_strategy.py, recombination_weights.py).
- * `diagonal` selects the sep-CMA-ES rates. */
+/* Recombination weights and learning rates, pycma 4.x defaults (evolution_strategy.py,
+ * recombination_weights.py). `diagonal` selects the sep-CMA-ES rates. */
 static void set_parameters(cmaes *es) {
   size_t n = es->n, lambda = es->lambda;
   double N = (double)n, lam = (double)lambda;
   double *w = es->weights;
-  for (size_t i = 0; i < lambda; i++) w[i] = log((lam + 1.0) / 2.0) - log((double)(i + 1));
+  for (size_t i = 0; i < lambda; i++)
+    w[i] = log((lam + 1.0) / 2.0) - log((double)(i + 1));
   size_t mu = 0;
   double spos = 0, sneg = 0, spos2 = 0, sneg2 = 0;
   for (size_t i = 0; i < lambda; i++) {
@@ -80,12 +83,14 @@ static void set_parameters(cmaes *es) {
    * and by 1 + 2 mueff^- / (mueff + 2). sep-CMA-ES (Ros and Hansen 2008) has no active update: a diagonal C
    * has no positive-definiteness guarantee against negative updates, and lets its variances collapse. */
   if (es->diagonal) {
-    for (size_t i = mu; i < lambda; i++) w[i] = 0.0;
+    for (size_t i = mu; i < lambda; i++)
+      w[i] = 0.0;
   } else if (mu < lambda) {
     double target = 1.0 + es->c1 / es->cmu;
     target = fmin(target, (1.0 - es->c1 - es->cmu) / es->cmu / N);
     target = fmin(target, 1.0 + 2.0 * mueffminus / (mueff + 2.0));
-    for (size_t i = mu; i < lambda; i++) w[i] *= target; /* they summed to -1 */
+    for (size_t i = mu; i < lambda; i++)
+      w[i] *= target; /* they summed to -1 */
   }
 }
 
@@ -123,8 +128,9 @@ static int setup(ng_opt *opt, bool diagonal) {
   es->A = malloc((es->lambda + 1) * n * sizeof(double));
   es->fsorted = malloc(es->lambda * sizeof(double));
   es->ranked = malloc(es->lambda * sizeof(ng_ranked));
-  if (!es->A || !es->fsorted || !es->ranked ||!es->weights || !es->mean || !es->pc || !es->ps || !es->C || (!diagonal && (!es->B || !es->BD)) || !es->D ||
-      !es->Z || !es->Y || !es->X || !es->order || !es->work || !es->work2) {
+  if (!es->A || !es->fsorted || !es->ranked || !es->weights || !es->mean || !es->pc || !es->ps || !es->C ||
+      (!diagonal && (!es->B || !es->BD)) || !es->D || !es->Z || !es->Y || !es->X || !es->order || !es->work ||
+      !es->work2) {
     es_free(es);
     return ng_error(NG_ENOMEM, "cmaes: out of memory for n = %zu, lambda = %zu", n, opt->run_popsize);
   }
@@ -149,9 +155,11 @@ static int setup(ng_opt *opt, bool diagonal) {
 
   /* stopping rules, pycma's defaults */
   double N = (double)n;
-  es->maxiter = (int64_t)ng_opt_param(opt, "maxiter", 100.0 + floor(150.0 * (N + 3) * (N + 3) / sqrt(es->popf)));
+  es->maxiter =
+      (int64_t)ng_opt_param(opt, "maxiter", 100.0 + floor(150.0 * (N + 3) * (N + 3) / sqrt(es->popf)));
   if (opt->run_maxiter > 0 && opt->run_maxiter < es->maxiter) es->maxiter = opt->run_maxiter;
-  es->tolstagnation = (int64_t)ng_opt_param(opt, "tolstagnation", floor(100.0 + 100.0 * pow(N, 1.5) / es->popf));
+  es->tolstagnation =
+      (int64_t)ng_opt_param(opt, "tolstagnation", floor(100.0 + 100.0 * pow(N, 1.5) / es->popf));
   es->tolfun = ng_opt_param(opt, "tolfun", 1e-11);
   es->tolfunhist = ng_opt_param(opt, "tolfunhist", 1e-12);
   es->tolx = ng_opt_param(opt, "tolx", 1e-11);
@@ -170,8 +178,12 @@ static int setup(ng_opt *opt, bool diagonal) {
   return NG_OK;
 }
 
-static int setup_full(ng_opt *opt) { return setup(opt, false); }
-static int setup_diag(ng_opt *opt) { return setup(opt, true); }
+static int setup_full(ng_opt *opt) {
+  return setup(opt, false);
+}
+static int setup_diag(ng_opt *opt) {
+  return setup(opt, true);
+}
 
 static void destroy(ng_opt *opt) {
   es_free(opt->impl);
@@ -182,12 +194,13 @@ static void destroy(ng_opt *opt) {
 static int eigen_update(cmaes *es) {
   size_t n = es->n;
   double t0 = ng_time_now();
-  /* dsyevd overwrites its input with the eigenvectors: work on B. LAPACK is column-major; C's upper triangle in
-   * row-major order is its lower triangle in column-major order, and B comes back transposed, so read it as
-   * B^T (row-major rows are eigenvectors). */
+  /* dsyevd overwrites its input with the eigenvectors: work on B. LAPACK is column-major; C's upper triangle
+   * in row-major order is its lower triangle in column-major order, and B comes back transposed, so read it
+   * as B^T (row-major rows are eigenvectors). */
   memcpy(es->B, es->C, n * n * sizeof(double));
   lapack_int info = LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'L', (lapack_int)n, es->B, (lapack_int)n, es->D);
-  if (info != 0) return ng_error(NG_ENUMERIC, "cmaes: eigendecomposition of C failed (LAPACK dsyevd info %d)", info);
+  if (info != 0)
+    return ng_error(NG_ENUMERIC, "cmaes: eigendecomposition of C failed (LAPACK dsyevd info %d)", info);
   /* B now holds, row-major, B^T: row j is eigenvector j. Transpose in place so that column j is axis j. */
   for (size_t i = 0; i < n; i++)
     for (size_t j = i + 1; j < n; j++) {
@@ -202,7 +215,8 @@ static int eigen_update(cmaes *es) {
     es->D[j] = sqrt(ev);
   }
   for (size_t i = 0; i < n; i++)
-    for (size_t j = 0; j < n; j++) es->BD[i * n + j] = es->B[i * n + j] * es->D[j];
+    for (size_t j = 0; j < n; j++)
+      es->BD[i * n + j] = es->B[i * n + j] * es->D[j];
   es->last_update = es->count_tell;
   es->factor_version++;
   es->seconds_eigen += ng_time_now() - t0;
@@ -250,17 +264,21 @@ static void rebalance_sigma(const ng_opt *opt, cmaes *es) {
   if (!(es->sigma > 1e9 * opt->run_sigma0)) return;
   size_t n = es->n;
   double cmax = 0;
-  for (size_t i = 0; i < n; i++) cmax = fmax(cmax, es->diagonal ? es->C[i] : es->C[i * n + i]);
+  for (size_t i = 0; i < n; i++)
+    cmax = fmax(cmax, es->diagonal ? es->C[i] : es->C[i * n + i]);
   double alpha = es->sigma / sqrt(cmax);
   if (!(alpha > 1.0) || !isfinite(alpha)) return;
   double root = sqrt(alpha);
   es->sigma /= root;
   es->tolupsigma /= root;
   size_t nn = es->diagonal ? n : n * n;
-  for (size_t i = 0; i < nn; i++) es->C[i] *= alpha;
-  for (size_t i = 0; i < n; i++) es->D[i] *= root;
+  for (size_t i = 0; i < nn; i++)
+    es->C[i] *= alpha;
+  for (size_t i = 0; i < n; i++)
+    es->D[i] *= root;
   if (!es->diagonal)
-    for (size_t i = 0; i < nn; i++) es->BD[i] *= root;
+    for (size_t i = 0; i < nn; i++)
+      es->BD[i] *= root;
   es->factor_version++;
 }
 
@@ -276,7 +294,8 @@ static int tell(ng_opt *opt, const double *f, size_t nfinite) {
   size_t n = es->n, lambda = es->lambda, mu = es->mu;
   ng_ranked *rk = es->ranked;
   double *fs = es->fsorted, *A = es->A;
-  for (size_t k = 0; k < lambda; k++) rk[k] = (ng_ranked){f[k], k};
+  for (size_t k = 0; k < lambda; k++)
+    rk[k] = (ng_ranked){f[k], k};
   qsort(rk, lambda, sizeof *rk, compare_ranked);
   for (size_t k = 0; k < lambda; k++) {
     es->order[k] = rk[k].k;
@@ -296,38 +315,46 @@ static int tell(ng_opt *opt, const double *f, size_t nfinite) {
       zmean[j] += w[i] * z[j];
     }
   }
-  for (size_t j = 0; j < n; j++) es->mean[j] += es->sigma * ymean[j];
+  for (size_t j = 0; j < n; j++)
+    es->mean[j] += es->sigma * ymean[j];
 
   /* evolution paths */
   double csn = sqrt(es->cs * (2.0 - es->cs) * es->mueff);
   if (es->diagonal) {
-    for (size_t j = 0; j < n; j++) es->ps[j] = (1.0 - es->cs) * es->ps[j] + csn * zmean[j];
+    for (size_t j = 0; j < n; j++)
+      es->ps[j] = (1.0 - es->cs) * es->ps[j] + csn * zmean[j];
   } else {
-    cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)n, csn, es->B, (int)n, zmean, 1, 1.0 - es->cs, es->ps, 1);
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)n, csn, es->B, (int)n, zmean, 1, 1.0 - es->cs,
+                es->ps, 1);
   }
   double ps2 = 0;
-  for (size_t j = 0; j < n; j++) ps2 += es->ps[j] * es->ps[j];
+  for (size_t j = 0; j < n; j++)
+    ps2 += es->ps[j] * es->ps[j];
   double N = (double)n;
   double hsig_lhs = ps2 / (1.0 - pow(1.0 - es->cs, 2.0 * (double)es->count_tell)) / N - 1.0;
   double hsig = hsig_lhs < 1.0 + 4.0 / (N + 1.0) ? 1.0 : 0.0;
   double ccn = hsig * sqrt(es->cc * (2.0 - es->cc) * es->mueff);
-  for (size_t j = 0; j < n; j++) es->pc[j] = (1.0 - es->cc) * es->pc[j] + ccn * ymean[j];
+  for (size_t j = 0; j < n; j++)
+    es->pc[j] = (1.0 - es->cc) * es->pc[j] + ccn * ymean[j];
 
   /* covariance: C = (1 - c1a - cmu sum w) C + c1 pc pc^T + cmu sum w'_i y_i y_i^T, where a negative weight
    * is rescaled by n / ||C^-1/2 y_i||^2 = n / ||z_i||^2 */
   double c1a = es->c1 * (1.0 - (1.0 - hsig * hsig) * es->cc * (2.0 - es->cc));
   double wsum = 0;
-  for (size_t i = 0; i < lambda; i++) wsum += w[i];
+  for (size_t i = 0; i < lambda; i++)
+    wsum += w[i];
   double decay = 1.0 - c1a - es->cmu * wsum;
   /* rows of A: sqrt(c1) pc, then sqrt(cmu w_i) y_i for the positive weights */
   size_t npos = 0;
   double s = sqrt(es->c1);
-  for (size_t j = 0; j < n; j++) A[j] = s * es->pc[j];
+  for (size_t j = 0; j < n; j++)
+    A[j] = s * es->pc[j];
   npos = 1;
   for (size_t i = 0; i < mu; i++, npos++) {
     s = sqrt(es->cmu * w[i]);
     const double *y = es->Y + es->order[i] * n;
-    for (size_t j = 0; j < n; j++) A[npos * n + j] = s * y[j];
+    for (size_t j = 0; j < n; j++)
+      A[npos * n + j] = s * y[j];
   }
   double *An = A + npos * n;
   size_t nneg = 0;
@@ -335,25 +362,31 @@ static int tell(ng_opt *opt, const double *f, size_t nfinite) {
     if (!isfinite(fs[i])) continue; /* a failed evaluation says nothing about a direction */
     const double *z = es->Z + es->order[i] * n, *y = es->Y + es->order[i] * n;
     double z2 = 0;
-    for (size_t j = 0; j < n; j++) z2 += z[j] * z[j];
+    for (size_t j = 0; j < n; j++)
+      z2 += z[j] * z[j];
     double norm = sqrt(z2) + 1e-9;
     s = sqrt(-es->cmu * w[i] * N / (norm * norm));
-    for (size_t j = 0; j < n; j++) An[nneg * n + j] = s * y[j];
+    for (size_t j = 0; j < n; j++)
+      An[nneg * n + j] = s * y[j];
     nneg++;
   }
   if (es->diagonal) {
     for (size_t j = 0; j < n; j++) {
       double c = decay * es->C[j];
-      for (size_t r = 0; r < npos; r++) c += A[r * n + j] * A[r * n + j];
-      for (size_t r = 0; r < nneg; r++) c -= An[r * n + j] * An[r * n + j];
+      for (size_t r = 0; r < npos; r++)
+        c += A[r * n + j] * A[r * n + j];
+      for (size_t r = 0; r < nneg; r++)
+        c -= An[r * n + j] * An[r * n + j];
       es->C[j] = c > 0 ? c : 1e-300;
       es->D[j] = sqrt(es->C[j]);
     }
     es->factor_version++;
   } else {
-    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)n, (int)npos, 1.0, A, (int)n, decay, es->C, (int)n);
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)n, (int)npos, 1.0, A, (int)n, decay, es->C,
+                (int)n);
     if (nneg)
-      cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)n, (int)nneg, -1.0, An, (int)n, 1.0, es->C, (int)n);
+      cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)n, (int)nneg, -1.0, An, (int)n, 1.0, es->C,
+                  (int)n);
   }
 
   /* step size, with pycma's clip of the log-change to [-1, 1] */
@@ -422,7 +455,8 @@ static int load(ng_opt *opt, const ng_state *st) {
   if (!es->diagonal) {
     NG_CALL(ng_state_get_f64(st, "algo/B", es->B, nn));
     for (size_t i = 0; i < n; i++)
-      for (size_t j = 0; j < n; j++) es->BD[i * n + j] = es->B[i * n + j] * es->D[j];
+      for (size_t j = 0; j < n; j++)
+        es->BD[i * n + j] = es->B[i * n + j] * es->D[j];
   }
   int64_t counters[3];
   NG_CALL(ng_state_get_i64(st, "algo/counters", counters, 3));

@@ -29,10 +29,10 @@ typedef struct {
   /* distribution */
   double sigma;
   double *mean, *pc, *ps;
-  double *C;  /* full: n x n, upper triangle kept (row-major); diagonal: n variances */
-  double *B;  /* full: n x n eigenvectors, column j is axis j (row-major) */
-  double *D;  /* n square roots of the eigenvalues (diagonal: sqrt of C) */
-  double *BD; /* full: B * diag(D), the sampling factor */
+  double *C;                       /* full: n x n, upper triangle kept (row-major); diagonal: n variances */
+  double *B;                       /* full: n x n eigenvectors, column j is axis j (row-major) */
+  double *D;                       /* n square roots of the eigenvalues (diagonal: sqrt of C) */
+  double *BD;                      /* full: B * diag(D), the sampling factor */
   int64_t count_tell, last_update; /* lazy eigendecomposition: iterations told, and at the last update */
   int64_t factor_version;          /* bumped whenever BD (or D) changes: the engine resends it then */
   double seconds_eigen;
@@ -50,12 +50,12 @@ typedef struct {
   /* stopping rules */
   int64_t maxiter, tolstagnation;
   double tolfun, tolfunhist, tolx, tolupsigma, tolconditioncov;
-  double *hist;   /* best f of the last hist_cap iterations (ring) */
+  double *hist; /* best f of the last hist_cap iterations (ring) */
   size_t hist_cap, hist_len, hist_pos;
   double *histbest, *histmedian; /* every 5th iteration, newest last */
   size_t stag_len, stag_cap, stag_alloc;
-  double best_f;        /* best f of this run */
-  int64_t best_iter;    /* iteration at which it was found */
+  double best_f;     /* best f of this run */
+  int64_t best_iter; /* iteration at which it was found */
   int64_t flat_count;
   int tolflatfitness;
 } cmaes;

@@ -27,7 +27,8 @@ static double median(const double *v, size_t len) {
 static int reserve_stagnation(cmaes *es, size_t len) {
   if (len <= es->stag_alloc) return NG_OK;
   size_t cap = es->stag_alloc ? es->stag_alloc : 64;
-  while (cap < len) cap *= 2;
+  while (cap < len)
+    cap *= 2;
   double *b = realloc(es->histbest, cap * sizeof(double));
   if (!b) return ng_error(NG_ENOMEM, "cmaes: out of memory");
   es->histbest = b;
@@ -61,7 +62,8 @@ static bool stagnated(const cmaes *es, int64_t iter) {
   size_t l = (size_t)fmax((double)es->tolstagnation / 10.0, (double)len / 10.0);
   if (2 * l >= len) return false;
   /* newest last: recent = [len-l, len), before = [len-2l, len-l) */
-  double recent_med = median(es->histmedian + len - l, l), before_med = median(es->histmedian + len - 2 * l, l);
+  double recent_med = median(es->histmedian + len - l, l),
+         before_med = median(es->histmedian + len - 2 * l, l);
   double recent_best = median(es->histbest + len - l, l), before_best = median(es->histbest + len - 2 * l, l);
   return recent_med >= before_med && recent_best >= before_best;
 }
@@ -127,7 +129,8 @@ int ng_cmaes_stop_save(const cmaes *es, ng_state *st) {
   double *h = malloc((es->hist_len ? es->hist_len : 1) * sizeof *h);
   if (!h) return ng_error(NG_ENOMEM, "cmaes: out of memory");
   size_t start = es->hist_len < es->hist_cap ? 0 : es->hist_pos;
-  for (size_t i = 0; i < es->hist_len; i++) h[i] = es->hist[(start + i) % es->hist_cap];
+  for (size_t i = 0; i < es->hist_len; i++)
+    h[i] = es->hist[(start + i) % es->hist_cap];
   int st_ = ng_state_put_f64(st, "algo/hist", h, es->hist_len);
   free(h);
   NG_CALL(st_);

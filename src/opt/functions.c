@@ -51,7 +51,8 @@ struct ng_fn {
 /* pycma L111-114 `sphere`: sum x_i^2. */
 static double eval_sphere(const ng_fn *fn, const double *x, uint64_t generation, uint64_t index) {
   double s = 0.0;
-  for (size_t i = 0; i < fn->n; i++) s += x[i] * x[i];
+  for (size_t i = 0; i < fn->n; i++)
+    s += x[i] * x[i];
   return s;
 }
 
@@ -65,21 +66,24 @@ static double coef_ellipsoid(size_t i, size_t n) {
 
 static double eval_weighted(const ng_fn *fn, const double *x, uint64_t generation, uint64_t index) {
   double s = 0.0;
-  for (size_t i = 0; i < fn->n; i++) s += fn->coef[i] * x[i] * x[i];
+  for (size_t i = 0; i < fn->n; i++)
+    s += fn->coef[i] * x[i] * x[i];
   return s;
 }
 
 /* pycma L206-212 `cigar`: x_0^2 + cond * sum_{i>0} x_i^2. */
 static double eval_cigar(const ng_fn *fn, const double *x, uint64_t generation, uint64_t index) {
   double s = 0.0;
-  for (size_t i = 1; i < fn->n; i++) s += x[i] * x[i];
+  for (size_t i = 1; i < fn->n; i++)
+    s += x[i] * x[i];
   return x[0] * x[0] + NG_FN_COND * s;
 }
 
 /* pycma L223-230 `tablet`: cond * x_0^2 + sum_{i>0} x_i^2. */
 static double eval_tablet(const ng_fn *fn, const double *x, uint64_t generation, uint64_t index) {
   double s = 0.0;
-  for (size_t i = 1; i < fn->n; i++) s += x[i] * x[i];
+  for (size_t i = 1; i < fn->n; i++)
+    s += x[i] * x[i];
   return NG_FN_COND * x[0] * x[0] + s;
 }
 
@@ -88,11 +92,14 @@ static double eval_tablet(const ng_fn *fn, const double *x, uint64_t generation,
  * counts of pycma 4.4 that issue #2 quotes (1730 at n = 10, ftarget 1e-8) are those of the sum without it:
  * with the root, reaching 1e-8 means reaching 1e-16 on the sum, and takes about 4000 evaluations here.
  * Undefined for n == 1 (pycma divides by zero). */
-static double coef_diffpow(size_t i, size_t n) { return 2.0 + 4.0 * (double)i / ((double)n - 1.0); }
+static double coef_diffpow(size_t i, size_t n) {
+  return 2.0 + 4.0 * (double)i / ((double)n - 1.0);
+}
 
 static double eval_diffpow(const ng_fn *fn, const double *x, uint64_t generation, uint64_t index) {
   double s = 0.0;
-  for (size_t i = 0; i < fn->n; i++) s += pow(fabs(x[i]), fn->coef[i]);
+  for (size_t i = 0; i < fn->n; i++)
+    s += pow(fabs(x[i]), fn->coef[i]);
   return s;
 }
 
@@ -111,7 +118,8 @@ static double eval_rosenbrock(const ng_fn *fn, const double *x, uint64_t generat
 /* pycma L408-415 `rastrigin`: 10 n + sum (x_i^2 - 10 cos(2 pi x_i)). */
 static double eval_rastrigin(const ng_fn *fn, const double *x, uint64_t generation, uint64_t index) {
   double s = 0.0;
-  for (size_t i = 0; i < fn->n; i++) s += x[i] * x[i] - 10.0 * cos(NG_FN_TWO_PI * x[i]);
+  for (size_t i = 0; i < fn->n; i++)
+    s += x[i] * x[i] - 10.0 * cos(NG_FN_TWO_PI * x[i]);
   return 10.0 * (double)fn->n + s;
 }
 
@@ -147,7 +155,9 @@ static const char *const names[] = {"sphere",         "ellipsoid",     "cigar", 
                                     "rot-ellipsoid",  "rot-cigar",     "rot-tablet",   "rot-diffpow",
                                     "rot-rosenbrock", "rot-rastrigin", "noisy-sphere", NULL};
 
-const char *const *ng_fn_names(void) { return names; }
+const char *const *ng_fn_names(void) {
+  return names;
+}
 
 /* ---- creation ---------------------------------------------------------------------------------------- */
 
@@ -172,7 +182,8 @@ static int draw_rotation(size_t n, uint64_t seed, double *q) {
     status = ng_error(NG_ENUMERIC, "rotation of dimension %zu: LAPACKE_dgeqrf returned %d", n, (int)info);
     goto done;
   }
-  for (size_t j = 0; j < n; j++) sign[j] = q[j + j * n] < 0.0 ? -1.0 : 1.0;
+  for (size_t j = 0; j < n; j++)
+    sign[j] = q[j + j * n] < 0.0 ? -1.0 : 1.0;
   info = LAPACKE_dorgqr(LAPACK_COL_MAJOR, ln, ln, ln, q, ln, tau);
   if (info != 0) {
     status = ng_error(NG_ENUMERIC, "rotation of dimension %zu: LAPACKE_dorgqr returned %d", n, (int)info);
@@ -243,7 +254,8 @@ int ng_fn_create(const char *name, size_t n, uint64_t seed, ng_fn **out) {
       status = ng_error(NG_ENOMEM, "function '%s' in dimension %zu: out of memory", canonical, n);
       goto fail;
     }
-    for (size_t i = 0; i < n; i++) fn->coef[i] = type->coef_init(i, n);
+    for (size_t i = 0; i < n; i++)
+      fn->coef[i] = type->coef_init(i, n);
   }
   if (rotated) {
     fn->rot = malloc(n * n * sizeof *fn->rot);
@@ -283,6 +295,10 @@ double ng_fn_eval(const ng_fn *fn, const double *x, uint64_t generation, uint64_
   return fn->type->eval(fn, x, generation, index);
 }
 
-const char *ng_fn_name(const ng_fn *fn) { return fn->name; }
+const char *ng_fn_name(const ng_fn *fn) {
+  return fn->name;
+}
 
-size_t ng_fn_dim(const ng_fn *fn) { return fn->n; }
+size_t ng_fn_dim(const ng_fn *fn) {
+  return fn->n;
+}

@@ -17,7 +17,9 @@ static const char *const algorithm_names[] = {"cmaes", "sepcmaes", "spsa", NULL}
 
 #define NONFINITE_STREAK_LIMIT 10 /* generations without one finite loss before the run gives up */
 
-const char *const *ng_opt_names(void) { return algorithm_names; }
+const char *const *ng_opt_names(void) {
+  return algorithm_names;
+}
 
 const char *ng_stop_name(ng_stop reason) {
   static const char *const names[] = {
@@ -75,9 +77,9 @@ void ng_opt_destroy(ng_opt **opt) {
   *opt = NULL;
 }
 
-#define BEFORE_SETUP(opt, what)                                                                            \
-  do {                                                                                                     \
-    if ((opt)->is_setup) return ng_error(NG_EORDER, "optimizer: %s must be set before setup", what);       \
+#define BEFORE_SETUP(opt, what)                                                                      \
+  do {                                                                                               \
+    if ((opt)->is_setup) return ng_error(NG_EORDER, "optimizer: %s must be set before setup", what); \
   } while (0)
 
 int ng_opt_set_x0(ng_opt *opt, const double *x0) {
@@ -90,7 +92,8 @@ int ng_opt_set_x0(ng_opt *opt, const double *x0) {
 
 int ng_opt_set_sigma0(ng_opt *opt, double sigma0) {
   BEFORE_SETUP(opt, "sigma0");
-  if (!(sigma0 > 0) || !isfinite(sigma0)) return ng_error(NG_EINVAL, "sigma0 must be positive, got %g", sigma0);
+  if (!(sigma0 > 0) || !isfinite(sigma0))
+    return ng_error(NG_EINVAL, "sigma0 must be positive, got %g", sigma0);
   opt->sigma0 = sigma0;
   return NG_OK;
 }
@@ -122,7 +125,8 @@ int ng_opt_set_bounds(ng_opt *opt, const double *lo, const double *hi) {
       l[i] = lo ? lo[i] : -INFINITY;
       h[i] = hi ? hi[i] : INFINITY;
       if (isnan(l[i]) || isnan(h[i]) || !(l[i] < h[i])) {
-        int st = ng_error(NG_EINVAL, "bounds of coordinate %zu: need lower < upper, got [%g, %g]", i, l[i], h[i]);
+        int st =
+            ng_error(NG_EINVAL, "bounds of coordinate %zu: need lower < upper, got [%g, %g]", i, l[i], h[i]);
         free(l);
         free(h);
         return st;
@@ -161,7 +165,8 @@ int ng_opt_set_restarts(ng_opt *opt, ng_restart policy, int max_restarts) {
 
 int ng_opt_set_param(ng_opt *opt, const char *name, double value) {
   BEFORE_SETUP(opt, name);
-  if (strlen(name) >= sizeof opt->params[0].name) return ng_error(NG_EINVAL, "parameter name '%s' too long", name);
+  if (strlen(name) >= sizeof opt->params[0].name)
+    return ng_error(NG_EINVAL, "parameter name '%s' too long", name);
   for (size_t i = 0; i < opt->nparams; i++)
     if (strcmp(opt->params[i].name, name) == 0) {
       opt->params[i].value = value;
@@ -216,18 +221,24 @@ int ng_opt_setup(ng_opt *opt) {
   opt->default_popsize = opt->popsize_req ? opt->popsize_req : opt->run_popsize;
   for (size_t i = 0; i < opt->nparams; i++)
     if (!opt->params[i].used)
-      return ng_error(NG_EINVAL, "optimizer '%s' has no parameter '%s'", opt->type->name, opt->params[i].name);
+      return ng_error(NG_EINVAL, "optimizer '%s' has no parameter '%s'", opt->type->name,
+                      opt->params[i].name);
   opt->is_setup = true;
   return NG_OK;
 }
 
-size_t ng_opt_popsize(const ng_opt *opt) { return opt->lambda; }
+size_t ng_opt_popsize(const ng_opt *opt) {
+  return opt->lambda;
+}
 
-size_t ng_opt_dim(const ng_opt *opt) { return opt->n; }
+size_t ng_opt_dim(const ng_opt *opt) {
+  return opt->n;
+}
 
 int ng_opt_ask(ng_opt *opt, double *x) {
   if (!opt->is_setup) return ng_error(NG_EORDER, "ask before setup");
-  if (opt->stop != NG_STOP_NONE) return ng_error(NG_EORDER, "ask after the run stopped (%s)", ng_stop_name(opt->stop));
+  if (opt->stop != NG_STOP_NONE)
+    return ng_error(NG_EORDER, "ask after the run stopped (%s)", ng_stop_name(opt->stop));
   if (opt->asked) return ng_error(NG_EORDER, "ask called twice without tell");
   NG_CALL(opt->type->ask(opt, x));
   opt->asked = true;
@@ -247,13 +258,16 @@ static double median_of(const double *f, size_t lambda, double *scratch) {
 }
 
 /* After a tell (or a load): the stop rules of the whole run, then the algorithm's, which may start a restart.
- * The budgets come first; when one of them ends the run, algo_stop stays as it is, so that a run resumed with a
- * larger budget takes the restart decision the budget pre-empted, as the longer run would have. */
+ * The budgets come first; when one of them ends the run, algo_stop stays as it is, so that a run resumed with
+ * a larger budget takes the restart decision the budget pre-empted, as the longer run would have. */
 static int end_of_generation(ng_opt *opt) {
   opt->stop = NG_STOP_NONE;
-  if (opt->best_f <= opt->ftarget) opt->stop = NG_STOP_FTARGET;
-  else if (opt->max_evals && opt->evaluations >= opt->max_evals) opt->stop = NG_STOP_MAXFEVALS;
-  else if (opt->nonfinite_streak >= NONFINITE_STREAK_LIMIT) opt->stop = NG_STOP_NONFINITE;
+  if (opt->best_f <= opt->ftarget)
+    opt->stop = NG_STOP_FTARGET;
+  else if (opt->max_evals && opt->evaluations >= opt->max_evals)
+    opt->stop = NG_STOP_MAXFEVALS;
+  else if (opt->nonfinite_streak >= NONFINITE_STREAK_LIMIT)
+    opt->stop = NG_STOP_NONFINITE;
   else if (opt->algo_stop != NG_STOP_NONE) {
     if (ng_restart_next(opt, opt->algo_stop)) {
       opt->restarts++;
@@ -301,7 +315,9 @@ int ng_opt_tell(ng_opt *opt, const double *f) {
   return end_of_generation(opt);
 }
 
-ng_stop ng_opt_stop(const ng_opt *opt) { return opt->stop; }
+ng_stop ng_opt_stop(const ng_opt *opt) {
+  return opt->stop;
+}
 
 void ng_opt_request_stop(ng_opt *opt, ng_stop reason) {
   if (opt->stop == NG_STOP_NONE) opt->stop = reason;
@@ -312,7 +328,9 @@ const double *ng_opt_best(const ng_opt *opt, double *best_f) {
   return opt->best_x;
 }
 
-const double *ng_opt_mean(const ng_opt *opt) { return opt->impl ? opt->type->mean(opt) : opt->x0; }
+const double *ng_opt_mean(const ng_opt *opt) {
+  return opt->impl ? opt->type->mean(opt) : opt->x0;
+}
 
 void ng_opt_get_info(const ng_opt *opt, ng_opt_info *info) {
   memset(info, 0, sizeof *info);
@@ -351,10 +369,11 @@ int ng_opt_save(const ng_opt *opt, ng_state *st) {
     NG_CALL(ng_state_put_f64(st, "cfg/lower", opt->lo, n));
     NG_CALL(ng_state_put_f64(st, "cfg/upper", opt->hi, n));
   }
-  int64_t counters[15] = {opt->generation,  opt->run_generation,   opt->evaluations,    opt->run_evaluations,
-                          opt->restarts,    opt->large_restarts,   opt->evals_large,    opt->evals_small,
-                          opt->nonfinite,   opt->nonfinite_streak, (int64_t)opt->stop, (int64_t)opt->run_popsize,
-                          opt->run_large,   opt->run_maxiter,      (int64_t)opt->algo_stop};
+  int64_t counters[15] = {opt->generation,       opt->run_generation, opt->evaluations,
+                          opt->run_evaluations,  opt->restarts,       opt->large_restarts,
+                          opt->evals_large,      opt->evals_small,    opt->nonfinite,
+                          opt->nonfinite_streak, (int64_t)opt->stop,  (int64_t)opt->run_popsize,
+                          opt->run_large,        opt->run_maxiter,    (int64_t)opt->algo_stop};
   NG_CALL(ng_state_put_i64(st, "run/counters", counters, 15));
   double reals[4] = {opt->best_f, opt->gen_best_f, opt->gen_median_f, opt->run_sigma0};
   NG_CALL(ng_state_put_f64(st, "run/reals", reals, 4));
@@ -372,7 +391,8 @@ int ng_opt_load(ng_opt *opt, const ng_state *st) {
   NG_CALL(ng_state_get_int(st, "cfg/algorithm", &v));
   if (v < 0 || (size_t)v >= N_ALGORITHMS || algorithms[v] != opt->type)
     return ng_error(NG_EMISMATCH, "optimizer state is for '%s', not '%s'",
-                    v >= 0 && (size_t)v < N_ALGORITHMS ? algorithms[v]->name : "an unknown optimizer", opt->type->name);
+                    v >= 0 && (size_t)v < N_ALGORITHMS ? algorithms[v]->name : "an unknown optimizer",
+                    opt->type->name);
   NG_CALL(ng_state_get_int(st, "cfg/seed", &v));
   opt->seed = (uint64_t)v;
   NG_CALL(ng_state_get_scalar(st, "cfg/sigma0", &opt->sigma0));

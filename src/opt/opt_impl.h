@@ -77,14 +77,14 @@ struct ng_opt {
   int64_t run_maxiter;    /* BIPOP small runs: iteration cap of this run; 0 for the algorithm's default */
 
   /* run */
-  size_t lambda;      /* candidates of the pending or next ask */
+  size_t lambda; /* candidates of the pending or next ask */
   bool asked;
   int64_t generation; /* over all restarts; keys the sampling streams */
   int64_t run_generation;
   int64_t evaluations;
   int64_t run_evaluations;
   int64_t restarts;
-  int64_t large_restarts;  /* BIPOP: restarts in the large regime so far (IPOP: all of them) */
+  int64_t large_restarts;           /* BIPOP: restarts in the large regime so far (IPOP: all of them) */
   int64_t evals_large, evals_small; /* BIPOP budgets used by each regime */
   int64_t nonfinite, nonfinite_streak;
   double *best_x, best_f;

@@ -4,29 +4,32 @@
  * whose population doubles as in IPOP, and small runs, whose population lambda_def * (lambda_large /
  * lambda_def)^(U^2) and step size sigma0 * 0.01^U are drawn anew (U uniform in (0,1)); the next run is small
  * while the evaluations spent in small runs are below those spent in large ones. The first run counts as
- * small, and only large runs count against max_restarts (pycma's fmin). The draws come from the stream (seed, NG_RNG_RESTART, restart number), so a resumed run draws the
- * same; the two budgets are part of the saved state. */
+ * small, and only large runs count against max_restarts (pycma's fmin). The draws come from the stream (seed,
+ * NG_RNG_RESTART, restart number), so a resumed run draws the same; the two budgets are part of the saved
+ * state. */
 #include <math.h>
 
 #include "opt/opt_impl.h"
 
 static bool restartable_reason(ng_stop reason) {
   switch (reason) {
-  case NG_STOP_NONE:
-  case NG_STOP_FTARGET:
-  case NG_STOP_MAXFEVALS:
-  case NG_STOP_NONFINITE:
-  case NG_STOP_SIGNAL:
-  case NG_STOP_CALLBACK:
-    return false;
-  default:
-    return true;
+    case NG_STOP_NONE:
+    case NG_STOP_FTARGET:
+    case NG_STOP_MAXFEVALS:
+    case NG_STOP_NONFINITE:
+    case NG_STOP_SIGNAL:
+    case NG_STOP_CALLBACK:
+      return false;
+    default:
+      return true;
   }
 }
 
 bool ng_restart_next(ng_opt *opt, ng_stop reason) {
-  if (opt->run_large) opt->evals_large += opt->run_evaluations;
-  else opt->evals_small += opt->run_evaluations;
+  if (opt->run_large)
+    opt->evals_large += opt->run_evaluations;
+  else
+    opt->evals_small += opt->run_evaluations;
   if (opt->restart_policy == NG_RESTART_NONE || !restartable_reason(reason)) return false;
   /* pycma's fmin: after each run, stop when the runs that were not small restarts (the first run and the
    * large ones) exceed max_restarts; so the loop ends right after the last allowed large run */

@@ -23,10 +23,11 @@ void ng_sampler_gauss_block(const ng_sampler *s, size_t k0, size_t b, double *Z,
   }
   if (s->kind == NG_SAMPLER_GAUSS_DIAG) {
     for (size_t k = 0; k < b; k++)
-      for (size_t i = 0; i < n; i++) Y[k * n + i] = s->factor[i] * Z[k * n + i];
+      for (size_t i = 0; i < n; i++)
+        Y[k * n + i] = s->factor[i] * Z[k * n + i];
   } else {
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)n, (int)n, 1.0, Z, (int)n, s->factor, (int)n,
-                0.0, Y, (int)n);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)n, (int)n, 1.0, Z, (int)n, s->factor,
+                (int)n, 0.0, Y, (int)n);
   }
 }
 
@@ -57,9 +58,11 @@ void ng_sampler_gauss_finish(const ng_sampler *s, const double *Y, size_t count,
   for (size_t k = 0; k < count; k++) {
     const double *y = Y + k * n;
     double *xk = x + k * n;
-    for (size_t i = 0; i < n; i++) xk[i] = s->mean[i] + s->sigma * y[i];
+    for (size_t i = 0; i < n; i++)
+      xk[i] = s->mean[i] + s->sigma * y[i];
     if (s->lo)
-      for (size_t i = 0; i < n; i++) xk[i] = bound_transform(xk[i], s->lo[i], s->hi[i]);
+      for (size_t i = 0; i < n; i++)
+        xk[i] = bound_transform(xk[i], s->lo[i], s->hi[i]);
   }
 }
 
@@ -90,8 +93,8 @@ void ng_sampler_spsa_pair(const ng_sampler *s, size_t j, double *delta, double *
 int ng_sampler_generate(const ng_sampler *s, size_t first, size_t count, double *x) {
   size_t n = s->n;
   if (first + count > s->lambda || first + count < first)
-    return ng_error(NG_EINVAL, "sampler: candidates [%zu, %zu) past the population of %zu", first, first + count,
-                    s->lambda);
+    return ng_error(NG_EINVAL, "sampler: candidates [%zu, %zu) past the population of %zu", first,
+                    first + count, s->lambda);
   if (!count) return NG_OK;
   if (s->kind == NG_SAMPLER_SPSA) {
     double *buf = malloc(3 * n * sizeof *buf);
@@ -104,7 +107,8 @@ int ng_sampler_generate(const ng_sampler *s, size_t first, size_t count, double 
     return NG_OK;
   }
   if (s->kind != NG_SAMPLER_GAUSS_FULL && s->kind != NG_SAMPLER_GAUSS_DIAG)
-    return ng_error(NG_EINVAL, "sampler: this optimizer's candidates cannot be regenerated; send them explicitly");
+    return ng_error(NG_EINVAL,
+                    "sampler: this optimizer's candidates cannot be regenerated; send them explicitly");
   size_t B = NG_SAMPLER_BLOCK;
   double *Z = malloc(2 * B * n * sizeof *Z);
   if (!Z) return ng_error(NG_ENOMEM, "sampler: out of memory for a block of %zu x %zu", B, n);

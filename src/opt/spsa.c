@@ -372,4 +372,5 @@ static int load(ng_opt *opt, const ng_state *st) {
   return NG_OK;
 }
 
-const ng_opt_type ng_opt_spsa = {"spsa", setup, ask, tell, save, load, destroy, info, candidate, sampler, mean, false};
+const ng_opt_type ng_opt_spsa = {"spsa",  setup, ask,       tell,    save, load,
+                                 destroy, info,  candidate, sampler, mean, false};

@@ -873,8 +873,9 @@ static void test_stopping_rules(void **state) {
        NG_STOP_CONDITIONCOV, 50, 300},
       /* sigma grows without bound on a linear function */
       {"linear, tolupsigma=1e3", f_linear, 10, 0, 1, NULL, "tolupsigma", 1e3, NG_STOP_TOLUPSIGMA, 20, 100},
-      /* past sigma = 1e9 sigma0, pycma's rebalancing moves half of each excess into C and relaxes tolupsigma by
-       * the same factor, which delays the rule (502 generations here; about 300 without the rebalancing) */
+      /* past sigma = 1e9 sigma0, pycma's rebalancing moves half of each excess into C and relaxes tolupsigma
+       * by the same factor, which delays the rule (502 generations here; about 300 without the rebalancing)
+       */
       {"linear, defaults", f_linear, 10, 0, 1, NULL, NULL, 0, NG_STOP_TOLUPSIGMA, 400, 700},
       /* mean[0] = 1e17 (ulp 16): 0.2 sigma sqrt(C_00) cannot change it; at generation 1 the principal axis
        * tested is axis 1, which moves coordinate 1 */

@@ -50,18 +50,22 @@ static void expected_rotation(size_t n, uint64_t seed, double *q) {
   double tau[MAXN], d[MAXN] = {0};
   ng_rng r;
   ng_rng_init(&r, seed, NG_RNG_ROTATION, 0, 0);
-  for (size_t k = 0; k < n * n; k++) q[k] = ng_rng_normal(&r);
+  for (size_t k = 0; k < n * n; k++)
+    q[k] = ng_rng_normal(&r);
   assert_int_equal(LAPACKE_dgeqrf(LAPACK_COL_MAJOR, (int)n, (int)n, q, (int)n, tau), 0);
-  for (size_t j = 0; j < n; j++) d[j] = q[j + j * n] < 0 ? -1.0 : 1.0;
+  for (size_t j = 0; j < n; j++)
+    d[j] = q[j + j * n] < 0 ? -1.0 : 1.0;
   assert_int_equal(LAPACKE_dorgqr(LAPACK_COL_MAJOR, (int)n, (int)n, (int)n, q, (int)n, tau), 0);
   for (size_t j = 0; j < n; j++)
-    for (size_t i = 0; i < n; i++) q[i + j * n] *= d[j];
+    for (size_t i = 0; i < n; i++)
+      q[i + j * n] *= d[j];
 }
 
 static void apply(size_t n, const double *q, const double *x, double *y) {
   for (size_t i = 0; i < n; i++) {
     y[i] = 0.0;
-    for (size_t j = 0; j < n; j++) y[i] += q[i + j * n] * x[j];
+    for (size_t j = 0; j < n; j++)
+      y[i] += q[i + j * n] * x[j];
   }
 }
 
@@ -140,7 +144,8 @@ static void test_optimum_is_zero(void **state) {
       if (n < 2 && (strcmp(base_names[b], "diffpow") == 0 || strcmp(base_names[b], "rosenbrock") == 0))
         continue;
       int rosen = strcmp(base_names[b], "rosenbrock") == 0;
-      for (size_t i = 0; i < n; i++) x[i] = rosen ? 1.0 : 0.0;
+      for (size_t i = 0; i < n; i++)
+        x[i] = rosen ? 1.0 : 0.0;
       ng_fn *fn = make(base_names[b], n, 11);
       assert_true(ng_fn_eval(fn, x, 0, 0, NULL) == 0.0);
       ng_fn_destroy(&fn);
@@ -151,7 +156,8 @@ static void test_optimum_is_zero(void **state) {
       /* f(R x) is minimal at x = R^T x*; for rosenbrock x* = ones, so only rounding remains. */
       for (size_t i = 0; i < n; i++) {
         y[i] = 0.0;
-        for (size_t j = 0; j < n; j++) y[i] += q[j + i * n] * x[j];
+        for (size_t j = 0; j < n; j++)
+          y[i] += q[j + i * n] * x[j];
       }
       double f = ng_fn_eval(fn, y, 0, 0, work);
       if (!(f >= 0.0 && f < 1e-20)) fail_msg("%s n=%zu at its optimum: %g", rot, n, f);
@@ -173,7 +179,8 @@ static void test_rotation_orthogonal(void **state) {
       for (size_t i = 0; i < n; i++) {
         for (size_t j = 0; j < n; j++) {
           double s = 0.0;
-          for (size_t k = 0; k < n; k++) s += q[k + i * n] * q[k + j * n];
+          for (size_t k = 0; k < n; k++)
+            s += q[k + i * n] * q[k + j * n];
           double want = i == j ? 1.0 : 0.0;
           if (fabs(s - want) > 1e-12) fail_msg("n=%zu (R^T R)_%zu%zu = %.17g", n, i, j, s);
         }

@@ -23,7 +23,8 @@ static int run(const char *name, size_t n, size_t lambda, int generations, doubl
                size_t *lambda_out) {
   ng_opt *opt = NULL;
   double *x0 = malloc(n * sizeof *x0);
-  for (size_t i = 0; i < n; i++) x0[i] = 3.0;
+  for (size_t i = 0; i < n; i++)
+    x0[i] = 3.0;
   int st = ng_opt_create(name, n, &opt);
   if (!st) st = ng_opt_set_x0(opt, x0);
   if (!st) st = ng_opt_set_sigma0(opt, 2.0);
@@ -41,7 +42,8 @@ static int run(const char *name, size_t n, size_t lambda, int generations, doubl
     if (ng_opt_ask(opt, x)) return 1;
     for (size_t k = 0; k < lambda; k++) { /* an ellipsoid, O(n): the optimizer has something to adapt */
       double s = 0;
-      for (size_t i = 0; i < n; i++) s += (1.0 + (double)i) * x[k * n + i] * x[k * n + i];
+      for (size_t i = 0; i < n; i++)
+        s += (1.0 + (double)i) * x[k * n + i] * x[k * n + i];
       f[k] = s;
     }
     if (ng_opt_tell(opt, f)) return 1;
@@ -73,10 +75,12 @@ static int bench(const char *name, size_t n, size_t lambda, int generations) {
   memcpy(sorted, ms, sizeof ms);
   qsort(sorted, REPEATS, sizeof *sorted, compare_double);
   double eig_share = 0;
-  for (int r = 0; r < REPEATS; r++) eig_share += share[r] / REPEATS;
-  printf("%-9s n=%-5zu lambda=%-5zu generations=%-5d median of %d runs %.2f ms/generation (runs %.2f..%.2f), "
-         "eigendecomposition %.0f%% of the time\n",
-         name, n, lam, generations, REPEATS, sorted[REPEATS / 2], sorted[0], sorted[REPEATS - 1], eig_share);
+  for (int r = 0; r < REPEATS; r++)
+    eig_share += share[r] / REPEATS;
+  printf(
+      "%-9s n=%-5zu lambda=%-5zu generations=%-5d median of %d runs %.2f ms/generation (runs %.2f..%.2f), "
+      "eigendecomposition %.0f%% of the time\n",
+      name, n, lam, generations, REPEATS, sorted[REPEATS / 2], sorted[0], sorted[REPEATS - 1], eig_share);
   return 0;
 }
 
