@@ -1,4 +1,5 @@
-/* `nograd data import|split|info`: dataset files from text tables, IDX and other dataset files.
+/* `nograd data import|split|info|synth`: dataset files from text tables, IDX and other dataset files, and
+ * synthetic multi-domain ones (nograd/domains.h).
  *
  * Rank 0 does all the work; the other ranks only learn the exit code. An error is one line on stderr naming
  * the file and the line, column or HDF5 path, and exits 1 (2 for a bad command line); an output file is
@@ -15,13 +16,16 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "nograd/data.h"
+#include "nograd/domains.h"
 #include "nograd/error.h"
 
-#define DATA_USAGE                                                                                      \
-  "usage: nograd data import FORMAT IN [IN2] --out OUT.h5 [options]   FORMAT: csv, table, idx or h5\n"  \
-  "       nograd data split IN.h5 --train F --val F --test F --seed S --out-prefix P [--standardize]\n" \
-  "       nograd data info IN.h5\n"                                                                     \
-  "Run `nograd data import --help` (or split, info) for the options.\n"
+#define DATA_USAGE                                                                                         \
+  "usage: nograd data import FORMAT IN [IN2] --out OUT.h5 [options]   FORMAT: csv, table, idx or h5\n"     \
+  "       nograd data split IN.h5 --train F --val F --test F --seed S --out-prefix P [--standardize]\n"    \
+  "       nograd data info IN.h5\n"                                                                        \
+  "       nograd data synth images|vectors --domain NAME --rows N --out OUT.h5 [--classes K] [--seed S]\n" \
+  "       nograd data synth images|vectors --domains A,B,... --rows N --out-prefix P [options]\n"          \
+  "Run `nograd data import --help` (or split, info, synth) for the options.\n"
 
 /* Counts the leading arguments that are not options, from argv[first]. */
 static int positionals(int argc, char **argv, int first) {
@@ -280,6 +284,69 @@ static int run_info(const char *in, FILE *out, FILE *err) {
   return st == NG_OK ? NG_EXIT_OK : NG_EXIT_FAILURE;
 }
 
+typedef struct {
+  const char *kind, *domain, *domains, *out, *prefix;
+  size_t rows, classes, dim;
+  uint64_t seed;
+} synth_opts;
+
+/* Rank 0's part of synth: checks every domain name before writing anything; a failure removes the files this
+ * call wrote, so that --domains writes all of them or none. Returns an exit code. */
+static int run_synth(const synth_opts *o, FILE *out, FILE *err) {
+  ng_domains_config cfg = {.classes = o->classes, .dim = o->dim, .seed = o->seed};
+  char list[1024], names[256], path[16][4096];
+  const char *dom[16];
+  size_t ndom = 0, written = 0;
+  if (strcmp(o->kind, "images") == 0)
+    cfg.kind = NG_DOMAINS_IMAGES;
+  else if (strcmp(o->kind, "vectors") == 0)
+    cfg.kind = NG_DOMAINS_VECTORS;
+  else {
+    fprintf(err, "nograd data synth: unknown kind '%s' (images or vectors)\n", o->kind);
+    return NG_EXIT_USAGE;
+  }
+  if (o->dim && cfg.kind == NG_DOMAINS_IMAGES) {
+    fprintf(err, "nograd data synth: --dim is for vectors (images are %dx%d)\n", NG_DOMAINS_SIDE,
+            NG_DOMAINS_SIDE);
+    return NG_EXIT_USAGE;
+  }
+  snprintf(list, sizeof list, "%s", o->domain ? o->domain : o->domains);
+  for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    if (ndom == sizeof dom / sizeof dom[0]) {
+      fprintf(err, "nograd data synth: more than %zu domains\n", ndom);
+      return NG_EXIT_USAGE;
+    }
+    if (!ng_domains_find(t)) {
+      fprintf(err, "nograd data synth: unknown domain '%s' (known: %s)\n", t,
+              ng_domains_names(names, sizeof names));
+      return NG_EXIT_USAGE;
+    }
+    dom[ndom] = t;
+    if (o->domain)
+      snprintf(path[ndom], sizeof path[ndom], "%s", o->out);
+    else
+      snprintf(path[ndom], sizeof path[ndom], "%s-%s.h5", o->prefix, t);
+    ndom++;
+  }
+  if (ndom == 0) {
+    fprintf(err, "nograd data synth: no domain in '%s'\n", o->domain ? o->domain : o->domains);
+    return NG_EXIT_USAGE;
+  }
+  int st = NG_OK;
+  for (; written < ndom && st == NG_OK; written++)
+    st = ng_domains_write(&cfg, dom[written], o->rows, path[written]);
+  if (st != NG_OK) {
+    for (size_t k = 0; k + 1 < written; k++)
+      unlink(path[k]);
+    fprintf(err, "nograd data synth: %s\n", ng_errmsg()[0] ? ng_errmsg() : ng_strerror(st));
+    return st == NG_EINVAL ? NG_EXIT_USAGE : NG_EXIT_FAILURE;
+  }
+  for (size_t k = 0; k < ndom; k++)
+    fprintf(out, "%s: %zu rows of synthetic %s, domain %s, %zu classes\n", path[k], o->rows, o->kind, dom[k],
+            o->classes ? o->classes : (size_t)NG_DOMAINS_DEFAULT_CLASSES);
+  return NG_EXIT_OK;
+}
+
 int ng_cmd_data(MPI_Comm comm, int argc, char **argv) {
   int rank;
   MPI_Comm_rank(comm, &rank);
@@ -383,8 +450,47 @@ int ng_cmd_data(MPI_Comm comm, int argc, char **argv) {
       goto done;
     }
     if (rank == 0) code = run_info(argv[3], out, err);
+  } else if (strcmp(sub, "synth") == 0) {
+    synth_opts o = {.seed = 1};
+    ng_arg table[] = {
+        {"--domain", NG_ARG_STRING, &o.domain, "NAME",
+         "the domain: upright, tilted, small, noisy, bold, faint, skewed or target"},
+        {"--domains", NG_ARG_STRING, &o.domains, "A,B,...",
+         "several domains, one file each (with --out-prefix)"},
+        {"--rows", NG_ARG_POSINT, &o.rows, "N", "rows to write (rows 0 .. N-1 of the domain)"},
+        {"--out", NG_ARG_STRING, &o.out, "FILE", "the dataset file to write, with --domain"},
+        {"--out-prefix", NG_ARG_STRING, &o.prefix, "P", "with --domains: write P-NAME.h5 for each domain"},
+        {"--classes", NG_ARG_POSINT, &o.classes, "K", "number of classes (default 10)"},
+        {"--dim", NG_ARG_POSINT, &o.dim, "D", "vectors: number of features (default 32)"},
+        {"--seed", NG_ARG_UINT64, &o.seed, "S", "random seed of the classes and domains (default 1)"},
+    };
+    code = ng_args_parse("data synth", "images|vectors --domain NAME --rows N --out OUT.h5 [options]", table,
+                         sizeof table / sizeof table[0], argc, argv, first, out, err);
+    if (code == 1) {
+      code = NG_EXIT_OK;
+      goto done;
+    }
+    if (code) goto done;
+    code = NG_EXIT_USAGE;
+    const char *why = npos != 1                 ? "images or vectors?"
+                      : !o.domain == !o.domains ? "give --domain or --domains"
+                      : !o.rows                 ? "--rows is required"
+                      : o.domain && !o.out      ? "--domain needs --out"
+                      : o.domains && !o.prefix  ? "--domains needs --out-prefix"
+                      : (o.domain && o.prefix) || (o.domains && o.out)
+                          ? "--out goes with --domain, --out-prefix with --domains"
+                          : NULL;
+    if (why) {
+      fprintf(err,
+              "nograd data synth: %s (usage: nograd data synth images|vectors --domain NAME --rows N --out "
+              "OUT.h5 [options])\n",
+              why);
+      goto done;
+    }
+    o.kind = argv[3];
+    if (rank == 0) code = run_synth(&o, out, err);
   } else {
-    fprintf(err, "nograd data: unknown subcommand '%s' (import, split or info)\n", sub);
+    fprintf(err, "nograd data: unknown subcommand '%s' (import, split, info or synth)\n", sub);
     goto done;
   }
 done:
