@@ -17,5 +17,7 @@ enum {
 int ng_cmd_minimize(MPI_Comm comm, int argc, char **argv);
 int ng_cmd_inspect(MPI_Comm comm, int argc, char **argv);
 int ng_cmd_data(MPI_Comm comm, int argc, char **argv);
+int ng_cmd_train(MPI_Comm comm, int argc, char **argv);
+int ng_cmd_eval(MPI_Comm comm, int argc, char **argv);
 
 #endif

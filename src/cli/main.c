@@ -14,7 +14,9 @@ static void usage(FILE *out) {
           "usage: nograd <command> [options]\n\n"
           "commands:\n"
           "  minimize   minimize a benchmark function or a data objective with CMA-ES, sep-CMA-ES or SPSA\n"
-          "  data       import, split and describe dataset files (HDF5)\n"
+          "  data       import, split, generate and describe dataset files (HDF5)\n"
+          "  train      train a model by backpropagation (SGD with momentum, Adam)\n"
+          "  eval       loss, exact metrics and throughput of a model on a dataset\n"
           "  inspect    show what a checkpoint file holds\n"
           "  version    print the version\n\n"
           "Run `nograd <command> --help` for the options of a command. Under MPI: mpirun -n P nograd ...\n");
@@ -32,6 +34,10 @@ int main(int argc, char **argv) {
     code = ng_cmd_minimize(MPI_COMM_WORLD, argc, argv);
   } else if (strcmp(argv[1], "data") == 0) {
     code = ng_cmd_data(MPI_COMM_WORLD, argc, argv);
+  } else if (strcmp(argv[1], "train") == 0) {
+    code = ng_cmd_train(MPI_COMM_WORLD, argc, argv);
+  } else if (strcmp(argv[1], "eval") == 0) {
+    code = ng_cmd_eval(MPI_COMM_WORLD, argc, argv);
   } else if (strcmp(argv[1], "inspect") == 0) {
     code = ng_cmd_inspect(MPI_COMM_WORLD, argc, argv);
   } else if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {

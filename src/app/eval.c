@@ -1,0 +1,261 @@
+/* `nograd eval`: the loss and exact metrics of a model on a dataset, data-parallel and the same bits for any
+ * number of ranks.
+ *
+ * The rows are cut into chunks of cfg->chunk_rows; rank r owns the contiguous block ng_dist_block(nchunks, P,
+ * r) and reads only its rows, batch by batch, each batch starting at a multiple of the batch size within its
+ * chunk (so a row meets the same sgemm blocking whatever P is). A chunk yields one loss sum (double, added
+ * batch by batch in row order); rank 0 gathers them and adds them in chunk order. Confusion counts and error
+ * counts are integers, summed exactly by MPI. Buffers are allocated once, before the first batch. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nograd/dist.h"
+#include "nograd/error.h"
+#include "nograd/timer.h"
+#include "nograd/train.h"
+
+static const char *const extra_names[] = {"threshold_error", "top5_error"};
+
+const char *ng_eval_metric_name(int metric) {
+  if (metric >= 0 && metric < NG_METRIC_COUNT) return ng_metric_name((ng_metric)metric);
+  if (metric >= NG_METRIC_COUNT && metric < NG_EVAL_NMETRICS) return extra_names[metric - NG_METRIC_COUNT];
+  return NULL;
+}
+
+int ng_eval_metric_from_name(const char *name) {
+  for (int k = 0; name && k < NG_EVAL_NMETRICS; k++)
+    if (strcmp(ng_eval_metric_name(k), name) == 0) return k;
+  return -1;
+}
+
+static void shape_text(char *buf, size_t len, size_t ndim, const size_t *dims) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (size_t k = 0; k < ndim && used < len; k++)
+    used += (size_t)snprintf(buf + used, len - used, "%s%zu", k ? "x" : "", dims[k]);
+}
+
+int ng_app_check_fit(const ng_model *m, const char *model_path, const ng_data_info *info,
+                     const char *data_path) {
+  size_t ndim, shape[3], mdims = 1;
+  ng_model_input_shape(m, &ndim, shape);
+  for (size_t k = 0; k < ndim; k++)
+    mdims *= shape[k];
+  bool same = ndim == (size_t)info->xrank;
+  for (size_t k = 0; same && k < ndim; k++)
+    same = shape[k] == info->xdims[k];
+  if (!same && !(ndim == 1 && mdims == info->d)) {
+    char a[96], b[96];
+    shape_text(a, sizeof a, ndim, shape);
+    shape_text(b, sizeof b, (size_t)info->xrank, info->xdims);
+    return ng_error(NG_EMISMATCH, "%s: the model's input is %s (/model/spec), but the rows of %s (/x) are %s",
+                    model_path, a, data_path, b);
+  }
+  size_t out = ng_model_output_size(m);
+  if (info->t && out != info->t)
+    return ng_error(NG_EMISMATCH, "%s: the model has %zu outputs, but %s (/y) has %zu targets per row",
+                    model_path, out, data_path, info->t);
+  if (!info->t && out < 2)
+    return ng_error(NG_EMISMATCH,
+                    "%s: the model has %zu output, but %s (/y) holds class labels (need >= 2 outputs)",
+                    model_path, out, data_path);
+  return NG_OK;
+}
+
+/* One rank's share of the work, and everything it allocates. */
+typedef struct {
+  ng_model *model;
+  ng_dataset *ds;
+  ng_nn_work *work;
+  ng_confusion *conf;
+  float *x, *yt;
+  int32_t *y;
+  double *chunk_loss; /* this rank's chunks */
+  size_t first_chunk, nchunks;
+} eval_state;
+
+static void state_free(eval_state *s) {
+  free(s->chunk_loss);
+  free(s->y);
+  free(s->yt);
+  free(s->x);
+  ng_confusion_destroy(&s->conf);
+  ng_nn_work_destroy(&s->work);
+  ng_dataset_close(&s->ds);
+  ng_model_destroy(&s->model);
+}
+
+static int setup(const ng_eval_config *cfg, int rank, int size, eval_state *s) {
+  NG_CALL(ng_model_read(cfg->model, &s->model));
+  NG_CALL(ng_dataset_open(cfg->data, &s->ds));
+  const ng_data_info *info = ng_dataset_info(s->ds);
+  NG_CALL(ng_app_check_fit(s->model, cfg->model, info, cfg->data));
+  size_t classes = ng_model_output_size(s->model);
+  for (int k = 0; k < NG_EVAL_NMETRICS; k++) {
+    if (!cfg->metrics[k]) continue;
+    if (info->t)
+      return ng_error(NG_EINVAL, "--metric %s: %s has float targets (/y), not class labels",
+                      ng_eval_metric_name(k), cfg->data);
+    if (k == NG_EVAL_THRESHOLD_ERROR && classes != 2)
+      return ng_error(NG_EINVAL,
+                      "--metric threshold_error: needs a binary classifier, but %s has %zu outputs",
+                      cfg->model, classes);
+  }
+  size_t nchunks = (info->n + cfg->chunk_rows - 1) / cfg->chunk_rows;
+  ng_dist_block(nchunks, (size_t)size, (size_t)rank, &s->first_chunk, &s->nchunks);
+  size_t batch = cfg->batch < cfg->chunk_rows ? cfg->batch : cfg->chunk_rows;
+  NG_CALL(ng_nn_work_create(s->model, batch, false, &s->work));
+  if (!info->t) NG_CALL(ng_confusion_create(classes, &s->conf));
+  s->x = malloc(batch * info->d * sizeof *s->x);
+  s->y = info->t ? NULL : malloc(batch * sizeof *s->y);
+  s->yt = info->t ? malloc(batch * info->t * sizeof *s->yt) : NULL;
+  s->chunk_loss = calloc(s->nchunks ? s->nchunks : 1, sizeof *s->chunk_loss);
+  if (!s->x || (!s->y && !s->yt) || !s->chunk_loss)
+    return ng_error(NG_ENOMEM, "out of memory for batches of %zu rows of %s", batch, cfg->data);
+  return NG_OK;
+}
+
+/* This rank's chunks: loss sums per chunk, confusion and error counts, forward time. */
+static int run_chunks(const ng_eval_config *cfg, eval_state *s, int64_t counts[3], double *fwd_seconds) {
+  const ng_data_info *info = ng_dataset_info(s->ds);
+  size_t classes = ng_model_output_size(s->model),
+         batch = cfg->batch < cfg->chunk_rows ? cfg->batch : cfg->chunk_rows;
+  const float *params = ng_model_params_const(s->model);
+  for (size_t c = 0; c < s->nchunks; c++) {
+    size_t chunk = s->first_chunk + c, start = chunk * cfg->chunk_rows;
+    size_t end = start + cfg->chunk_rows < info->n ? start + cfg->chunk_rows : info->n;
+    double sum = 0;
+    for (size_t row = start; row < end; row += batch) {
+      size_t b = end - row < batch ? end - row : batch;
+      NG_CALL(ng_dataset_read_rows(s->ds, row, b, s->x, info->t ? (void *)s->yt : (void *)s->y));
+      if (!info->t)
+        for (size_t i = 0; i < b; i++)
+          if (s->y[i] < 0 || (size_t)s->y[i] >= classes)
+            return ng_error(NG_EMISMATCH,
+                            "%s: /y row %zu: label %d is outside the model's classes [0, %zu) (%s)",
+                            cfg->data, row + i, (int)s->y[i], classes, cfg->model);
+      const float *out;
+      double t0 = ng_time_now();
+      NG_CALL(ng_nn_forward(s->model, params, s->work, s->x, b, &out));
+      *fwd_seconds += ng_time_now() - t0;
+      if (info->t) {
+        sum += ng_loss_mse(out, s->yt, b, info->t, NULL);
+      } else {
+        sum += ng_loss_cross_entropy(out, s->y, b, classes, NULL);
+        NG_CALL(ng_confusion_add(s->conf, out, s->y, b));
+        if (cfg->metrics[NG_EVAL_THRESHOLD_ERROR])
+          counts[0] += ng_metric_threshold_error(out, s->y, b, cfg->threshold);
+        if (cfg->metrics[NG_EVAL_TOP5_ERROR])
+          counts[1] += ng_topk_error(out, s->y, b, classes, classes < 5 ? classes : 5);
+      }
+      counts[2] += (int64_t)b;
+    }
+    s->chunk_loss[c] = sum;
+  }
+  return NG_OK;
+}
+
+static int mpi_status(int rc, const char *what) {
+  return rc == MPI_SUCCESS ? NG_OK : ng_error(NG_EMPI, "eval: %s failed (MPI error %d)", what, rc);
+}
+
+/* Rank 0 gathers the chunk losses (in chunk order, since blocks are contiguous and in rank order) and sums
+ * the counts. Collective. */
+static int combine(MPI_Comm comm, int rank, int size, const ng_eval_config *cfg, eval_state *s,
+                   int64_t counts[3], double fwd_seconds, ng_eval_result *res) {
+  const ng_data_info *info = ng_dataset_info(s->ds);
+  size_t nchunks = (info->n + cfg->chunk_rows - 1) / cfg->chunk_rows,
+         classes = ng_model_output_size(s->model);
+  int *recv = NULL, *displ = NULL, st = NG_OK;
+  double *all = NULL;
+  if (rank == 0) {
+    recv = malloc((size_t)size * sizeof *recv);
+    displ = malloc((size_t)size * sizeof *displ);
+    all = malloc(nchunks * sizeof *all);
+    if (!recv || !displ || !all)
+      st = ng_error(NG_ENOMEM, "out of memory for %zu chunk losses", nchunks);
+    else
+      for (int r = 0; r < size; r++) {
+        size_t first, count;
+        ng_dist_block(nchunks, (size_t)size, (size_t)r, &first, &count);
+        recv[r] = (int)count;
+        displ[r] = (int)first;
+      }
+  }
+  st = ng_dist_agree(comm, st);
+  if (st) goto done;
+  NG_TRY(st,
+         mpi_status(
+             MPI_Gatherv(s->chunk_loss, (int)s->nchunks, MPI_DOUBLE, all, recv, displ, MPI_DOUBLE, 0, comm),
+             "gathering the chunk losses"),
+         done);
+  size_t ncounts = 3 + (s->conf ? classes * classes : 0);
+  int64_t *mine = malloc(ncounts * sizeof *mine), *total = malloc(ncounts * sizeof *total);
+  if (!mine || !total) {
+    free(mine);
+    free(total);
+    st = ng_error(NG_ENOMEM, "out of memory");
+    goto done;
+  }
+  memcpy(mine, counts, 3 * sizeof *mine);
+  if (s->conf) memcpy(mine + 3, ng_confusion_counts_const(s->conf), classes * classes * sizeof *mine);
+  st = mpi_status(MPI_Reduce(mine, total, (int)ncounts, MPI_INT64_T, MPI_SUM, 0, comm), "summing the counts");
+  double slowest = 0;
+  if (!st) st = mpi_status(MPI_Reduce(&fwd_seconds, &slowest, 1, MPI_DOUBLE, MPI_MAX, 0, comm), "timing");
+  if (!st && rank == 0 && all) {
+    double sum = 0;
+    for (size_t c = 0; c < nchunks; c++)
+      sum += all[c];
+    res->n = total[2];
+    res->loss = res->n ? sum / (double)res->n : NAN;
+    res->targets = info->t != 0;
+    res->forward_seconds = slowest;
+    res->samples_per_s = slowest > 0 ? (double)res->n / slowest : NAN;
+    for (int k = 0; k < NG_EVAL_NMETRICS; k++)
+      res->metrics[k] = NAN;
+    if (s->conf) {
+      memcpy(ng_confusion_counts(s->conf), total + 3, classes * classes * sizeof *total);
+      for (int k = 0; k < NG_METRIC_COUNT; k++)
+        if (cfg->metrics[k]) res->metrics[k] = ng_metric_from_confusion(s->conf, (ng_metric)k);
+      if (cfg->metrics[NG_EVAL_THRESHOLD_ERROR] && res->n)
+        res->metrics[NG_EVAL_THRESHOLD_ERROR] = (double)total[0] / (double)res->n;
+      if (cfg->metrics[NG_EVAL_TOP5_ERROR] && res->n)
+        res->metrics[NG_EVAL_TOP5_ERROR] = (double)total[1] / (double)res->n;
+    }
+  }
+  free(mine);
+  free(total);
+done:
+  free(all);
+  free(displ);
+  free(recv);
+  return st;
+}
+
+int ng_app_eval(MPI_Comm comm, const ng_eval_config *cfg, ng_eval_result *res) {
+  int rank, size;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  double t0 = ng_time_now();
+  eval_state s = {0};
+  int st = NG_OK;
+  /* the same on every rank, so no agreement needed */
+  if (!cfg || !cfg->model || !cfg->data || cfg->batch < 1 || cfg->chunk_rows < 1 || !(cfg->threshold >= 0) ||
+      cfg->threshold > 1)
+    return ng_error(
+        NG_EINVAL,
+        "eval: a model, a dataset, batch >= 1, chunk rows >= 1 and a threshold in [0, 1] are needed");
+  st = setup(cfg, rank, size, &s);
+  NG_TRY(st, ng_dist_agree(comm, st), done);
+  int64_t counts[3] = {0, 0, 0}; /* threshold errors, top-5 errors, rows */
+  double fwd = 0;
+  st = run_chunks(cfg, &s, counts, &fwd);
+  NG_TRY(st, ng_dist_agree(comm, st), done);
+  st = combine(comm, rank, size, cfg, &s, counts, fwd, res);
+  NG_TRY(st, ng_dist_agree(comm, st), done);
+  if (rank == 0) res->seconds = ng_time_now() - t0;
+done:
+  state_free(&s);
+  return st;
+}
