@@ -520,7 +520,7 @@ int ng_nn_backward(const ng_model *m, const float *params, ng_nn_work *w, const 
         break;
       case NG_L_RELU:
         for (size_t e = 0; e < n; e++)
-          if (!(y[e] > 0.0f)) g[e] = 0.0f;
+          g[e] = y[e] > 0.0f ? g[e] : 0.0f; /* a select, not a branch: vectorizes */
         break;
       case NG_L_GELU:
         for (size_t e = 0; e < n; e++) {
