@@ -1,0 +1,372 @@
+/* A neural network's loss on a dataset as an objective of the engine (see include/nograd/nn_objective.h).
+ *
+ * What makes a chunk's (sum, rows) the same bits on every rank: the loaded chunks sit in one 64-byte
+ * aligned buffer at a stride rounded up to 64 bytes, so a chunk's rows start on the same alignment whichever
+ * range was loaded (sgemm's path may depend on it); the scratch parameter vector is aligned the same way; a
+ * chunk is cut into batches at the same rows; and the batch losses are added in row order from zero. */
+#include "nograd/nn_objective.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nograd/data.h"
+#include "nograd/error.h"
+#include "nograd/loss.h"
+#include "nograd/train.h"
+
+#define OBJ_ALIGN 64
+
+static const char *const loss_names[NG_NN_LOSS_COUNT] = {
+    "cross_entropy", "mse", "error", "threshold_error", "balanced_error", "macro_f1"};
+
+/* A piece of the parameter vector that x fills: params[offset .. offset + len) = x[xoffset ...]. */
+typedef struct {
+  size_t offset, len;
+} span;
+
+struct ng_nn_objective {
+  const ng_model *model;
+  ng_dataset *ds;
+  ng_nn_loss loss;
+  double threshold;
+  size_t rows, d, t, classes, chunk_rows, nchunks, batch, n, nparams;
+  span *spans; /* NULL: all parameters */
+  size_t nspans;
+  float *params; /* nparams, aligned: the model's values, the mapped ones overwritten per eval */
+  ng_nn_work *work;
+  ng_confusion *conf; /* error: counts of one batch */
+  size_t xstride;     /* floats between the starts of two loaded chunks: chunk_rows * d rounded up */
+  size_t first, count;
+  float *x;   /* count * xstride, aligned */
+  int32_t *y; /* count * chunk_rows labels, or NULL */
+  float *yt;  /* count * chunk_rows * t targets, or NULL */
+  char *path; /* for messages */
+};
+
+const char *ng_nn_loss_name(ng_nn_loss loss) {
+  return (int)loss >= 0 && (int)loss < NG_NN_LOSS_COUNT ? loss_names[loss] : NULL;
+}
+
+int ng_nn_loss_from_name(const char *name, ng_nn_loss *out) {
+  if (name && strcmp(name, "accuracy") == 0) {
+    *out = NG_NN_LOSS_ERROR;
+    return NG_OK;
+  }
+  for (int k = 0; name && k < NG_NN_LOSS_COUNT; k++)
+    if (strcmp(name, loss_names[k]) == 0) {
+      *out = (ng_nn_loss)k;
+      return NG_OK;
+    }
+  return ng_error(NG_EINVAL,
+                  "unknown loss '%s' (known: cross_entropy, mse, error, accuracy (as 1 - accuracy), "
+                  "threshold_error)",
+                  name ? name : "(null)");
+}
+
+/* aligned_alloc wants a multiple of the alignment; NULL for 0 bytes or on overflow. */
+static void *alloc_aligned(size_t items, size_t size) {
+  if (items == 0 || items > SIZE_MAX / size - OBJ_ALIGN) return NULL;
+  size_t bytes = (items * size + OBJ_ALIGN - 1) / OBJ_ALIGN * OBJ_ALIGN;
+  return aligned_alloc(OBJ_ALIGN, bytes);
+}
+
+static void unload(ng_nn_objective *o) {
+  free(o->x);
+  free(o->y);
+  free(o->yt);
+  o->x = NULL;
+  o->y = NULL;
+  o->yt = NULL;
+  o->first = o->count = 0;
+}
+
+void ng_nn_objective_destroy(ng_nn_objective **o) {
+  if (!o || !*o) return;
+  ng_nn_objective *s = *o;
+  unload(s);
+  ng_dataset_close(&s->ds);
+  ng_nn_work_destroy(&s->work);
+  ng_confusion_destroy(&s->conf);
+  free(s->spans);
+  free(s->params);
+  free(s->path);
+  free(s);
+  *o = NULL;
+}
+
+static int check_loss(const ng_nn_objective_config *cfg, const ng_data_info *info, size_t outputs,
+                      const char *path) {
+  const char *name = ng_nn_loss_name(cfg->loss);
+  if (!name) return ng_error(NG_EINVAL, "nn objective: unknown loss kind %d", (int)cfg->loss);
+  if (cfg->loss == NG_NN_LOSS_BALANCED_ERROR || cfg->loss == NG_NN_LOSS_MACRO_F1)
+    return ng_error(
+        NG_EINVAL,
+        "nn objective: the loss %s is not decomposable: it is not a sum over rows, so it cannot be "
+        "written as a (sum, count) per data chunk; use cross_entropy, error or threshold_error "
+        "(%s needs the chunks' confusion matrices, which the engine does not gather yet)",
+        name, name);
+  bool labels = info->t == 0;
+  if (cfg->loss == NG_NN_LOSS_MSE && labels)
+    return ng_error(NG_EINVAL,
+                    "nn objective: the loss mse needs float targets, but %s (/y) holds class labels", path);
+  if (cfg->loss != NG_NN_LOSS_MSE && !labels)
+    return ng_error(NG_EINVAL,
+                    "nn objective: the loss %s needs class labels, but %s (/y) holds float targets", name,
+                    path);
+  if (cfg->loss == NG_NN_LOSS_THRESHOLD_ERROR) {
+    if (outputs != 2)
+      return ng_error(NG_EINVAL,
+                      "nn objective: the loss threshold_error needs a binary classifier, but the "
+                      "model has %zu outputs",
+                      outputs);
+    if (!(cfg->threshold >= 0 && cfg->threshold <= 1))
+      return ng_error(NG_EINVAL, "nn objective: the threshold of threshold_error must be in [0, 1], got %g",
+                      cfg->threshold);
+  }
+  return NG_OK;
+}
+
+/* The spans of the named tensors; n = their total size. */
+static int map_tensors(ng_nn_objective *o, const ng_nn_objective_config *cfg) {
+  o->spans = malloc(cfg->ntensors * sizeof *o->spans);
+  if (!o->spans) return ng_error(NG_ENOMEM, "nn objective: out of memory");
+  o->nspans = cfg->ntensors;
+  o->n = 0;
+  for (size_t i = 0; i < cfg->ntensors; i++) {
+    const char *name = cfg->tensors[i];
+    size_t offset, ndim, shape[4];
+    if (!name) return ng_error(NG_EINVAL, "nn objective: tensor %zu of the list has no name", i);
+    if (ng_model_find(o->model, name, &offset, &ndim, shape) != NG_OK) {
+      size_t T = ng_model_ntensors(o->model);
+      const char *first = NULL, *last = NULL;
+      if (T) {
+        size_t ignored[4], off;
+        ng_model_tensor(o->model, 0, &first, &off, &ndim, ignored);
+        ng_model_tensor(o->model, T - 1, &last, &off, &ndim, ignored);
+      }
+      return ng_error(NG_ENOTFOUND,
+                      "nn objective: the model has no tensor '%s' (it has %zu tensors, '%s' .. '%s'; see "
+                      "`nograd inspect`)",
+                      name, T, first ? first : "", last ? last : "");
+    }
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(cfg->tensors[j], name) == 0)
+        return ng_error(NG_EINVAL, "nn objective: the tensor '%s' is listed twice", name);
+    size_t len = 1;
+    for (size_t k = 0; k < ndim; k++)
+      len *= shape[k];
+    o->spans[i] = (span){offset, len};
+    o->n += len;
+  }
+  if (o->n == 0) return ng_error(NG_EINVAL, "nn objective: the listed tensors hold no parameters");
+  return NG_OK;
+}
+
+int ng_nn_objective_create(const ng_model *model, const char *data_path, const ng_nn_objective_config *cfg,
+                           ng_nn_objective **out) {
+  *out = NULL;
+  if (!model || !data_path || !cfg)
+    return ng_error(NG_EINVAL, "nn objective: a model, a dataset path and a configuration are needed");
+  if (cfg->chunk_rows < 1) return ng_error(NG_EINVAL, "nn objective: chunk rows must be >= 1, got 0");
+  if (cfg->ntensors && !cfg->tensors)
+    return ng_error(NG_EINVAL, "nn objective: %zu tensors but no list of names", cfg->ntensors);
+  ng_nn_objective *o = calloc(1, sizeof *o);
+  if (!o) return ng_error(NG_ENOMEM, "nn objective: out of memory");
+  int st;
+  o->model = model;
+  o->loss = cfg->loss;
+  o->threshold = cfg->threshold;
+  o->nparams = ng_model_nparams(model);
+  o->classes = ng_model_output_size(model);
+  if (!(o->path = malloc(strlen(data_path) + 1))) {
+    st = ng_error(NG_ENOMEM, "nn objective: out of memory");
+    goto fail;
+  }
+  memcpy(o->path, data_path, strlen(data_path) + 1);
+  NG_TRY(st, ng_dataset_open(data_path, &o->ds), fail);
+  const ng_data_info *info = ng_dataset_info(o->ds);
+  NG_TRY(st, ng_app_check_fit(model, "the model", info, data_path), fail);
+  NG_TRY(st, check_loss(cfg, info, o->classes, data_path), fail);
+  o->rows = info->n;
+  o->d = info->d;
+  o->t = info->t;
+  o->chunk_rows = cfg->chunk_rows;
+  o->nchunks = (o->rows + o->chunk_rows - 1) / o->chunk_rows;
+  size_t batch = cfg->batch ? cfg->batch : NG_NN_OBJECTIVE_BATCH;
+  o->batch = batch < o->chunk_rows ? batch : o->chunk_rows;
+  size_t align = OBJ_ALIGN / sizeof(float);
+  if (o->chunk_rows > SIZE_MAX / o->d - align) {
+    st = ng_error(NG_EINVAL, "nn objective: chunks of %zu rows of %zu floats are too large", o->chunk_rows,
+                  o->d);
+    goto fail;
+  }
+  o->xstride = (o->chunk_rows * o->d + align - 1) / align * align;
+  if (cfg->tensors && cfg->ntensors) {
+    NG_TRY(st, map_tensors(o, cfg), fail);
+  } else {
+    o->n = o->nparams;
+  }
+  o->params = alloc_aligned(o->nparams, sizeof *o->params);
+  if (!o->params) {
+    st = ng_error(NG_ENOMEM, "nn objective: out of memory for %zu parameters", o->nparams);
+    goto fail;
+  }
+  memcpy(o->params, ng_model_params_const(model), o->nparams * sizeof *o->params);
+  NG_TRY(st, ng_nn_work_create(model, o->batch, false, &o->work), fail);
+  if (o->loss == NG_NN_LOSS_ERROR) NG_TRY(st, ng_confusion_create(o->classes, &o->conf), fail);
+  *out = o;
+  return NG_OK;
+fail:
+  ng_nn_objective_destroy(&o);
+  return st;
+}
+
+size_t ng_nn_objective_dim(const ng_nn_objective *o) {
+  return o->n;
+}
+size_t ng_nn_objective_chunks(const ng_nn_objective *o) {
+  return o->nchunks;
+}
+size_t ng_nn_objective_batch(const ng_nn_objective *o) {
+  return o->batch;
+}
+
+void ng_nn_objective_x0(const ng_nn_objective *o, double *x) {
+  const float *p = ng_model_params_const(o->model);
+  if (!o->spans) {
+    for (size_t i = 0; i < o->n; i++)
+      x[i] = p[i];
+    return;
+  }
+  size_t j = 0;
+  for (size_t s = 0; s < o->nspans; s++)
+    for (size_t i = 0; i < o->spans[s].len; i++)
+      x[j++] = p[o->spans[s].offset + i];
+}
+
+/* Writes the mapped parameters of x into params (the rest is left as it is). */
+static void fill(const ng_nn_objective *o, const double *x, float *params) {
+  if (!o->spans) {
+    for (size_t i = 0; i < o->n; i++)
+      params[i] = (float)x[i];
+    return;
+  }
+  for (size_t s = 0; s < o->nspans; s++) {
+    float *dst = params + o->spans[s].offset;
+    for (size_t i = 0; i < o->spans[s].len; i++)
+      dst[i] = (float)x[i];
+    x += o->spans[s].len;
+  }
+}
+
+void ng_nn_objective_params(const ng_nn_objective *o, const double *x, float *params) {
+  memcpy(params, ng_model_params_const(o->model), o->nparams * sizeof *params);
+  fill(o, x, params);
+}
+
+static size_t chunk_size(const ng_nn_objective *o, size_t chunk) {
+  size_t start = chunk * o->chunk_rows;
+  return o->rows - start < o->chunk_rows ? o->rows - start : o->chunk_rows;
+}
+
+int ng_nn_objective_load(ng_nn_objective *o, size_t first_chunk, size_t count) {
+  if (first_chunk > o->nchunks || count > o->nchunks - first_chunk)
+    return ng_error(NG_EINVAL,
+                    "nn objective: cannot load %zu chunks from chunk %zu: %s has %zu chunks (0..%zu)", count,
+                    first_chunk, o->path, o->nchunks, o->nchunks - 1);
+  unload(o);
+  if (count == 0) return NG_OK;
+  size_t cr = o->chunk_rows;
+  o->x = alloc_aligned(count * o->xstride, sizeof *o->x);
+  if (o->t)
+    o->yt = malloc(count * cr * o->t * sizeof *o->yt);
+  else
+    o->y = malloc(count * cr * sizeof *o->y);
+  if (!o->x || (!o->y && !o->yt)) {
+    unload(o);
+    return ng_error(NG_ENOMEM, "nn objective: out of memory for chunks %zu..%zu of %s (%zu MB)", first_chunk,
+                    first_chunk + count - 1, o->path,
+                    count * (o->xstride + cr * (o->t ? o->t : 1)) * sizeof(float) >> 20);
+  }
+  for (size_t i = 0; i < count; i++) {
+    size_t chunk = first_chunk + i, m = chunk_size(o, chunk), start = chunk * cr;
+    void *y = o->t ? (void *)(o->yt + i * cr * o->t) : (void *)(o->y + i * cr);
+    int st = ng_dataset_read_rows(o->ds, start, m, o->x + i * o->xstride, y);
+    if (st != NG_OK) {
+      unload(o);
+      return st;
+    }
+    for (size_t r = 0; !o->t && r < m; r++) {
+      int32_t label = o->y[i * cr + r];
+      if (label < 0 || (size_t)label >= o->classes) {
+        unload(o);
+        return ng_error(NG_EMISMATCH, "%s: /y row %zu: label %d is outside the model's classes [0, %zu)",
+                        o->path, start + r, (int)label, o->classes);
+      }
+    }
+  }
+  o->first = first_chunk;
+  o->count = count;
+  return NG_OK;
+}
+
+int ng_nn_objective_eval(ng_nn_objective *o, const double *x, size_t chunk, double *sum, double *count) {
+  if (chunk < o->first || chunk - o->first >= o->count) {
+    if (o->count == 0)
+      return ng_error(NG_EINVAL, "nn objective: chunk %zu of %s is not loaded (no chunks are loaded)", chunk,
+                      o->path);
+    return ng_error(NG_EINVAL, "nn objective: chunk %zu of %s is not loaded (loaded: chunks %zu..%zu)", chunk,
+                    o->path, o->first, o->first + o->count - 1);
+  }
+  fill(o, x, o->params);
+  size_t i = chunk - o->first, m = chunk_size(o, chunk), cr = o->chunk_rows;
+  const float *xs = o->x + i * o->xstride;
+  double s = 0;
+  for (size_t row = 0; row < m; row += o->batch) {
+    size_t b = m - row < o->batch ? m - row : o->batch;
+    const float *out;
+    NG_CALL(ng_nn_forward(o->model, o->params, o->work, xs + row * o->d, b, &out));
+    const int32_t *y = o->y ? o->y + i * cr + row : NULL;
+    switch (o->loss) {
+      case NG_NN_LOSS_CROSS_ENTROPY:
+        s += ng_loss_cross_entropy(out, y, b, o->classes, NULL);
+        break;
+      case NG_NN_LOSS_MSE:
+        s += ng_loss_mse(out, o->yt + (i * cr + row) * o->t, b, o->t, NULL);
+        break;
+      case NG_NN_LOSS_ERROR: {
+        ng_confusion_clear(o->conf);
+        NG_CALL(ng_confusion_add(o->conf, out, y, b));
+        const int64_t *c = ng_confusion_counts_const(o->conf);
+        int64_t correct = 0;
+        for (size_t k = 0; k < o->classes; k++)
+          correct += c[k * o->classes + k];
+        s += (double)((int64_t)b - correct);
+        break;
+      }
+      case NG_NN_LOSS_THRESHOLD_ERROR:
+        s += (double)ng_metric_threshold_error(out, y, b, o->threshold);
+        break;
+      default:
+        return ng_error(NG_EINTERNAL, "nn objective: loss %d cannot be evaluated", (int)o->loss);
+    }
+  }
+  *sum += s;
+  *count += (double)m;
+  return NG_OK;
+}
+
+static int load_cb(void *ctx, size_t first_chunk, size_t count) {
+  return ng_nn_objective_load(ctx, first_chunk, count);
+}
+
+static int eval_cb(void *ctx, const double *x, uint64_t generation, size_t k, size_t chunk, double *sum,
+                   double *count) {
+  return ng_nn_objective_eval(ctx, x, chunk, sum, count);
+}
+
+void ng_nn_objective_get(ng_nn_objective *o, ng_objective *obj) {
+  *obj = (ng_objective){.n = o->n, .nchunks = o->nchunks, .load = load_cb, .eval = eval_cb, .ctx = o};
+}
