@@ -3,20 +3,20 @@
  *
  * /x and /y are chunked along N with whole rows per chunk (about DATA_CHUNK_BYTES of /x each), so that the
  * hyperslab of a rank's contiguous rows touches only the chunks that hold them. Writing follows the
- * checkpoints (src/io/ckpt.c): PATH.tmp is created, flushed, closed, fsynced and renamed over PATH, then the
- * directory is synced; unlike a checkpoint, no previous version is kept. HDF5's error printing is off while
- * these functions run: every failure is reported once, through ng_error, with the file and the HDF5 path. */
+ * checkpoints (ng_h5_write_atomic, src/io/h5util.c): PATH.tmp is created, flushed, closed, fsynced and
+ * renamed over PATH, then the directory is synced; unlike a checkpoint, no previous version is kept. HDF5's
+ * error printing is off while these functions run: every failure is reported once, through ng_error, with the
+ * file and the HDF5 path. */
 #include "nograd/data.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
+#include "io/h5util.h"
 #include "nograd/error.h"
 
 #define DATA_CHUNK_BYTES (256u * 1024u) /* target size of one chunk of /x: a few hundred rows of images */
@@ -73,96 +73,24 @@ void ng_data_count_classes(ng_data *D) {
   D->classes = k;
 }
 
-/* ---- HDF5 plumbing --------------------------------------------------------------------------------------
- */
-
-typedef struct {
-  H5E_auto2_t func;
-  void *data;
-} h5_quiet;
-
-static h5_quiet quiet_begin(void) {
-  h5_quiet q = {NULL, NULL};
-  H5Eget_auto2(H5E_DEFAULT, &q.func, &q.data);
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  return q;
-}
-
-static void quiet_end(h5_quiet q) {
-  H5Eset_auto2(H5E_DEFAULT, q.func, q.data);
-}
-
-/* Keep HDF5's file locks, but do not fail on file systems without them (Lustre, NFS). */
-static hid_t make_fapl(void) {
-  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-#if H5_VERSION_GE(1, 10, 7)
-  if (fapl >= 0) H5Pset_file_locking(fapl, 1, 1);
-#endif
-  return fapl;
-}
-
-static void close_id(hid_t *id) {
-  if (*id < 0) return;
-  switch (H5Iget_type(*id)) {
-    case H5I_FILE:
-      H5Fclose(*id);
-      break;
-    case H5I_GROUP:
-      H5Gclose(*id);
-      break;
-    case H5I_DATASET:
-      H5Dclose(*id);
-      break;
-    case H5I_ATTR:
-      H5Aclose(*id);
-      break;
-    case H5I_DATATYPE:
-      H5Tclose(*id);
-      break;
-    case H5I_DATASPACE:
-      H5Sclose(*id);
-      break;
-    case H5I_GENPROP_LST:
-      H5Pclose(*id);
-      break;
-    default:
-      H5Idec_ref(*id);
-      break;
-  }
-  *id = -1;
-}
-
 /* ---- Writing --------------------------------------------------------------------------------------------
  */
 
 static int write_failed(const char *file, const char *h5path) {
-  int e = errno;
-  return ng_error(NG_EIO, "cannot write dataset '%s': HDF5 path '%s' failed (%s)", file, h5path,
-                  e ? strerror(e) : "HDF5 error");
+  return ng_h5_write_failed("dataset", file, h5path);
 }
 
 /* A scalar (count 0) or one-dimensional attribute. */
 static int put_attr(const char *file, hid_t loc, const char *where, const char *name, hid_t ftype,
                     hid_t mtype, const void *buf, hsize_t count) {
-  char path[600];
-  snprintf(path, sizeof path, "%s%s%s", where, strcmp(where, "/") ? "/" : "", name);
-  errno = 0;
-  hid_t space = count ? H5Screate_simple(1, &count, NULL) : H5Screate(H5S_SCALAR);
-  hid_t attr = space < 0 ? -1 : H5Acreate2(loc, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
-  herr_t s = attr < 0 ? -1 : H5Awrite(attr, mtype, buf);
-  close_id(&attr);
-  close_id(&space);
-  return s < 0 ? write_failed(file, path) : NG_OK;
+  return ng_h5_put_attr("dataset", file, loc, where, name, ftype, mtype, buf, count);
 }
 
 static int put_attr_str(const char *file, hid_t loc, const char *where, const char *name, const char *value) {
-  hid_t t = H5Tcopy(H5T_C_S1);
-  if (t < 0 || H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
-    close_id(&t);
-    return write_failed(file, where);
-  }
+  hid_t t = ng_h5_vlen_utf8();
+  if (t < 0) return write_failed(file, where);
   int st = put_attr(file, loc, where, name, t, t, &value, 0);
-  close_id(&t);
+  ng_h5_close(&t);
   return st;
 }
 
@@ -188,8 +116,8 @@ static int put_array(const char *file, hid_t fid, const char *path, int rank, co
   herr_t s = space < 0 || dcpl < 0 || H5Pset_chunk(dcpl, rank, chunk) < 0 ? -1 : 0;
   *out = s < 0 ? -1 : H5Dcreate2(fid, path, ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
   if (*out < 0 || H5Dwrite(*out, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) s = -1;
-  close_id(&dcpl);
-  close_id(&space);
+  ng_h5_close(&dcpl);
+  ng_h5_close(&space);
   return s < 0 ? write_failed(file, path) : NG_OK;
 }
 
@@ -219,12 +147,13 @@ static int check_data(const char *path, const ng_data *D) {
   return NG_OK;
 }
 
-static int write_file(const char *tmp, const ng_data *D) {
-  hid_t fapl = make_fapl(), dx = -1, dy = -1;
+/* Fills PATH.tmp (ng_h5_write_atomic's callback). */
+static int write_file(const char *tmp, void *ctx) {
+  const ng_data *D = ctx;
+  hid_t dx = -1, dy = -1;
   int st = NG_OK;
   int64_t *counts = NULL;
-  errno = 0;
-  hid_t fid = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl >= 0 ? fapl : H5P_DEFAULT);
+  hid_t fid = ng_h5_create(tmp);
   if (fid < 0) {
     int e = errno;
     st = ng_error(NG_EIO, "cannot write dataset '%s': HDF5 cannot create it (%s)", tmp,
@@ -267,9 +196,8 @@ static int write_file(const char *tmp, const ng_data *D) {
   if (H5Fflush(fid, H5F_SCOPE_GLOBAL) < 0) st = write_failed(tmp, "/");
 done:
   free(counts);
-  close_id(&dy);
-  close_id(&dx);
-  close_id(&fapl);
+  ng_h5_close(&dy);
+  ng_h5_close(&dx);
   if (fid >= 0) {
     errno = 0;
     if (H5Fclose(fid) < 0 && st == NG_OK) st = write_failed(tmp, "/");
@@ -277,62 +205,11 @@ done:
   return st;
 }
 
-static int sync_path(const char *path, int directory) {
-  int fd = open(path, O_RDONLY | (directory ? O_DIRECTORY : 0));
-  if (fd < 0) return ng_error(NG_EIO, "cannot sync '%s': %s", path, strerror(errno));
-  int s = fsync(fd), e = errno;
-  close(fd);
-  /* Some file systems cannot sync a directory (EINVAL); the rename is then as durable as they make it. */
-  if (s != 0 && !(directory && e == EINVAL))
-    return ng_error(NG_EIO, "cannot sync '%s': %s", path, strerror(e));
-  return NG_OK;
-}
-
-static int sync_parent(const char *path) {
-  char *dir = strdup(path);
-  if (!dir) return ng_error(NG_ENOMEM, "dataset: out of memory");
-  char *slash = strrchr(dir, '/');
-  const char *d = dir;
-  if (!slash)
-    d = ".";
-  else if (slash == dir)
-    d = "/";
-  else
-    *slash = '\0';
-  int st = sync_path(d, 1);
-  free(dir);
-  return st;
-}
-
 int ng_data_write(const char *path, const ng_data *D) {
   if (!path || !*path || !D) return ng_error(NG_EINVAL, "ng_data_write: a path and a dataset are required");
   NG_CALL(check_data(path, D));
-  size_t len = strlen(path) + 5;
-  char *tmp = malloc(len);
-  if (!tmp) return ng_error(NG_ENOMEM, "dataset: out of memory");
-  snprintf(tmp, len, "%s.tmp", path);
-  int st = NG_OK;
-  /* Open the file ourselves first: HDF5 would only say that it failed, not why. */
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-  if (fd < 0) {
-    st = ng_error(NG_EIO, "cannot write dataset '%s': %s", tmp, strerror(errno));
-    goto done;
-  }
-  close(fd);
-  h5_quiet q = quiet_begin();
-  st = write_file(tmp, D);
-  quiet_end(q);
-  if (st == NG_OK) st = sync_path(tmp, 0);
-  if (st == NG_OK && rename(tmp, path) != 0)
-    st = ng_error(NG_EIO, "cannot write dataset '%s': renaming '%s' over it: %s", path, tmp, strerror(errno));
-  if (st != NG_OK) {
-    unlink(tmp);
-    goto done;
-  }
-  st = sync_parent(path);
-done:
-  free(tmp);
-  return st;
+  static const ng_fs_atomic how = {"dataset", NULL, NULL, 0, NULL};
+  return ng_h5_write_atomic(path, &how, write_file, (void *)D);
 }
 
 /* ---- Reading --------------------------------------------------------------------------------------------
@@ -376,13 +253,13 @@ static int open_array(ng_dataset *ds, const char *h5path, hid_t *out, int *rank,
   *rank = space < 0 ? -1 : H5Sget_simple_extent_ndims(space);
   if (*rank < 1 || *rank > 4) {
     int r = *rank;
-    close_id(&space);
+    ng_h5_close(&space);
     return ng_error(
         NG_EFORMAT, "dataset '%s': HDF5 path '%s' has %d dimensions, expected %s", ds->path, h5path, r,
         h5path[1] == 'x' ? "2 (N x d) or 4 (N x C x H x W)" : "1 (N labels) or 2 (N x t targets)");
   }
   H5Sget_simple_extent_dims(space, dims, NULL);
-  close_id(&space);
+  ng_h5_close(&space);
   return NG_OK;
 }
 
@@ -412,9 +289,9 @@ static int read_attr_str(hid_t loc, const char *name, char *buf, size_t size) {
       free(v);
     }
   }
-  close_id(&mt);
-  close_id(&ft);
-  close_id(&a);
+  ng_h5_close(&mt);
+  ng_h5_close(&ft);
+  ng_h5_close(&a);
   return ok;
 }
 
@@ -426,9 +303,9 @@ static int read_attr_i64(hid_t loc, const char *name, int64_t *v) {
                    H5Aread(a, H5T_NATIVE_INT64, v) >= 0
                ? 0
                : -1;
-  close_id(&sp);
-  close_id(&ft);
-  close_id(&a);
+  ng_h5_close(&sp);
+  ng_h5_close(&ft);
+  ng_h5_close(&a);
   return ok;
 }
 
@@ -448,9 +325,9 @@ static int read_attr_floats(hid_t loc, const char *name, size_t d, float **out) 
     free(*out);
     *out = NULL;
   }
-  close_id(&sp);
-  close_id(&ft);
-  close_id(&a);
+  ng_h5_close(&sp);
+  ng_h5_close(&ft);
+  ng_h5_close(&a);
   return ok;
 }
 
@@ -458,9 +335,7 @@ static int open_checked(ng_dataset *ds) {
   struct stat sb;
   if (stat(ds->path, &sb) != 0)
     return ng_error(NG_EIO, "cannot open dataset '%s': %s", ds->path, strerror(errno));
-  hid_t fapl = make_fapl();
-  ds->fid = H5Fopen(ds->path, H5F_ACC_RDONLY, fapl >= 0 ? fapl : H5P_DEFAULT);
-  close_id(&fapl);
+  ds->fid = ng_h5_open(ds->path, H5F_ACC_RDONLY);
   if (ds->fid < 0)
     return ng_error(NG_EIO, "cannot open dataset '%s': not an HDF5 file, or unreadable", ds->path);
   ng_data_info *in = &ds->info;
@@ -471,7 +346,7 @@ static int open_checked(ng_dataset *ds) {
   hid_t t = H5Dget_type(ds->dx);
   int ok = t >= 0 && H5Tget_class(t) == H5T_FLOAT && H5Tget_size(t) == 4;
   const char *found = t >= 0 ? type_name(t) : "an unreadable type";
-  close_id(&t);
+  ng_h5_close(&t);
   if (!ok)
     return ng_error(NG_EFORMAT, "dataset '%s': HDF5 path '/x' holds %s, expected float32", ds->path, found);
   if (xr != 2 && xr != 4)
@@ -483,7 +358,7 @@ static int open_checked(ng_dataset *ds) {
   int labels = cls == H5T_INTEGER && H5Tget_size(t) == 4 && H5Tget_sign(t) == H5T_SGN_2;
   int targets = cls == H5T_FLOAT && H5Tget_size(t) == 4;
   found = t >= 0 ? type_name(t) : "an unreadable type";
-  close_id(&t);
+  ng_h5_close(&t);
   if (!labels && !targets)
     return ng_error(NG_EFORMAT,
                     "dataset '%s': HDF5 path '/y' holds %s, expected int32 labels or float32 targets",
@@ -533,9 +408,9 @@ int ng_dataset_open(const char *path, ng_dataset **out) {
     return ng_error(NG_ENOMEM, "dataset '%s': out of memory", path);
   }
   ds->fid = ds->dx = ds->dy = -1;
-  h5_quiet q = quiet_begin();
+  ng_h5_quiet q = ng_h5_quiet_begin();
   int st = open_checked(ds);
-  quiet_end(q);
+  ng_h5_quiet_end(q);
   if (st != NG_OK)
     ng_dataset_close(&ds);
   else
@@ -545,11 +420,11 @@ int ng_dataset_open(const char *path, ng_dataset **out) {
 
 void ng_dataset_close(ng_dataset **ds) {
   if (!ds || !*ds) return;
-  h5_quiet q = quiet_begin();
-  close_id(&(*ds)->dy);
-  close_id(&(*ds)->dx);
-  close_id(&(*ds)->fid);
-  quiet_end(q);
+  ng_h5_quiet q = ng_h5_quiet_begin();
+  ng_h5_close(&(*ds)->dy);
+  ng_h5_close(&(*ds)->dx);
+  ng_h5_close(&(*ds)->fid);
+  ng_h5_quiet_end(q);
   free((*ds)->path);
   free(*ds);
   *ds = NULL;
@@ -575,8 +450,8 @@ static int read_slab(ng_dataset *ds, hid_t dset, const char *h5path, size_t firs
   if (s >= 0) s = H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
   hid_t ms = s < 0 ? -1 : H5Screate_simple(1, &total, NULL);
   if (ms < 0 || H5Dread(dset, mtype, ms, fs, H5P_DEFAULT, buf) < 0) s = -1;
-  close_id(&ms);
-  close_id(&fs);
+  ng_h5_close(&ms);
+  ng_h5_close(&fs);
   if (s < 0)
     return ng_error(NG_ECORRUPT, "dataset '%s': cannot read rows %zu..%zu of HDF5 path '%s' (damaged?)",
                     ds->path, first, first + count - 1, h5path);
@@ -589,12 +464,12 @@ int ng_dataset_read_rows(ng_dataset *ds, size_t first, size_t count, float *x, v
     return ng_error(NG_EINVAL, "dataset '%s': rows %zu..%zu requested, but it has %zu rows", ds->path, first,
                     first + count, in->n);
   if (count == 0) return NG_OK;
-  h5_quiet q = quiet_begin();
+  ng_h5_quiet q = ng_h5_quiet_begin();
   int st = NG_OK;
   if (x) st = read_slab(ds, ds->dx, "/x", first, count, H5T_NATIVE_FLOAT, x);
   if (st == NG_OK && y)
     st = read_slab(ds, ds->dy, "/y", first, count, in->t ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT32, y);
-  quiet_end(q);
+  ng_h5_quiet_end(q);
   if (st == NG_OK && y && in->t == 0) {
     const int32_t *lab = y;
     for (size_t i = 0; i < count; i++)
@@ -617,11 +492,11 @@ int ng_data_read_stats(const char *path, size_t d, float **mean, float **std) {
     st = ng_error(NG_EMISMATCH, "dataset '%s': its statistics are for %zu features, the data have %zu", path,
                   ds->info.d, d);
   } else {
-    h5_quiet q = quiet_begin();
+    ng_h5_quiet q = ng_h5_quiet_begin();
     if (read_attr_floats(ds->dx, "mean", d, mean) != 0 || read_attr_floats(ds->dx, "std", d, std) != 0)
       st =
           ng_error(NG_EFORMAT, "dataset '%s': attributes '/x/mean' and '/x/std' must be %zu floats", path, d);
-    quiet_end(q);
+    ng_h5_quiet_end(q);
   }
   if (st != NG_OK) {
     free(*mean);

@@ -23,11 +23,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "io/ckpt_internal.h"
+#include "io/h5util.h"
 #include "nograd/error.h"
 
 #ifndef NOGRAD_VERSION
@@ -158,94 +158,6 @@ static int state_checksum(const ng_state *st, const ng_history *hist, const doub
   return NG_OK;
 }
 
-/* ---- HDF5 plumbing --------------------------------------------------------------------------------------
- */
-
-typedef struct {
-  H5E_auto2_t func;
-  void *data;
-} h5_quiet;
-
-/* Every failure is reported through ng_error, so HDF5's stack printing is off while this module runs. */
-static h5_quiet quiet_begin(void) {
-  h5_quiet q = {NULL, NULL};
-  H5Eget_auto2(H5E_DEFAULT, &q.func, &q.data);
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  return q;
-}
-
-static void quiet_end(h5_quiet q) {
-  H5Eset_auto2(H5E_DEFAULT, q.func, q.data);
-}
-
-/* File access: keep HDF5's file locks, but do not fail on file systems without them (Lustre, NFS). */
-static hid_t make_fapl(void) {
-  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-#if H5_VERSION_GE(1, 10, 7)
-  if (fapl >= 0) H5Pset_file_locking(fapl, 1, 1);
-#endif
-  return fapl;
-}
-
-static hid_t open_file(const char *path, unsigned flags) {
-  hid_t fapl = make_fapl();
-  hid_t fid = H5Fopen(path, flags, fapl >= 0 ? fapl : H5P_DEFAULT);
-  if (fapl >= 0) H5Pclose(fapl);
-  return fid;
-}
-
-static hid_t vlen_utf8(void) {
-  hid_t t = H5Tcopy(H5T_C_S1);
-  if (t >= 0 && (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0)) {
-    H5Tclose(t);
-    return -1;
-  }
-  return t;
-}
-
-static void close_id(hid_t *id) {
-  if (*id < 0) return;
-  switch (H5Iget_type(*id)) {
-    case H5I_FILE:
-      H5Fclose(*id);
-      break;
-    case H5I_GROUP:
-      H5Gclose(*id);
-      break;
-    case H5I_DATASET:
-      H5Dclose(*id);
-      break;
-    case H5I_ATTR:
-      H5Aclose(*id);
-      break;
-    case H5I_DATATYPE:
-      H5Tclose(*id);
-      break;
-    case H5I_DATASPACE:
-      H5Sclose(*id);
-      break;
-    case H5I_GENPROP_LST:
-      H5Pclose(*id);
-      break;
-    default:
-      H5Idec_ref(*id);
-      break;
-  }
-  *id = -1;
-}
-
-static char *suffixed(const char *path, const char *suffix) {
-  size_t size = strlen(path) + strlen(suffix) + 1;
-  char *s = malloc(size);
-  if (s) snprintf(s, size, "%s%s", path, suffix);
-  return s;
-}
-
-static int file_exists(const char *path) {
-  struct stat sb;
-  return stat(path, &sb) == 0;
-}
-
 /* ---- Writing --------------------------------------------------------------------------------------------
  */
 
@@ -255,23 +167,13 @@ typedef struct {
 } writer;
 
 static int write_failed(const writer *w, const char *h5path) {
-  int e = errno;
-  return ng_error(NG_EIO, "cannot write checkpoint '%s': HDF5 path '%s' failed (%s)", w->file, h5path,
-                  e ? strerror(e) : "HDF5 error");
+  return ng_h5_write_failed("checkpoint", w->file, h5path);
 }
 
 /* An attribute: scalar when count is 0, else one-dimensional. */
 static int put_attr(const writer *w, hid_t loc, const char *locpath, const char *name, hid_t ftype,
                     hid_t mtype, const void *buf, hsize_t count) {
-  char where[H5PATH_MAX];
-  snprintf(where, sizeof where, "%s/%s", strcmp(locpath, "/") ? locpath : "", name);
-  errno = 0;
-  hid_t space = count ? H5Screate_simple(1, &count, NULL) : H5Screate(H5S_SCALAR);
-  hid_t attr = space < 0 ? -1 : H5Acreate2(loc, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
-  herr_t s = attr < 0 ? -1 : H5Awrite(attr, mtype, buf);
-  close_id(&attr);
-  close_id(&space);
-  return s < 0 ? write_failed(w, where) : NG_OK;
+  return ng_h5_put_attr("checkpoint", w->file, loc, locpath, name, ftype, mtype, buf, count);
 }
 
 static int put_attr_str(const writer *w, hid_t loc, const char *locpath, const char *name,
@@ -297,8 +199,8 @@ static int put_dataset(const writer *w, hid_t loc, const char *locpath, const ch
   hid_t dset = space < 0 ? -1 : H5Dcreate2(loc, name, ftype, space, w->lcpl, dcpl, H5P_DEFAULT);
   herr_t s = dset < 0 ? -1 : 0;
   if (s == 0 && (scalar || len)) s = H5Dwrite(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
-  close_id(&dset);
-  close_id(&space);
+  ng_h5_close(&dset);
+  ng_h5_close(&space);
   return s < 0 ? write_failed(w, where) : NG_OK;
 }
 
@@ -363,22 +265,38 @@ static int put_history(const writer *w, hid_t g, const ng_history *hist) {
   return st;
 }
 
-/* Creates and fills `tmp`, then flushes and closes it. */
-static int write_file(const char *tmp, const ng_ckpt_meta *meta, const ng_state *optimizer,
-                      const ng_history *history, const double *best_x, size_t n, double best_f,
-                      const ng_state *result, const char *created, const char *checksum) {
+/* What ng_ckpt_write puts in the file. */
+typedef struct {
+  const ng_ckpt_meta *meta;
+  const ng_state *optimizer, *result;
+  const ng_history *history;
+  const double *best_x;
+  size_t n;
+  double best_f;
+  const char *created, *checksum;
+} contents;
+
+/* Creates and fills `tmp`, then flushes and closes it (ng_h5_write_atomic's callback). */
+static int write_file(const char *tmp, void *ctx) {
+  const contents *c = ctx;
+  const ng_ckpt_meta *meta = c->meta;
+  const ng_state *optimizer = c->optimizer, *result = c->result;
+  const ng_history *history = c->history;
+  const double *best_x = c->best_x;
+  size_t n = c->n;
+  double best_f = c->best_f;
+  const char *created = c->created, *checksum = c->checksum;
   writer w = {tmp, -1, -1, -1, -1};
-  hid_t fapl = make_fapl(), g = -1;
+  hid_t g = -1;
   int st = NG_OK;
-  errno = 0;
-  w.fid = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl >= 0 ? fapl : H5P_DEFAULT);
+  w.fid = ng_h5_create(tmp);
   if (w.fid < 0) {
     int e = errno;
     st = ng_error(NG_EIO, "cannot write checkpoint '%s': HDF5 cannot create it (%s)", tmp,
                   e ? strerror(e) : "HDF5 error");
     goto done;
   }
-  w.vstr = vlen_utf8();
+  w.vstr = ng_h5_vlen_utf8();
   w.lcpl = H5Pcreate(H5P_LINK_CREATE);
   w.dcpl = H5Pcreate(H5P_DATASET_CREATE);
   if (w.vstr < 0 || w.lcpl < 0 || w.dcpl < 0 || H5Pset_create_intermediate_group(w.lcpl, 1) < 0 ||
@@ -389,26 +307,26 @@ static int write_file(const char *tmp, const ng_ckpt_meta *meta, const ng_state 
 
   NG_TRY(st, put_group(&w, "/meta", &g), done);
   NG_TRY(st, put_meta(&w, g, meta, created, checksum), done);
-  close_id(&g);
+  ng_h5_close(&g);
 
   NG_TRY(st, put_group(&w, "/optimizer", &g), done);
   NG_TRY(st, put_state(&w, g, "/optimizer", optimizer), done);
-  close_id(&g);
+  ng_h5_close(&g);
 
   NG_TRY(st, put_group(&w, "/history", &g), done);
   NG_TRY(st, put_history(&w, g, history), done);
-  close_id(&g);
+  ng_h5_close(&g);
 
   NG_TRY(st, put_group(&w, "/best", &g), done);
   NG_TRY(st, put_dataset(&w, g, "/best", "x", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, best_x, n, 0), done);
   NG_TRY(st, put_dataset(&w, g, "/best", "f", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &best_f, 1, 1), done);
   NG_TRY(st, put_attr(&w, g, "/best", "f", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &best_f, 0), done);
-  close_id(&g);
+  ng_h5_close(&g);
 
   if (result) {
     NG_TRY(st, put_group(&w, "/result", &g), done);
     NG_TRY(st, put_state(&w, g, "/result", result), done);
-    close_id(&g);
+    ng_h5_close(&g);
   }
 
   errno = 0;
@@ -417,42 +335,14 @@ static int write_file(const char *tmp, const ng_ckpt_meta *meta, const ng_state 
     goto done;
   }
 done:
-  close_id(&g);
-  close_id(&w.dcpl);
-  close_id(&w.lcpl);
-  close_id(&w.vstr);
-  close_id(&fapl);
+  ng_h5_close(&g);
+  ng_h5_close(&w.dcpl);
+  ng_h5_close(&w.lcpl);
+  ng_h5_close(&w.vstr);
   if (w.fid >= 0) {
     errno = 0;
     if (H5Fclose(w.fid) < 0 && st == NG_OK) st = write_failed(&w, "/");
   }
-  return st;
-}
-
-static int sync_path(const char *path, int directory, const char *what) {
-  int fd = open(path, O_RDONLY | (directory ? O_DIRECTORY : 0));
-  if (fd < 0) return ng_error(NG_EIO, "cannot sync %s '%s': %s", what, path, strerror(errno));
-  int s = fsync(fd), e = errno;
-  close(fd);
-  /* Some file systems cannot sync a directory (EINVAL); the rename is then as durable as they make it. */
-  if (s != 0 && !(directory && e == EINVAL))
-    return ng_error(NG_EIO, "cannot sync %s '%s': %s", what, path, strerror(e));
-  return NG_OK;
-}
-
-static int sync_parent(const char *path) {
-  char *dir = strdup(path);
-  if (!dir) return ng_error(NG_ENOMEM, "checkpoint: out of memory");
-  char *slash = strrchr(dir, '/');
-  const char *d = dir;
-  if (!slash)
-    d = ".";
-  else if (slash == dir)
-    d = "/";
-  else
-    *slash = '\0';
-  int st = sync_path(d, 1, "the directory of checkpoint");
-  free(dir);
   return st;
 }
 
@@ -487,46 +377,9 @@ int ng_ckpt_write(const char *path, const ng_ckpt_meta *meta, const ng_state *op
   if (!gmtime_r(&now, &tm) || !strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm))
     snprintf(created, sizeof created, "unknown");
 
-  int st = NG_OK;
-  char *tmp = suffixed(path, ".tmp"), *prev = suffixed(path, ".prev");
-  if (!tmp || !prev) {
-    st = ng_error(NG_ENOMEM, "checkpoint: out of memory");
-    goto done;
-  }
-  /* Open the file ourselves first: HDF5 would only say that it failed, not why. */
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-  if (fd < 0) {
-    st = ng_error(NG_EIO, "cannot write checkpoint '%s': %s", tmp, strerror(errno));
-    goto done;
-  }
-  close(fd);
-
-  h5_quiet q = quiet_begin();
-  st = write_file(tmp, meta, optimizer, history, best_x, n, best_f, result, created, checksum);
-  quiet_end(q);
-  if (st == NG_OK) st = sync_path(tmp, 0, "checkpoint");
-  if (st != NG_OK) {
-    unlink(tmp);
-    goto done;
-  }
-  test_pause();
-  if (file_exists(path) && rename(path, prev) != 0) {
-    st = ng_error(NG_EIO, "cannot keep the previous checkpoint: renaming '%s' to '%s': %s", path, prev,
-                  strerror(errno));
-    unlink(tmp);
-    goto done;
-  }
-  if (rename(tmp, path) != 0) {
-    st = ng_error(NG_EIO, "cannot write checkpoint '%s': renaming '%s' over it: %s", path, tmp,
-                  strerror(errno));
-    unlink(tmp);
-    goto done;
-  }
-  st = sync_parent(path);
-done:
-  free(prev);
-  free(tmp);
-  return st;
+  static const ng_fs_atomic how = {"checkpoint", "checkpoint", "the directory of checkpoint", 1, test_pause};
+  contents c = {meta, optimizer, result, history, best_x, n, best_f, created, checksum};
+  return ng_h5_write_atomic(path, &how, write_file, &c);
 }
 
 /* ---- Reading --------------------------------------------------------------------------------------------
@@ -546,14 +399,13 @@ typedef struct {
 static int read_error(const reader *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int read_error(const reader *r, int status, const char *fmt, ...) {
-  char what[768];
+  char hint[1024] = ""; /* as long as a whole message */
+  if (status == NG_ECORRUPT) snprintf(hint, sizeof hint, "%s%s%s", PREV_HINT(r));
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(what, sizeof what, fmt, ap);
+  int st = ng_h5_read_verror(status, "checkpoint", r->path, hint, fmt, ap);
   va_end(ap);
-  if (status == NG_ECORRUPT)
-    return ng_error(status, "checkpoint '%s': %s%s%s%s", r->path, what, PREV_HINT(r));
-  return ng_error(status, "checkpoint '%s': %s", r->path, what);
+  return st;
 }
 
 static int damaged(const reader *r, const char *h5path) {
@@ -658,8 +510,8 @@ done:
     free(*values);
     *values = NULL;
   }
-  close_id(&space);
-  close_id(&ftype);
+  ng_h5_close(&space);
+  ng_h5_close(&ftype);
   return st;
 }
 
@@ -680,7 +532,7 @@ static int read_f64(const reader *r, const char *abs, double **values, size_t *l
   ng_state_type type = NG_STATE_F64;
   void *v = NULL;
   int st = read_numeric(r, d, abs, &type, &v, len);
-  close_id(&d);
+  ng_h5_close(&d);
   if (st == NG_OK && type != NG_STATE_F64)
     st = read_error(r, NG_EFORMAT, "HDF5 path '%s' holds int64, expected float64", abs);
   else if (st == NG_OK && expect != SIZE_MAX && *len != expect)
@@ -695,64 +547,24 @@ static int read_strings(const reader *r, hid_t id, const char *h5path, char ***o
   int is_attr = H5Iget_type(id) == H5I_ATTR;
   hid_t ftype = is_attr ? H5Aget_type(id) : H5Dget_type(id);
   hid_t space = is_attr ? H5Aget_space(id) : H5Dget_space(id);
-  hid_t mtype = -1;
-  char **v = NULL, *fixed = NULL;
   size_t k = 0;
   int st = NG_OK;
+  *out = NULL;
   hssize_t points = space < 0 ? -1 : H5Sget_simple_extent_npoints(space);
   if (ftype < 0 || points < 0) {
     st = damaged(r, h5path);
-    goto done;
-  }
-  if (H5Tget_class(ftype) != H5T_STRING) {
+  } else if (H5Tget_class(ftype) != H5T_STRING) {
     st = read_error(r, NG_EFORMAT, "HDF5 path '%s' holds %s, expected a string", h5path, type_name(ftype));
-    goto done;
-  }
-  k = (size_t)points;
-  v = calloc(k ? k : 1, sizeof *v);
-  if (!v) {
-    st = read_error(r, NG_ENOMEM, "out of memory for HDF5 path '%s'", h5path);
-    goto done;
-  }
-  mtype = H5Tcopy(H5T_C_S1);
-  if (H5Tis_variable_str(ftype) > 0) {
-    if (mtype < 0 || H5Tset_size(mtype, H5T_VARIABLE) < 0 || H5Tset_cset(mtype, H5Tget_cset(ftype)) < 0 ||
-        (k && (is_attr ? H5Aread(id, mtype, v) : H5Dread(id, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v)) < 0)) {
-      memset(v, 0, k * sizeof *v);
-      st = damaged(r, h5path);
-      goto done;
-    }
-    for (size_t i = 0; i < k; i++) {
-      char *raw = v[i];
-      v[i] = strdup(raw ? raw : "");
-      if (raw) H5free_memory(raw);
-      if (!v[i] && st == NG_OK) st = read_error(r, NG_ENOMEM, "out of memory for HDF5 path '%s'", h5path);
-    }
   } else {
-    size_t size = H5Tget_size(ftype) + 1;
-    fixed = calloc(k ? k : 1, size);
-    if (!fixed || mtype < 0 || H5Tset_size(mtype, size) < 0 || H5Tset_cset(mtype, H5Tget_cset(ftype)) < 0 ||
-        (k && (is_attr ? H5Aread(id, mtype, fixed)
-                       : H5Dread(id, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, fixed)) < 0)) {
-      st = fixed ? damaged(r, h5path) : read_error(r, NG_ENOMEM, "out of memory for HDF5 path '%s'", h5path);
-      goto done;
-    }
-    for (size_t i = 0; i < k && st == NG_OK; i++)
-      if (!(v[i] = strndup(fixed + i * size, size)))
-        st = read_error(r, NG_ENOMEM, "out of memory for HDF5 path '%s'", h5path);
+    k = (size_t)points;
+    int s = ng_h5_read_strings(id, ftype, k, 1, out);
+    if (s == NG_ENOMEM)
+      st = read_error(r, NG_ENOMEM, "out of memory for HDF5 path '%s'", h5path);
+    else if (s != NG_OK)
+      st = damaged(r, h5path);
   }
-done:
-  free(fixed);
-  close_id(&mtype);
-  close_id(&space);
-  close_id(&ftype);
-  if (st != NG_OK && v) {
-    for (size_t i = 0; i < k; i++)
-      free(v[i]);
-    free(v);
-    v = NULL;
-  }
-  *out = v;
+  ng_h5_close(&space);
+  ng_h5_close(&ftype);
   *count = st == NG_OK ? k : 0;
   return st;
 }
@@ -773,7 +585,7 @@ static int read_attr_str(const reader *r, hid_t obj, const char *objpath, const 
   char **v;
   size_t k;
   int st = read_strings(r, a, where, &v, &k);
-  close_id(&a);
+  ng_h5_close(&a);
   if (st != NG_OK) return st;
   if (k != 1) {
     for (size_t i = 0; i < k; i++)
@@ -799,9 +611,9 @@ static int read_attr_int(const reader *r, hid_t obj, const char *objpath, const 
                     type_name(type));
   else if (type < 0 || space < 0 || H5Aread(a, H5T_NATIVE_INT64, out) < 0)
     st = read_error(r, NG_ECORRUPT, "cannot read attribute '%s/%s' (damaged?)", objpath, name);
-  close_id(&space);
-  close_id(&type);
-  close_id(&a);
+  ng_h5_close(&space);
+  ng_h5_close(&type);
+  ng_h5_close(&a);
   return st;
 }
 
@@ -818,7 +630,7 @@ static int read_string_list(const reader *r, const char *abs, char ***out, size_
   hid_t d;
   NG_CALL(open_dataset(r, abs, &d));
   int st = read_strings(r, d, abs, out, count);
-  close_id(&d);
+  ng_h5_close(&d);
   return st;
 }
 
@@ -878,11 +690,11 @@ static herr_t visit_entry(hid_t group, const char *name, const ng_h5l_info *link
   }
   H5I_type_t kind = H5Iget_type(obj);
   if (kind == H5I_GROUP) {
-    close_id(&obj);
+    ng_h5_close(&obj);
     return 0;
   }
   if (kind != H5I_DATASET) {
-    close_id(&obj);
+    ng_h5_close(&obj);
     c->status = read_error(c->r, NG_EFORMAT, "HDF5 path '%s' is neither a group nor a dataset", where);
     return -1;
   }
@@ -890,7 +702,7 @@ static herr_t visit_entry(hid_t group, const char *name, const ng_h5l_info *link
   void *values;
   size_t len;
   c->status = read_numeric(c->r, obj, where, &type, &values, &len);
-  close_id(&obj);
+  ng_h5_close(&obj);
   if (c->status != NG_OK) return -1;
   c->status = type == NG_STATE_F64 ? ng_state_put_f64(c->st, name, values, len)
                                    : ng_state_put_i64(c->st, name, values, len);
@@ -905,7 +717,7 @@ static int read_state(const reader *r, const char *gpath, ng_state *st) {
   if (g < 0) return read_error(r, NG_EFORMAT, "HDF5 path '%s' is not a group", gpath);
   visit_ctx c = {r, gpath, st, NG_OK};
   herr_t s = NG_H5LVISIT(g, H5_INDEX_NAME, H5_ITER_INC, visit_entry, &c);
-  close_id(&g);
+  ng_h5_close(&g);
   if (c.status != NG_OK) return c.status;
   return s < 0 ? damaged(r, gpath) : NG_OK;
 }
@@ -970,7 +782,7 @@ static int open_checkpoint(reader *r, int64_t *version) {
   if (fd < 0)
     return ng_error(NG_EIO, "cannot read checkpoint '%s': %s%s%s%s", r->path, strerror(errno), PREV_HINT(r));
   close(fd);
-  r->fid = open_file(r->path, H5F_ACC_RDONLY);
+  r->fid = ng_h5_open(r->path, H5F_ACC_RDONLY);
   if (r->fid < 0)
     return ng_error(NG_ECORRUPT, "checkpoint '%s' is not a readable HDF5 file (truncated or damaged?)%s%s%s",
                     r->path, PREV_HINT(r));
@@ -980,7 +792,7 @@ static int open_checkpoint(reader *r, int64_t *version) {
   hid_t g = H5Oopen(r->fid, "meta", H5P_DEFAULT);
   if (g < 0) return damaged(r, "/meta");
   int st = read_attr_int(r, g, "/meta", "format_version", version);
-  close_id(&g);
+  ng_h5_close(&g);
   if (st == NG_OK && *version != NG_CKPT_FORMAT_VERSION)
     st = ng_error(NG_EFORMAT,
                   "checkpoint '%s' has format version %" PRId64 "; this nograd (%s) reads format version %d",
@@ -994,9 +806,9 @@ int ng_ckpt_read(const char *path, ng_ckpt_info *info, ng_state *optimizer, ng_h
   if (!path || !*path) return ng_error(NG_EINVAL, "ng_ckpt_read: no path");
   if (best_x && !n) return ng_error(NG_EINVAL, "ng_ckpt_read: best_x needs its length in *n");
 
-  reader r = {path, suffixed(path, ".prev"), -1};
+  reader r = {path, ng_fs_suffixed(path, ".prev"), -1};
   if (!r.prev) return ng_error(NG_ENOMEM, "checkpoint: out of memory");
-  if (!file_exists(r.prev)) {
+  if (!ng_fs_exists(r.prev)) {
     free(r.prev);
     r.prev = NULL;
   }
@@ -1008,7 +820,7 @@ int ng_ckpt_read(const char *path, ng_ckpt_info *info, ng_state *optimizer, ng_h
   char *stored = NULL;
   hid_t g = -1;
   int64_t version = 0;
-  h5_quiet q = quiet_begin();
+  ng_h5_quiet q = ng_h5_quiet_begin();
   int st = open_checkpoint(&r, &version);
   if (st != NG_OK) goto done;
   meta.format_version = (int)version;
@@ -1064,9 +876,9 @@ int ng_ckpt_read(const char *path, ng_ckpt_info *info, ng_state *optimizer, ng_h
     memset(&meta, 0, sizeof meta);
   }
 done:
-  close_id(&g);
+  ng_h5_close(&g);
   if (r.fid >= 0) H5Fclose(r.fid);
-  quiet_end(q);
+  ng_h5_quiet_end(q);
   free(stored);
   free(f);
   free(x);
@@ -1112,19 +924,19 @@ int ng_file_checksum(const char *path, char out[17]) {
  */
 
 int ng_h5_has_toplevel(const char *path, const char *name) {
-  if (!file_exists(path)) return 0;
-  h5_quiet q = quiet_begin();
-  hid_t fid = open_file(path, H5F_ACC_RDONLY);
+  if (!ng_fs_exists(path)) return 0;
+  ng_h5_quiet q = ng_h5_quiet_begin();
+  hid_t fid = ng_h5_open(path, H5F_ACC_RDONLY);
   int found = fid >= 0 && H5Lexists(fid, name, H5P_DEFAULT) > 0;
   if (fid >= 0) H5Fclose(fid);
-  quiet_end(q);
+  ng_h5_quiet_end(q);
   return found;
 }
 
 int ng_h5_dataset_offset(const char *path, const char *dataset, uint64_t *offset) {
-  h5_quiet q = quiet_begin();
+  ng_h5_quiet q = ng_h5_quiet_begin();
   int st = NG_OK;
-  hid_t fid = open_file(path, H5F_ACC_RDONLY), d = -1;
+  hid_t fid = ng_h5_open(path, H5F_ACC_RDONLY), d = -1;
   if (fid < 0) {
     st = ng_error(NG_EIO, "cannot open '%s' as HDF5", path);
   } else if (!path_exists(fid, dataset) || (d = H5Dopen2(fid, dataset, H5P_DEFAULT)) < 0) {
@@ -1136,29 +948,29 @@ int ng_h5_dataset_offset(const char *path, const char *dataset, uint64_t *offset
     else
       *offset = (uint64_t)a;
   }
-  close_id(&d);
+  ng_h5_close(&d);
   if (fid >= 0) H5Fclose(fid);
-  quiet_end(q);
+  ng_h5_quiet_end(q);
   return st;
 }
 
 int ng_h5_unlink(const char *path, const char *object) {
-  h5_quiet q = quiet_begin();
+  ng_h5_quiet q = ng_h5_quiet_begin();
   int st = NG_OK;
-  hid_t fid = open_file(path, H5F_ACC_RDWR);
+  hid_t fid = ng_h5_open(path, H5F_ACC_RDWR);
   if (fid < 0)
     st = ng_error(NG_EIO, "cannot open '%s' as HDF5 for writing", path);
   else if (!path_exists(fid, object) || H5Ldelete(fid, object, H5P_DEFAULT) < 0)
     st = ng_error(NG_ENOTFOUND, "'%s' has no '%s'", path, object);
   if (fid >= 0 && H5Fclose(fid) < 0 && st == NG_OK) st = ng_error(NG_EIO, "cannot close '%s'", path);
-  quiet_end(q);
+  ng_h5_quiet_end(q);
   return st;
 }
 
 int ng_h5_set_int_attr(const char *path, const char *object, const char *name, int64_t value) {
-  h5_quiet q = quiet_begin();
+  ng_h5_quiet q = ng_h5_quiet_begin();
   int st = NG_OK;
-  hid_t fid = open_file(path, H5F_ACC_RDWR), obj = -1, space = -1, attr = -1;
+  hid_t fid = ng_h5_open(path, H5F_ACC_RDWR), obj = -1, space = -1, attr = -1;
   if (fid < 0) {
     st = ng_error(NG_EIO, "cannot open '%s' as HDF5 for writing", path);
   } else if (!path_exists(fid, object) || (obj = H5Oopen(fid, object, H5P_DEFAULT)) < 0) {
@@ -1170,10 +982,10 @@ int ng_h5_set_int_attr(const char *path, const char *object, const char *name, i
     if (attr < 0 || H5Awrite(attr, H5T_NATIVE_INT64, &value) < 0)
       st = ng_error(NG_EIO, "cannot write attribute '%s' of '%s' in '%s'", name, object, path);
   }
-  close_id(&attr);
-  close_id(&space);
+  ng_h5_close(&attr);
+  ng_h5_close(&space);
   if (obj >= 0) H5Oclose(obj);
   if (fid >= 0 && H5Fclose(fid) < 0 && st == NG_OK) st = ng_error(NG_EIO, "cannot close '%s'", path);
-  quiet_end(q);
+  ng_h5_quiet_end(q);
   return st;
 }

@@ -1,11 +1,11 @@
 /* Model files in HDF5 (the layout is in include/nograd/nn.h): the atomic write and the checked read.
  *
  * Writing goes to PATH.tmp, which is flushed, closed and fsynced, then renamed over PATH, and the directory
- * is fsynced (the pattern of src/io/ckpt.c); on any failure PATH.tmp is removed and PATH is untouched.
- * Reading parses /model/spec with the same parser as ng_model_from_spec and then checks the file's index
- * against the index the spec implies, tensor by tensor, so that a file whose parameters would be read at the
- * wrong offsets is refused with the tensor's name. Every message names the file and the HDF5 path; HDF5's own
- * error printing is off while these functions run. */
+ * is fsynced (ng_h5_write_atomic in src/io/h5util.c, as for checkpoints); on any failure PATH.tmp is removed
+ * and PATH is untouched. Reading parses /model/spec with the same parser as ng_model_from_spec and then
+ * checks the file's index against the index the spec implies, tensor by tensor, so that a file whose
+ * parameters would be read at the wrong offsets is refused with the tensor's name. Every message names the
+ * file and the HDF5 path; HDF5's own error printing is off while these functions run. */
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
@@ -15,78 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/h5util.h"
 #include "nn/nn_impl.h"
 #include "nograd/error.h"
-
-/* ---- HDF5 plumbing (small copies of src/io/ckpt.c's, which are static there) ---- */
-
-typedef struct {
-  H5E_auto2_t func;
-  void *data;
-} h5_quiet;
-
-static h5_quiet quiet_begin(void) {
-  h5_quiet q = {NULL, NULL};
-  H5Eget_auto2(H5E_DEFAULT, &q.func, &q.data);
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  return q;
-}
-
-static void quiet_end(h5_quiet q) {
-  H5Eset_auto2(H5E_DEFAULT, q.func, q.data);
-}
-
-/* Keep HDF5's file locks, but do not fail on file systems without them (Lustre, NFS). */
-static hid_t make_fapl(void) {
-  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-#if H5_VERSION_GE(1, 10, 7)
-  if (fapl >= 0) H5Pset_file_locking(fapl, 1, 1);
-#endif
-  return fapl;
-}
-
-static hid_t vlen_utf8(void) {
-  hid_t t = H5Tcopy(H5T_C_S1);
-  if (t >= 0 && (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0)) {
-    H5Tclose(t);
-    return -1;
-  }
-  return t;
-}
-
-static void close_id(hid_t *id) {
-  if (*id < 0) return;
-  switch (H5Iget_type(*id)) {
-    case H5I_FILE:
-      H5Fclose(*id);
-      break;
-    case H5I_GROUP:
-      H5Gclose(*id);
-      break;
-    case H5I_DATASET:
-      H5Dclose(*id);
-      break;
-    case H5I_ATTR:
-      H5Aclose(*id);
-      break;
-    case H5I_DATATYPE:
-      H5Tclose(*id);
-      break;
-    case H5I_DATASPACE:
-      H5Sclose(*id);
-      break;
-    case H5I_GENPROP_LST:
-      H5Pclose(*id);
-      break;
-    default:
-      H5Idec_ref(*id);
-      break;
-  }
-  *id = -1;
-}
 
 /* ---- Writing ---- */
 
@@ -96,9 +29,7 @@ typedef struct {
 } writer;
 
 static int write_failed(const writer *w, const char *h5path) {
-  int e = errno;
-  return ng_error(NG_EIO, "cannot write model '%s': HDF5 path '%s' failed (%s)", w->file, h5path,
-                  e ? strerror(e) : "HDF5 error");
+  return ng_h5_write_failed("model", w->file, h5path);
 }
 
 /* A dataset of `rank` dimensions (0: scalar). */
@@ -112,21 +43,13 @@ static int put_dataset(const writer *w, const char *h5path, hid_t ftype, hid_t m
   for (int i = 0; i < rank; i++)
     n *= dims[i];
   herr_t s = dset < 0 ? -1 : (n ? H5Dwrite(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) : 0);
-  close_id(&dset);
-  close_id(&space);
+  ng_h5_close(&dset);
+  ng_h5_close(&space);
   return s < 0 ? write_failed(w, h5path) : NG_OK;
 }
 
 static int put_attr(const writer *w, hid_t obj, const char *name, hid_t ftype, hid_t mtype, const void *buf) {
-  char where[160];
-  snprintf(where, sizeof where, "/model/%s", name);
-  errno = 0;
-  hid_t space = H5Screate(H5S_SCALAR);
-  hid_t attr = space < 0 ? -1 : H5Acreate2(obj, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
-  herr_t s = attr < 0 ? -1 : H5Awrite(attr, mtype, buf);
-  close_id(&attr);
-  close_id(&space);
-  return s < 0 ? write_failed(w, where) : NG_OK;
+  return ng_h5_put_attr("model", w->file, obj, "/model", name, ftype, mtype, buf, 0);
 }
 
 static int write_contents(writer *w, const ng_model *m) {
@@ -170,8 +93,8 @@ static int write_contents(writer *w, const ng_model *m) {
   errno = 0;
   if (H5Fflush(w->fid, H5F_SCOPE_GLOBAL) < 0) st = write_failed(w, "/");
 done:
-  close_id(&gi);
-  close_id(&g);
+  ng_h5_close(&gi);
+  ng_h5_close(&g);
   free(ndims);
   free(shapes);
   free(offsets);
@@ -179,74 +102,29 @@ done:
   return st;
 }
 
-static int sync_path(const char *path, int directory) {
-  int fd = open(path, O_RDONLY | (directory ? O_DIRECTORY : 0));
-  if (fd < 0) return ng_error(NG_EIO, "cannot sync '%s': %s", path, strerror(errno));
-  int s = fsync(fd), e = errno;
-  close(fd);
-  /* Some file systems cannot sync a directory (EINVAL); the rename is then as durable as they make it. */
-  if (s != 0 && !(directory && e == EINVAL))
-    return ng_error(NG_EIO, "cannot sync '%s': %s", path, strerror(e));
-  return NG_OK;
-}
-
-static int sync_parent(const char *path) {
-  char *dir = strdup(path);
-  if (!dir) return ng_error(NG_ENOMEM, "model: out of memory");
-  char *slash = strrchr(dir, '/');
-  const char *d = dir;
-  if (!slash)
-    d = ".";
-  else if (slash == dir)
-    d = "/";
+/* Fills PATH.tmp (ng_h5_write_atomic's callback). */
+static int write_file(const char *tmp, void *ctx) {
+  const ng_model *m = ctx;
+  writer w = {tmp, -1, -1};
+  int st;
+  w.fid = ng_h5_create(tmp);
+  w.vstr = ng_h5_vlen_utf8();
+  if (w.fid < 0 || w.vstr < 0)
+    st = write_failed(&w, "/");
   else
-    *slash = '\0';
-  int st = sync_path(d, 1);
-  free(dir);
+    st = write_contents(&w, m);
+  ng_h5_close(&w.vstr);
+  if (w.fid >= 0) {
+    errno = 0;
+    if (H5Fclose(w.fid) < 0 && st == NG_OK) st = write_failed(&w, "/");
+  }
   return st;
 }
 
 int ng_model_write(const ng_model *m, const char *path) {
   if (!m || !path || !*path) return ng_error(NG_EINVAL, "ng_model_write: a model and a path are required");
-  size_t len = strlen(path) + 5;
-  char *tmp = malloc(len);
-  if (!tmp) return ng_error(NG_ENOMEM, "model: out of memory");
-  snprintf(tmp, len, "%s.tmp", path);
-  int st = NG_OK;
-  /* Open the file ourselves first: HDF5 would only say that it failed, not why. */
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-  if (fd < 0) {
-    st = ng_error(NG_EIO, "cannot write model '%s': %s", tmp, strerror(errno));
-    free(tmp);
-    return st;
-  }
-  close(fd);
-  h5_quiet q = quiet_begin();
-  writer w = {tmp, -1, -1};
-  hid_t fapl = make_fapl();
-  errno = 0;
-  w.fid = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl >= 0 ? fapl : H5P_DEFAULT);
-  close_id(&fapl);
-  w.vstr = vlen_utf8();
-  if (w.fid < 0 || w.vstr < 0)
-    st = write_failed(&w, "/");
-  else
-    st = write_contents(&w, m);
-  close_id(&w.vstr);
-  if (w.fid >= 0) {
-    errno = 0;
-    if (H5Fclose(w.fid) < 0 && st == NG_OK) st = write_failed(&w, "/");
-  }
-  quiet_end(q);
-  if (st == NG_OK) st = sync_path(tmp, 0);
-  if (st == NG_OK && rename(tmp, path) != 0)
-    st = ng_error(NG_EIO, "cannot write model '%s': renaming '%s' over it: %s", path, tmp, strerror(errno));
-  if (st != NG_OK)
-    unlink(tmp);
-  else
-    st = sync_parent(path);
-  free(tmp);
-  return st;
+  static const ng_fs_atomic how = {"model", NULL, NULL, 0, NULL};
+  return ng_h5_write_atomic(path, &how, write_file, (void *)m);
 }
 
 /* ---- Reading ---- */
@@ -259,12 +137,11 @@ typedef struct {
 static int read_error(const reader *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int read_error(const reader *r, int status, const char *fmt, ...) {
-  char what[768];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(what, sizeof what, fmt, ap);
+  int st = ng_h5_read_verror(status, "model file", r->path, "", fmt, ap);
   va_end(ap);
-  return ng_error(status, "model file '%s': %s", r->path, what);
+  return st;
 }
 
 /* Opens a dataset, checks its type class and shape (rank dims; dims[i] == 0 means any) and returns its
@@ -296,10 +173,10 @@ static int open_checked(const reader *r, const char *h5path, H5T_class_t cls, in
         st = read_error(r, NG_EFORMAT, "HDF5 path '%s' has %llu entries along dimension %d, expected %llu",
                         h5path, (unsigned long long)got[i], i, (unsigned long long)dims[i]);
   }
-  close_id(&space);
-  close_id(&type);
+  ng_h5_close(&space);
+  ng_h5_close(&type);
   if (st != NG_OK)
-    close_id(&d);
+    ng_h5_close(&d);
   else
     *out = d;
   return st;
@@ -308,50 +185,19 @@ static int open_checked(const reader *r, const char *h5path, H5T_class_t cls, in
 /* A whole string dataset (scalar or 1-D; variable-length or fixed) as malloc'd strings. */
 static int read_strings(const reader *r, const char *h5path, int rank, size_t *count, char ***out) {
   hsize_t any = 0, got[1] = {1};
-  hid_t d, ftype = -1, mtype = -1;
+  hid_t d, ftype;
   *out = NULL;
   NG_CALL(open_checked(r, h5path, H5T_STRING, rank, &any, &d, got));
   size_t k = rank ? (size_t)got[0] : 1;
-  char **v = calloc(k ? k : 1, sizeof *v);
-  char *fixed = NULL;
   int st = NG_OK;
   ftype = H5Dget_type(d);
-  mtype = H5Tcopy(H5T_C_S1);
-  if (!v) {
+  int s = ng_h5_read_strings(d, ftype, k, 0, out);
+  if (s == NG_ENOMEM)
     st = read_error(r, NG_ENOMEM, "out of memory for HDF5 path '%s'", h5path);
-  } else if (H5Tis_variable_str(ftype) > 0) {
-    if (H5Tset_size(mtype, H5T_VARIABLE) < 0 || H5Tset_cset(mtype, H5Tget_cset(ftype)) < 0 ||
-        (k && H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0)) {
-      memset(v, 0, k * sizeof *v);
-      st = read_error(r, NG_EFORMAT, "cannot read HDF5 path '%s' (damaged?)", h5path);
-    }
-    for (size_t i = 0; i < k && st == NG_OK; i++) {
-      char *raw = v[i];
-      v[i] = strdup(raw ? raw : "");
-      if (raw) H5free_memory(raw);
-      if (!v[i]) st = read_error(r, NG_ENOMEM, "out of memory for HDF5 path '%s'", h5path);
-    }
-  } else {
-    size_t size = H5Tget_size(ftype) + 1;
-    fixed = calloc(k ? k : 1, size);
-    if (!fixed || H5Tset_size(mtype, size) < 0 ||
-        (k && H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, fixed) < 0))
-      st = read_error(r, NG_EFORMAT, "cannot read HDF5 path '%s' (damaged?)", h5path);
-    for (size_t i = 0; i < k && st == NG_OK; i++)
-      if (!(v[i] = strndup(fixed + i * size, size)))
-        st = read_error(r, NG_ENOMEM, "out of memory for HDF5 path '%s'", h5path);
-  }
-  free(fixed);
-  close_id(&mtype);
-  close_id(&ftype);
-  close_id(&d);
-  if (st != NG_OK && v) {
-    for (size_t i = 0; i < k; i++)
-      free(v[i]);
-    free(v);
-    v = NULL;
-  }
-  *out = v;
+  else if (s != NG_OK)
+    st = read_error(r, NG_EFORMAT, "cannot read HDF5 path '%s' (damaged?)", h5path);
+  ng_h5_close(&ftype);
+  ng_h5_close(&d);
   *count = st == NG_OK ? k : 0;
   return st;
 }
@@ -364,7 +210,7 @@ static int read_ints(const reader *r, const char *h5path, int rank, const hsize_
   int st = NG_OK;
   if (n && H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
     st = read_error(r, NG_EFORMAT, "cannot read HDF5 path '%s' (damaged?)", h5path);
-  close_id(&d);
+  ng_h5_close(&d);
   return st;
 }
 
@@ -389,16 +235,16 @@ static herr_t visit_attr(hid_t obj, const char *name, const H5A_info_t *info, vo
     }
   } else if (cls == H5T_STRING && !strcmp(name, "dataset") && H5Tis_variable_str(type) > 0) {
     char *s = NULL;
-    mtype = vlen_utf8();
+    mtype = ng_h5_vlen_utf8();
     if (mtype >= 0 && H5Aread(a, mtype, &s) >= 0 && s) {
       c->status = ng_nn_set_dataset(c->m, s);
       H5free_memory(s);
     }
   }
-  close_id(&mtype);
-  close_id(&space);
-  close_id(&type);
-  close_id(&a);
+  ng_h5_close(&mtype);
+  ng_h5_close(&space);
+  ng_h5_close(&type);
+  ng_h5_close(&a);
   return c->status == NG_OK ? 0 : -1;
 }
 
@@ -495,7 +341,7 @@ static int read_model(reader *r, ng_model **out) {
   hid_t a = H5Aopen(g, "format_version", H5P_DEFAULT);
   int64_t version = -1;
   herr_t s = a < 0 ? -1 : H5Aread(a, H5T_NATIVE_INT64, &version);
-  close_id(&a);
+  ng_h5_close(&a);
   if (s < 0 || version != NG_MODEL_FORMAT_VERSION) {
     st = read_error(r, NG_EFORMAT, "HDF5 path '/model/format_version' is %" PRId64 ", this nograd reads %d",
                     version, NG_MODEL_FORMAT_VERSION);
@@ -532,8 +378,8 @@ static int read_model(reader *r, ng_model **out) {
     c.status = read_error(r, NG_EFORMAT, "cannot read the attributes of HDF5 path '/model' (damaged?)");
   st = c.status;
 done:
-  close_id(&d);
-  close_id(&g);
+  ng_h5_close(&d);
+  ng_h5_close(&g);
   if (spec) {
     free(spec[0]);
     free(spec);
@@ -552,17 +398,15 @@ int ng_model_read(const char *path, ng_model **out) {
   int fd = open(path, O_RDONLY);
   if (fd < 0) return ng_error(NG_EIO, "cannot read model file '%s': %s", path, strerror(errno));
   close(fd);
-  h5_quiet q = quiet_begin();
+  ng_h5_quiet q = ng_h5_quiet_begin();
   reader r = {path, -1};
   int st;
-  hid_t fapl = make_fapl();
-  r.fid = H5Fopen(path, H5F_ACC_RDONLY, fapl >= 0 ? fapl : H5P_DEFAULT);
-  close_id(&fapl);
+  r.fid = ng_h5_open(path, H5F_ACC_RDONLY);
   if (r.fid < 0)
     st = ng_error(NG_EFORMAT, "model file '%s' is not a readable HDF5 file", path);
   else
     st = read_model(&r, out);
   if (r.fid >= 0) H5Fclose(r.fid);
-  quiet_end(q);
+  ng_h5_quiet_end(q);
   return st;
 }

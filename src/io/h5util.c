@@ -1,0 +1,256 @@
+/* The HDF5 and file-system plumbing shared by the checkpoint, model and dataset files (see h5util.h): one
+ * copy of the error silencing, the file access list, the id closing, the attribute writes and the atomic
+ * write-then-rename, so that the three formats fail, sync and clean up the same way. The messages keep
+ * each caller's wording through the noun it passes. */
+#include "io/h5util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "nograd/error.h"
+
+#define H5UTIL_PATH_MAX 512 /* HDF5 paths in messages; longer ones are cut */
+
+/* ---- HDF5 ---- */
+
+ng_h5_quiet ng_h5_quiet_begin(void) {
+  ng_h5_quiet q = {NULL, NULL};
+  H5Eget_auto2(H5E_DEFAULT, &q.func, &q.data);
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  return q;
+}
+
+void ng_h5_quiet_end(ng_h5_quiet q) {
+  H5Eset_auto2(H5E_DEFAULT, q.func, q.data);
+}
+
+hid_t ng_h5_fapl(void) {
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+#if H5_VERSION_GE(1, 10, 7)
+  if (fapl >= 0) H5Pset_file_locking(fapl, 1, 1);
+#endif
+  return fapl;
+}
+
+hid_t ng_h5_open(const char *path, unsigned flags) {
+  hid_t fapl = ng_h5_fapl();
+  hid_t fid = H5Fopen(path, flags, fapl >= 0 ? fapl : H5P_DEFAULT);
+  if (fapl >= 0) H5Pclose(fapl);
+  return fid;
+}
+
+hid_t ng_h5_create(const char *path) {
+  hid_t fapl = ng_h5_fapl();
+  errno = 0;
+  hid_t fid = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl >= 0 ? fapl : H5P_DEFAULT);
+  int e = errno; /* the reason H5Fcreate failed, not one from closing the list */
+  if (fapl >= 0) H5Pclose(fapl);
+  errno = e;
+  return fid;
+}
+
+hid_t ng_h5_vlen_utf8(void) {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  if (t >= 0 && (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0)) {
+    H5Tclose(t);
+    return -1;
+  }
+  return t;
+}
+
+void ng_h5_close(hid_t *id) {
+  if (*id < 0) return;
+  switch (H5Iget_type(*id)) {
+    case H5I_FILE:
+      H5Fclose(*id);
+      break;
+    case H5I_GROUP:
+      H5Gclose(*id);
+      break;
+    case H5I_DATASET:
+      H5Dclose(*id);
+      break;
+    case H5I_ATTR:
+      H5Aclose(*id);
+      break;
+    case H5I_DATATYPE:
+      H5Tclose(*id);
+      break;
+    case H5I_DATASPACE:
+      H5Sclose(*id);
+      break;
+    case H5I_GENPROP_LST:
+      H5Pclose(*id);
+      break;
+    default:
+      H5Idec_ref(*id);
+      break;
+  }
+  *id = -1;
+}
+
+int ng_h5_write_failed(const char *noun, const char *file, const char *h5path) {
+  int e = errno;
+  return ng_error(NG_EIO, "cannot write %s '%s': HDF5 path '%s' failed (%s)", noun, file, h5path,
+                  e ? strerror(e) : "HDF5 error");
+}
+
+int ng_h5_put_attr(const char *noun, const char *file, hid_t loc, const char *locpath, const char *name,
+                   hid_t ftype, hid_t mtype, const void *buf, hsize_t count) {
+  char where[H5UTIL_PATH_MAX];
+  snprintf(where, sizeof where, "%s/%s", strcmp(locpath, "/") ? locpath : "", name);
+  errno = 0;
+  hid_t space = count ? H5Screate_simple(1, &count, NULL) : H5Screate(H5S_SCALAR);
+  hid_t attr = space < 0 ? -1 : H5Acreate2(loc, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t s = attr < 0 ? -1 : H5Awrite(attr, mtype, buf);
+  ng_h5_close(&attr);
+  ng_h5_close(&space);
+  return s < 0 ? ng_h5_write_failed(noun, file, where) : NG_OK;
+}
+
+int ng_h5_read_verror(int status, const char *kind, const char *file, const char *tail, const char *fmt,
+                      va_list ap) {
+  char what[768];
+  vsnprintf(what, sizeof what, fmt, ap);
+  return ng_error(status, "%s '%s': %s%s", kind, file, what, tail);
+}
+
+int ng_h5_read_strings(hid_t id, hid_t ftype, size_t k, int fixed_file_cset, char ***out) {
+  int is_attr = H5Iget_type(id) == H5I_ATTR;
+  char **v = calloc(k ? k : 1, sizeof *v), *fixed = NULL;
+  hid_t mtype = -1;
+  int st = NG_OK;
+  *out = NULL;
+  if (!v) return NG_ENOMEM;
+  mtype = H5Tcopy(H5T_C_S1);
+  if (H5Tis_variable_str(ftype) > 0) {
+    if (mtype < 0 || H5Tset_size(mtype, H5T_VARIABLE) < 0 || H5Tset_cset(mtype, H5Tget_cset(ftype)) < 0 ||
+        (k && (is_attr ? H5Aread(id, mtype, v) : H5Dread(id, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, v)) < 0)) {
+      memset(v, 0, k * sizeof *v);
+      st = NG_ECORRUPT;
+    } else {
+      for (size_t i = 0; i < k; i++) {
+        char *raw = v[i];
+        v[i] = strdup(raw ? raw : "");
+        if (raw) H5free_memory(raw);
+        if (!v[i]) st = NG_ENOMEM;
+      }
+    }
+  } else {
+    size_t size = H5Tget_size(ftype) + 1;
+    fixed = calloc(k ? k : 1, size);
+    if (!fixed)
+      st = NG_ENOMEM;
+    else if (mtype < 0 || H5Tset_size(mtype, size) < 0 ||
+             (fixed_file_cset && H5Tset_cset(mtype, H5Tget_cset(ftype)) < 0) ||
+             (k && (is_attr ? H5Aread(id, mtype, fixed)
+                            : H5Dread(id, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, fixed)) < 0))
+      st = NG_ECORRUPT;
+    for (size_t i = 0; i < k && st == NG_OK; i++)
+      if (!(v[i] = strndup(fixed + i * size, size))) st = NG_ENOMEM;
+  }
+  free(fixed);
+  ng_h5_close(&mtype);
+  if (st != NG_OK) {
+    for (size_t i = 0; i < k; i++)
+      free(v[i]);
+    free(v);
+    v = NULL;
+  }
+  *out = v;
+  return st;
+}
+
+/* ---- File system ---- */
+
+char *ng_fs_suffixed(const char *path, const char *suffix) {
+  size_t size = strlen(path) + strlen(suffix) + 1;
+  char *s = malloc(size);
+  if (s) snprintf(s, size, "%s%s", path, suffix);
+  return s;
+}
+
+int ng_fs_exists(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) == 0;
+}
+
+int ng_fs_sync(const char *path, int directory, const char *what) {
+  const char *w = what ? what : "", *sp = what ? " " : "";
+  int fd = open(path, O_RDONLY | (directory ? O_DIRECTORY : 0));
+  if (fd < 0) return ng_error(NG_EIO, "cannot sync %s%s'%s': %s", w, sp, path, strerror(errno));
+  int s = fsync(fd), e = errno;
+  close(fd);
+  /* Some file systems cannot sync a directory (EINVAL); the rename is then as durable as they make it. */
+  if (s != 0 && !(directory && e == EINVAL))
+    return ng_error(NG_EIO, "cannot sync %s%s'%s': %s", w, sp, path, strerror(e));
+  return NG_OK;
+}
+
+int ng_fs_sync_parent(const char *path, const char *noun, const char *what) {
+  char *dir = strdup(path);
+  if (!dir) return ng_error(NG_ENOMEM, "%s: out of memory", noun);
+  char *slash = strrchr(dir, '/');
+  const char *d = dir;
+  if (!slash)
+    d = ".";
+  else if (slash == dir)
+    d = "/";
+  else
+    *slash = '\0';
+  int st = ng_fs_sync(d, 1, what);
+  free(dir);
+  return st;
+}
+
+/* Creates or truncates tmp; NG_OK or NG_EIO. */
+static int create_tmp(const ng_fs_atomic *how, const char *tmp) {
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+  if (fd < 0) return ng_error(NG_EIO, "cannot write %s '%s': %s", how->noun, tmp, strerror(errno));
+  close(fd);
+  return NG_OK;
+}
+
+/* Everything after tmp is written with status st: sync, renames, directory sync; tmp removed on failure. */
+static int commit(const ng_fs_atomic *how, const char *path, const char *tmp, const char *prev, int st) {
+  if (st == NG_OK) st = ng_fs_sync(tmp, 0, how->file_what);
+  if (st != NG_OK) {
+    unlink(tmp);
+    return st;
+  }
+  if (how->before_rename) how->before_rename();
+  if (prev && ng_fs_exists(path) && rename(path, prev) != 0) {
+    st = ng_error(NG_EIO, "cannot keep the previous %s: renaming '%s' to '%s': %s", how->noun, path, prev,
+                  strerror(errno));
+    unlink(tmp);
+    return st;
+  }
+  if (rename(tmp, path) != 0) {
+    st = ng_error(NG_EIO, "cannot write %s '%s': renaming '%s' over it: %s", how->noun, path, tmp,
+                  strerror(errno));
+    unlink(tmp);
+    return st;
+  }
+  return ng_fs_sync_parent(path, how->noun, how->dir_what);
+}
+
+int ng_h5_write_atomic(const char *path, const ng_fs_atomic *how, int (*fill)(const char *tmp, void *ctx),
+                       void *ctx) {
+  char *tmp = ng_fs_suffixed(path, ".tmp"), *prev = how->keep_prev ? ng_fs_suffixed(path, ".prev") : NULL;
+  int st = !tmp || (how->keep_prev && !prev) ? ng_error(NG_ENOMEM, "%s: out of memory", how->noun)
+                                             : create_tmp(how, tmp);
+  if (st == NG_OK) {
+    ng_h5_quiet q = ng_h5_quiet_begin();
+    st = fill(tmp, ctx);
+    ng_h5_quiet_end(q);
+    st = commit(how, path, tmp, prev, st);
+  }
+  free(prev);
+  free(tmp);
+  return st;
+}
