@@ -6,11 +6,11 @@
 
 /* Exit codes, documented in README.md. */
 enum {
-  NG_EXIT_OK = 0,        /* the run finished (whatever its stop reason) */
-  NG_EXIT_FAILURE = 1,   /* a runtime error: file, data, numerics, MPI */
-  NG_EXIT_USAGE = 2,     /* a bad command line */
-  NG_EXIT_RESUMABLE = 3  /* stopped by SIGTERM, SIGUSR1 or SIGINT after finishing the generation and writing
-                          * the checkpoint (if --checkpoint): continue with --resume */
+  NG_EXIT_OK = 0,       /* the run finished (whatever its stop reason) */
+  NG_EXIT_FAILURE = 1,  /* a runtime error: file, data, numerics, MPI */
+  NG_EXIT_USAGE = 2,    /* a bad command line */
+  NG_EXIT_RESUMABLE = 3 /* stopped by SIGTERM, SIGUSR1 or SIGINT after finishing the generation and writing
+                         * the checkpoint (if --checkpoint): continue with --resume */
 };
 
 /* Each command parses its own options from argv[2..] and returns an exit code; collective over comm. */

@@ -16,11 +16,11 @@
  * (the median over the repetitions of sgemm time / forward time, two timings made a few ms apart; for the
  * MLP the rest is the bias + relu pass and the plan's overhead).
  *
- * --layers adds a per-layer table. Each prefix of the model (layers 1..i, the backward pass fed a random output
- * gradient) is timed, all prefixes in turn within each repetition; a layer's cost is the median over the
- * repetitions of its prefix's time minus the previous prefix's. A relu that the dense layer before it absorbs
- * shows up in the relu's row (the prefix that ends at the dense layer does the bias pass alone); a prefix
- * ending inside a residual group is not a model and is skipped. */
+ * --layers adds a per-layer table. Each prefix of the model (layers 1..i, the backward pass fed a random
+ * output gradient) is timed, all prefixes in turn within each repetition; a layer's cost is the median over
+ * the repetitions of its prefix's time minus the previous prefix's. A relu that the dense layer before it
+ * absorbs shows up in the relu's row (the prefix that ends at the dense layer does the bias pass alone); a
+ * prefix ending inside a residual group is not a model and is skipped. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,18 +31,20 @@
 #include "nograd/nn.h"
 #include "nograd/timer.h"
 
-static const char *mlp_spec = "input 784\n"
-                              "dense fc1 512\nrelu\n"
-                              "dense fc2 512\nrelu\n"
-                              "dense fc3 10\n";
+static const char *mlp_spec =
+    "input 784\n"
+    "dense fc1 512\nrelu\n"
+    "dense fc2 512\nrelu\n"
+    "dense fc3 10\n";
 
-static const char *lenet_spec = "input 1 28 28\n"
-                                "conv2d conv1 6 5\nrelu\nmaxpool 2\n"
-                                "conv2d conv2 16 5\nrelu\nmaxpool 2\n"
-                                "flatten\n"
-                                "dense fc1 120\nrelu\n"
-                                "dense fc2 84\nrelu\n"
-                                "dense fc3 10\n";
+static const char *lenet_spec =
+    "input 1 28 28\n"
+    "conv2d conv1 6 5\nrelu\nmaxpool 2\n"
+    "conv2d conv2 16 5\nrelu\nmaxpool 2\n"
+    "flatten\n"
+    "dense fc1 120\nrelu\n"
+    "dense fc2 84\nrelu\n"
+    "dense fc3 10\n";
 
 static void die(const char *what) {
   fprintf(stderr, "bench_nn: %s: %s\n", what, ng_errmsg());
@@ -92,8 +94,10 @@ static size_t spec_lines(const char *spec, char ***out) {
     char *hash = strchr(s, '#');
     if (hash) *hash = '\0';
     size_t a = 0, b = strlen(s);
-    while (a < b && (s[a] == ' ' || s[a] == '\t' || s[a] == '\r')) a++;
-    while (b > a && (s[b - 1] == ' ' || s[b - 1] == '\t' || s[b - 1] == '\r')) b--;
+    while (a < b && (s[a] == ' ' || s[a] == '\t' || s[a] == '\r'))
+      a++;
+    while (b > a && (s[b - 1] == ' ' || s[b - 1] == '\t' || s[b - 1] == '\r'))
+      b--;
     memmove(s, s + a, b - a);
     s[b - a] = '\0';
     if (*s) {
@@ -116,10 +120,10 @@ typedef struct {
   float *x, *dout, *grad;
   int32_t *y;
   ng_nn_work *we, *wt;
-  bool dout_random;          /* backpropagate a random output gradient instead of the cross-entropy's */
-  size_t nd, dshape[64][2];  /* dense layers: out, in */
+  bool dout_random;         /* backpropagate a random output gradient instead of the cross-entropy's */
+  size_t nd, dshape[64][2]; /* dense layers: out, in */
   float *sa, *sc;
-  double dense_flops;        /* of those sgemms, per batch */
+  double dense_flops; /* of those sgemms, per batch */
 } bench;
 
 static void bench_init(bench *b, ng_model *m, size_t B, bool with_sgemm, bool dout_random) {
@@ -185,8 +189,9 @@ static void bench_step(bench *b, double t[3]) {
   if (ng_nn_backward(m, params, b->wt, b->dout, b->grad)) die("backward");
   double t2 = ng_time_now();
   for (size_t d = 0; d < b->nd; d++) /* the weights: any out x in block of the parameters will do */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)b->dshape[d][0], (int)b->dshape[d][1], 1.0f,
-                b->sa, (int)b->dshape[d][1], params, (int)b->dshape[d][1], 0.0f, b->sc, (int)b->dshape[d][0]);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)b->dshape[d][0], (int)b->dshape[d][1],
+                1.0f, b->sa, (int)b->dshape[d][1], params, (int)b->dshape[d][1], 0.0f, b->sc,
+                (int)b->dshape[d][0]);
   double t3 = ng_time_now();
   t[0] = t1 - t0;
   t[1] = t2 - t1;
@@ -220,7 +225,8 @@ static void per_layer(const ng_model *full, size_t B, int reps, int warmup) {
     memcpy(ng_model_params(ms[i]), fp, ng_model_nparams(ms[i]) * sizeof *fp);
     bench_init(&bs[i], ms[i], B, false, true);
   }
-  /* cum[i][k][r]: prefix i, k = forward / training step, repetition r; d: the same minus the previous prefix. */
+  /* cum[i][k][r]: prefix i, k = forward / training step, repetition r; d: the same minus the previous prefix.
+   */
   double *cum = xmalloc(n * 2 * (size_t)reps * sizeof *cum), *d = xmalloc(n * 2 * (size_t)reps * sizeof *d);
   for (int r = -warmup; r < reps; r++) {
     double prev[2] = {0, 0};
@@ -236,8 +242,10 @@ static void per_layer(const ng_model *full, size_t B, int reps, int warmup) {
       }
     }
   }
-  printf("\nper layer: prefix 1..i minus prefix 1..i-1, all prefixes in turn in each repetition; median of %d, "
-         "ms per batch of %zu\n", reps, B);
+  printf(
+      "\nper layer: prefix 1..i minus prefix 1..i-1, all prefixes in turn in each repetition; median of %d, "
+      "ms per batch of %zu\n",
+      reps, B);
   printf("  %-3s %-28s %9s %9s %9s %9s\n", "i", "layer", "fwd", "fwd cum", "f+b", "f+b cum");
   for (size_t i = 1; i < n; i++) {
     char name[29];
@@ -251,7 +259,8 @@ static void per_layer(const ng_model *full, size_t B, int reps, int warmup) {
       v[2 * k] = median(d + (i * 2 + (size_t)k) * (size_t)reps, reps);
       v[2 * k + 1] = median(cum + (i * 2 + (size_t)k) * (size_t)reps, reps);
     }
-    printf("  %-3zu %-28s %9.3f %9.3f %9.3f %9.3f\n", i, name, 1e3 * v[0], 1e3 * v[1], 1e3 * v[2], 1e3 * v[3]);
+    printf("  %-3zu %-28s %9.3f %9.3f %9.3f %9.3f\n", i, name, 1e3 * v[0], 1e3 * v[1], 1e3 * v[2],
+           1e3 * v[3]);
     bench_free(&bs[i]);
     ng_model_destroy(&ms[i]);
   }
@@ -277,8 +286,9 @@ int main(int argc, char **argv) {
     } else if (i + 1 < argc && !strcmp(argv[i], "--warmup")) {
       warmup = (int)strtol(argv[++i], NULL, 10);
     } else {
-      fprintf(stderr, "usage: bench_nn [--model mlp|lenet|FILE.h5] [--batch B] [--reps R] [--warmup W] "
-                      "[--layers]\n");
+      fprintf(stderr,
+              "usage: bench_nn [--model mlp|lenet|FILE.h5] [--batch B] [--reps R] [--warmup W] "
+              "[--layers]\n");
       return 2;
     }
   }
@@ -314,9 +324,10 @@ int main(int argc, char **argv) {
   printf("forward+backward   %12.0f samples/s  %9.3f ms/batch\n", (double)B / train, 1e3 * train);
   if (b.nd) {
     double sg = median(ts, reps);
-    printf("sgemm              %12.0f samples/s  %9.3f ms/batch  %.1f GFLOP/s; forward %.1f GFLOP/s = %.3f of "
-           "sgemm\n",
-           (double)B / sg, 1e3 * sg, b.dense_flops / sg * 1e-9, b.dense_flops / fwd * 1e-9, median(tq, reps));
+    printf(
+        "sgemm              %12.0f samples/s  %9.3f ms/batch  %.1f GFLOP/s; forward %.1f GFLOP/s = %.3f of "
+        "sgemm\n",
+        (double)B / sg, 1e3 * sg, b.dense_flops / sg * 1e-9, b.dense_flops / fwd * 1e-9, median(tq, reps));
   }
   free(tq), free(ts), free(tt), free(tf);
   bench_free(&b);
