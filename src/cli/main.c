@@ -17,6 +17,7 @@ static void usage(FILE *out) {
           "  data       import, split, generate and describe dataset files (HDF5)\n"
           "  train      train a model by backpropagation (SGD with momentum, Adam)\n"
           "  eval       loss, exact metrics and throughput of a model on a dataset\n"
+          "  glue       mix K experts into a prior for a target domain (SPSA, CMA-ES, baselines)\n"
           "  inspect    show what a checkpoint file holds\n"
           "  version    print the version\n\n"
           "Run `nograd <command> --help` for the options of a command. Under MPI: mpirun -n P nograd ...\n");
@@ -38,6 +39,8 @@ int main(int argc, char **argv) {
     code = ng_cmd_train(MPI_COMM_WORLD, argc, argv);
   } else if (strcmp(argv[1], "eval") == 0) {
     code = ng_cmd_eval(MPI_COMM_WORLD, argc, argv);
+  } else if (strcmp(argv[1], "glue") == 0) {
+    code = ng_cmd_glue(MPI_COMM_WORLD, argc, argv);
   } else if (strcmp(argv[1], "inspect") == 0) {
     code = ng_cmd_inspect(MPI_COMM_WORLD, argc, argv);
   } else if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {

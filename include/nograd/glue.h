@@ -1,0 +1,85 @@
+/* `nograd glue`: K experts of one architecture mixed into one prior for a target domain.
+ *
+ * The prior is theta(a) = sum_k a_k theta_k with coefficients a on the simplex: one set of K per model
+ * (granularity "model", L = 1) or one per layer group (granularity "layer": L groups, the tensors of one
+ * parameterized layer, named by the prefix before the last '.' of their names, e.g. fc1.weight, fc1.bias).
+ * a is stored K x L, row-major (a[k * L + l]). The optimized methods parameterize a = softmax(w) over k, per
+ * group, with w of the same shape, starting from w = 0 (uniform):
+ *   spsa, cmaes   w minimizes the cross-entropy on the target train split, through the engine
+ * (ng_engine_run), so the run is bit-identical for any number of ranks; the prior is the optimizer's mean
+ *                 (SPSA's iterate)
+ *   uniform       a = 1/K
+ *   datasize      a_k proportional to expert k's train_rows attribute (refused when an expert lacks it)
+ *   proxy         the single expert with the best accuracy on the target train split (ties: the first)
+ *   best          the single expert with the lowest cross-entropy on the target validation split (or the
+ *                 train split when none is given; ties: the first)
+ *
+ * Mixing adds the experts' values in expert order in double and rounds to float32 once. Losses are computed
+ * on chunks of chunk_rows rows exactly as ng_nn_objective (and `nograd eval` with the same chunk and batch)
+ * does, and added in chunk order on rank 0. */
+#ifndef NOGRAD_GLUE_H
+#define NOGRAD_GLUE_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+  NG_GLUE_SPSA = 0,
+  NG_GLUE_CMAES = 1,
+  NG_GLUE_UNIFORM = 2,
+  NG_GLUE_DATASIZE = 3,
+  NG_GLUE_PROXY = 4,
+  NG_GLUE_BEST = 5
+} ng_glue_method;
+
+#define NG_GLUE_METHOD_COUNT 6
+
+/* "spsa", "cmaes", "uniform", "datasize", "proxy", "best"; NULL out of range. And back: -1 if unknown. */
+const char *ng_glue_method_name(ng_glue_method m);
+int ng_glue_method_from_name(const char *name);
+
+typedef struct {
+  const char *const *experts; /* K >= 2 model files */
+  size_t nexperts;
+  const char *target_train; /* dataset: the objective of spsa and cmaes, proxy's split */
+  const char *target_val;   /* dataset or NULL: where prior_loss and prior_accuracy are measured */
+  const char *out;          /* the prior's model file (written by rank 0) */
+  ng_glue_method method;
+  int per_layer;            /* 0: one weight per expert; 1: one per expert and layer group */
+  size_t steps;             /* spsa, cmaes: generations (default 100 when 0) */
+  size_t q;                 /* spsa: perturbation pairs per step (default 1 when 0) */
+  double sigma0;            /* spsa's c and cmaes' sigma0 (default 0.1 when 0) */
+  uint64_t seed;            /* default 1 when 0 */
+  size_t chunk_rows;        /* rows per data chunk (default 256 when 0) */
+  const char *checkpoint;   /* spsa, cmaes: the engine's checkpoint, or NULL */
+  const char *command_line; /* for the checkpoint's /meta */
+  FILE *progress;           /* rank 0: engine progress lines, or NULL */
+} ng_glue_config;
+
+typedef struct {
+  double prior_loss;     /* mean cross-entropy of the prior on target_val (or target_train) */
+  double prior_accuracy; /* and its accuracy there */
+  size_t K, L;
+  double *weights; /* K x L coefficients a (malloc'd by ng_app_glue on rank 0; the caller frees) */
+  int64_t evaluations;
+  double seconds;
+} ng_glue_result;
+
+/* Builds the prior and writes it. Collective over comm; every rank returns the same status, rank 0 holds the
+ * message and the result. NG_EINVAL: a bad configuration (fewer than 2 experts, an unknown method);
+ * NG_EMISMATCH: experts of different architectures (the message names the first spec line or tensor that
+ * differs and both files), a target dataset the experts do not fit; NG_ENOTFOUND: datasize with an expert
+ * lacking train_rows (named); the statuses of the model, dataset and engine functions. Nothing is written
+ * on error. */
+int ng_app_glue(MPI_Comm comm, const ng_glue_config *cfg, ng_glue_result *res);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,536 @@
+/* `nograd glue`: mix K experts of one architecture into a prior for a target domain (see nograd/glue.h).
+ *
+ * Every rank reads the experts and checks them alike. The optimized methods run through the engine: the
+ * objective maps a candidate w (K x L) to softmax coefficients, mixes the experts into a per-rank scratch
+ * vector (cached per generation and candidate, so the chunks of one candidate do not remix), and evaluates it
+ * with an ng_nn_objective over all parameters on the chunks this rank owns. Fixed parameter vectors (the
+ * baselines' experts, the final prior) are evaluated data-parallel: rank r evaluates its block of chunks,
+ * rank 0 gathers the per-chunk sums and adds them in chunk order, so the numbers do not depend on P. */
+#include "nograd/glue.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nograd/app.h"
+#include "nograd/dist.h"
+#include "nograd/error.h"
+#include "nograd/nn.h"
+#include "nograd/nn_objective.h"
+#include "nograd/timer.h"
+
+#define GLUE_DEFAULT_STEPS 100
+#define GLUE_DEFAULT_CHUNK 256
+#define GLUE_DEFAULT_SIGMA 0.1
+
+static const char *const method_names[NG_GLUE_METHOD_COUNT] = {"spsa",     "cmaes", "uniform",
+                                                               "datasize", "proxy", "best"};
+
+const char *ng_glue_method_name(ng_glue_method m) {
+  return (int)m >= 0 && (int)m < NG_GLUE_METHOD_COUNT ? method_names[m] : NULL;
+}
+
+int ng_glue_method_from_name(const char *name) {
+  for (int k = 0; name && k < NG_GLUE_METHOD_COUNT; k++)
+    if (strcmp(name, method_names[k]) == 0) return k;
+  return -1;
+}
+
+/* ------------------------------------------------------------------------------------------------------ */
+/* Experts: reading, the architecture check, layer groups and mixing. */
+
+typedef struct {
+  size_t K, L, nparams;
+  ng_model **models;
+  const float **theta;   /* K parameter vectors */
+  size_t *gstart, *gend; /* L parameter ranges */
+  double *coef;          /* K x L scratch coefficients */
+  double *mixed;         /* nparams: the mixed parameters of the cached candidate */
+  bool cached;
+  uint64_t cache_gen;
+  size_t cache_k;
+  ng_nn_objective *train; /* the engine's objective on the target train split */
+} glue_ctx;
+
+static void ctx_free(glue_ctx *c) {
+  for (size_t k = 0; c->models && k < c->K; k++)
+    ng_model_destroy(&c->models[k]);
+  free(c->models);
+  free(c->theta);
+  free(c->gstart);
+  free(c->gend);
+  free(c->coef);
+  free(c->mixed);
+  ng_nn_objective_destroy(&c->train);
+  memset(c, 0, sizeof *c);
+}
+
+/* The first line where two specs differ (1-based), with both lines. */
+static int spec_difference(const char *a, const char *b, const char *pa, const char *pb) {
+  size_t line = 1;
+  while (*a || *b) {
+    const char *ea = strchr(a, '\n'), *eb = strchr(b, '\n');
+    size_t la = ea ? (size_t)(ea - a) : strlen(a), lb = eb ? (size_t)(eb - b) : strlen(b);
+    if (la != lb || strncmp(a, b, la) != 0)
+      return ng_error(NG_EMISMATCH,
+                      "the experts are not of one architecture: /model/spec line %zu is '%.*s' in %s but "
+                      "'%.*s' in %s",
+                      line, (int)(la > 120 ? 120 : la), a, pa, (int)(lb > 120 ? 120 : lb), b, pb);
+    a += la + (ea ? 1 : 0);
+    b += lb + (eb ? 1 : 0);
+    line++;
+  }
+  return NG_OK;
+}
+
+static void shape_text(char *buf, size_t len, size_t ndim, const size_t *shape) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (size_t k = 0; k < ndim && used < len; k++)
+    used += (size_t)snprintf(buf + used, len - used, "%s%zu", k ? "x" : "", shape[k]);
+}
+
+/* Expert k against expert 0: the same tensors (names, offsets, shapes) first, so that the error names the
+ * tensor; then the spec text. */
+static int check_same(const ng_model *m0, const ng_model *mk, const char *p0, const char *pk) {
+  size_t T0 = ng_model_ntensors(m0), Tk = ng_model_ntensors(mk);
+  size_t T = T0 < Tk ? T0 : Tk;
+  for (size_t i = 0; i < T; i++) {
+    const char *n0, *nk;
+    size_t o0, ok, d0, dk, s0[4], sk[4];
+    ng_model_tensor(m0, i, &n0, &o0, &d0, s0);
+    ng_model_tensor(mk, i, &nk, &ok, &dk, sk);
+    if (strcmp(n0, nk) != 0)
+      return ng_error(NG_EMISMATCH,
+                      "the experts are not of one architecture: tensor %zu is '%s' in %s but '%s' in %s", i,
+                      n0, p0, nk, pk);
+    bool same = d0 == dk && o0 == ok;
+    for (size_t j = 0; same && j < d0; j++)
+      same = s0[j] == sk[j];
+    if (!same) {
+      char a[96], b[96];
+      shape_text(a, sizeof a, d0, s0);
+      shape_text(b, sizeof b, dk, sk);
+      return ng_error(NG_EMISMATCH,
+                      "the experts are not of one architecture: tensor '%s' is %s in %s but %s in %s", n0, a,
+                      p0, b, pk);
+    }
+  }
+  if (T0 != Tk) {
+    const char *extra;
+    size_t o, d, s[4];
+    ng_model_tensor(T0 > Tk ? m0 : mk, T, &extra, &o, &d, s);
+    return ng_error(
+        NG_EMISMATCH,
+        "the experts are not of one architecture: tensor '%s' is in %s but not in %s (%zu against "
+        "%zu tensors)",
+        extra, T0 > Tk ? p0 : pk, T0 > Tk ? pk : p0, T0, Tk);
+  }
+  NG_CALL(spec_difference(ng_model_spec_text(m0), ng_model_spec_text(mk), p0, pk));
+  if (ng_model_nparams(m0) != ng_model_nparams(mk))
+    return ng_error(NG_EMISMATCH, "the experts are not of one architecture: %s has %zu parameters, %s %zu",
+                    p0, ng_model_nparams(m0), pk, ng_model_nparams(mk));
+  return NG_OK;
+}
+
+/* Layer groups: runs of tensors whose names share the prefix before the last '.'. */
+static int make_groups(glue_ctx *c, bool per_layer) {
+  const ng_model *m = c->models[0];
+  size_t T = ng_model_ntensors(m);
+  c->gstart = malloc((T ? T : 1) * sizeof *c->gstart);
+  c->gend = malloc((T ? T : 1) * sizeof *c->gend);
+  if (!c->gstart || !c->gend) return ng_error(NG_ENOMEM, "glue: out of memory");
+  if (!per_layer || T == 0) {
+    c->L = 1;
+    c->gstart[0] = 0;
+    c->gend[0] = c->nparams;
+    return NG_OK;
+  }
+  c->L = 0;
+  const char *prev = NULL;
+  size_t prev_len = 0;
+  for (size_t i = 0; i < T; i++) {
+    const char *name;
+    size_t off, ndim, shape[4], len = 1;
+    ng_model_tensor(m, i, &name, &off, &ndim, shape);
+    for (size_t j = 0; j < ndim; j++)
+      len *= shape[j];
+    const char *dot = strrchr(name, '.');
+    size_t plen = dot ? (size_t)(dot - name) : strlen(name);
+    if (prev && plen == prev_len && strncmp(prev, name, plen) == 0 && c->gend[c->L - 1] == off) {
+      c->gend[c->L - 1] = off + len;
+    } else {
+      c->gstart[c->L] = off;
+      c->gend[c->L] = off + len;
+      c->L++;
+    }
+    prev = name;
+    prev_len = plen;
+  }
+  return NG_OK;
+}
+
+/* Reads the experts and checks them (every rank alike). */
+static int read_experts(glue_ctx *c, const ng_glue_config *cfg) {
+  c->K = cfg->nexperts;
+  if (!(c->models = calloc(c->K, sizeof *c->models)) || !(c->theta = calloc(c->K, sizeof *c->theta)))
+    return ng_error(NG_ENOMEM, "glue: out of memory");
+  for (size_t k = 0; k < c->K; k++) {
+    NG_CALL(ng_model_read(cfg->experts[k], &c->models[k]));
+    if (k) NG_CALL(check_same(c->models[0], c->models[k], cfg->experts[0], cfg->experts[k]));
+    c->theta[k] = ng_model_params_const(c->models[k]);
+  }
+  c->nparams = ng_model_nparams(c->models[0]);
+  NG_CALL(make_groups(c, cfg->per_layer != 0));
+  c->coef = malloc(c->K * c->L * sizeof *c->coef);
+  c->mixed = malloc((c->nparams ? c->nparams : 1) * sizeof *c->mixed);
+  if (!c->coef || !c->mixed) return ng_error(NG_ENOMEM, "glue: out of memory for %zu parameters", c->nparams);
+  return NG_OK;
+}
+
+/* a = softmax(w) over the experts, per group. */
+static void softmax(size_t K, size_t L, const double *w, double *a) {
+  for (size_t l = 0; l < L; l++) {
+    double m = w[l];
+    for (size_t k = 1; k < K; k++)
+      if (w[k * L + l] > m) m = w[k * L + l];
+    double s = 0;
+    for (size_t k = 0; k < K; k++)
+      s += (a[k * L + l] = exp(w[k * L + l] - m));
+    for (size_t k = 0; k < K; k++)
+      a[k * L + l] /= s;
+  }
+}
+
+/* mixed = sum_k a_k theta_k per group, added in expert order in double. */
+static void mix(const glue_ctx *c, const double *a, double *mixed) {
+  for (size_t l = 0; l < c->L; l++) {
+    size_t s = c->gstart[l], e = c->gend[l];
+    for (size_t i = s; i < e; i++)
+      mixed[i] = 0;
+    for (size_t k = 0; k < c->K; k++) {
+      double ak = a[k * c->L + l];
+      const float *t = c->theta[k];
+      for (size_t i = s; i < e; i++)
+        mixed[i] += ak * (double)t[i];
+    }
+  }
+}
+
+/* ------------------------------------------------------------------------------------------------------ */
+/* The engine's objective. */
+
+static int load_cb(void *ctx, size_t first_chunk, size_t count) {
+  glue_ctx *c = ctx;
+  return ng_nn_objective_load(c->train, first_chunk, count);
+}
+
+static int eval_cb(void *ctx, const double *x, uint64_t generation, size_t k, size_t chunk, double *sum,
+                   double *count) {
+  glue_ctx *c = ctx;
+  if (!c->cached || c->cache_gen != generation || c->cache_k != k) {
+    softmax(c->K, c->L, x, c->coef);
+    mix(c, c->coef, c->mixed);
+    c->cached = true;
+    c->cache_gen = generation;
+    c->cache_k = k;
+  }
+  return ng_nn_objective_eval(c->train, c->mixed, chunk, sum, count);
+}
+
+/* ------------------------------------------------------------------------------------------------------ */
+/* Data-parallel evaluation of a fixed parameter vector: cross-entropy and error on one split. */
+
+typedef struct {
+  ng_nn_objective *ce, *err;
+  size_t nchunks, first, count;
+  double *part; /* 3 x count: ce sum, rows, errors */
+  double *all;  /* rank 0: 3 x nchunks */
+  int *counts, *displs;
+} split;
+
+static void split_free(split *s) {
+  ng_nn_objective_destroy(&s->ce);
+  ng_nn_objective_destroy(&s->err);
+  free(s->part);
+  free(s->all);
+  free(s->counts);
+  free(s->displs);
+  memset(s, 0, sizeof *s);
+}
+
+static int split_open(MPI_Comm comm, const ng_model *m, const char *path, size_t chunk_rows, split *s) {
+  int rank, size;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  ng_nn_objective_config oc = {.chunk_rows = chunk_rows, .loss = NG_NN_LOSS_CROSS_ENTROPY};
+  NG_CALL(ng_nn_objective_create(m, path, &oc, &s->ce));
+  oc.loss = NG_NN_LOSS_ERROR;
+  NG_CALL(ng_nn_objective_create(m, path, &oc, &s->err));
+  s->nchunks = ng_nn_objective_chunks(s->ce);
+  ng_dist_block(s->nchunks, (size_t)size, (size_t)rank, &s->first, &s->count);
+  NG_CALL(ng_nn_objective_load(s->ce, s->first, s->count));
+  NG_CALL(ng_nn_objective_load(s->err, s->first, s->count));
+  s->part = malloc((3 * s->count + 1) * sizeof *s->part);
+  s->all = malloc(3 * s->nchunks * sizeof *s->all);
+  s->counts = malloc((size_t)size * sizeof *s->counts);
+  s->displs = malloc((size_t)size * sizeof *s->displs);
+  if (!s->part || !s->all || !s->counts || !s->displs) return ng_error(NG_ENOMEM, "glue: out of memory");
+  for (int r = 0; r < size; r++) {
+    size_t f, n;
+    ng_dist_block(s->nchunks, (size_t)size, (size_t)r, &f, &n);
+    s->counts[r] = (int)(3 * n);
+    s->displs[r] = (int)(3 * f);
+  }
+  return NG_OK;
+}
+
+/* Collective: the loss and accuracy of params on the split, the same on every rank. */
+static int split_eval(MPI_Comm comm, split *s, const double *params, double *loss, double *accuracy) {
+  int st = NG_OK;
+  for (size_t i = 0; i < s->count && st == NG_OK; i++) {
+    double sum = 0, rows = 0, err = 0, rows2 = 0;
+    st = ng_nn_objective_eval(s->ce, params, s->first + i, &sum, &rows);
+    if (st == NG_OK) st = ng_nn_objective_eval(s->err, params, s->first + i, &err, &rows2);
+    s->part[3 * i] = sum;
+    s->part[3 * i + 1] = rows;
+    s->part[3 * i + 2] = err;
+  }
+  NG_CALL(ng_dist_agree(comm, st));
+  MPI_Gatherv(s->part, (int)(3 * s->count), MPI_DOUBLE, s->all, s->counts, s->displs, MPI_DOUBLE, 0, comm);
+  double r[2] = {0, 0};
+  int rank;
+  MPI_Comm_rank(comm, &rank);
+  if (rank == 0) {
+    double sum = 0, rows = 0, err = 0;
+    for (size_t i = 0; i < s->nchunks; i++) {
+      sum += s->all[3 * i];
+      rows += s->all[3 * i + 1];
+      err += s->all[3 * i + 2];
+    }
+    r[0] = sum / rows;
+    r[1] = (rows - err) / rows; /* as `nograd eval`: correct / rows */
+  }
+  MPI_Bcast(r, 2, MPI_DOUBLE, 0, comm);
+  *loss = r[0];
+  *accuracy = r[1];
+  return NG_OK;
+}
+
+/* ------------------------------------------------------------------------------------------------------ */
+
+/* The configuration text of a checkpoint. */
+static char *config_text(const ng_glue_config *cfg, size_t steps, size_t q, double sigma0, uint64_t seed,
+                         size_t chunk_rows) {
+  size_t len = 512;
+  for (size_t k = 0; k < cfg->nexperts; k++)
+    len += strlen(cfg->experts[k]) + 1;
+  len += strlen(cfg->target_train);
+  char *t = malloc(len);
+  if (!t) return NULL;
+  size_t used = (size_t)snprintf(t, len, "experts=");
+  for (size_t k = 0; k < cfg->nexperts; k++)
+    used += (size_t)snprintf(t + used, len - used, "%s%s", k ? "," : "", cfg->experts[k]);
+  snprintf(t + used, len - used,
+           "\ntarget-train=%s\nmethod=%s\ngranularity=%s\nsteps=%zu\nq=%zu\nsigma0=%.17g\nseed=%llu\n"
+           "chunk-rows=%zu\n",
+           cfg->target_train, ng_glue_method_name(cfg->method), cfg->per_layer ? "layer" : "model", steps, q,
+           sigma0, (unsigned long long)seed, chunk_rows);
+  return t;
+}
+
+/* spsa or cmaes through the engine; on return every rank holds the coefficients in c->coef. */
+static int run_engine(MPI_Comm comm, glue_ctx *c, const ng_glue_config *cfg, int64_t *evaluations,
+                      double *seconds) {
+  int rank, size, st = NG_OK;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  size_t n = c->K * c->L;
+  size_t steps = cfg->steps ? cfg->steps : GLUE_DEFAULT_STEPS, q = cfg->q ? cfg->q : 1;
+  double sigma0 = cfg->sigma0 > 0 ? cfg->sigma0 : GLUE_DEFAULT_SIGMA;
+  uint64_t seed = cfg->seed ? cfg->seed : 1;
+  size_t chunk_rows = cfg->chunk_rows ? cfg->chunk_rows : GLUE_DEFAULT_CHUNK;
+  bool spsa = cfg->method == NG_GLUE_SPSA;
+  ng_opt *opt = NULL;
+  char *config = NULL;
+  ng_history history = {0};
+  double *w = calloc(n, sizeof *w);
+  if (!w) st = ng_error(NG_ENOMEM, "glue: out of memory");
+  if (st == NG_OK) {
+    ng_minimize_config mc = {.function = "glue",
+                             .dim = n,
+                             .optimizer = spsa ? "spsa" : "cmaes",
+                             .popsize = spsa ? 2 * q : 0,
+                             .x0 = w,
+                             .sigma0 = sigma0,
+                             .seed = seed,
+                             .ftarget = -INFINITY,
+                             .lower = -INFINITY,
+                             .upper = INFINITY,
+                             .param_names = {"maxiter"},
+                             .param_values = {(double)steps},
+                             .nparams = 1};
+    st = ng_app_make_optimizer(&mc, &opt);
+  }
+  if (rank != 0) ng_opt_destroy(&opt);
+  if (st == NG_OK && !(config = config_text(cfg, steps, q, sigma0, seed, chunk_rows)))
+    st = ng_error(NG_ENOMEM, "glue: out of memory");
+  ng_objective obj = {.n = n,
+                      .nchunks = c->train ? ng_nn_objective_chunks(c->train) : 1,
+                      .load = load_cb,
+                      .eval = eval_cb,
+                      .ctx = c};
+  int groups = size;
+  for (int g = 1; g <= size; g++)
+    if (size % g == 0 && (size_t)(size / g) <= obj.nchunks) {
+      groups = g;
+      break;
+    }
+  st = ng_dist_agree(comm, st);
+  if (st != NG_OK) goto out;
+  ng_engine_config ec = {.groups = groups,
+                         .bcast = NG_BCAST_EXPLICIT,
+                         .checkpoint = cfg->checkpoint,
+                         .checkpoint_secs = cfg->checkpoint ? 60.0 : 0.0,
+                         .meta = {.program_version = NOGRAD_VERSION,
+                                  .command_line = cfg->command_line ? cfg->command_line : "",
+                                  .config = config,
+                                  .budget = "",
+                                  .optimizer = spsa ? "spsa" : "cmaes",
+                                  .ranks = size,
+                                  .groups = groups},
+                         .history = &history,
+                         .progress = cfg->progress,
+                         .progress_secs = 1.0};
+  ng_engine_result er = {0};
+  st = ng_engine_run(comm, opt, &obj, &ec, &er);
+  if (st != NG_OK) goto out;
+  if (rank == 0) {
+    memcpy(w, ng_opt_mean(opt), n * sizeof *w);
+    ng_opt_info in;
+    ng_opt_get_info(opt, &in);
+    *evaluations = in.evaluations;
+    *seconds = er.seconds;
+  }
+  MPI_Bcast(w, (int)n, MPI_DOUBLE, 0, comm);
+  softmax(c->K, c->L, w, c->coef);
+out:
+  ng_opt_destroy(&opt);
+  ng_history_free(&history);
+  free(config);
+  free(w);
+  return st;
+}
+
+int ng_app_glue(MPI_Comm comm, const ng_glue_config *cfg, ng_glue_result *res) {
+  int rank, st = NG_OK;
+  MPI_Comm_rank(comm, &rank);
+  memset(res, 0, sizeof *res);
+  double t0 = ng_time_now();
+  glue_ctx c = {0};
+  split val = {0}, train = {0};
+  size_t chunk_rows = cfg->chunk_rows ? cfg->chunk_rows : GLUE_DEFAULT_CHUNK;
+  if (cfg->nexperts < 2)
+    st = ng_error(NG_EINVAL, "glue: at least 2 experts are needed, got %zu", cfg->nexperts);
+  else if (!ng_glue_method_name(cfg->method))
+    st = ng_error(NG_EINVAL, "glue: unknown method %d", (int)cfg->method);
+  else if (!cfg->target_train || !cfg->out)
+    st = ng_error(NG_EINVAL, "glue: a target train split and an output path are needed");
+  if (st == NG_OK) st = read_experts(&c, cfg);
+  if (st == NG_OK && cfg->method == NG_GLUE_DATASIZE)
+    for (size_t k = 0; k < c.K && st == NG_OK; k++)
+      if (ng_model_attr(c.models[k], "train_rows") < 1)
+        st = ng_error(NG_ENOTFOUND,
+                      "--method datasize: the expert %s records no training-set size (attribute train_rows "
+                      "of /model; `nograd train` writes it)",
+                      cfg->experts[k]);
+  bool engine = cfg->method == NG_GLUE_SPSA || cfg->method == NG_GLUE_CMAES;
+  if (st == NG_OK && engine) {
+    ng_nn_objective_config oc = {.chunk_rows = chunk_rows, .loss = NG_NN_LOSS_CROSS_ENTROPY};
+    st = ng_nn_objective_create(c.models[0], cfg->target_train, &oc, &c.train);
+  }
+  /* the split where the prior is measured, and target-train for proxy */
+  if (st == NG_OK)
+    st = split_open(comm, c.models[0], cfg->target_val ? cfg->target_val : cfg->target_train, chunk_rows,
+                    &val);
+  if (st == NG_OK && cfg->method == NG_GLUE_PROXY && cfg->target_val)
+    st = split_open(comm, c.models[0], cfg->target_train, chunk_rows, &train);
+  st = ng_dist_agree(comm, st);
+  if (st != NG_OK) goto out;
+
+  size_t n = c.K * c.L;
+  switch (cfg->method) {
+    case NG_GLUE_SPSA:
+    case NG_GLUE_CMAES:
+      st = run_engine(comm, &c, cfg, &res->evaluations, &res->seconds);
+      if (st != NG_OK) goto out;
+      break;
+    case NG_GLUE_UNIFORM:
+      for (size_t i = 0; i < n; i++)
+        c.coef[i] = 1.0 / (double)c.K;
+      break;
+    case NG_GLUE_DATASIZE: {
+      double total = 0;
+      for (size_t k = 0; k < c.K; k++)
+        total += (double)ng_model_attr(c.models[k], "train_rows");
+      for (size_t k = 0; k < c.K; k++)
+        for (size_t l = 0; l < c.L; l++)
+          c.coef[k * c.L + l] = (double)ng_model_attr(c.models[k], "train_rows") / total;
+      break;
+    }
+    case NG_GLUE_PROXY:
+    case NG_GLUE_BEST: {
+      split *s = cfg->method == NG_GLUE_PROXY && cfg->target_val ? &train : &val;
+      size_t chosen = 0;
+      double best = INFINITY;
+      for (size_t k = 0; k < c.K; k++) {
+        double loss, acc;
+        for (size_t i = 0; i < c.nparams; i++)
+          c.mixed[i] = (double)c.theta[k][i];
+        st = split_eval(comm, s, c.mixed, &loss, &acc);
+        if (st != NG_OK) goto out;
+        double score = cfg->method == NG_GLUE_PROXY ? -acc : loss;
+        if (score < best) {
+          best = score;
+          chosen = k;
+        }
+      }
+      res->evaluations = (int64_t)c.K;
+      for (size_t k = 0; k < c.K; k++)
+        for (size_t l = 0; l < c.L; l++)
+          c.coef[k * c.L + l] = k == chosen ? 1.0 : 0.0;
+      break;
+    }
+  }
+  mix(&c, c.coef, c.mixed);
+  st = split_eval(comm, &val, c.mixed, &res->prior_loss, &res->prior_accuracy);
+  if (st != NG_OK) goto out;
+  if (rank == 0) {
+    ng_model *prior = NULL;
+    st = ng_model_clone(c.models[0], &prior);
+    if (st == NG_OK) {
+      float *p = ng_model_params(prior);
+      for (size_t i = 0; i < c.nparams; i++)
+        p[i] = (float)c.mixed[i];
+      st = ng_model_write(prior, cfg->out);
+    }
+    ng_model_destroy(&prior);
+    if (st == NG_OK) {
+      res->weights = malloc(n * sizeof *res->weights);
+      if (!res->weights)
+        st = ng_error(NG_ENOMEM, "glue: out of memory");
+      else
+        memcpy(res->weights, c.coef, n * sizeof *res->weights);
+    }
+  }
+  st = ng_dist_agree(comm, st);
+  res->K = c.K;
+  res->L = c.L;
+  if (!engine) res->seconds = ng_time_now() - t0;
+out:
+  split_free(&val);
+  split_free(&train);
+  ctx_free(&c);
+  return st;
+}

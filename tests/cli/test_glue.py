@@ -1,0 +1,137 @@
+#!/usr/bin/python3
+"""Command-line tests of `nograd glue` on the built-in synthetic domains.
+
+Usage: test_glue.py NOGRAD [MPIRUN]
+
+Makes four image domains with `nograd data synth`, splits the target, trains a base on one source domain and
+fine-tunes one expert per source domain from it, then runs glue with every method: each writes a model file
+whose `nograd eval` loss on the target validation split equals the reported prior_loss within 1e-6; SPSA's
+loss is at most uniform's plus a small tolerance; SPSA's weights and loss are bit-identical under mpirun -n 1
+and -n 2; experts of different architectures are refused naming the tensor; datasize with an expert that has
+no train_rows is refused naming the expert; nothing is written on error.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+NOGRAD = sys.argv[1]
+MPIRUN = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else shutil.which("mpirun")
+TIMEOUT = 60
+ENV = dict(os.environ)
+ENV.setdefault("OPENBLAS_NUM_THREADS", "1")
+if os.geteuid() == 0:  # Open MPI refuses root unless told twice
+    ENV["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+    ENV["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures.append(what)
+    return cond
+
+
+def run(args, mpi=0):
+    cmd = [NOGRAD] + args
+    if mpi:
+        cmd = [MPIRUN, "-n", str(mpi), "--oversubscribe", "-x", "OPENBLAS_NUM_THREADS"] + cmd
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=ENV)
+    return p.returncode, p.stdout, p.stderr
+
+
+def must(args, mpi=0):
+    rc, out, err = run(args, mpi)
+    if rc != 0:
+        print("command failed (%d): %s\n%s%s" % (rc, " ".join(args), out, err))
+        sys.exit(1)
+    return out
+
+
+SPEC = "input 1 16 16\nflatten\ndense fc1 32\nrelu\ndense fc2 10\n"
+SPEC_OTHER = "input 1 16 16\nflatten\ndense fc1 24\nrelu\ndense fc2 10\n"
+SOURCES = ["upright", "tilted", "small"]
+METHODS = ["uniform", "datasize", "proxy", "best", "spsa", "cmaes"]
+
+with tempfile.TemporaryDirectory() as d:
+    p = lambda name: os.path.join(d, name)
+    must(["data", "synth", "images", "--domains", ",".join(SOURCES + ["target"]), "--rows", "1500",
+          "--out-prefix", p("d")])
+    must(["data", "split", p("d-target.h5"), "--train", "0.3", "--val", "0.3", "--test", "0.4", "--seed", "1",
+          "--out-prefix", p("t")])
+    with open(p("spec.txt"), "w") as f:
+        f.write(SPEC)
+    with open(p("other.txt"), "w") as f:
+        f.write(SPEC_OTHER)
+    common = ["--optimizer", "adam", "--lr", "0.003", "--epochs", "2", "--quiet"]
+    must(["train", "--train", p("d-upright.h5"), "--spec", p("spec.txt"), "--out", p("base.h5")] + common)
+    experts = []
+    for s in SOURCES:
+        must(["train", "--train", p("d-%s.h5" % s), "--init-from", p("base.h5"), "--out", p("e-%s.h5" % s)]
+             + common)
+        experts.append(p("e-%s.h5" % s))
+    glue = ["glue", "--experts"] + experts + ["--target-train", p("t-train.h5"), "--target-val", p("t-val.h5"),
+                                             "--json"]
+
+    results = {}
+    for m in METHODS:
+        out = p("prior-%s.h5" % m)
+        r = json.loads(must(glue + ["--method", m, "--out", out]).strip().splitlines()[-1])
+        results[m] = r
+        check(r["method"] == m and len(r["weights"]) == 3 and abs(sum(r["weights"]) - 1) < 1e-9,
+              "%s: one JSON line with 3 weights summing to 1" % m)
+        e = json.loads(must(["eval", out, p("t-val.h5"), "--json"]).strip().splitlines()[-1])
+        check(abs(e["loss"] - r["prior_loss"]) <= 1e-6,
+              "%s: nograd eval loss %.9f == reported prior_loss %.9f" % (m, e["loss"], r["prior_loss"]))
+        check(abs(e["accuracy"] - r["prior_accuracy"]) <= 1e-9, "%s: eval accuracy == prior_accuracy" % m)
+        print("     %-8s prior_loss %.6f accuracy %.4f weights %s" %
+              (m, r["prior_loss"], r["prior_accuracy"], ["%.4f" % w for w in r["weights"]]))
+    check(results["spsa"]["prior_loss"] <= results["uniform"]["prior_loss"] + 0.01,
+          "spsa's target-val loss <= uniform's + 0.01")
+    check(results["best"]["weights"].count(1.0) == 1 and results["proxy"]["weights"].count(1.0) == 1,
+          "best and proxy pick one expert")
+    r = json.loads(must(glue + ["--method", "spsa", "--granularity", "layer", "--out", p("prior-layer.h5")])
+                   .strip().splitlines()[-1])
+    check(r["layers"] == 2 and len(r["weights"]) == 6, "granularity layer: K x L = 3 x 2 weights")
+
+    if MPIRUN:
+        a = json.loads(must(glue + ["--method", "spsa", "--chunk-rows", "64", "--out", p("m1.h5")], mpi=1)
+                       .strip().splitlines()[-1])
+        b = json.loads(must(glue + ["--method", "spsa", "--chunk-rows", "64", "--out", p("m2.h5")], mpi=2)
+                       .strip().splitlines()[-1])
+        check(a["weights"] == b["weights"] and a["prior_loss"] == b["prior_loss"],
+              "spsa bit-identical under mpirun -n 1 and -n 2")
+    else:
+        print("skip mpirun (not found)")
+
+    # experts of another architecture: refused naming the tensor, nothing written
+    must(["train", "--train", p("d-small.h5"), "--spec", p("other.txt"), "--out", p("e-other.h5")] + common)
+    rc, out, err = run(["glue", "--experts", experts[0], p("e-other.h5"), "--target-train", p("t-train.h5"),
+                        "--out", p("bad.h5"), "--method", "uniform"])
+    check(rc == 1 and "fc1.weight" in err and not os.path.exists(p("bad.h5")),
+          "different architectures refused naming fc1.weight: %s" % err.strip())
+
+    # datasize without train_rows: refused naming the expert
+    try:
+        import h5py
+        shutil.copy(experts[1], p("e-norows.h5"))
+        with h5py.File(p("e-norows.h5"), "a") as f:
+            del f["model"].attrs["train_rows"]
+        rc, out, err = run(["glue", "--experts", experts[0], p("e-norows.h5"), "--target-train",
+                            p("t-train.h5"), "--out", p("bad.h5"), "--method", "datasize"])
+        check(rc == 1 and "e-norows.h5" in err and "train_rows" in err and not os.path.exists(p("bad.h5")),
+              "datasize without train_rows refused naming the expert: %s" % err.strip())
+    except ImportError:
+        print("skip datasize without train_rows (no h5py)")
+
+    rc, out, err = run(["glue", "--experts", experts[0], "--target-train", p("t-train.h5"), "--out", p("bad.h5")])
+    check(rc == 2 and "2 experts" in err, "a single expert is refused")
+
+if failures:
+    print("%d failure(s)" % len(failures))
+    sys.exit(1)
+print("all ok")
