@@ -13,9 +13,8 @@
  * "output N", then "tensor NAME OFFSET NDIM S0 S1 S2 S3" per tensor in index order.
  *
  * /loss is the SUM over the batch (double) and /grad the gradient of that sum, flat in spec order (float32).
- * With include/nograd/loss.h (NG_PROBE_HAVE_LOSS) the loss and dlogits come from ng_loss_cross_entropy;
- * without it the probe computes them itself (dlogits = softmax - onehot), and the attribute loss_source of
- * OUT says which. Exit status 0 on success, 1 with a message on stderr otherwise. */
+ * The loss and dlogits come from ng_loss_cross_entropy. Exit status 0 on success, 1 with a message on stderr
+ * otherwise. */
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -25,9 +24,7 @@
 #include "nograd/data.h"
 #include "nograd/error.h"
 #include "nograd/nn.h"
-#ifdef NG_PROBE_HAVE_LOSS
 #include "nograd/loss.h"
-#endif
 
 static int fail(const char *what, int st) {
   fprintf(stderr, "nn_probe: %s: %s%s%s\n", what, ng_strerror(st), *ng_errmsg() ? ": " : "", ng_errmsg());
@@ -82,25 +79,6 @@ static void print_model(const ng_model *m) {
 }
 
 /* The summed cross-entropy and dlogits = softmax - onehot, in double, when loss.h is not there yet. */
-#ifndef NG_PROBE_HAVE_LOSS
-static double probe_cross_entropy(const float *logits, const int32_t *y, size_t batch, size_t classes,
-                                  float *dlogits) {
-  double total = 0;
-  for (size_t b = 0; b < batch; b++) {
-    const float *z = logits + b * classes;
-    double mx = z[0], sum = 0;
-    for (size_t c = 1; c < classes; c++)
-      mx = z[c] > mx ? z[c] : mx;
-    for (size_t c = 0; c < classes; c++)
-      sum += exp((double)z[c] - mx);
-    total += log(sum) + mx - z[y[b]];
-    for (size_t c = 0; c < classes; c++)
-      dlogits[b * classes + c] = (float)(exp((double)z[c] - mx) / sum - (c == (size_t)y[b]));
-  }
-  return total;
-}
-#endif
-
 static int run(const char *mode, const char *model_path, const char *data_path, const char *out_path) {
   int backward = strcmp(mode, "backward") == 0;
   ng_model *m = NULL;
@@ -167,13 +145,7 @@ static int run(const char *mode, const char *model_path, const char *data_path, 
     dlogits = malloc(batch * classes * sizeof(float) + 1);
     grad = calloc(n + 1, sizeof(float));
     if (!dlogits || !grad) goto done;
-#ifdef NG_PROBE_HAVE_LOSS
     double loss = ng_loss_cross_entropy(logits, y, batch, classes, dlogits);
-    const char *source = "ng_loss_cross_entropy";
-#else
-    double loss = probe_cross_entropy(logits, y, batch, classes, dlogits);
-    const char *source = "probe";
-#endif
     st = ng_nn_backward(m, ng_model_params(m), w, dlogits, grad);
     if (st) {
       rc = fail("ng_nn_backward", st);
@@ -184,12 +156,6 @@ static int run(const char *mode, const char *model_path, const char *data_path, 
     hid_t d = H5Dcreate2(out, "loss", H5T_IEEE_F64LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     int bad = d < 0 || H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &loss) < 0;
     if (d >= 0) H5Dclose(d);
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(source));
-    hid_t a = H5Acreate2(out, "loss_source", t, s, H5P_DEFAULT, H5P_DEFAULT);
-    bad |= a < 0 || H5Awrite(a, t, source) < 0;
-    if (a >= 0) H5Aclose(a);
-    H5Tclose(t);
     H5Sclose(s);
     if (bad || write_f32(out, "dlogits", dlogits, 2, ldims) || write_f32(out, "grad", grad, 1, gdims)) {
       fprintf(stderr, "nn_probe: cannot write %s\n", out_path);
