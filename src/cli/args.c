@@ -153,3 +153,11 @@ bool ng_args_seen(const ng_arg *table, size_t count, const char *name) {
     if (strcmp(table[k].name, name) == 0) return table[k].seen;
   return false;
 }
+
+bool ng_args_finished(int *code) {
+  if (*code == 1) {
+    *code = 0; /* --help: printed, a success */
+    return true;
+  }
+  return *code != 0;
+}

@@ -41,6 +41,10 @@ typedef struct {
 int ng_args_parse(const char *command, const char *usage, ng_arg *table, size_t count, int argc, char **argv,
                   int first, FILE *out, FILE *err);
 
+/* After ng_args_parse: whether the command ends here (after --help, with *code set to 0; after a usage error,
+ * with *code left at 2). */
+bool ng_args_finished(int *code);
+
 /* Whether the option named `name` was given. */
 bool ng_args_seen(const ng_arg *table, size_t count, const char *name);
 

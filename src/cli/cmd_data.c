@@ -386,11 +386,7 @@ int ng_cmd_data(MPI_Comm comm, int argc, char **argv) {
     };
     code = ng_args_parse("data import", "FORMAT IN [IN2] --out OUT.h5 [options]", table,
                          sizeof table / sizeof table[0], argc, argv, first, out, err);
-    if (code == 1) {
-      code = NG_EXIT_OK;
-      goto done;
-    }
-    if (code) goto done;
+    if (ng_args_finished(&code)) goto done;
     code = NG_EXIT_USAGE;
     if (npos < 2 || npos > 3 || !o.out) {
       fprintf(err,
@@ -421,11 +417,7 @@ int ng_cmd_data(MPI_Comm comm, int argc, char **argv) {
     };
     code = ng_args_parse("data split", "IN.h5 --train F --val F --test F --seed S --out-prefix P", table,
                          sizeof table / sizeof table[0], argc, argv, first, out, err);
-    if (code == 1) {
-      code = NG_EXIT_OK;
-      goto done;
-    }
-    if (code) goto done;
+    if (ng_args_finished(&code)) goto done;
     code = NG_EXIT_USAGE;
     if (npos != 1 || !prefix || frac[0] < 0) {
       fprintf(err,
@@ -439,11 +431,7 @@ int ng_cmd_data(MPI_Comm comm, int argc, char **argv) {
     if (rank == 0) code = run_split(argv[3], frac, seed, prefix, standardize, out, err);
   } else if (strcmp(sub, "info") == 0) {
     code = ng_args_parse("data info", "IN.h5", NULL, 0, argc, argv, first, out, err);
-    if (code == 1) {
-      code = NG_EXIT_OK;
-      goto done;
-    }
-    if (code) goto done;
+    if (ng_args_finished(&code)) goto done;
     if (npos != 1) {
       fprintf(err, "nograd data info: which file? (usage: nograd data info IN.h5)\n");
       code = NG_EXIT_USAGE;
@@ -466,11 +454,7 @@ int ng_cmd_data(MPI_Comm comm, int argc, char **argv) {
     };
     code = ng_args_parse("data synth", "images|vectors --domain NAME --rows N --out OUT.h5 [options]", table,
                          sizeof table / sizeof table[0], argc, argv, first, out, err);
-    if (code == 1) {
-      code = NG_EXIT_OK;
-      goto done;
-    }
-    if (code) goto done;
+    if (ng_args_finished(&code)) goto done;
     code = NG_EXIT_USAGE;
     const char *why = npos != 1                 ? "images or vectors?"
                       : !o.domain == !o.domains ? "give --domain or --domains"

@@ -60,11 +60,7 @@ int ng_cmd_eval(MPI_Comm comm, int argc, char **argv) {
   while (2 + npos < argc && strncmp(argv[2 + npos], "--", 2) != 0 && strcmp(argv[2 + npos], "-h") != 0)
     npos++;
   int code = ng_args_parse("eval", EVAL_USAGE, table, ntable, argc, argv, 2 + npos, out ? out : err, err);
-  if (code == 1) {
-    code = NG_EXIT_OK;
-    goto done;
-  }
-  if (code) goto done;
+  if (ng_args_finished(&code)) goto done;
   code = NG_EXIT_USAGE;
   if (npos != 2) {
     fprintf(err, "nograd eval: expected MODEL.h5 DATA.h5, got %d file name%s (usage: nograd eval %s)\n", npos,

@@ -61,11 +61,7 @@ int ng_cmd_glue(MPI_Comm comm, int argc, char **argv) {
   args[nargs] = NULL;
   code = ng_args_parse("glue", "--experts E1.h5 E2.h5 ... --target-train T.h5 --out PRIOR.h5 [options]",
                        table, ntable, nargs, args, 2, out ? out : err, err);
-  if (code == 1) {
-    code = NG_EXIT_OK;
-    goto done;
-  }
-  if (code) goto done;
+  if (ng_args_finished(&code)) goto done;
   code = NG_EXIT_USAGE;
   if (!target_train || !out_path) {
     fprintf(err, "nograd glue: %s is required (see nograd glue --help)\n",

@@ -110,11 +110,7 @@ int ng_cmd_minimize(MPI_Comm comm, int argc, char **argv) {
   size_t ntable = sizeof table / sizeof table[0];
   int code = ng_args_parse("minimize", "--function NAME --dim N [options]", table, ntable, argc, argv, 2,
                            out ? out : err, err);
-  if (code == 1) {
-    code = NG_EXIT_OK;
-    goto done;
-  }
-  if (code) goto done;
+  if (ng_args_finished(&code)) goto done;
   code = NG_EXIT_USAGE;
   if (!function || !dim) {
     fprintf(err, "nograd minimize: %s is required (see nograd minimize --help)\n",

@@ -43,11 +43,7 @@ int ng_cmd_train(MPI_Comm comm, int argc, char **argv) {
   int code = ng_args_parse(
       "train", "--train T.h5 [--val V.h5] (--spec FILE | --init-from MODEL.h5) --out MODEL.h5 [options]",
       table, ntable, argc, argv, 2, out ? out : err, err);
-  if (code == 1) {
-    code = NG_EXIT_OK;
-    goto done;
-  }
-  if (code) goto done;
+  if (ng_args_finished(&code)) goto done;
   code = NG_EXIT_USAGE;
   if (!cfg.train || !cfg.out) {
     fprintf(err, "nograd train: %s is required (see nograd train --help)\n",
