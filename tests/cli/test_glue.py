@@ -13,35 +13,16 @@ no train_rows is refused naming the expert; nothing is written on error.
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
-NOGRAD = sys.argv[1]
-MPIRUN = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else shutil.which("mpirun")
-TIMEOUT = 60
-ENV = dict(os.environ)
-ENV.setdefault("OPENBLAS_NUM_THREADS", "1")
-if os.geteuid() == 0:  # Open MPI refuses root unless told twice
-    ENV["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-    ENV["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import clitest  # noqa: E402
+from clitest import check, failures, run  # noqa: E402
 
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
-    return cond
-
-
-def run(args, mpi=0):
-    cmd = [NOGRAD] + args
-    if mpi:
-        cmd = [MPIRUN, "-n", str(mpi), "--oversubscribe", "-x", "OPENBLAS_NUM_THREADS"] + cmd
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=ENV)
-    return p.returncode, p.stdout, p.stderr
+clitest.MPIRUN = clitest.MPIRUN or shutil.which("mpirun")
+MPIRUN = clitest.MPIRUN
+TIMEOUT = clitest.TIMEOUT
 
 
 def must(args, mpi=0):

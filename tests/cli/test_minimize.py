@@ -16,38 +16,17 @@ import subprocess
 import sys
 import tempfile
 
-NOGRAD = sys.argv[1]
-MPIRUN = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
-TIMEOUT = 30  # seconds for any one command; the CTest limit of the whole script is 60
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import clitest  # noqa: E402
+from clitest import ENV, MPIRUN, NOGRAD, check, failures, run  # noqa: E402
 
-ENV = dict(os.environ)
-ENV.setdefault("OPENBLAS_NUM_THREADS", "1")
-if os.geteuid() == 0:  # Open MPI refuses root unless told twice
-    ENV["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-    ENV["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+clitest.TIMEOUT = 30  # seconds for any one command; the CTest limit of the whole script is 60
+TIMEOUT = clitest.TIMEOUT
 
 OPTIONS = ["--function", "--dim", "--optimizer", "--popsize", "--restarts", "--max-restarts", "--x0", "--sigma0",
            "--seed", "--ftarget", "--max-evals", "--json"]
 JSON_KEYS = {"evaluations": int, "f_best": float, "stop_reason": str, "generations": int, "restarts": int,
              "seconds": (int, float)}
-
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL: " + what)
-    return cond
-
-
-def run(args, mpi=0, env=None):
-    """Runs nograd with args (under mpirun -n mpi when mpi > 0); returns (exit code, stdout, stderr)."""
-    cmd = [NOGRAD] + args
-    if mpi:
-        cmd = [MPIRUN, "-n", str(mpi), "--oversubscribe", "-x", "OPENBLAS_NUM_THREADS"] + cmd
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=env or ENV)
-    return p.returncode, p.stdout, p.stderr
 
 
 def nonempty_lines(text):

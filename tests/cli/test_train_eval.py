@@ -14,7 +14,6 @@ naming the file and HDF5 path or row, exit code 1, and no output file. Exits 77 
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,28 +32,8 @@ except ImportError as e:
     print("SKIP: %s (needs python3-numpy, python3-h5py and python3-torch)" % e)
     sys.exit(77)
 
-ENV = dict(os.environ)
-ENV.setdefault("OPENBLAS_NUM_THREADS", "1")
-if os.geteuid() == 0:  # Open MPI refuses root unless told twice
-    ENV["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-    ENV["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
-    return cond
-
-
-def run(args, mpi=0):
-    cmd = [NOGRAD] + args
-    if mpi:
-        cmd = [MPIRUN, "-n", str(mpi), "--oversubscribe", "-x", "OPENBLAS_NUM_THREADS"] + cmd
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=ENV)
-    return p.returncode, p.stdout, p.stderr
+sys.path.insert(0, HERE)
+from clitest import check, failures, run  # noqa: E402
 
 
 def json_line(args, mpi=0, what=None):

@@ -1,0 +1,35 @@
+"""Shared by the command-line tests (tests/cli/test_*.py): the environment nograd runs in, running it, and
+recording checks. A test script imports this module; its arguments are the nograd binary and mpirun (empty:
+the MPI parts are skipped)."""
+import os
+import subprocess
+import sys
+
+NOGRAD = sys.argv[1]
+MPIRUN = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
+TIMEOUT = 60  # seconds for any one command; a script may lower it (clitest.TIMEOUT = 30)
+
+ENV = dict(os.environ)
+ENV.setdefault("OPENBLAS_NUM_THREADS", "1")
+if os.geteuid() == 0:  # Open MPI refuses root unless told twice
+    ENV["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+    ENV["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+
+failures = []
+
+
+def check(cond, what):
+    """Records a check; prints it, and keeps it in failures when it fails. Returns cond."""
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures.append(what)
+    return cond
+
+
+def run(args, mpi=0, env=None):
+    """Runs nograd with args (under mpirun -n mpi when mpi > 0); returns (exit code, stdout, stderr)."""
+    cmd = [NOGRAD] + args
+    if mpi:
+        cmd = [MPIRUN, "-n", str(mpi), "--oversubscribe", "-x", "OPENBLAS_NUM_THREADS"] + cmd
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=env or ENV)
+    return p.returncode, p.stdout, p.stderr
