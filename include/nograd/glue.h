@@ -6,11 +6,19 @@
  * a is stored K x L, row-major (a[k * L + l]). The optimized methods parameterize a = softmax(w) over k, per
  * group, with w of the same shape, starting from w = 0 (uniform):
  *   spsa, cmaes   w minimizes the cross-entropy on the target train split, through the engine
- * (ng_engine_run), so the run is bit-identical for any number of ranks; the prior is the optimizer's mean
- *                 (SPSA's iterate)
+ *                 (ng_engine_run), so the run is bit-identical for any number of ranks; the prior is the
+ *                 optimizer's mean (SPSA's iterate)
+ *   fullgrad      w minimizes the same loss by backpropagation through theta(w) with Adam (lr, betas 0.9,
+ *                 0.999, eps 1e-8), one full pass over the target train split per step, as many steps as
+ *                 spsa: dL/dw_kl = a_kl (g_l . theta_kl - sum_j a_jl g_l . theta_jl), g the gradient with
+ *                 respect to the mixed parameters. Per-chunk gradients are added in chunk order, so this
+ *                 too is bit-identical for any number of ranks. It uses the training forward pass: a
+ *                 dropout layer is active there, unlike in the objective of spsa and cmaes.
  *   uniform       a = 1/K
- *   datasize      a_k proportional to expert k's train_rows attribute (refused when an expert lacks it)
- *   proxy         the single expert with the best accuracy on the target train split (ties: the first)
+ *   datasize      a_k proportional to expert k's training-set size: `sizes` when given, else the
+ *                 train_rows attribute of its model file (refused when an expert lacks it)
+ *   proxy         the single expert with the best accuracy (or, with proxy_loss, the lowest cross-entropy)
+ *                 on the target train split (ties: the first)
  *   best          the single expert with the lowest cross-entropy on the target validation split (or the
  *                 train split when none is given; ties: the first)
  *
@@ -35,12 +43,14 @@ typedef enum {
   NG_GLUE_UNIFORM = 2,
   NG_GLUE_DATASIZE = 3,
   NG_GLUE_PROXY = 4,
-  NG_GLUE_BEST = 5
+  NG_GLUE_BEST = 5,
+  NG_GLUE_FULLGRAD = 6
 } ng_glue_method;
 
-#define NG_GLUE_METHOD_COUNT 6
+#define NG_GLUE_METHOD_COUNT 7
 
-/* "spsa", "cmaes", "uniform", "datasize", "proxy", "best"; NULL out of range. And back: -1 if unknown. */
+/* "spsa", "cmaes", "uniform", "datasize", "proxy", "best", "fullgrad"; NULL out of range. And back: -1 if
+ * unknown. */
 const char *ng_glue_method_name(ng_glue_method m);
 int ng_glue_method_from_name(const char *name);
 
@@ -55,11 +65,17 @@ typedef struct {
   size_t steps;             /* spsa, cmaes: generations (default 100 when 0) */
   size_t q;                 /* spsa: perturbation pairs per step (default 1 when 0) */
   double sigma0;            /* spsa's c and cmaes' sigma0 (default 0.1 when 0) */
+  double lr;                /* fullgrad: Adam's learning rate (default 0.05 when 0) */
+  const double *sizes;      /* datasize: the experts' training-set sizes (nexperts values > 0), or NULL */
+  int proxy_loss;           /* proxy: 0 picks by accuracy, 1 by cross-entropy */
   uint64_t seed;            /* default 1 when 0 */
   size_t chunk_rows;        /* rows per data chunk (default 256 when 0) */
-  const char *checkpoint;   /* spsa, cmaes: the engine's checkpoint, or NULL */
+  const char *checkpoint;   /* the run's checkpoint, or NULL: spsa and cmaes write it while they run (the
+                             * engine's), and every method at the end, with /result holding the method,
+                             * weights (K x L), K, L, prior_loss, prior_accuracy and curve */
   const char *command_line; /* for the checkpoint's /meta */
   FILE *progress;           /* rank 0: engine progress lines, or NULL */
+  int check_only;           /* 1: read and check the experts, the sizes and the datasets, then return */
 } ng_glue_config;
 
 typedef struct {
@@ -67,6 +83,9 @@ typedef struct {
   double prior_accuracy; /* and its accuracy there */
   size_t K, L;
   double *weights; /* K x L coefficients a (malloc'd by ng_app_glue on rank 0; the caller frees) */
+  double *curve;   /* spsa, cmaes, fullgrad: one train loss per step (spsa, cmaes: the median over the
+                    * step's candidates; fullgrad: the loss at the step's w), malloc'd on rank 0 */
+  size_t ncurve;
   int64_t evaluations;
   double seconds;
 } ng_glue_result;
@@ -75,8 +94,8 @@ typedef struct {
  * message and the result. NG_EINVAL: a bad configuration (fewer than 2 experts, an unknown method);
  * NG_EMISMATCH: experts of different architectures (the message names the first spec line or tensor that
  * differs and both files), a target dataset the experts do not fit; NG_ENOTFOUND: datasize with an expert
- * lacking train_rows (named); the statuses of the model, dataset and engine functions. Nothing is written
- * on error. */
+ * lacking train_rows (named) and no sizes given; the statuses of the model, dataset and engine functions.
+ * Nothing is written on error. */
 int ng_app_glue(MPI_Comm comm, const ng_glue_config *cfg, ng_glue_result *res);
 
 #ifdef __cplusplus

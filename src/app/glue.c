@@ -14,18 +14,22 @@
 #include <string.h>
 
 #include "nograd/app.h"
+#include "nograd/data.h"
 #include "nograd/dist.h"
+#include "nograd/loss.h"
 #include "nograd/error.h"
 #include "nograd/nn.h"
 #include "nograd/nn_objective.h"
+#include "nograd/state.h"
 #include "nograd/timer.h"
 
 #define GLUE_DEFAULT_STEPS 100
 #define GLUE_DEFAULT_CHUNK 256
 #define GLUE_DEFAULT_SIGMA 0.1
+#define GLUE_DEFAULT_LR 0.05
 
-static const char *const method_names[NG_GLUE_METHOD_COUNT] = {"spsa",     "cmaes", "uniform",
-                                                               "datasize", "proxy", "best"};
+static const char *const method_names[NG_GLUE_METHOD_COUNT] = {"spsa",  "cmaes", "uniform", "datasize",
+                                                               "proxy", "best",  "fullgrad"};
 
 const char *ng_glue_method_name(ng_glue_method m) {
   return (int)m >= 0 && (int)m < NG_GLUE_METHOD_COUNT ? method_names[m] : NULL;
@@ -319,6 +323,194 @@ static int split_eval(MPI_Comm comm, split *s, const double *params, double *los
 }
 
 /* ------------------------------------------------------------------------------------------------------ */
+/* fullgrad: w learned by backpropagation through theta(w), data-parallel over the chunks of the train split.
+ * Each rank forwards and backwards its chunks with the mixed parameters; a chunk's contribution is its
+ * cross-entropy sum, its rows and dL/dw (K x L), computed from the chunk's parameter gradient alone, so rank
+ * 0 can add the chunks in chunk order and every P gives the same bits. */
+
+typedef struct {
+  size_t nchunks, first, count, chunk_rows, rows, d, classes, batch;
+  float *x; /* this rank's rows */
+  int32_t *y;
+  ng_nn_work *work;
+  float *params;      /* the mixed parameters as float32 */
+  float *grad;        /* nparams: one chunk's gradient */
+  float *dout;        /* batch x classes */
+  double *dot;        /* K: g_l . theta_kl of one group */
+  double *part, *all; /* (K*L + 2) per chunk: dL/dw, loss sum, rows */
+  uint64_t seed;      /* dropout masks: stream (seed, DROPOUT, step * nchunks + chunk, layer) */
+  int *counts, *displs;
+} fullgrad_ctx;
+
+static void fullgrad_free(fullgrad_ctx *f) {
+  free(f->x);
+  free(f->y);
+  ng_nn_work_destroy(&f->work);
+  free(f->params);
+  free(f->grad);
+  free(f->dout);
+  free(f->dot);
+  free(f->part);
+  free(f->all);
+  free(f->counts);
+  free(f->displs);
+  memset(f, 0, sizeof *f);
+}
+
+/* Reads this rank's chunks of the train split and checks that the experts fit it (every rank alike). */
+static int fullgrad_open(MPI_Comm comm, const glue_ctx *c, const char *path, size_t chunk_rows,
+                         fullgrad_ctx *f) {
+  int rank, size, st = NG_OK;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  const ng_model *m = c->models[0];
+  ng_dataset *ds = NULL;
+  NG_CALL(ng_dataset_open(path, &ds));
+  const ng_data_info *in = ng_dataset_info(ds);
+  size_t out_size = ng_model_output_size(m);
+  if (in->t != 0)
+    st = ng_error(NG_EMISMATCH, "--method fullgrad: %s has float targets (/y); the mixing loss needs labels",
+                  path);
+  else if (in->d != ng_model_input_size(m))
+    st = ng_error(NG_EMISMATCH, "%s: rows of %zu features (/x) do not fit the experts' input of %zu", path,
+                  in->d, ng_model_input_size(m));
+  else if (in->classes > (int64_t)out_size)
+    st = ng_error(NG_EMISMATCH, "%s: %lld classes (/y) but the experts have %zu outputs", path,
+                  (long long)in->classes, out_size);
+  else if (in->n == 0)
+    st = ng_error(NG_EINVAL, "%s: the target train split is empty", path);
+  if (st != NG_OK) {
+    ng_dataset_close(&ds);
+    return st;
+  }
+  size_t K = c->K, L = c->L, w = K * L + 2;
+  f->chunk_rows = chunk_rows;
+  f->d = in->d;
+  f->classes = out_size;
+  f->batch = chunk_rows < NG_NN_OBJECTIVE_BATCH ? chunk_rows : NG_NN_OBJECTIVE_BATCH;
+  f->nchunks = (in->n + chunk_rows - 1) / chunk_rows;
+  ng_dist_block(f->nchunks, (size_t)size, (size_t)rank, &f->first, &f->count);
+  size_t r0 = f->first * chunk_rows, r1 = (f->first + f->count) * chunk_rows;
+  if (r1 > in->n) r1 = in->n;
+  f->rows = r1 > r0 ? r1 - r0 : 0;
+  f->x = malloc((f->rows * f->d + 1) * sizeof *f->x);
+  f->y = malloc((f->rows + 1) * sizeof *f->y);
+  f->params = malloc((c->nparams + 1) * sizeof *f->params);
+  f->grad = malloc((c->nparams + 1) * sizeof *f->grad);
+  f->dout = malloc(f->batch * f->classes * sizeof *f->dout);
+  f->dot = malloc(K * sizeof *f->dot);
+  f->part = malloc((w * f->count + 1) * sizeof *f->part);
+  f->all = malloc(w * f->nchunks * sizeof *f->all);
+  f->counts = malloc((size_t)size * sizeof *f->counts);
+  f->displs = malloc((size_t)size * sizeof *f->displs);
+  if (!f->x || !f->y || !f->params || !f->grad || !f->dout || !f->dot || !f->part || !f->all || !f->counts ||
+      !f->displs)
+    st = ng_error(NG_ENOMEM, "--method fullgrad: out of memory for %zu rows", f->rows);
+  if (st == NG_OK && f->rows) st = ng_dataset_read_rows(ds, r0, f->rows, f->x, f->y);
+  ng_dataset_close(&ds);
+  for (size_t i = 0; st == NG_OK && i < f->rows; i++)
+    if (f->y[i] < 0 || (size_t)f->y[i] >= f->classes)
+      st = ng_error(NG_EMISMATCH, "%s: row %zu has label %d, outside the experts' %zu classes (/y)", path,
+                    r0 + i, (int)f->y[i], f->classes);
+  if (st == NG_OK) st = ng_nn_work_create(m, f->batch, true, &f->work);
+  NG_CALL(st);
+  for (int r = 0; r < size; r++) {
+    size_t first, count;
+    ng_dist_block(f->nchunks, (size_t)size, (size_t)r, &first, &count);
+    f->counts[r] = (int)(w * count);
+    f->displs[r] = (int)(w * first);
+  }
+  return NG_OK;
+}
+
+/* Local chunk i's contribution: part[0 .. K*L) = dL/dw of the chunk's loss sum, part[K*L] the sum, then the
+ * rows. */
+static int fullgrad_chunk(const glue_ctx *c, fullgrad_ctx *f, size_t i, uint64_t step, double *part) {
+  const ng_model *m = c->models[0];
+  size_t r0 = i * f->chunk_rows, rows = f->rows - r0 < f->chunk_rows ? f->rows - r0 : f->chunk_rows;
+  memset(f->grad, 0, c->nparams * sizeof *f->grad);
+  double loss = 0;
+  for (size_t b = 0; b < rows; b += f->batch) {
+    size_t nb = rows - b < f->batch ? rows - b : f->batch;
+    const float *out;
+    ng_nn_work_set_dropout(f->work, f->seed, step * f->nchunks + f->first + i);
+    NG_CALL(ng_nn_forward(m, f->params, f->work, f->x + (r0 + b) * f->d, nb, &out));
+    loss += ng_loss_cross_entropy(out, f->y + r0 + b, nb, f->classes, f->dout);
+    NG_CALL(ng_nn_backward(m, f->params, f->work, f->dout, f->grad));
+  }
+  size_t K = c->K, L = c->L;
+  for (size_t l = 0; l < L; l++) {
+    double mean = 0;
+    for (size_t k = 0; k < K; k++) {
+      double dot = 0;
+      for (size_t p = c->gstart[l]; p < c->gend[l]; p++)
+        dot += (double)f->grad[p] * (double)c->theta[k][p];
+      f->dot[k] = dot;
+      mean += c->coef[k * L + l] * dot;
+    }
+    for (size_t k = 0; k < K; k++)
+      part[k * L + l] = c->coef[k * L + l] * (f->dot[k] - mean);
+  }
+  part[K * L] = loss;
+  part[K * L + 1] = (double)rows;
+  return NG_OK;
+}
+
+/* The Adam run; on return every rank holds the coefficients in c->coef, rank 0 the curve and the state. */
+static int run_fullgrad(MPI_Comm comm, glue_ctx *c, const ng_glue_config *cfg, fullgrad_ctx *f, double *w,
+                        double *curve, ng_state *state) {
+  int rank;
+  MPI_Comm_rank(comm, &rank);
+  size_t n = c->K * c->L, W = n + 2;
+  size_t steps = cfg->steps ? cfg->steps : GLUE_DEFAULT_STEPS;
+  double lr = cfg->lr > 0 ? cfg->lr : GLUE_DEFAULT_LR, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+  double *mom = calloc(2 * n + W, sizeof *mom);
+  if (!mom) return ng_dist_agree(comm, ng_error(NG_ENOMEM, "--method fullgrad: out of memory"));
+  double *vel = mom + n, *g = vel + n;
+  int st = NG_OK;
+  for (size_t t = 0; t < steps && st == NG_OK; t++) {
+    softmax(c->K, c->L, w, c->coef);
+    mix(c, c->coef, c->mixed);
+    for (size_t i = 0; i < c->nparams; i++)
+      f->params[i] = (float)c->mixed[i];
+    for (size_t i = 0; i < f->count && st == NG_OK; i++)
+      st = fullgrad_chunk(c, f, i, t, f->part + i * W);
+    st = ng_dist_agree(comm, st);
+    if (st != NG_OK) break;
+    MPI_Gatherv(f->part, (int)(W * f->count), MPI_DOUBLE, f->all, f->counts, f->displs, MPI_DOUBLE, 0, comm);
+    if (rank == 0) {
+      memset(g, 0, W * sizeof *g);
+      for (size_t i = 0; i < f->nchunks; i++)
+        for (size_t j = 0; j < W; j++)
+          g[j] += f->all[i * W + j];
+    }
+    MPI_Bcast(g, (int)W, MPI_DOUBLE, 0, comm);
+    double rows = g[n + 1];
+    if (curve) curve[t] = g[n] / rows;
+    double c1 = 1 - pow(b1, (double)(t + 1)), c2 = 1 - pow(b2, (double)(t + 1));
+    for (size_t j = 0; j < n; j++) {
+      double gj = g[j] / rows;
+      mom[j] = b1 * mom[j] + (1 - b1) * gj;
+      vel[j] = b2 * vel[j] + (1 - b2) * gj * gj;
+      w[j] -= lr * (mom[j] / c1) / (sqrt(vel[j] / c2) + eps);
+    }
+    if (!isfinite(g[n]))
+      st = ng_dist_agree(
+          comm, ng_error(NG_ENUMERIC, "--method fullgrad: the train loss is %g at step %zu", g[n] / rows, t));
+  }
+  if (st == NG_OK) softmax(c->K, c->L, w, c->coef);
+  if (st == NG_OK && rank == 0 && state) {
+    st = ng_state_put_f64(state, "adam/w", w, n);
+    if (st == NG_OK) st = ng_state_put_f64(state, "adam/m", mom, n);
+    if (st == NG_OK) st = ng_state_put_f64(state, "adam/v", vel, n);
+    if (st == NG_OK) st = ng_state_put_int(state, "adam/t", (int64_t)steps);
+    if (st == NG_OK) st = ng_state_put_scalar(state, "adam/lr", lr);
+  }
+  free(mom);
+  return ng_dist_agree(comm, st);
+}
+
+/* ------------------------------------------------------------------------------------------------------ */
 
 /* The configuration text of a checkpoint. */
 static char *config_text(const ng_glue_config *cfg, size_t steps, size_t q, double sigma0, uint64_t seed,
@@ -340,9 +532,12 @@ static char *config_text(const ng_glue_config *cfg, size_t steps, size_t q, doub
   return t;
 }
 
-/* spsa or cmaes through the engine; on return every rank holds the coefficients in c->coef. */
+/* spsa or cmaes through the engine; on return every rank holds the coefficients in c->coef, rank 0 the
+ * curve (the median loss of each generation, at most `steps` of them), the optimizer's state and the
+ * history. */
 static int run_engine(MPI_Comm comm, glue_ctx *c, const ng_glue_config *cfg, int64_t *evaluations,
-                      double *seconds) {
+                      double *seconds, double *curve, size_t *ncurve, ng_state *state, ng_history *history,
+                      double *w_out) {
   int rank, size, st = NG_OK;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &size);
@@ -354,7 +549,6 @@ static int run_engine(MPI_Comm comm, glue_ctx *c, const ng_glue_config *cfg, int
   bool spsa = cfg->method == NG_GLUE_SPSA;
   ng_opt *opt = NULL;
   char *config = NULL;
-  ng_history history = {0};
   double *w = calloc(n, sizeof *w);
   if (!w) st = ng_error(NG_ENOMEM, "glue: out of memory");
   if (st == NG_OK) {
@@ -400,7 +594,7 @@ static int run_engine(MPI_Comm comm, glue_ctx *c, const ng_glue_config *cfg, int
                                   .optimizer = spsa ? "spsa" : "cmaes",
                                   .ranks = size,
                                   .groups = groups},
-                         .history = &history,
+                         .history = history,
                          .progress = cfg->progress,
                          .progress_secs = 1.0};
   ng_engine_result er = {0};
@@ -412,43 +606,97 @@ static int run_engine(MPI_Comm comm, glue_ctx *c, const ng_glue_config *cfg, int
     ng_opt_get_info(opt, &in);
     *evaluations = in.evaluations;
     *seconds = er.seconds;
+    *ncurve = history->nrows < steps ? history->nrows : steps;
+    for (size_t i = 0; i < *ncurve; i++)
+      curve[i] = history->rows[i * NG_HISTORY_NCOLS + NG_HIST_median];
+    if (state) st = ng_opt_save(opt, state);
   }
+  st = ng_dist_agree(comm, st);
+  if (st != NG_OK) goto out;
   MPI_Bcast(w, (int)n, MPI_DOUBLE, 0, comm);
+  memcpy(w_out, w, n * sizeof *w);
   softmax(c->K, c->L, w, c->coef);
 out:
   ng_opt_destroy(&opt);
-  ng_history_free(&history);
   free(config);
   free(w);
   return st;
 }
 
+/* Rank 0: the final checkpoint, with /result. */
+static int write_checkpoint(const ng_glue_config *cfg, const glue_ctx *c, const ng_glue_result *res,
+                            ng_state *opt_state, const ng_history *history, const double *w, int ranks) {
+  ng_state *result = NULL;
+  char *config = config_text(cfg, cfg->steps ? cfg->steps : GLUE_DEFAULT_STEPS, cfg->q ? cfg->q : 1,
+                             cfg->sigma0 > 0 ? cfg->sigma0 : GLUE_DEFAULT_SIGMA, cfg->seed ? cfg->seed : 1,
+                             cfg->chunk_rows ? cfg->chunk_rows : GLUE_DEFAULT_CHUNK);
+  int st = config ? ng_state_create(&result) : ng_error(NG_ENOMEM, "glue: out of memory");
+  size_t n = c->K * c->L;
+  if (st == NG_OK) st = ng_state_put_int(result, "method", (int64_t)cfg->method);
+  if (st == NG_OK) st = ng_state_put_f64(result, "weights", res->weights, n);
+  if (st == NG_OK) st = ng_state_put_int(result, "K", (int64_t)c->K);
+  if (st == NG_OK) st = ng_state_put_int(result, "L", (int64_t)c->L);
+  if (st == NG_OK) st = ng_state_put_scalar(result, "prior_loss", res->prior_loss);
+  if (st == NG_OK) st = ng_state_put_scalar(result, "prior_accuracy", res->prior_accuracy);
+  if (st == NG_OK && res->ncurve) st = ng_state_put_f64(result, "curve", res->curve, res->ncurve);
+  if (st == NG_OK) {
+    ng_ckpt_meta meta = {.program_version = NOGRAD_VERSION,
+                         .command_line = cfg->command_line ? cfg->command_line : "",
+                         .config = config,
+                         .budget = "",
+                         .optimizer = ng_glue_method_name(cfg->method),
+                         .ranks = ranks,
+                         .groups = 1};
+    /* best: the final w for the optimized methods (the log-weights), else the coefficients */
+    st = ng_ckpt_write(cfg->checkpoint, &meta, opt_state, history, w ? w : res->weights, n, res->prior_loss,
+                       result);
+  }
+  ng_state_destroy(&result);
+  free(config);
+  return st;
+}
+
 int ng_app_glue(MPI_Comm comm, const ng_glue_config *cfg, ng_glue_result *res) {
-  int rank, st = NG_OK;
+  int rank, size, st = NG_OK;
   MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
   memset(res, 0, sizeof *res);
   double t0 = ng_time_now();
   glue_ctx c = {0};
   split val = {0}, train = {0};
+  fullgrad_ctx fg = {0};
+  ng_state *opt_state = NULL;
+  ng_history history = {0};
+  double *w = NULL, *curve = NULL;
   size_t chunk_rows = cfg->chunk_rows ? cfg->chunk_rows : GLUE_DEFAULT_CHUNK;
+  size_t steps = cfg->steps ? cfg->steps : GLUE_DEFAULT_STEPS;
   if (cfg->nexperts < 2)
     st = ng_error(NG_EINVAL, "glue: at least 2 experts are needed, got %zu", cfg->nexperts);
   else if (!ng_glue_method_name(cfg->method))
     st = ng_error(NG_EINVAL, "glue: unknown method %d", (int)cfg->method);
   else if (!cfg->target_train || !cfg->out)
     st = ng_error(NG_EINVAL, "glue: a target train split and an output path are needed");
+  for (size_t k = 0; st == NG_OK && cfg->sizes && k < cfg->nexperts; k++)
+    if (!(cfg->sizes[k] > 0) || !isfinite(cfg->sizes[k]))
+      st = ng_error(NG_EINVAL, "--sizes: value %zu (for %s) must be a positive number, got %g", k + 1,
+                    cfg->experts[k], cfg->sizes[k]);
   if (st == NG_OK) st = read_experts(&c, cfg);
-  if (st == NG_OK && cfg->method == NG_GLUE_DATASIZE)
+  if (st == NG_OK && cfg->method == NG_GLUE_DATASIZE && !cfg->sizes)
     for (size_t k = 0; k < c.K && st == NG_OK; k++)
       if (ng_model_attr(c.models[k], "train_rows") < 1)
         st = ng_error(NG_ENOTFOUND,
                       "--method datasize: the expert %s records no training-set size (attribute train_rows "
-                      "of /model; `nograd train` writes it)",
+                      "of /model; `nograd train` writes it), and no --sizes were given",
                       cfg->experts[k]);
   bool engine = cfg->method == NG_GLUE_SPSA || cfg->method == NG_GLUE_CMAES;
+  bool fullgrad = cfg->method == NG_GLUE_FULLGRAD;
   if (st == NG_OK && engine) {
     ng_nn_objective_config oc = {.chunk_rows = chunk_rows, .loss = NG_NN_LOSS_CROSS_ENTROPY};
     st = ng_nn_objective_create(c.models[0], cfg->target_train, &oc, &c.train);
+  }
+  if (st == NG_OK && fullgrad) {
+    fg.seed = cfg->seed ? cfg->seed : 1;
+    st = fullgrad_open(comm, &c, cfg->target_train, chunk_rows, &fg);
   }
   /* the split where the prior is measured, and target-train for proxy */
   if (st == NG_OK)
@@ -456,15 +704,28 @@ int ng_app_glue(MPI_Comm comm, const ng_glue_config *cfg, ng_glue_result *res) {
                     &val);
   if (st == NG_OK && cfg->method == NG_GLUE_PROXY && cfg->target_val)
     st = split_open(comm, c.models[0], cfg->target_train, chunk_rows, &train);
-  st = ng_dist_agree(comm, st);
-  if (st != NG_OK) goto out;
-
   size_t n = c.K * c.L;
+  if (st == NG_OK && (engine || fullgrad)) {
+    w = calloc(n ? n : 1, sizeof *w);
+    curve = calloc(steps, sizeof *curve);
+    if (!w || !curve) st = ng_error(NG_ENOMEM, "glue: out of memory for %zu steps", steps);
+  }
+  if (st == NG_OK && rank == 0 && cfg->checkpoint) st = ng_state_create(&opt_state);
+  st = ng_dist_agree(comm, st);
+  if (st != NG_OK || cfg->check_only) goto out;
+
   switch (cfg->method) {
     case NG_GLUE_SPSA:
     case NG_GLUE_CMAES:
-      st = run_engine(comm, &c, cfg, &res->evaluations, &res->seconds);
+      st = run_engine(comm, &c, cfg, &res->evaluations, &res->seconds, curve, &res->ncurve, opt_state,
+                      &history, w);
       if (st != NG_OK) goto out;
+      break;
+    case NG_GLUE_FULLGRAD:
+      st = run_fullgrad(comm, &c, cfg, &fg, w, curve, opt_state);
+      if (st != NG_OK) goto out;
+      res->ncurve = steps;
+      res->evaluations = (int64_t)steps;
       break;
     case NG_GLUE_UNIFORM:
       for (size_t i = 0; i < n; i++)
@@ -473,15 +734,17 @@ int ng_app_glue(MPI_Comm comm, const ng_glue_config *cfg, ng_glue_result *res) {
     case NG_GLUE_DATASIZE: {
       double total = 0;
       for (size_t k = 0; k < c.K; k++)
-        total += (double)ng_model_attr(c.models[k], "train_rows");
+        total += cfg->sizes ? cfg->sizes[k] : (double)ng_model_attr(c.models[k], "train_rows");
       for (size_t k = 0; k < c.K; k++)
         for (size_t l = 0; l < c.L; l++)
-          c.coef[k * c.L + l] = (double)ng_model_attr(c.models[k], "train_rows") / total;
+          c.coef[k * c.L + l] =
+              (cfg->sizes ? cfg->sizes[k] : (double)ng_model_attr(c.models[k], "train_rows")) / total;
       break;
     }
     case NG_GLUE_PROXY:
     case NG_GLUE_BEST: {
       split *s = cfg->method == NG_GLUE_PROXY && cfg->target_val ? &train : &val;
+      bool by_loss = cfg->method == NG_GLUE_BEST || cfg->proxy_loss;
       size_t chosen = 0;
       double best = INFINITY;
       for (size_t k = 0; k < c.K; k++) {
@@ -490,7 +753,7 @@ int ng_app_glue(MPI_Comm comm, const ng_glue_config *cfg, ng_glue_result *res) {
           c.mixed[i] = (double)c.theta[k][i];
         st = split_eval(comm, s, c.mixed, &loss, &acc);
         if (st != NG_OK) goto out;
-        double score = cfg->method == NG_GLUE_PROXY ? -acc : loss;
+        double score = by_loss ? loss : -acc;
         if (score < best) {
           best = score;
           chosen = k;
@@ -506,6 +769,9 @@ int ng_app_glue(MPI_Comm comm, const ng_glue_config *cfg, ng_glue_result *res) {
   mix(&c, c.coef, c.mixed);
   st = split_eval(comm, &val, c.mixed, &res->prior_loss, &res->prior_accuracy);
   if (st != NG_OK) goto out;
+  res->K = c.K;
+  res->L = c.L;
+  if (!engine) res->seconds = ng_time_now() - t0;
   if (rank == 0) {
     ng_model *prior = NULL;
     st = ng_model_clone(c.models[0], &prior);
@@ -523,14 +789,27 @@ int ng_app_glue(MPI_Comm comm, const ng_glue_config *cfg, ng_glue_result *res) {
       else
         memcpy(res->weights, c.coef, n * sizeof *res->weights);
     }
+    if (st == NG_OK && res->ncurve) {
+      res->curve = curve;
+      curve = NULL;
+    }
+    if (st == NG_OK && cfg->checkpoint) st = write_checkpoint(cfg, &c, res, opt_state, &history, w, size);
+    if (st != NG_OK) {
+      free(res->weights);
+      free(res->curve);
+      res->weights = res->curve = NULL;
+      res->ncurve = 0;
+    }
   }
   st = ng_dist_agree(comm, st);
-  res->K = c.K;
-  res->L = c.L;
-  if (!engine) res->seconds = ng_time_now() - t0;
 out:
   split_free(&val);
   split_free(&train);
+  fullgrad_free(&fg);
   ctx_free(&c);
+  ng_state_destroy(&opt_state);
+  ng_history_free(&history);
+  free(w);
+  free(curve);
   return st;
 }

@@ -161,3 +161,18 @@ bool ng_args_finished(int *code) {
   }
   return *code != 0;
 }
+
+int ng_args_doubles(const char *s, double *out, size_t cap, size_t *count) {
+  *count = 0;
+  if (!s || !*s) return -1;
+  const char *p = s;
+  for (;;) {
+    char *end;
+    double v = strtod(p, &end);
+    if (end == p || !isfinite(v) || (*end && *end != ',')) return -1;
+    if (*count < cap) out[*count] = v;
+    (*count)++;
+    if (!*end) return 0;
+    p = end + 1;
+  }
+}

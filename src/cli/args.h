@@ -45,6 +45,10 @@ int ng_args_parse(const char *command, const char *usage, ng_arg *table, size_t 
  * with *code left at 2). */
 bool ng_args_finished(int *code);
 
+/* Parses a comma-separated list of finite numbers into out (at most cap); *count receives how many there
+ * were (even beyond cap). Returns 0, or -1 for an empty or malformed list. */
+int ng_args_doubles(const char *s, double *out, size_t cap, size_t *count);
+
 /* Whether the option named `name` was given. */
 bool ng_args_seen(const ng_arg *table, size_t count, const char *name);
 

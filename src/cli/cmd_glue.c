@@ -1,7 +1,10 @@
-/* `nograd glue`: the options, and the report (text, or one JSON line per method with --json). */
+/* `nograd glue`: the options, the runs (one method, or all of them in turn), and the report (text, or one
+ * JSON line per method with --json; the loss curves as CSV with --curves). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -9,15 +12,99 @@
 #include "nograd/error.h"
 #include "nograd/glue.h"
 
+/* The order of --method all: the fixed baselines first, then the learned ones. */
+static const ng_glue_method all_methods[] = {NG_GLUE_UNIFORM,  NG_GLUE_DATASIZE, NG_GLUE_PROXY, NG_GLUE_BEST,
+                                             NG_GLUE_FULLGRAD, NG_GLUE_SPSA,     NG_GLUE_CMAES};
+#define NALL (sizeof all_methods / sizeof all_methods[0])
+
+/* PATH with "-SUFFIX" before a trailing ".h5" (or at the end); malloc'd. */
+static char *with_suffix(const char *path, const char *suffix) {
+  size_t len = strlen(path), stem = len > 3 && strcmp(path + len - 3, ".h5") == 0 ? len - 3 : len;
+  char *s = malloc(len + strlen(suffix) + 2);
+  if (s) sprintf(s, "%.*s-%s%s", (int)stem, path, suffix, path + stem);
+  return s;
+}
+
+static void print_json(FILE *out, const char *method, const char *granularity, const ng_glue_result *r,
+                       const char *prior) {
+  fprintf(out, "{\"method\":\"%s\",\"granularity\":\"%s\",\"prior_loss\":", method, granularity);
+  ng_json_number(out, r->prior_loss);
+  fprintf(out, ",\"prior_accuracy\":");
+  ng_json_number(out, r->prior_accuracy);
+  fprintf(out, ",\"weights\":[");
+  for (size_t i = 0; r->weights && i < r->K * r->L; i++) {
+    if (i) fputc(',', out);
+    ng_json_number(out, r->weights[i]);
+  }
+  fprintf(out, "],\"K\":%zu,\"L\":%zu,\"evaluations\":%lld,\"seconds\":%.6f,\"prior\":", r->K, r->L,
+          (long long)r->evaluations, r->seconds);
+  ng_json_string(out, prior);
+  fprintf(out, "}\n");
+}
+
+static void print_text(FILE *out, const char *method, const ng_glue_result *r, const char *prior,
+                       const ng_arg_list *experts) {
+  fprintf(out, "method: %s\nprior_loss: %.10g\nprior_accuracy: %.6f\nweights:", method, r->prior_loss,
+          r->prior_accuracy);
+  for (size_t k = 0; r->weights && k < r->K; k++) {
+    fprintf(out, "\n  expert %zu (%s):", k + 1, experts->items[k]);
+    for (size_t l = 0; l < r->L && l < 16; l++)
+      fprintf(out, " %.6f", r->weights[k * r->L + l]);
+    if (r->L > 16) fprintf(out, " ...");
+  }
+  fprintf(out, "\nevaluations: %lld\nseconds: %.3f\nprior: %s\n", (long long)r->evaluations, r->seconds,
+          prior);
+}
+
+/* One row of the --method all table; weights shown per expert (their mean over layer groups). */
+static void print_row(FILE *out, const char *method, const ng_glue_result *r) {
+  fprintf(out, "%-9s %11.6f %9.4f %7lld %8.2f  ", method, r->prior_loss, r->prior_accuracy,
+          (long long)r->evaluations, r->seconds);
+  for (size_t k = 0; r->weights && k < r->K; k++) {
+    double m = 0;
+    for (size_t l = 0; l < r->L; l++)
+      m += r->weights[k * r->L + l];
+    fprintf(out, "%s%.3f", k ? " " : "", m / (double)r->L);
+  }
+  fputc('\n', out);
+}
+
+/* Rank 0: the curves of the runs as CSV (method,step,loss), written to PATH.tmp and renamed. */
+static int write_curves(const char *path, const ng_glue_method *methods, const ng_glue_result *res,
+                        size_t count) {
+  char *tmp = with_suffix(path, "tmp");
+  FILE *f = tmp ? fopen(tmp, "w") : NULL;
+  if (!f) {
+    int st = ng_error(NG_EIO, "--curves: cannot write '%s': %s", tmp ? tmp : path, strerror(errno));
+    free(tmp);
+    return st;
+  }
+  fprintf(f, "method,step,loss\n");
+  for (size_t m = 0; m < count; m++)
+    for (size_t i = 0; i < res[m].ncurve; i++)
+      fprintf(f, "%s,%zu,%.17g\n", ng_glue_method_name(methods[m]), i + 1, res[m].curve[i]);
+  int bad = ferror(f) | fclose(f);
+  if (bad || rename(tmp, path) != 0) {
+    int st = ng_error(NG_EIO, "--curves: cannot write '%s': %s", path, strerror(errno));
+    remove(tmp);
+    free(tmp);
+    return st;
+  }
+  free(tmp);
+  return NG_OK;
+}
+
 int ng_cmd_glue(MPI_Comm comm, int argc, char **argv) {
-  int rank;
+  int rank, size;
   MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
   FILE *out = rank == 0 ? stdout : NULL, *err = rank == 0 ? stderr : fopen("/dev/null", "w");
   ng_arg_list experts = {0}, expert = {0};
   const char *target_train = NULL, *target_val = NULL, *out_path = NULL, *method = "spsa",
-             *granularity = "model", *checkpoint = NULL;
+             *granularity = "model", *checkpoint = NULL, *sizes_text = NULL, *proxy = "accuracy",
+             *curves = NULL;
   size_t steps = 100, q = 1, chunk_rows = 256;
-  double sigma0 = 0.1;
+  double sigma0 = 0.1, lr = 0.05;
   uint64_t seed = 1;
   bool json = false, quiet = false;
   ng_arg table[] = {
@@ -27,22 +114,38 @@ int ng_cmd_glue(MPI_Comm comm, int argc, char **argv) {
       {"--target-train", NG_ARG_STRING, &target_train, "T.h5", "target train split (dataset)"},
       {"--target-val", NG_ARG_STRING, &target_val, "V.h5",
        "target validation split: where the prior is measured (default: the train split)"},
-      {"--out", NG_ARG_STRING, &out_path, "PRIOR.h5", "the prior's model file"},
-      {"--method", NG_ARG_STRING, &method, "M", "spsa (default), cmaes, uniform, datasize, proxy or best"},
+      {"--out", NG_ARG_STRING, &out_path, "PRIOR.h5",
+       "the prior's model file; with --method all a directory, which gets METHOD.h5 for each method"},
+      {"--method", NG_ARG_STRING, &method, "M",
+       "spsa (default), cmaes, fullgrad, uniform, datasize, proxy, best, or all of them"},
       {"--granularity", NG_ARG_STRING, &granularity, "G",
        "model (one weight per expert, default) or layer (per expert and layer)"},
-      {"--steps", NG_ARG_POSINT, &steps, "N", "spsa, cmaes: generations (default 100)"},
+      {"--steps", NG_ARG_POSINT, &steps, "N", "spsa, cmaes, fullgrad: steps (generations; default 100)"},
       {"--q", NG_ARG_POSINT, &q, "Q", "spsa: perturbation pairs per step (default 1)"},
       {"--sigma0", NG_ARG_POSDOUBLE, &sigma0, "S", "spsa's c, cmaes' initial step size (default 0.1)"},
+      {"--lr", NG_ARG_POSDOUBLE, &lr, "LR", "fullgrad: Adam's learning rate (default 0.05)"},
+      {"--sizes", NG_ARG_STRING, &sizes_text, "N1,..,NK",
+       "datasize: the experts' training-set sizes (default: train_rows of each model file)"},
+      {"--proxy", NG_ARG_STRING, &proxy, "P",
+       "proxy: pick the expert by accuracy (default) or loss on the target train split"},
       {"--seed", NG_ARG_UINT64, &seed, "K", "random seed (default 1)"},
       {"--chunk-rows", NG_ARG_POSINT, &chunk_rows, "C", "rows per data chunk (default 256)"},
-      {"--checkpoint", NG_ARG_STRING, &checkpoint, "FILE", "spsa, cmaes: the run's checkpoint"},
-      {"--json", NG_ARG_FLAG, &json, NULL, "print one JSON line with the result"},
+      {"--checkpoint", NG_ARG_STRING, &checkpoint, "FILE",
+       "the run's checkpoint, with the weights and curve in /result (--method all: FILE-METHOD.h5)"},
+      {"--curves", NG_ARG_STRING, &curves, "FILE.csv",
+       "write the train loss per step of spsa, cmaes and fullgrad: method,step,loss"},
+      {"--json", NG_ARG_FLAG, &json, NULL, "print one JSON line per method"},
       {"--quiet", NG_ARG_FLAG, &quiet, NULL, "no progress lines"},
   };
   size_t ntable = sizeof table / sizeof table[0];
   /* --experts A B C: the values after it up to the next option; rewrite to repeated --expert */
   char **args = malloc((size_t)(2 * argc + 1) * sizeof *args);
+  char *prior_paths[NALL] = {0}, *ckpt_paths[NALL] = {0};
+  ng_glue_result res[NALL];
+  ng_glue_method methods[NALL];
+  size_t nmethods = 0, done_runs = 0;
+  double sizes[64];
+  memset(res, 0, sizeof res);
   int nargs = 0, code;
   if (!args) {
     code = NG_EXIT_FAILURE;
@@ -73,15 +176,47 @@ int ng_cmd_glue(MPI_Comm comm, int argc, char **argv) {
             expert.count);
     goto done;
   }
+  bool all = strcmp(method, "all") == 0;
   int m = ng_glue_method_from_name(method);
-  if (m < 0) {
-    fprintf(err, "nograd glue: --method: expected spsa, cmaes, uniform, datasize, proxy or best, got '%s'\n",
+  if (m < 0 && !all) {
+    fprintf(err,
+            "nograd glue: --method: expected spsa, cmaes, fullgrad, uniform, datasize, proxy, best or all, "
+            "got '%s'\n",
             method);
     goto done;
   }
   if (strcmp(granularity, "model") != 0 && strcmp(granularity, "layer") != 0) {
     fprintf(err, "nograd glue: --granularity: expected model or layer, got '%s'\n", granularity);
     goto done;
+  }
+  if (strcmp(proxy, "accuracy") != 0 && strcmp(proxy, "loss") != 0) {
+    fprintf(err, "nograd glue: --proxy: expected accuracy or loss, got '%s'\n", proxy);
+    goto done;
+  }
+  size_t nsizes = 0;
+  if (sizes_text && (ng_args_doubles(sizes_text, sizes, 64, &nsizes) != 0 || nsizes != expert.count)) {
+    fprintf(err, "nograd glue: --sizes: expected %zu comma-separated numbers (one per expert), got '%s'\n",
+            expert.count, sizes_text);
+    goto done;
+  }
+  if (all) {
+    memcpy(methods, all_methods, sizeof all_methods);
+    nmethods = NALL;
+  } else {
+    methods[0] = (ng_glue_method)m;
+    nmethods = 1;
+  }
+  code = NG_EXIT_FAILURE;
+  for (size_t i = 0; i < nmethods; i++) {
+    const char *name = ng_glue_method_name(methods[i]);
+    size_t len = strlen(out_path) + strlen(name) + 8;
+    prior_paths[i] = malloc(len);
+    if (!prior_paths[i]) goto done;
+    if (all)
+      snprintf(prior_paths[i], len, "%s/%s.h5", out_path, name);
+    else
+      snprintf(prior_paths[i], len, "%s", out_path);
+    if (checkpoint && !(ckpt_paths[i] = all ? with_suffix(checkpoint, name) : strdup(checkpoint))) goto done;
   }
   char command_line[4096];
   size_t used = 0;
@@ -91,51 +226,71 @@ int ng_cmd_glue(MPI_Comm comm, int argc, char **argv) {
                         .nexperts = expert.count,
                         .target_train = target_train,
                         .target_val = target_val,
-                        .out = out_path,
-                        .method = (ng_glue_method)m,
+                        .out = prior_paths[0],
+                        .method = methods[0],
                         .per_layer = strcmp(granularity, "layer") == 0,
                         .steps = steps,
                         .q = q,
                         .sigma0 = sigma0,
+                        .lr = lr,
+                        .sizes = sizes_text ? sizes : NULL,
+                        .proxy_loss = strcmp(proxy, "loss") == 0,
                         .seed = seed,
                         .chunk_rows = chunk_rows,
-                        .checkpoint = checkpoint,
                         .command_line = command_line,
-                        .progress = (quiet || json || rank != 0) ? NULL : stderr};
-  ng_glue_result res;
-  int st = ng_app_glue(comm, &cfg, &res);
+                        .progress = (quiet || json || all || rank != 0) ? NULL : stderr};
+  int st = NG_OK;
+  if (all) {
+    /* every check first (datasize's sizes included), so that a bad input writes nothing */
+    cfg.method = NG_GLUE_DATASIZE;
+    cfg.check_only = 1;
+    st = ng_app_glue(comm, &cfg, &res[0]);
+    cfg.check_only = 0;
+    if (st == NG_OK && rank == 0 && mkdir(out_path, 0777) != 0 && errno != EEXIST)
+      st = ng_error(NG_EIO, "--out: cannot create the directory '%s': %s", out_path, strerror(errno));
+    int bad = st != NG_OK;
+    MPI_Bcast(&bad, 1, MPI_INT, 0, comm);
+    if (bad && st == NG_OK) st = NG_EIO;
+    if (out && st == NG_OK && !json)
+      fprintf(out, "%-9s %11s %9s %7s %8s  %s\n", "method", "prior_loss", "prior_acc", "evals", "seconds",
+              "weights (per expert)");
+  }
+  for (size_t i = 0; i < nmethods && st == NG_OK; i++) {
+    cfg.method = methods[i];
+    cfg.out = prior_paths[i];
+    cfg.checkpoint = ckpt_paths[i];
+    st = ng_app_glue(comm, &cfg, &res[i]);
+    if (st != NG_OK) break;
+    done_runs = i + 1;
+    const char *name = ng_glue_method_name(methods[i]);
+    if (out && json)
+      print_json(out, name, granularity, &res[i], prior_paths[i]);
+    else if (out && all)
+      print_row(out, name, &res[i]);
+    else if (out)
+      print_text(out, name, &res[i], prior_paths[i], &expert);
+    if (out) fflush(out);
+  }
+  if (st == NG_OK && curves) {
+    if (rank == 0) st = write_curves(curves, methods, res, done_runs);
+    int bad = st != NG_OK;
+    MPI_Bcast(&bad, 1, MPI_INT, 0, comm);
+    if (bad && st == NG_OK) st = NG_EIO;
+  }
   if (st != NG_OK) {
     fprintf(err, "nograd glue: %s\n", ng_errmsg()[0] ? ng_errmsg() : ng_strerror(st));
     code = st == NG_EINVAL ? NG_EXIT_USAGE : NG_EXIT_FAILURE;
     goto done;
   }
+  if (out && all && !json) fprintf(out, "priors: %s/METHOD.h5\n", out_path);
   code = NG_EXIT_OK;
-  if (out && json) {
-    fprintf(out, "{\"method\":\"%s\",\"granularity\":\"%s\",\"prior_loss\":", method, granularity);
-    ng_json_number(out, res.prior_loss);
-    fprintf(out, ",\"prior_accuracy\":");
-    ng_json_number(out, res.prior_accuracy);
-    fprintf(out, ",\"weights\":[");
-    for (size_t i = 0; res.weights && i < res.K * res.L; i++) {
-      if (i) fputc(',', out);
-      ng_json_number(out, res.weights[i]);
-    }
-    fprintf(out, "],\"experts\":%zu,\"layers\":%zu,\"evaluations\":%lld,\"seconds\":%.6f}\n", res.K, res.L,
-            (long long)res.evaluations, res.seconds);
-  } else if (out) {
-    fprintf(out, "method: %s\nprior_loss: %.10g\nprior_accuracy: %.6f\nweights:", method, res.prior_loss,
-            res.prior_accuracy);
-    for (size_t k = 0; res.weights && k < res.K; k++) {
-      fprintf(out, "\n  expert %zu (%s):", k + 1, expert.items[k]);
-      for (size_t l = 0; l < res.L && l < 16; l++)
-        fprintf(out, " %.6f", res.weights[k * res.L + l]);
-      if (res.L > 16) fprintf(out, " ...");
-    }
-    fprintf(out, "\nevaluations: %lld\nseconds: %.3f\nprior: %s\n", (long long)res.evaluations, res.seconds,
-            out_path);
-  }
-  free(res.weights);
 done:
+  for (size_t i = 0; i < NALL; i++) {
+    free(res[i].weights);
+    free(res[i].curve);
+    free(prior_paths[i]);
+    free(ckpt_paths[i]);
+  }
   free(args);
   if (rank != 0 && err) fclose(err);
   return code;
