@@ -22,6 +22,9 @@
  *   best          the single expert with the lowest cross-entropy on the target validation split (or the
  *                 train split when none is given; ties: the first)
  *
+ * spsa and cmaes compute the experts' first-layer outputs on the target train rows once and combine them per
+ * candidate (theta(a) is linear in a), when the first computing layer is dense or conv2d (src/app/glue.c).
+ *
  * Mixing adds the experts' values in expert order in double and rounds to float32 once. Losses are computed
  * on chunks of chunk_rows rows exactly as ng_nn_objective (and `nograd eval` with the same chunk and batch)
  * does, and added in chunk order on rank 0. */
@@ -76,6 +79,7 @@ typedef struct {
   const char *command_line; /* for the checkpoint's /meta */
   FILE *progress;           /* rank 0: engine progress lines, or NULL */
   int check_only;           /* 1: read and check the experts, the sizes and the datasets, then return */
+  int no_cache;             /* spsa, cmaes: 1 turns the first-layer cache off (to measure what it buys) */
 } ng_glue_config;
 
 typedef struct {

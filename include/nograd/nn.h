@@ -107,6 +107,23 @@ void ng_nn_work_set_dropout(ng_nn_work *w, uint64_t seed, uint64_t step);
 int ng_nn_forward(const ng_model *m, const float *params, ng_nn_work *w, const float *x, size_t batch,
                   const float **out);
 
+/* The layers [from, to) of a forward pass on an evaluation workspace: act is the value entering layer `from`
+ * (batch x its size per example; the input when from is 0), *out the value leaving layer to - 1, valid until
+ * the next pass. ng_nn_forward is the range [0, nlayers). A relu that follows a dense layer is applied by the
+ * range that holds the relu, so a range may end between them (e.g. to compute a linear first layer once and
+ * combine its outputs). `from` must not be inside a residual group. No allocation. NG_EINVAL for a training
+ * workspace, a range out of order or beyond the layers, batch > max_batch. */
+int ng_nn_forward_range(const ng_model *m, const float *params, ng_nn_work *w, size_t from, size_t to,
+                        const float *act, size_t batch, const float **out);
+
+/* The index of the model's first computing layer and its output size per example, when it is dense or
+ * conv2d (only a flatten may come before it): a layer whose output is linear in its parameters. NG_ENOTFOUND
+ * otherwise. */
+int ng_model_first_linear(const ng_model *m, size_t *layer, size_t *out_size);
+
+/* The number of layers: the spec's lines after `input` (a residual group's `residual` and `end` count). */
+size_t ng_model_nlayers(const ng_model *m);
+
 /* Backward pass after a forward pass in training mode on the same workspace: dout (batch x output_size) is
  * the gradient of the loss with respect to the outputs; the gradient with respect to the parameters is ADDED
  * to grad (nparams floats). Batch-norm running statistics are constants (inference form): their entries of

@@ -47,14 +47,28 @@ int ng_glue_method_from_name(const char *name) {
 typedef struct {
   size_t K, L, nparams;
   ng_model **models;
-  const float **theta;   /* K parameter vectors */
-  size_t *gstart, *gend; /* L parameter ranges */
-  double *coef;          /* K x L scratch coefficients */
-  double *mixed;         /* nparams: the mixed parameters of the cached candidate */
-  bool cached;
-  uint64_t cache_gen;
-  size_t cache_k;
-  ng_nn_objective *train; /* the engine's objective on the target train split */
+  const float **theta;    /* K parameter vectors */
+  size_t *gstart, *gend;  /* L parameter ranges */
+  double *coef;           /* K x L scratch coefficients */
+  double *mixed;          /* nparams: scratch mixed parameters */
+  ng_nn_objective *train; /* the engine's objective on the target train split (without the cache) */
+  /* The mixed parameters of the candidates of the current generation, mixed once however many chunks
+   * they meet: slot k holds candidate k (double for ng_nn_objective, float for the cache's passes). */
+  uint64_t cand_gen;
+  size_t ncand;
+  double **cand;
+  float **cand_f;
+  bool *cand_ok;
+  /* The first-layer cache (glue_first_layer_cache): the experts' first-layer outputs on this rank's rows. */
+  bool fl;
+  size_t fl_layer, fl_out, fl_group; /* the layer, its outputs per example, its layer group */
+  size_t chunk_rows, batch, classes, d;
+  size_t first_chunk, nchunks_loaded, nrows; /* the loaded chunks and their rows */
+  float *z;                                  /* K x nrows x fl_out */
+  int32_t *y;                                /* nrows labels */
+  float *act;                                /* batch x fl_out: the combined first-layer output */
+  ng_nn_work *work;
+  const char *train_path;
 } glue_ctx;
 
 static void ctx_free(glue_ctx *c) {
@@ -67,6 +81,17 @@ static void ctx_free(glue_ctx *c) {
   free(c->coef);
   free(c->mixed);
   ng_nn_objective_destroy(&c->train);
+  for (size_t k = 0; k < c->ncand; k++) {
+    free(c->cand[k]);
+    free(c->cand_f[k]);
+  }
+  free(c->cand);
+  free(c->cand_f);
+  free(c->cand_ok);
+  free(c->z);
+  free(c->y);
+  free(c->act);
+  ng_nn_work_destroy(&c->work);
   memset(c, 0, sizeof *c);
 }
 
@@ -225,22 +250,193 @@ static void mix(const glue_ctx *c, const double *a, double *mixed) {
 /* ------------------------------------------------------------------------------------------------------ */
 /* The engine's objective. */
 
+/* Rows [r0, r0 + rows) of a labelled dataset whose rows fit the model: x (rows x d) and y, malloc'd. */
+static int read_rows(const ng_model *m, const char *path, size_t r0, size_t rows, float **x, int32_t **y) {
+  ng_dataset *ds = NULL;
+  NG_CALL(ng_dataset_open(path, &ds));
+  const ng_data_info *in = ng_dataset_info(ds);
+  size_t classes = ng_model_output_size(m);
+  int st = NG_OK;
+  if (in->t != 0)
+    st = ng_error(NG_EMISMATCH, "%s: the target has float targets (/y); mixing experts needs labels", path);
+  else if (in->d != ng_model_input_size(m))
+    st = ng_error(NG_EMISMATCH, "%s: rows of %zu features (/x) do not fit the experts' input of %zu", path,
+                  in->d, ng_model_input_size(m));
+  else if (in->classes > (int64_t)classes)
+    st = ng_error(NG_EMISMATCH, "%s: %lld classes (/y) but the experts have %zu outputs", path,
+                  (long long)in->classes, classes);
+  else if (r0 + rows > in->n)
+    st = ng_error(NG_EINVAL, "%s: rows %zu..%zu of %zu", path, r0, r0 + rows, in->n);
+  *x = malloc((rows * in->d + 1) * sizeof **x);
+  *y = malloc((rows + 1) * sizeof **y);
+  if (st == NG_OK && (!*x || !*y)) st = ng_error(NG_ENOMEM, "%s: out of memory for %zu rows", path, rows);
+  if (st == NG_OK && rows) st = ng_dataset_read_rows(ds, r0, rows, *x, *y);
+  ng_dataset_close(&ds);
+  for (size_t i = 0; st == NG_OK && i < rows; i++)
+    if ((*y)[i] < 0 || (size_t)(*y)[i] >= classes)
+      st = ng_error(NG_EMISMATCH, "%s: row %zu has label %d, outside the experts' %zu classes (/y)", path,
+                    r0 + i, (int)(*y)[i], classes);
+  if (st != NG_OK) {
+    free(*x);
+    free(*y);
+    *x = NULL;
+    *y = NULL;
+  }
+  return st;
+}
+
+/* The first-layer cache. theta(a) is linear in a, and so is the output of a dense or conv2d first layer:
+ * with sum_k a_k = 1 (per group), W(a) x + b(a) = sum_k a_k (W_k x + b_k). The experts' first-layer outputs
+ * on this rank's rows are computed once, when the rows are loaded; a candidate then costs a K-term
+ * combination per example instead of the first layer's product, and the passes start at the second layer.
+ * Used when the first computing layer is dense or conv2d and the outputs fit in GLUE_CACHE_BYTES. Each
+ * chunk's outputs are computed in batches that start at multiples of the batch within the chunk, as every
+ * pass here, so the numbers do not depend on which rank holds a chunk. (They differ from the uncached pass
+ * in the last bits: the first layer's outputs are combined in float instead of its parameters in double.) */
+#define GLUE_CACHE_BYTES ((size_t)1 << 30)
+
+static int cache_setup(glue_ctx *c, const char *train_path, size_t chunk_rows) {
+  const ng_model *m = c->models[0];
+  size_t layer, out;
+  if (ng_model_first_linear(m, &layer, &out) != NG_OK) return NG_OK; /* not applicable: plain passes */
+  ng_dataset *ds = NULL;
+  NG_CALL(ng_dataset_open(train_path, &ds));
+  size_t rows = ng_dataset_info(ds)->n;
+  ng_dataset_close(&ds);
+  if ((double)c->K * (double)rows * (double)out * sizeof(float) > (double)GLUE_CACHE_BYTES) return NG_OK;
+  const char *name;
+  size_t off, ndim, shape[4];
+  ng_model_tensor(m, 0, &name, &off, &ndim, shape); /* the first layer's weight: the first tensor */
+  c->fl_group = 0;
+  for (size_t l = 0; l < c->L; l++)
+    if (c->gstart[l] <= off && off < c->gend[l]) c->fl_group = l;
+  c->fl_layer = layer;
+  c->fl_out = out;
+  c->chunk_rows = chunk_rows;
+  c->batch = chunk_rows < NG_NN_OBJECTIVE_BATCH ? chunk_rows : NG_NN_OBJECTIVE_BATCH;
+  c->classes = ng_model_output_size(m);
+  c->d = ng_model_input_size(m);
+  c->train_path = train_path;
+  c->act = malloc(c->batch * out * sizeof *c->act);
+  if (!c->act) return ng_error(NG_ENOMEM, "glue: out of memory");
+  NG_CALL(ng_nn_work_create(m, c->batch, false, &c->work));
+  c->fl = true;
+  return NG_OK;
+}
+
+static int cache_load(glue_ctx *c, size_t first_chunk, size_t count) {
+  free(c->z);
+  free(c->y);
+  c->z = NULL;
+  c->y = NULL;
+  c->first_chunk = first_chunk;
+  c->nchunks_loaded = count;
+  c->nrows = 0;
+  if (count == 0) return NG_OK;
+  ng_dataset *ds = NULL;
+  NG_CALL(ng_dataset_open(c->train_path, &ds));
+  size_t n = ng_dataset_info(ds)->n;
+  ng_dataset_close(&ds);
+  size_t r0 = first_chunk * c->chunk_rows, r1 = (first_chunk + count) * c->chunk_rows;
+  if (r1 > n) r1 = n;
+  float *x = NULL;
+  NG_CALL(read_rows(c->models[0], c->train_path, r0, r1 - r0, &x, &c->y));
+  c->nrows = r1 - r0;
+  c->z = malloc((c->K * c->nrows * c->fl_out + 1) * sizeof *c->z);
+  int st = c->z ? NG_OK : ng_error(NG_ENOMEM, "glue: out of memory for the first-layer cache");
+  for (size_t k = 0; k < c->K && st == NG_OK; k++)
+    for (size_t ch = 0; ch < count && st == NG_OK; ch++) {
+      size_t c0 = ch * c->chunk_rows, c1 = c0 + c->chunk_rows < c->nrows ? c0 + c->chunk_rows : c->nrows;
+      for (size_t b = c0; b < c1 && st == NG_OK; b += c->batch) {
+        size_t nb = c1 - b < c->batch ? c1 - b : c->batch;
+        const float *out;
+        st = ng_nn_forward_range(c->models[0], c->theta[k], c->work, 0, c->fl_layer + 1, x + b * c->d, nb,
+                                 &out);
+        if (st == NG_OK) memcpy(c->z + (k * c->nrows + b) * c->fl_out, out, nb * c->fl_out * sizeof *out);
+      }
+    }
+  free(x);
+  return st;
+}
+
+/* The cross-entropy sum of mixed parameters p (coefficients a) on loaded chunk `chunk`, from the cache. */
+static int cache_eval(glue_ctx *c, const double *a, const float *p, size_t chunk, double *sum,
+                      double *count) {
+  if (chunk < c->first_chunk || chunk >= c->first_chunk + c->nchunks_loaded)
+    return ng_error(NG_EINVAL, "glue: chunk %zu is not loaded", chunk);
+  size_t c0 = (chunk - c->first_chunk) * c->chunk_rows;
+  size_t c1 = c0 + c->chunk_rows < c->nrows ? c0 + c->chunk_rows : c->nrows;
+  size_t F = c->fl_out, L = c->L, g = c->fl_group;
+  double loss = 0;
+  for (size_t b = c0; b < c1; b += c->batch) {
+    size_t nb = c1 - b < c->batch ? c1 - b : c->batch;
+    for (size_t k = 0; k < c->K; k++) {
+      float ak = (float)a[k * L + g];
+      const float *z = c->z + (k * c->nrows + b) * F;
+      if (k == 0)
+        for (size_t e = 0; e < nb * F; e++)
+          c->act[e] = ak * z[e];
+      else
+        for (size_t e = 0; e < nb * F; e++)
+          c->act[e] += ak * z[e];
+    }
+    const float *out;
+    NG_CALL(ng_nn_forward_range(c->models[0], p, c->work, c->fl_layer + 1, ng_model_nlayers(c->models[0]),
+                                c->act, nb, &out));
+    loss += ng_loss_cross_entropy(out, c->y + b, nb, c->classes, NULL);
+  }
+  *sum += loss;
+  *count += (double)(c1 - c0);
+  return NG_OK;
+}
+
 static int load_cb(void *ctx, size_t first_chunk, size_t count) {
   glue_ctx *c = ctx;
-  return ng_nn_objective_load(c->train, first_chunk, count);
+  return c->fl ? cache_load(c, first_chunk, count) : ng_nn_objective_load(c->train, first_chunk, count);
+}
+
+/* Candidate k of `generation`, mixed once: its slot. */
+static int candidate(glue_ctx *c, const double *x, uint64_t generation, size_t k) {
+  if (generation != c->cand_gen)
+    for (size_t i = 0; i < c->ncand; i++)
+      c->cand_ok[i] = false;
+  c->cand_gen = generation;
+  if (k >= c->ncand) { /* grows to the candidates this rank evaluates, once */
+    size_t n = k + 1;
+    double **cd = realloc(c->cand, n * sizeof *cd);
+    if (cd) c->cand = cd;
+    float **cf = realloc(c->cand_f, n * sizeof *cf);
+    if (cf) c->cand_f = cf;
+    bool *ok = realloc(c->cand_ok, n * sizeof *ok);
+    if (ok) c->cand_ok = ok;
+    if (!cd || !cf || !ok) return ng_error(NG_ENOMEM, "glue: out of memory for %zu candidates", n);
+    for (size_t i = c->ncand; i < n; i++) {
+      c->cand[i] = malloc((c->K * c->L + c->nparams + 1) * sizeof **c->cand);
+      c->cand_f[i] = malloc((c->nparams + 1) * sizeof **c->cand_f);
+      c->cand_ok[i] = false;
+      c->ncand = i + 1;
+      if (!c->cand[i] || !c->cand_f[i]) return ng_error(NG_ENOMEM, "glue: out of memory for candidates");
+    }
+  }
+  if (!c->cand_ok[k]) {
+    double *a = c->cand[k], *mixed = a + c->K * c->L;
+    softmax(c->K, c->L, x, a);
+    mix(c, a, mixed);
+    if (c->fl)
+      for (size_t i = 0; i < c->nparams; i++)
+        c->cand_f[k][i] = (float)mixed[i];
+    c->cand_ok[k] = true;
+  }
+  return NG_OK;
 }
 
 static int eval_cb(void *ctx, const double *x, uint64_t generation, size_t k, size_t chunk, double *sum,
                    double *count) {
   glue_ctx *c = ctx;
-  if (!c->cached || c->cache_gen != generation || c->cache_k != k) {
-    softmax(c->K, c->L, x, c->coef);
-    mix(c, c->coef, c->mixed);
-    c->cached = true;
-    c->cache_gen = generation;
-    c->cache_k = k;
-  }
-  return ng_nn_objective_eval(c->train, c->mixed, chunk, sum, count);
+  NG_CALL(candidate(c, x, generation, k));
+  const double *a = c->cand[k];
+  if (c->fl) return cache_eval(c, a, c->cand_f[k], chunk, sum, count);
+  return ng_nn_objective_eval(c->train, a + c->K * c->L, chunk, sum, count);
 }
 
 /* ------------------------------------------------------------------------------------------------------ */
@@ -366,35 +562,20 @@ static int fullgrad_open(MPI_Comm comm, const glue_ctx *c, const char *path, siz
   const ng_model *m = c->models[0];
   ng_dataset *ds = NULL;
   NG_CALL(ng_dataset_open(path, &ds));
-  const ng_data_info *in = ng_dataset_info(ds);
-  size_t out_size = ng_model_output_size(m);
-  if (in->t != 0)
-    st = ng_error(NG_EMISMATCH, "--method fullgrad: %s has float targets (/y); the mixing loss needs labels",
-                  path);
-  else if (in->d != ng_model_input_size(m))
-    st = ng_error(NG_EMISMATCH, "%s: rows of %zu features (/x) do not fit the experts' input of %zu", path,
-                  in->d, ng_model_input_size(m));
-  else if (in->classes > (int64_t)out_size)
-    st = ng_error(NG_EMISMATCH, "%s: %lld classes (/y) but the experts have %zu outputs", path,
-                  (long long)in->classes, out_size);
-  else if (in->n == 0)
-    st = ng_error(NG_EINVAL, "%s: the target train split is empty", path);
-  if (st != NG_OK) {
-    ng_dataset_close(&ds);
-    return st;
-  }
+  size_t total = ng_dataset_info(ds)->n;
+  ng_dataset_close(&ds);
+  if (total == 0) return ng_error(NG_EINVAL, "%s: the target train split is empty", path);
   size_t K = c->K, L = c->L, w = K * L + 2;
   f->chunk_rows = chunk_rows;
-  f->d = in->d;
-  f->classes = out_size;
+  f->d = ng_model_input_size(m);
+  f->classes = ng_model_output_size(m);
   f->batch = chunk_rows < NG_NN_OBJECTIVE_BATCH ? chunk_rows : NG_NN_OBJECTIVE_BATCH;
-  f->nchunks = (in->n + chunk_rows - 1) / chunk_rows;
+  f->nchunks = (total + chunk_rows - 1) / chunk_rows;
   ng_dist_block(f->nchunks, (size_t)size, (size_t)rank, &f->first, &f->count);
   size_t r0 = f->first * chunk_rows, r1 = (f->first + f->count) * chunk_rows;
-  if (r1 > in->n) r1 = in->n;
+  if (r1 > total) r1 = total;
   f->rows = r1 > r0 ? r1 - r0 : 0;
-  f->x = malloc((f->rows * f->d + 1) * sizeof *f->x);
-  f->y = malloc((f->rows + 1) * sizeof *f->y);
+  NG_CALL(read_rows(m, path, f->rows ? r0 : 0, f->rows, &f->x, &f->y));
   f->params = malloc((c->nparams + 1) * sizeof *f->params);
   f->grad = malloc((c->nparams + 1) * sizeof *f->grad);
   f->dout = malloc(f->batch * f->classes * sizeof *f->dout);
@@ -403,15 +584,8 @@ static int fullgrad_open(MPI_Comm comm, const glue_ctx *c, const char *path, siz
   f->all = malloc(w * f->nchunks * sizeof *f->all);
   f->counts = malloc((size_t)size * sizeof *f->counts);
   f->displs = malloc((size_t)size * sizeof *f->displs);
-  if (!f->x || !f->y || !f->params || !f->grad || !f->dout || !f->dot || !f->part || !f->all || !f->counts ||
-      !f->displs)
-    st = ng_error(NG_ENOMEM, "--method fullgrad: out of memory for %zu rows", f->rows);
-  if (st == NG_OK && f->rows) st = ng_dataset_read_rows(ds, r0, f->rows, f->x, f->y);
-  ng_dataset_close(&ds);
-  for (size_t i = 0; st == NG_OK && i < f->rows; i++)
-    if (f->y[i] < 0 || (size_t)f->y[i] >= f->classes)
-      st = ng_error(NG_EMISMATCH, "%s: row %zu has label %d, outside the experts' %zu classes (/y)", path,
-                    r0 + i, (int)f->y[i], f->classes);
+  if (!f->params || !f->grad || !f->dout || !f->dot || !f->part || !f->all || !f->counts || !f->displs)
+    st = ng_error(NG_ENOMEM, "--method fullgrad: out of memory for %zu parameters", c->nparams);
   if (st == NG_OK) st = ng_nn_work_create(m, f->batch, true, &f->work);
   NG_CALL(st);
   for (int r = 0; r < size; r++) {
@@ -693,6 +867,7 @@ int ng_app_glue(MPI_Comm comm, const ng_glue_config *cfg, ng_glue_result *res) {
   if (st == NG_OK && engine) {
     ng_nn_objective_config oc = {.chunk_rows = chunk_rows, .loss = NG_NN_LOSS_CROSS_ENTROPY};
     st = ng_nn_objective_create(c.models[0], cfg->target_train, &oc, &c.train);
+    if (st == NG_OK && !cfg->no_cache) st = cache_setup(&c, cfg->target_train, chunk_rows);
   }
   if (st == NG_OK && fullgrad) {
     fg.seed = cfg->seed ? cfg->seed : 1;

@@ -106,7 +106,7 @@ int ng_cmd_glue(MPI_Comm comm, int argc, char **argv) {
   size_t steps = 100, q = 1, chunk_rows = 256;
   double sigma0 = 0.1, lr = 0.05;
   uint64_t seed = 1;
-  bool json = false, quiet = false;
+  bool json = false, quiet = false, no_cache = false;
   ng_arg table[] = {
       {"--experts", NG_ARG_LIST, &experts, "E.h5",
        "expert model files of one architecture; takes the following non-option arguments too"},
@@ -134,6 +134,8 @@ int ng_cmd_glue(MPI_Comm comm, int argc, char **argv) {
        "the run's checkpoint, with the weights and curve in /result (--method all: FILE-METHOD.h5)"},
       {"--curves", NG_ARG_STRING, &curves, "FILE.csv",
        "write the train loss per step of spsa, cmaes and fullgrad: method,step,loss"},
+      {"--no-first-layer-cache", NG_ARG_FLAG, &no_cache, NULL,
+       "spsa, cmaes: mix the first layer's parameters per candidate (to measure what the cache buys)"},
       {"--json", NG_ARG_FLAG, &json, NULL, "print one JSON line per method"},
       {"--quiet", NG_ARG_FLAG, &quiet, NULL, "no progress lines"},
   };
@@ -238,6 +240,7 @@ int ng_cmd_glue(MPI_Comm comm, int argc, char **argv) {
                         .seed = seed,
                         .chunk_rows = chunk_rows,
                         .command_line = command_line,
+                        .no_cache = no_cache,
                         .progress = (quiet || json || all || rank != 0) ? NULL : stderr};
   int st = NG_OK;
   if (all) {

@@ -339,23 +339,21 @@ static void dropout_apply(const ng_layer *L, size_t layer, uint64_t seed, uint64
     y[e] = (double)ng_rng_u32(&r) >= thresh ? x[e] * scale : 0.0f;
 }
 
-int ng_nn_forward(const ng_model *m, const float *params, ng_nn_work *w, const float *x, size_t batch,
-                  const float **out) {
-  NG_CALL(check_pair(m, w, "ng_nn_forward"));
-  if (batch > w->max_batch)
-    return ng_error(NG_EINVAL, "ng_nn_forward: batch %zu is larger than the workspace's %zu", batch,
-                    w->max_batch);
-  if (!params || (!x && batch) || !out) return ng_error(NG_EINVAL, "ng_nn_forward: NULL argument");
-  size_t B = batch;
-  w->batch = 0;
-  if (B == 0) { /* nothing to compute; BLAS would be called with empty matrices */
-    *out = value_ptr(w, m->nlayers, x);
-    return NG_OK;
+/* Layers [from, to) of a pass of B > 0 examples; x is the value entering layer `from`, written into its slot
+ * first when it has one. A relu fused into the dense layer before it is applied by the dense layer, unless
+ * the range starts at the relu (then it runs here) or ends between them (then it is left to a later range).
+ */
+static void run_layers(const ng_model *m, const float *params, ng_nn_work *w, size_t from, size_t to,
+                       const float *x, size_t B) {
+  if (w->slot[w->head[from]] >= 0) {
+    size_t size = from == 0 ? m->in_size : m->layers[from - 1].out_size;
+    float *dst = value_ptr(w, from, x);
+    if (dst != x) memcpy(dst, x, B * size * sizeof *x);
   }
-  if (w->slot[0] >= 0) memcpy(w->slots[w->slot[0]], x, B * m->in_size * sizeof *x);
-  for (size_t i = 0; i < m->nlayers; i++) {
+  for (size_t i = from; i < to; i++) {
     const ng_layer *L = &m->layers[i];
-    if (w->head[i + 1] != (int)(i + 1) || w->fused[i] == 2) continue; /* an alias, or a relu done already */
+    if (w->head[i + 1] != (int)(i + 1) || (w->fused[i] == 2 && i != from))
+      continue; /* an alias, or a relu done already */
     const float *in = value_ptr(w, i, x);
     float *y = value_ptr(w, i + 1, x);
     size_t n = B * L->out_size;
@@ -370,7 +368,7 @@ int ng_nn_forward(const ng_model *m, const float *params, ng_nn_work *w, const f
                         L->in_shape[1], L->in_shape[2], L->k, L->stride, y, w->argmax[i]);
         break;
       case NG_L_DENSE:
-        dense_forward(L, params, in, B, y, w->fused[i] == 1);
+        dense_forward(L, params, in, B, y, w->fused[i] == 1 && i + 1 < to);
         break;
       case NG_L_RELU:
         for (size_t e = 0; e < n; e++)
@@ -410,6 +408,22 @@ int ng_nn_forward(const ng_model *m, const float *params, ng_nn_work *w, const f
         break;
     }
   }
+}
+
+int ng_nn_forward(const ng_model *m, const float *params, ng_nn_work *w, const float *x, size_t batch,
+                  const float **out) {
+  NG_CALL(check_pair(m, w, "ng_nn_forward"));
+  if (batch > w->max_batch)
+    return ng_error(NG_EINVAL, "ng_nn_forward: batch %zu is larger than the workspace's %zu", batch,
+                    w->max_batch);
+  if (!params || (!x && batch) || !out) return ng_error(NG_EINVAL, "ng_nn_forward: NULL argument");
+  size_t B = batch;
+  w->batch = 0;
+  if (B == 0) { /* nothing to compute; BLAS would be called with empty matrices */
+    *out = value_ptr(w, m->nlayers, x);
+    return NG_OK;
+  }
+  run_layers(m, params, w, 0, m->nlayers, x, B);
   *out = value_ptr(w, m->nlayers, x);
   if (w->training) {
     w->batch = B;
@@ -575,4 +589,36 @@ int ng_nn_backward(const ng_model *m, const float *params, ng_nn_work *w, const 
     }
   }
   return NG_OK;
+}
+
+int ng_nn_forward_range(const ng_model *m, const float *params, ng_nn_work *w, size_t from, size_t to,
+                        const float *act, size_t batch, const float **out) {
+  NG_CALL(check_pair(m, w, "ng_nn_forward_range"));
+  if (w->training) return ng_error(NG_EINVAL, "ng_nn_forward_range: needs an evaluation workspace");
+  if (from > to || to > m->nlayers)
+    return ng_error(NG_EINVAL, "ng_nn_forward_range: layers [%zu, %zu) of %zu", from, to, m->nlayers);
+  if (batch > w->max_batch)
+    return ng_error(NG_EINVAL, "ng_nn_forward_range: batch %zu is larger than the workspace's %zu", batch,
+                    w->max_batch);
+  if (!params || (!act && batch) || !out) return ng_error(NG_EINVAL, "ng_nn_forward_range: NULL argument");
+  if (batch) run_layers(m, params, w, from, to, act, batch);
+  *out = value_ptr(w, to, act);
+  return NG_OK;
+}
+
+int ng_model_first_linear(const ng_model *m, size_t *layer, size_t *out_size) {
+  for (size_t i = 0; i < m->nlayers; i++) {
+    ng_layer_kind k = m->layers[i].kind;
+    if (k == NG_L_DENSE || k == NG_L_CONV2D) {
+      *layer = i;
+      *out_size = m->layers[i].out_size;
+      return NG_OK;
+    }
+    if (k != NG_L_FLATTEN) break;
+  }
+  return ng_error(NG_ENOTFOUND, "the model's first computing layer is not dense or conv2d");
+}
+
+size_t ng_model_nlayers(const ng_model *m) {
+  return m->nlayers;
 }

@@ -458,6 +458,44 @@ static void test_forward_conv_pool(void **state) {
   ng_model_destroy(&m);
 }
 
+/* A forward pass cut in two ranges, between a dense layer and the relu it fuses or after a conv, gives the
+ * bits of the whole pass; ng_model_first_linear finds the layer to cut after; bad ranges are refused. */
+static void test_forward_range(void **state) {
+  const char *specs[] = {"input 1 8 8\nflatten\ndense fc1 16\nrelu\ndense fc2 4\n",
+                         "input 1 8 8\nconv2d c1 3 3 padding=1\nrelu\nmaxpool 2\nflatten\ndense fc 4\n",
+                         "input 64\ndense fc1 8\nresidual\ndense fc2 8\nrelu\nend\ndense fc3 4\n"};
+  for (size_t s = 0; s < sizeof specs / sizeof specs[0]; s++) {
+    ng_model *m = build(specs[s]);
+    ng_model_init(m, 5);
+    size_t layer, out_size, B = 7;
+    check(ng_model_first_linear(m, &layer, &out_size), specs[s]);
+    assert_true(out_size <= 192);
+    float x[7 * 64], mid[7 * 192], whole[7 * 4]; /* the conv's output: 3 x 8 x 8 */
+    fill_uniform(x, B * 64, 3, -1, 1);
+    ng_nn_work *w = NULL;
+    check(ng_nn_work_create(m, B, false, &w), "workspace");
+    const float *y;
+    check(ng_nn_forward(m, ng_model_params(m), w, x, B, &y), "forward");
+    memcpy(whole, y, B * 4 * sizeof *y);
+    check(ng_nn_forward_range(m, ng_model_params(m), w, 0, layer + 1, x, B, &y), "first range");
+    memcpy(mid, y, B * out_size * sizeof *y);
+    check(ng_nn_forward_range(m, ng_model_params(m), w, layer + 1, ng_model_nlayers(m), mid, B, &y),
+          "second range");
+    assert_memory_equal(y, whole, B * 4 * sizeof *y);
+    assert_int_equal(ng_nn_forward_range(m, ng_model_params(m), w, 2, 1, x, B, &y), NG_EINVAL);
+    assert_int_equal(ng_nn_forward_range(m, ng_model_params(m), w, 0, 99, x, B, &y), NG_EINVAL);
+    ng_nn_work_destroy(&w);
+    check(ng_nn_work_create(m, B, true, &w), "training workspace");
+    assert_int_equal(ng_nn_forward_range(m, ng_model_params(m), w, 0, 1, x, B, &y), NG_EINVAL);
+    ng_nn_work_destroy(&w);
+    ng_model_destroy(&m);
+  }
+  ng_model *m = build("input 4\nlayernorm ln\ndense fc 2\n");
+  size_t layer, out_size;
+  assert_int_equal(ng_model_first_linear(m, &layer, &out_size), NG_ENOTFOUND);
+  ng_model_destroy(&m);
+}
+
 /* Training and evaluation workspaces give the same bits without dropout; LeNet at two batch sizes. */
 static void test_forward_train_eval(void **state) {
   ng_model *m = build(LENET);
@@ -713,6 +751,7 @@ int main(void) {
       cmocka_unit_test(test_forward_dense),
       cmocka_unit_test(test_forward_norms_residual),
       cmocka_unit_test(test_forward_conv_pool),
+      cmocka_unit_test(test_forward_range),
       cmocka_unit_test(test_forward_train_eval),
       cmocka_unit_test(test_dropout),
       cmocka_unit_test(test_gradients),
