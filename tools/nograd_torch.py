@@ -12,7 +12,9 @@
 
 Model files follow include/nograd/nn.h: /model/spec (the layer list as text), /model/params (float32, the
 tensors in spec order, each contiguous, PyTorch layouts), /model/index/{names, offsets, shapes, ndims}, and
-attributes of /model: format_version (1) and, when known, classes, train_rows, dataset.
+attributes of /model: format_version (1) and, when known, classes, train_rows, dataset, and threshold (float64
+in [0, 1]: the decision threshold of a binary classifier, class 1 when softmax[1] >= threshold; `nograd eval` uses
+it for threshold_error, `nograd retrofit` may set it).
 
 What `save` accepts: an nn.Sequential (nested ones are flattened) of nn.Conv2d (square kernel, equal strides and
 paddings, zero padding, bias, no dilation or groups), nn.MaxPool2d and nn.AvgPool2d (no padding, floor mode),
@@ -307,12 +309,15 @@ def _finish(tmp, f, path):
     os.replace(tmp, path)
 
 
-def save(module, path, classes=None, train_rows=None, dataset=None, input_shape=None):
+def save(module, path, classes=None, train_rows=None, dataset=None, input_shape=None, threshold=None):
     """Writes module as a nograd model file at path (atomically: PATH.tmp, fsync, rename).
 
     input_shape is the shape of one example, (F,) or (C, H, W); it may be left out when the first layer fixes
-    it (a Linear, BatchNorm1d or LayerNorm) or the module came from load(). classes, train_rows and dataset
-    become attributes of /model. ValueError names an unsupported layer or option."""
+    it (a Linear, BatchNorm1d or LayerNorm) or the module came from load(). classes, train_rows, dataset and
+    threshold (a number in [0, 1]) become attributes of /model. ValueError names an unsupported layer or
+    option."""
+    if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError("threshold %r: expected a number in [0, 1]" % (threshold,))
     spec, tensors, _ = to_spec(module, input_shape)
     sizes = [t.numel() for _, t in tensors]
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if sizes else np.zeros(0, np.int64)
@@ -336,6 +341,8 @@ def save(module, path, classes=None, train_rows=None, dataset=None, input_shape=
             g.attrs["train_rows"] = np.int64(train_rows)
         if dataset is not None:
             g.attrs.create("dataset", str(dataset), dtype=h5py.string_dtype("utf-8"))
+        if threshold is not None:
+            g.attrs["threshold"] = np.float64(threshold)
         g.create_dataset("spec", data=spec, dtype=h5py.string_dtype("utf-8"))
         g.create_dataset("params", data=params, dtype="<f4")
         ix = g.create_group("index")
@@ -477,6 +484,8 @@ def read_model(path):
                 attrs[key] = int(g.attrs[key])
         if "dataset" in g.attrs:
             attrs["dataset"] = _str(g.attrs["dataset"])
+        if "threshold" in g.attrs:
+            attrs["threshold"] = float(g.attrs["threshold"])
     return spec, params, names, attrs
 
 
@@ -608,6 +617,7 @@ def main(argv=None):
     b.add_argument("--classes", type=int)
     b.add_argument("--train-rows", type=int)
     b.add_argument("--dataset")
+    b.add_argument("--threshold", type=float, help="decision threshold of a binary classifier, in [0, 1]")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "convert-to-torch":
@@ -626,7 +636,8 @@ def main(argv=None):
             attrs = getattr(model, "nograd_attrs", {})
             save(model, args.model, classes=args.classes if args.classes is not None else attrs.get("classes"),
                  train_rows=args.train_rows if args.train_rows is not None else attrs.get("train_rows"),
-                 dataset=args.dataset if args.dataset is not None else attrs.get("dataset"), input_shape=shape)
+                 dataset=args.dataset if args.dataset is not None else attrs.get("dataset"), input_shape=shape,
+                 threshold=args.threshold if args.threshold is not None else attrs.get("threshold"))
             print("%s -> %s" % (args.pt, args.model))
     except (OSError, ValueError) as e:
         print("nograd_torch.py: error: %s" % e, file=sys.stderr)

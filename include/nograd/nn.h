@@ -23,7 +23,9 @@
  * Model file (HDF5): /model/spec (string), /model/params (float32, nparams), /model/index/names (strings),
  * /model/index/offsets (int64), /model/index/shapes (int64, T x 4, unused trailing dimensions 1),
  * /model/index/ndims (int32); attributes of /model: format_version (1), and any of classes (int),
- * train_rows (int64: examples the model was trained on), dataset (string).
+ * train_rows (int64: examples the model was trained on), dataset (string), threshold (float64 in [0, 1]: the
+ * decision threshold of a binary classifier, class 1 when softmax[1] >= threshold; files without it read as
+ * before, and readers that predate it ignore it).
  *
  * None of these functions is collective; a model is read-only during forward passes, so threads or ranks may
  * share one, each with its own workspace. */
@@ -81,9 +83,17 @@ int ng_model_tensor(const ng_model *m, size_t i, const char **name, size_t *offs
 /* By name; NG_ENOTFOUND names it. */
 int ng_model_find(const ng_model *m, const char *name, size_t *offset, size_t *ndim, size_t shape[4]);
 
-/* Integer attributes stored with the model (classes, train_rows); absent ones are -1. */
+/* Integer attributes stored with the model (classes, train_rows); absent ones are -1. set_attr refuses
+ * (NG_EINVAL) the names format_version, dataset and threshold, which have their own meaning and type. */
 int64_t ng_model_attr(const ng_model *m, const char *name);
 int ng_model_set_attr(ng_model *m, const char *name, int64_t value);
+
+/* The decision threshold stored with a binary classifier (e.g. by `nograd retrofit`): class 1 when
+ * softmax(output)[1] >= threshold. NaN when the model has none (then 0.5 is the usual default). Written to
+ * and read from the model file, copied by ng_model_clone. set_threshold: NaN removes it; NG_EINVAL for a
+ * value outside [0, 1]. */
+double ng_model_threshold(const ng_model *m);
+int ng_model_set_threshold(ng_model *m, double threshold);
 
 /* A workspace: every buffer a forward (and, in training mode, backward) pass of up to max_batch examples
  * needs, allocated once. Not shared between threads. */

@@ -5,7 +5,10 @@
  * r) and reads only its rows, batch by batch, each batch starting at a multiple of the batch size within its
  * chunk (so a row meets the same sgemm blocking whatever P is). A chunk yields one loss sum (double, added
  * batch by batch in row order); rank 0 gathers them and adds them in chunk order. Confusion counts and error
- * counts are integers, summed exactly by MPI. Buffers are allocated once, before the first batch. */
+ * counts are integers, summed exactly by MPI. Buffers are allocated once, before the first batch.
+ *
+ * threshold_error uses cfg->threshold, or, when that is NaN, the threshold stored in the model file
+ * (ng_model_threshold, e.g. set by `nograd retrofit`), or 0.5 when the model has none. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +76,7 @@ typedef struct {
   int32_t *y;
   double *chunk_loss; /* this rank's chunks */
   size_t first_chunk, nchunks;
+  double threshold; /* of threshold_error: cfg's, else the model's stored one, else 0.5 */
 } eval_state;
 
 static void state_free(eval_state *s) {
@@ -91,6 +95,9 @@ static int setup(const ng_eval_config *cfg, int rank, int size, eval_state *s) {
   NG_CALL(ng_dataset_open(cfg->data, &s->ds));
   const ng_data_info *info = ng_dataset_info(s->ds);
   NG_CALL(ng_app_check_fit(s->model, cfg->model, info, cfg->data));
+  s->threshold = cfg->threshold;
+  if (isnan(s->threshold)) s->threshold = ng_model_threshold(s->model);
+  if (isnan(s->threshold)) s->threshold = 0.5;
   size_t classes = ng_model_output_size(s->model);
   for (int k = 0; k < NG_EVAL_NMETRICS; k++) {
     if (!cfg->metrics[k]) continue;
@@ -145,7 +152,7 @@ static int run_chunks(const ng_eval_config *cfg, eval_state *s, int64_t counts[3
         sum += ng_loss_cross_entropy(out, s->y, b, classes, NULL);
         NG_CALL(ng_confusion_add(s->conf, out, s->y, b));
         if (cfg->metrics[NG_EVAL_THRESHOLD_ERROR])
-          counts[0] += ng_metric_threshold_error(out, s->y, b, cfg->threshold);
+          counts[0] += ng_metric_threshold_error(out, s->y, b, s->threshold);
         if (cfg->metrics[NG_EVAL_TOP5_ERROR])
           counts[1] += ng_topk_error(out, s->y, b, classes, classes < 5 ? classes : 5);
       }
@@ -241,11 +248,11 @@ int ng_app_eval(MPI_Comm comm, const ng_eval_config *cfg, ng_eval_result *res) {
   eval_state s = {0};
   int st = NG_OK;
   /* the same on every rank, so no agreement needed */
-  if (!cfg || !cfg->model || !cfg->data || cfg->batch < 1 || cfg->chunk_rows < 1 || !(cfg->threshold >= 0) ||
-      cfg->threshold > 1)
-    return ng_error(
-        NG_EINVAL,
-        "eval: a model, a dataset, batch >= 1, chunk rows >= 1 and a threshold in [0, 1] are needed");
+  if (!cfg || !cfg->model || !cfg->data || cfg->batch < 1 || cfg->chunk_rows < 1 ||
+      (!isnan(cfg->threshold) && !(cfg->threshold >= 0 && cfg->threshold <= 1)))
+    return ng_error(NG_EINVAL,
+                    "eval: a model, a dataset, batch >= 1, chunk rows >= 1 and a threshold in [0, "
+                    "1] (or NaN: the model's own) are needed");
   st = setup(cfg, rank, size, &s);
   NG_TRY(st, ng_dist_agree(comm, st), done);
   int64_t counts[3] = {0, 0, 0}; /* threshold errors, top-5 errors, rows */

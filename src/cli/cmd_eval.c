@@ -1,5 +1,6 @@
 /* `nograd eval MODEL.h5 DATA.h5`: loss, metrics and forward throughput of a model on a dataset, data-parallel
  * under mpirun and the same bits for any number of ranks. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,7 @@ int ng_cmd_eval(MPI_Comm comm, int argc, char **argv) {
   int rank;
   MPI_Comm_rank(comm, &rank);
   FILE *out = rank == 0 ? stdout : NULL, *err = rank == 0 ? stderr : fopen("/dev/null", "w");
-  ng_eval_config cfg = {.threshold = 0.5, .batch = 256, .chunk_rows = NG_EVAL_CHUNK_ROWS};
+  ng_eval_config cfg = {.threshold = NAN, .batch = 256, .chunk_rows = NG_EVAL_CHUNK_ROWS};
   const char *metrics = NULL;
   bool json = false;
   ng_arg table[] = {
@@ -49,7 +50,8 @@ int ng_cmd_eval(MPI_Comm comm, int argc, char **argv) {
        "comma-separated: accuracy (default), error, balanced_error, "
        "macro_f1, threshold_error, top5_error"},
       {"--threshold", NG_ARG_DOUBLE, &cfg.threshold, "T",
-       "threshold_error: class 1 when softmax[1] >= T (default 0.5)"},
+       "threshold_error: class 1 when softmax[1] >= T (default: the threshold stored in the model, "
+       "e.g. by nograd retrofit, else 0.5)"},
       {"--batch", NG_ARG_POSINT, &cfg.batch, "B", "examples per forward pass (default 256)"},
       {"--chunk-rows", NG_ARG_POSINT, &cfg.chunk_rows, "C",
        "rows per chunk, the unit of summation order (default 4096)"},
@@ -69,7 +71,7 @@ int ng_cmd_eval(MPI_Comm comm, int argc, char **argv) {
   }
   cfg.model = argv[2];
   cfg.data = argv[3];
-  if (!(cfg.threshold >= 0 && cfg.threshold <= 1)) {
+  if (!isnan(cfg.threshold) && !(cfg.threshold >= 0 && cfg.threshold <= 1)) {
     fprintf(err, "nograd eval: --threshold: expected a number in [0, 1], got %g\n", cfg.threshold);
     goto done;
   }

@@ -532,7 +532,48 @@ int ng_model_find(const ng_model *m, const char *name, size_t *offset, size_t *n
   return ng_error(NG_ENOTFOUND, "model: no tensor '%s'", name ? name : "(null)");
 }
 
+/* The threshold lives in the attribute table too, under its own name, its value the bits of a double: one
+ * table for everything a model file carries in attributes, copied as a whole by ng_model_clone. It is
+ * hidden from the integer accessors and written as float64 by model_io.c. */
+#define THRESHOLD_ATTR "threshold"
+
+static ng_model_attr_entry *find_attr(const ng_model *m, const char *name) {
+  for (size_t i = 0; i < m->nattrs; i++)
+    if (!strcmp(m->attrs[i].name, name)) return (ng_model_attr_entry *)&m->attrs[i];
+  return NULL;
+}
+
+double ng_model_threshold(const ng_model *m) {
+  const ng_model_attr_entry *e = m ? find_attr(m, THRESHOLD_ATTR) : NULL;
+  double t = NAN;
+  if (e) memcpy(&t, &e->value, sizeof t);
+  return t;
+}
+
+int ng_model_set_threshold(ng_model *m, double threshold) {
+  if (!m) return ng_error(NG_EINVAL, "ng_model_set_threshold: model is NULL");
+  ng_model_attr_entry *e = find_attr(m, THRESHOLD_ATTR);
+  if (isnan(threshold)) {
+    if (e) {
+      *e = m->attrs[m->nattrs - 1];
+      m->nattrs--;
+    }
+    return NG_OK;
+  }
+  if (!(threshold >= 0 && threshold <= 1))
+    return ng_error(NG_EINVAL, "model threshold: expected a number in [0, 1], got %g", threshold);
+  if (!e) {
+    if (m->nattrs == NG_NN_ATTR_MAX)
+      return ng_error(NG_EINVAL, "model threshold: a model holds at most %d attributes", NG_NN_ATTR_MAX);
+    e = &m->attrs[m->nattrs++];
+    snprintf(e->name, sizeof e->name, "%s", THRESHOLD_ATTR);
+  }
+  memcpy(&e->value, &threshold, sizeof threshold);
+  return NG_OK;
+}
+
 int64_t ng_model_attr(const ng_model *m, const char *name) {
+  if (name && !strcmp(name, THRESHOLD_ATTR)) return -1;
   for (size_t i = 0; name && i < m->nattrs; i++)
     if (!strcmp(m->attrs[i].name, name)) return m->attrs[i].value;
   return -1;
@@ -540,10 +581,10 @@ int64_t ng_model_attr(const ng_model *m, const char *name) {
 
 int ng_model_set_attr(ng_model *m, const char *name, int64_t value) {
   if (!name || !*name || strlen(name) >= sizeof m->attrs[0].name || strchr(name, '/') ||
-      !strcmp(name, "format_version") || !strcmp(name, "dataset"))
+      !strcmp(name, "format_version") || !strcmp(name, "dataset") || !strcmp(name, THRESHOLD_ATTR))
     return ng_error(NG_EINVAL,
                     "model attribute '%s': expected a name of 1 to %zu characters other than "
-                    "format_version and dataset, without '/'",
+                    "format_version, dataset and threshold, without '/'",
                     name ? name : "(null)", sizeof m->attrs[0].name - 1);
   for (size_t i = 0; i < m->nattrs; i++)
     if (!strcmp(m->attrs[i].name, name)) {

@@ -80,7 +80,11 @@ static int write_contents(writer *w, const ng_model *m) {
   int64_t version = NG_MODEL_FORMAT_VERSION;
   NG_TRY(st, put_attr(w, g, "format_version", H5T_STD_I64LE, H5T_NATIVE_INT64, &version), done);
   for (size_t i = 0; i < m->nattrs; i++)
-    NG_TRY(st, put_attr(w, g, m->attrs[i].name, H5T_STD_I64LE, H5T_NATIVE_INT64, &m->attrs[i].value), done);
+    if (strcmp(m->attrs[i].name, "threshold") != 0) /* the table's double, written below */
+      NG_TRY(st, put_attr(w, g, m->attrs[i].name, H5T_STD_I64LE, H5T_NATIVE_INT64, &m->attrs[i].value), done);
+  double threshold = ng_model_threshold(m);
+  if (!isnan(threshold))
+    NG_TRY(st, put_attr(w, g, "threshold", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &threshold), done);
   if (m->dataset) NG_TRY(st, put_attr(w, g, "dataset", w->vstr, w->vstr, &m->dataset), done);
 
   NG_TRY(st, put_dataset(w, "/model/spec", w->vstr, w->vstr, &m->spec, 0, NULL), done);
@@ -215,17 +219,31 @@ static int read_ints(const reader *r, const char *h5path, int rank, const hsize_
 }
 
 typedef struct {
+  const reader *r;
   ng_model *m;
   int status;
 } attr_ctx;
 
-/* One attribute of /model: integers become model attributes, "dataset" the dataset string. */
+/* One attribute of /model: integers become model attributes, "dataset" the dataset string, "threshold" (a
+ * float) the decision threshold, checked to lie in [0, 1]. */
 static herr_t visit_attr(hid_t obj, const char *name, const H5A_info_t *info, void *data) {
   attr_ctx *c = data;
   if (!strcmp(name, "format_version")) return 0;
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT), type = a < 0 ? -1 : H5Aget_type(a), space = -1, mtype = -1;
   H5T_class_t cls = type < 0 ? H5T_NO_CLASS : H5Tget_class(type);
-  if (cls == H5T_INTEGER) {
+  if (!strcmp(name, "threshold")) {
+    double t = NAN;
+    space = a < 0 ? -1 : H5Aget_space(a);
+    if (cls != H5T_FLOAT || space < 0 || H5Sget_simple_extent_npoints(space) != 1 ||
+        H5Aread(a, H5T_NATIVE_DOUBLE, &t) < 0)
+      c->status = read_error(c->r, NG_EFORMAT,
+                             "HDF5 path '/model' attribute 'threshold': expected one float in [0, 1]");
+    else if (!(t >= 0 && t <= 1))
+      c->status = read_error(
+          c->r, NG_EFORMAT, "HDF5 path '/model' attribute 'threshold' is %g, expected a number in [0, 1]", t);
+    else
+      c->status = ng_model_set_threshold(c->m, t);
+  } else if (cls == H5T_INTEGER) {
     int64_t v = 0;
     space = H5Aget_space(a);
     if (H5Sget_simple_extent_npoints(space) == 1 && H5Aread(a, H5T_NATIVE_INT64, &v) >= 0 &&
@@ -372,7 +390,7 @@ static int read_model(reader *r, ng_model **out) {
         goto done;
       }
   }
-  attr_ctx c = {m, NG_OK};
+  attr_ctx c = {r, m, NG_OK};
   hsize_t idx = 0;
   if (H5Aiterate2(g, H5_INDEX_NAME, H5_ITER_INC, &idx, visit_attr, &c) < 0 && c.status == NG_OK)
     c.status = read_error(r, NG_EFORMAT, "cannot read the attributes of HDF5 path '/model' (damaged?)");
