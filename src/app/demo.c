@@ -282,9 +282,10 @@ static int run_seed(const demo_run *r, size_t s) {
                          .seed = seed,
                          .chunk_rows = EVAL_CHUNK};
     ng_glue_result gr;
-    NG_CALL(ng_app_glue(r->comm, &gc, &gr));
-    free(gr.weights);
+    st = ng_app_glue(r->comm, &gc, &gr);
+    free(gr.weights); /* also on failure: rank 0 may hold them when another rank failed at the end */
     free(gr.curve);
+    if (st != NG_OK) return st;
     put(r, res->prior_loss, m, s, gr.prior_loss);
     put(r, res->prior_accuracy, m, s, gr.prior_accuracy);
     if (r->progress)
