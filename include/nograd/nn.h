@@ -126,10 +126,10 @@ int ng_nn_forward(const ng_model *m, const float *params, ng_nn_work *w, const f
 int ng_nn_forward_range(const ng_model *m, const float *params, ng_nn_work *w, size_t from, size_t to,
                         const float *act, size_t batch, const float **out);
 
-/* The index of the model's first computing layer and its output size per example, when it is dense or
- * conv2d (only a flatten may come before it): a layer whose output is linear in its parameters. NG_ENOTFOUND
- * otherwise. */
-int ng_model_first_linear(const ng_model *m, size_t *layer, size_t *out_size);
+/* The index of the model's first computing layer, its output size per example and its multiply-adds per
+ * output value (dense: its inputs; conv2d: in channels x k x k), when it is dense or conv2d (only a flatten
+ * may come before it): a layer whose output is linear in its parameters. NG_ENOTFOUND otherwise. */
+int ng_model_first_linear(const ng_model *m, size_t *layer, size_t *out_size, size_t *fan_in);
 
 /* The number of layers: the spec's lines after `input` (a residual group's `residual` and `end` count). */
 size_t ng_model_nlayers(const ng_model *m);

@@ -289,16 +289,21 @@ static int read_rows(const ng_model *m, const char *path, size_t r0, size_t rows
  * with sum_k a_k = 1 (per group), W(a) x + b(a) = sum_k a_k (W_k x + b_k). The experts' first-layer outputs
  * on this rank's rows are computed once, when the rows are loaded; a candidate then costs a K-term
  * combination per example instead of the first layer's product, and the passes start at the second layer.
- * Used when the first computing layer is dense or conv2d and the outputs fit in GLUE_CACHE_BYTES. Each
+ * Used when the first computing layer is dense or conv2d, computes at least GLUE_CACHE_MIN_FAN multiply-adds
+ * per output value for each expert's one in the combination (below that, reading K cached values costs as
+ * much as computing one: a first conv of 1 channel and 3x3 kernels computes 9 per value, and the cache made
+ * tools/bench/glue_cost.sh's digits CNN 7% slower), and the outputs fit in GLUE_CACHE_BYTES. Each
  * chunk's outputs are computed in batches that start at multiples of the batch within the chunk, as every
  * pass here, so the numbers do not depend on which rank holds a chunk. (They differ from the uncached pass
  * in the last bits: the first layer's outputs are combined in float instead of its parameters in double.) */
-#define GLUE_CACHE_BYTES ((size_t)1 << 30)
+#define GLUE_CACHE_BYTES ((size_t)1 << 28)
+#define GLUE_CACHE_MIN_FAN 8
 
 static int cache_setup(glue_ctx *c, const char *train_path, size_t chunk_rows) {
   const ng_model *m = c->models[0];
-  size_t layer, out;
-  if (ng_model_first_linear(m, &layer, &out) != NG_OK) return NG_OK; /* not applicable: plain passes */
+  size_t layer, out, fan_in;
+  if (ng_model_first_linear(m, &layer, &out, &fan_in) != NG_OK || fan_in < GLUE_CACHE_MIN_FAN * c->K)
+    return NG_OK; /* not applicable or not worth it: plain passes */
   ng_dataset *ds = NULL;
   NG_CALL(ng_dataset_open(train_path, &ds));
   size_t rows = ng_dataset_info(ds)->n;

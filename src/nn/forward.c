@@ -606,12 +606,14 @@ int ng_nn_forward_range(const ng_model *m, const float *params, ng_nn_work *w, s
   return NG_OK;
 }
 
-int ng_model_first_linear(const ng_model *m, size_t *layer, size_t *out_size) {
+int ng_model_first_linear(const ng_model *m, size_t *layer, size_t *out_size, size_t *fan_in) {
   for (size_t i = 0; i < m->nlayers; i++) {
-    ng_layer_kind k = m->layers[i].kind;
+    const ng_layer *L = &m->layers[i];
+    ng_layer_kind k = L->kind;
     if (k == NG_L_DENSE || k == NG_L_CONV2D) {
       *layer = i;
-      *out_size = m->layers[i].out_size;
+      *out_size = L->out_size;
+      *fan_in = k == NG_L_DENSE ? L->in_size : L->in_shape[0] * L->k * L->k;
       return NG_OK;
     }
     if (k != NG_L_FLATTEN) break;

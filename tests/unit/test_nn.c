@@ -467,8 +467,9 @@ static void test_forward_range(void **state) {
   for (size_t s = 0; s < sizeof specs / sizeof specs[0]; s++) {
     ng_model *m = build(specs[s]);
     ng_model_init(m, 5);
-    size_t layer, out_size, B = 7;
-    check(ng_model_first_linear(m, &layer, &out_size), specs[s]);
+    size_t layer, out_size, fan_in, B = 7;
+    check(ng_model_first_linear(m, &layer, &out_size, &fan_in), specs[s]);
+    assert_int_equal(fan_in, s == 0 ? 64 : s == 1 ? 9 : 64);
     assert_true(out_size <= 192);
     float x[7 * 64], mid[7 * 192], whole[7 * 4]; /* the conv's output: 3 x 8 x 8 */
     fill_uniform(x, B * 64, 3, -1, 1);
@@ -491,8 +492,8 @@ static void test_forward_range(void **state) {
     ng_model_destroy(&m);
   }
   ng_model *m = build("input 4\nlayernorm ln\ndense fc 2\n");
-  size_t layer, out_size;
-  assert_int_equal(ng_model_first_linear(m, &layer, &out_size), NG_ENOTFOUND);
+  size_t layer, out_size, fan_in;
+  assert_int_equal(ng_model_first_linear(m, &layer, &out_size, &fan_in), NG_ENOTFOUND);
   ng_model_destroy(&m);
 }
 
