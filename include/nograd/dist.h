@@ -3,9 +3,12 @@
  * The P ranks form a grid of G population groups x S data shards (P = G*S; rank r is in group r / S and
  * shard r % S). Group g evaluates a contiguous block of the lambda candidates, shard s a contiguous block of
  * the data chunks; both splits differ by at most one between ranks. An objective evaluates one candidate on
- * one chunk into a partial (loss sum, count); rank 0 gathers all partials and adds each candidate's in chunk
- * order, so its loss is the same bits whatever P and G are. The chunk size belongs to the objective's
- * configuration, never to P.
+ * one chunk into a partial: a (loss sum, count) pair, or nstats numbers of its own (see ng_objective). Rank 0
+ * gathers all partials and adds each candidate's element-wise in chunk order, so its loss is the same bits
+ * whatever P and G are. The chunk size belongs to the objective's configuration, never to P. A rank
+ * evaluates chunk-outer, candidate-inner (each of its chunks for all of its candidates in turn), so that a
+ * chunk's data stays in cache across the candidates of a generation; the partials do not depend on that
+ * order.
  *
  * Rank 0 sends each generation either the candidates (explicit mode: 8*lambda*n bytes) or, in seeded mode,
  * the generation number, mean and step size, and the sampling factor only when it changed (8n bytes plus
@@ -32,11 +35,24 @@ typedef struct ng_objective {
   /* Called once on every rank before the first generation with the chunks this rank owns (count may be 0):
    * load or generate them. May be NULL. Returns NG_OK or a status with ng_error's message. */
   int (*load)(void *ctx, size_t first_chunk, size_t count);
-  /* Adds the loss of candidate x (number k of generation `generation`) on `chunk` to *sum and its number of
-   * examples to *count. Returns NG_OK or a status with ng_error's message. Not collective. */
+  /* nstats 0 (the classic pair): adds the loss of candidate x (number k of generation `generation`) on
+   * `chunk` to *sum and its number of examples to *count, both zero on entry; the candidate's loss is the sum
+   * of its chunks' sums over the sum of their counts (NaN when the counts add to 0). Returns NG_OK or a
+   * status with ng_error's message. Not collective. Unused (may be NULL) when nstats > 0. */
   int (*eval)(void *ctx, const double *x, uint64_t generation, size_t k, size_t chunk, double *sum,
               double *count);
   void *ctx;
+  /* A loss that is not a sum over examples (a metric of a confusion matrix, say) sets nstats > 0 and the two
+   * functions below instead of eval; a zero-initialized ng_objective keeps the classic pair.
+   * eval_stats ADDS nstats numbers for candidate x on `chunk` to stats (zero on entry); rank 0 sums each
+   * candidate's stats element-wise over the chunks, in chunk order from zero, and finish maps the sums to
+   * the candidate's loss (NaN allowed: it ranks last). finish is called on rank 0 only, once per candidate of
+   * a generation, in candidate order; it must not fail. The gather and rank 0's buffer hold
+   * lambda * nchunks * nstats doubles (lambda * nchunks * 2 for the classic pair), which must stay below
+   * 2^31 (NG_EINVAL otherwise): for many stats, use fewer, larger chunks. */
+  size_t nstats;
+  int (*eval_stats)(void *ctx, const double *x, uint64_t generation, size_t k, size_t chunk, double *stats);
+  double (*finish)(void *ctx, const double *stats);
 } ng_objective;
 
 typedef enum { NG_BCAST_AUTO = 0, NG_BCAST_EXPLICIT = 1, NG_BCAST_SEEDED = 2 } ng_bcast_mode;
@@ -71,7 +87,9 @@ typedef struct {
 } ng_engine_result;
 
 /* Runs the optimizer to its stop. Collective over `comm`: rank 0 passes its set-up optimizer, the other ranks
- * NULL; all pass the same objective shape and configuration. Every rank returns the same status: NG_OK when
+ * NULL; all pass the same objective shape and configuration. NG_EINVAL (on every rank, before any work): a
+ * groups count that does not divide the ranks, or an objective without the functions its nstats needs
+ * (eval; or eval_stats and finish). Every rank returns the same status: NG_OK when
  * the run stopped for one of its reasons (or a signal: res->signalled), otherwise the first error. Rank 0
  * then holds the error's message, prefixed with the rank it happened on when that is not 0. */
 int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_engine_config *cfg,

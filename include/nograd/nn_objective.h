@@ -4,30 +4,39 @@
  * (n = nparams, params[i] = (float)x[i]), or the elements of a list of named tensors ("fc2.weight",
  * "fc2.bias"), which x fills in the order given, each tensor in its own layout, while every other parameter
  * keeps the model's value. The dataset's rows are cut into chunks of chunk_rows (the last may be shorter);
- * a rank loads only the rows of its chunks (one hyperslab) and evaluates a candidate on one chunk into a
- * (loss sum, rows) pair, so that sum / rows over all chunks is the loss of the whole dataset.
+ * a rank loads only the rows of its chunks (one hyperslab) and evaluates a candidate on one chunk into its
+ * stats: a (loss sum, rows) pair for the losses that are sums over rows, so that sum / rows over all chunks
+ * is the loss of the whole dataset; the chunk's confusion matrix for the others (see below).
  *
  * Determinism: a chunk is forwarded in batches of `batch` rows (the last one shorter) that start at
  * multiples of `batch` within the chunk, from a 64-byte aligned copy of its rows, with the same code, and
- * the batch losses are added in row order in double from zero. The (sum, rows) of a chunk is therefore the
- * same bits whichever rank holds it and whichever other chunks that rank loaded; with the engine adding the
+ * the batch losses are added in row order in double from zero. The stats of a chunk are therefore the same
+ * bits whichever rank holds it and whichever other chunks that rank loaded; with the engine adding the
  * chunks in chunk order, the loss of a candidate does not depend on P or G. With the same batch and chunk
  * rows, the cross-entropy and mse sums of a chunk are those of `nograd eval` (src/app/eval.c).
  *
- * Losses (each a sum per chunk and a count of rows):
+ * Losses that are sums over rows (stats: the sum per chunk and the count of rows; nstats 2):
  *   cross_entropy    sum of -log softmax(out)[y]                     (labels)
  *   mse              sum over rows of the mean squared error         (float targets)
- *   error            misclassified rows (argmax, ties to the lowest class, as ng_confusion_add); "accuracy"
- *                    names the same objective, 1 - accuracy, since a loss is minimized
+ *   error            misclassified rows; "accuracy" names the same objective, 1 - accuracy, since a loss is
+ *                    minimized
  *   threshold_error  rows whose thresholded class (softmax[1] >= threshold) is not the label (binary)
- * balanced_error and macro_f1 are not sums over rows, so they cannot be written as (sum, count) per chunk:
- * they are refused (NG_EINVAL) until the engine can gather confusion matrices.
+ * Losses that are not (stats: the chunk's C x C confusion counts, row = true class, column = predicted,
+ * row-major as ng_confusion_counts, in doubles, which hold counts exactly up to 2^53; nstats C*C for C
+ * classes; the loss is read from their sum over the chunks with ng_metric_from_confusion):
+ *   balanced_error   1 - mean recall over the classes present in the labels
+ *   macro_f1         1 - macro-F1 (mean F1 over the classes present in the labels or the predictions): a loss
+ *                    to minimize, 0 when every row is right
+ * The predicted class of error, balanced_error and macro_f1 is the argmax (ties to the lowest class, as
+ * ng_confusion_add); with use_threshold on a binary model, it is class 1 when softmax[1] >= threshold, as in
+ * threshold_error (same formula: ng_metric_threshold_error).
  *
  * None of these functions is collective. An objective belongs to one rank (its scratch parameter vector,
  * workspace and loaded rows); the model it reads is shared and must not change while it lives. */
 #ifndef NOGRAD_NN_OBJECTIVE_H
 #define NOGRAD_NN_OBJECTIVE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "nograd/dist.h"
@@ -42,8 +51,8 @@ typedef enum {
   NG_NN_LOSS_MSE = 1,
   NG_NN_LOSS_ERROR = 2,
   NG_NN_LOSS_THRESHOLD_ERROR = 3,
-  NG_NN_LOSS_BALANCED_ERROR = 4, /* refused: not decomposable */
-  NG_NN_LOSS_MACRO_F1 = 5        /* refused: not decomposable */
+  NG_NN_LOSS_BALANCED_ERROR = 4, /* confusion counts per chunk */
+  NG_NN_LOSS_MACRO_F1 = 5        /* confusion counts per chunk; the loss is 1 - macro-F1 */
 } ng_nn_loss;
 
 #define NG_NN_LOSS_COUNT 6
@@ -59,26 +68,39 @@ typedef struct {
   size_t chunk_rows;          /* rows per chunk, >= 1; results depend on it, never on the ranks */
   size_t batch;               /* rows per forward pass (0: NG_NN_OBJECTIVE_BATCH); capped at chunk_rows */
   ng_nn_loss loss;            /* see above */
-  double threshold;           /* threshold_error: in [0, 1] */
+  double threshold;           /* threshold_error, or use_threshold: in [0, 1] */
   const char *const *tensors; /* the tensors x fills, in order; NULL (or ntensors 0): all parameters */
   size_t ntensors;
+  bool use_threshold; /* error, balanced_error, macro_f1 on a binary model: predict class 1 when
+                         softmax[1] >= threshold instead of the argmax (false: argmax, as before) */
 } ng_nn_objective_config;
 
 typedef struct ng_nn_objective ng_nn_objective;
 
 /* Opens the dataset (keeps it open to read rows on load) and sets up the mapping, a workspace of the batch
- * size and a scratch parameter vector (the model's values). NG_EINVAL: a bad configuration, a
- * non-decomposable loss (named), a loss that does not fit the data (cross_entropy, error, threshold_error
- * need labels, mse targets; threshold_error two classes), a tensor named twice; NG_ENOTFOUND names an unknown
- * tensor; NG_EMISMATCH: a model that does not fit the dataset; the statuses of ng_dataset_open; NG_ENOMEM. */
+ * size and a scratch parameter vector (the model's values). NG_EINVAL: a bad configuration, a loss that
+ * does not fit the data (mse needs targets, the others labels; threshold_error and use_threshold two classes
+ * and a threshold in [0, 1]; use_threshold a loss that predicts classes), a tensor named twice; NG_ENOTFOUND
+ * names an unknown tensor; NG_EMISMATCH: a model that does not fit the dataset; the statuses of
+ * ng_dataset_open; NG_ENOMEM. */
 int ng_nn_objective_create(const ng_model *model, const char *data_path, const ng_nn_objective_config *cfg,
                            ng_nn_objective **out);
 
 /* Frees; accepts NULL and clears the pointer. */
 void ng_nn_objective_destroy(ng_nn_objective **o);
 
-/* The engine's view: n, nchunks, load, eval and ctx = o. */
+/* The engine's view: n, nchunks, load and ctx = o; eval for the sums (nstats 0, the classic pair), or
+ * nstats = C*C, eval_stats and finish for balanced_error and macro_f1. */
 void ng_nn_objective_get(ng_nn_objective *o, ng_objective *obj);
+
+/* The number of stats of one chunk: 2 for the sums, C*C for the confusion losses. */
+size_t ng_nn_objective_nstats(const ng_nn_objective *o);
+
+/* The loss of stats summed over chunks (element-wise, in chunk order): sum / count for the sums (NaN for a
+ * count of 0); the metric of the confusion counts for balanced_error, 1 - the metric for macro_f1 (NaN with
+ * no rows, or for counts that are not whole numbers in [0, 2^53]). Uses a scratch matrix of the objective:
+ * not for two threads at once. */
+double ng_nn_objective_finish(const ng_nn_objective *o, const double *stats);
 
 size_t ng_nn_objective_dim(const ng_nn_objective *o);    /* n */
 size_t ng_nn_objective_chunks(const ng_nn_objective *o); /* ceil(rows / chunk_rows) */
@@ -97,8 +119,22 @@ void ng_nn_objective_params(const ng_nn_objective *o, const double *x, float *pa
 int ng_nn_objective_load(ng_nn_objective *o, size_t first_chunk, size_t count);
 
 /* Adds the loss sum of candidate x on a loaded chunk to *sum and its rows to *count. NG_EINVAL names a chunk
- * that is not loaded. No allocation. */
+ * that is not loaded, or a confusion loss (not a sum: use ng_nn_objective_eval_stats). No allocation. */
 int ng_nn_objective_eval(ng_nn_objective *o, const double *x, size_t chunk, double *sum, double *count);
+
+/* ADDS the nstats stats of candidate x on a loaded chunk to stats (for the sums: stats[0] += sum, stats[1]
+ * += rows). NG_EINVAL names a chunk that is not loaded. No allocation. */
+int ng_nn_objective_eval_stats(ng_nn_objective *o, const double *x, size_t chunk, double *stats);
+
+/* As ng_nn_objective_eval_stats for a FULL parameter vector (nparams floats, laid out as the model's, e.g.
+ * from ng_nn_objective_params or ng_model_params), which is copied into the objective's aligned scratch
+ * vector: the same params give the same bits as a candidate that maps to them. threshold: NaN for the
+ * configured prediction; a value in [0, 1] overrides it for this call (threshold_error, and error,
+ * balanced_error, macro_f1, which then predict class 1 when softmax[1] >= threshold). NG_EINVAL: a chunk
+ * that is not loaded; a threshold that is outside [0, 1], or given for cross_entropy or mse, or for a model
+ * that is not binary. No allocation. */
+int ng_nn_objective_eval_params(ng_nn_objective *o, const float *params, double threshold, size_t chunk,
+                                double *stats);
 
 #ifdef __cplusplus
 }

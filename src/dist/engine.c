@@ -1,10 +1,12 @@
 /* The generation loop over MPI (see include/nograd/dist.h for the grid, and protocol.h for the messages).
  *
  * Rank 0 is the controller and a worker too. Every generation is: ask (rank 0), broadcast (explicit
- * candidates or the seeded description), evaluate (every rank, its candidates x its chunks), gather the
- * partial (sum, count) pairs and one trailer per rank, and tell (rank 0), which also writes the history row,
- * the progress and log lines, and the checkpoint when one is due. Errors and signals travel in the trailers,
+ * candidates or the seeded description), evaluate (every rank, its chunks x its candidates, chunk-outer),
+ * gather the partials (w doubles per candidate and chunk: the (sum, count) pair, or the objective's nstats)
+ * and one trailer per rank, and tell (rank 0), which also writes the history row, the progress and log
+ * lines, and the checkpoint when one is due. Errors and signals travel in the trailers,
  * so every rank leaves the loop at the same generation with the same status: nothing waits forever. */
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -110,9 +112,11 @@ typedef struct {
   const ng_engine_config *cfg;
   ng_opt *opt;
   size_t n, cap;
+  size_t w;     /* doubles in one partial: obj->nstats, or 2 for the (sum, count) pair */
   double *x;    /* lambda x n candidates (rank 0: all; others: theirs, at their offset) */
-  double *part; /* this rank's (sum, count) pairs */
-  double *all;  /* rank 0: every rank's pairs, in rank order */
+  double *part; /* this rank's partials: candidate-major, w doubles per (candidate, chunk) */
+  double *all;  /* rank 0: every rank's partials, in rank order */
+  double *acc;  /* rank 0: w doubles, one candidate's partials summed over the chunks */
   double *loss; /* rank 0: lambda losses */
   int *counts, *displs;
   ng_gen_trailer *trailers;
@@ -129,14 +133,21 @@ typedef struct {
 
 static int grow(engine *e, size_t lambda) {
   if (lambda <= e->cap) return NG_OK;
-  size_t n = e->n, nch = e->obj->nchunks;
+  size_t n = e->n, nch = e->obj->nchunks, w = e->w;
+  /* MPI counts and displacements are int: rank 0 receives all the partials in one gather */
+  if (lambda > (size_t)INT_MAX / w / nch)
+    return ng_error(
+        NG_EINVAL,
+        "the partials of %zu candidates x %zu chunks x %zu doubles exceed one MPI gather (2^31 - 1 "
+        "doubles): use fewer chunks or a smaller population",
+        lambda, nch, w);
   free(e->x);
   free(e->part);
   free(e->all);
   free(e->loss);
   e->x = malloc(lambda * n * sizeof *e->x);
-  e->part = malloc(2 * lambda * nch * sizeof *e->part);
-  e->all = e->rank == 0 ? malloc(2 * lambda * nch * sizeof *e->all) : NULL;
+  e->part = malloc(w * lambda * nch * sizeof *e->part);
+  e->all = e->rank == 0 ? malloc(w * lambda * nch * sizeof *e->all) : NULL;
   e->loss = e->rank == 0 ? malloc(lambda * sizeof *e->loss) : NULL;
   e->cap = lambda;
   if (!e->x || !e->part || (e->rank == 0 && (!e->all || !e->loss)))
@@ -210,7 +221,10 @@ static int broadcast(engine *e, ng_gen_header *h, const ng_sampler *s, int64_t *
   return NG_OK;
 }
 
-/* Every rank: regenerate (seeded, not rank 0) and evaluate this rank's candidates on this rank's chunks. */
+/* Every rank: regenerate (seeded, not rank 0) and evaluate this rank's candidates on this rank's chunks,
+ * chunk-outer so that a chunk's rows serve all the candidates while they are in cache. A partial depends on
+ * its candidate and chunk only, and its slot in `part` (candidate-major) on neither loop, so the order
+ * changes no bit of what is gathered. */
 static int evaluate(engine *e, const ng_gen_header *h) {
   size_t n = e->n, lambda = (size_t)h->lambda, cf, cc, hf, hc;
   ng_dist_block(lambda, (size_t)e->groups, (size_t)e->group, &cf, &cc);
@@ -232,20 +246,25 @@ static int evaluate(engine *e, const ng_gen_header *h) {
                     .gaussian = (int)h->gaussian};
     NG_CALL(ng_sampler_generate(&s, cf, cc, e->x + cf * n));
   }
-  for (size_t k = 0; k < cc; k++)
-    for (size_t c = 0; c < hc; c++) {
-      double sum = 0, count = 0;
-      NG_CALL(e->obj->eval(e->obj->ctx, e->x + (cf + k) * n, (uint64_t)h->generation, cf + k, hf + c, &sum,
-                           &count));
-      e->part[2 * (k * hc + c)] = sum;
-      e->part[2 * (k * hc + c) + 1] = count;
+  const ng_objective *o = e->obj;
+  size_t w = e->w;
+  for (size_t c = 0; c < hc; c++)
+    for (size_t k = 0; k < cc; k++) {
+      double *p = e->part + w * (k * hc + c);
+      const double *x = e->x + (cf + k) * n;
+      memset(p, 0, w * sizeof *p);
+      if (o->nstats)
+        NG_CALL(o->eval_stats(o->ctx, x, (uint64_t)h->generation, cf + k, hf + c, p));
+      else
+        NG_CALL(o->eval(o->ctx, x, (uint64_t)h->generation, cf + k, hf + c, &p[0], &p[1]));
     }
   return NG_OK;
 }
 
-/* Gathers the trailers and the partials; rank 0 adds each candidate's chunks in chunk order. */
+/* Gathers the trailers and the partials; rank 0 adds each candidate's chunks element-wise in chunk order and
+ * turns the sums into its loss. */
 static int reduce(engine *e, const ng_gen_header *h, int my_status, int *signal_seen) {
-  size_t lambda = (size_t)h->lambda, nch = e->obj->nchunks;
+  size_t lambda = (size_t)h->lambda, nch = e->obj->nchunks, w = e->w;
   ng_gen_trailer mine = {my_status, (int32_t)pending_signal};
   NG_CALL(mpi_call(MPI_Gather(&mine, sizeof mine, MPI_BYTE, e->trailers, sizeof mine, MPI_BYTE, 0, e->comm),
                    "gathering the status of the ranks"));
@@ -258,12 +277,12 @@ static int reduce(engine *e, const ng_gen_header *h, int my_status, int *signal_
       size_t f1, c1, f2, c2;
       ng_dist_block(lambda, (size_t)e->groups, (size_t)(r / e->shards), &f1, &c1);
       ng_dist_block(nch, (size_t)e->shards, (size_t)(r % e->shards), &f2, &c2);
-      e->counts[r] = (int)(2 * c1 * c2);
+      e->counts[r] = (int)(w * c1 * c2);
       e->displs[r] = off;
       off += e->counts[r];
     }
   }
-  NG_CALL(mpi_call(MPI_Gatherv(e->part, (int)(2 * cc * hc), MPI_DOUBLE, e->all, e->counts, e->displs,
+  NG_CALL(mpi_call(MPI_Gatherv(e->part, (int)(w * cc * hc), MPI_DOUBLE, e->all, e->counts, e->displs,
                                MPI_DOUBLE, 0, e->comm),
                    "gathering the partial losses"));
   int st = forward_errors(e->comm, e->rank, e->size, my_status, e->trailers);
@@ -272,24 +291,29 @@ static int reduce(engine *e, const ng_gen_header *h, int my_status, int *signal_
   for (int r = 0; r < e->size; r++)
     if (e->trailers[r].signal && !*signal_seen) *signal_seen = e->trailers[r].signal;
   if (st != NG_OK) return st;
-  /* loss[k] = (sum over chunks c = 0.. in order of sum[k][c]) / (sum of count[k][c]) */
+  /* acc = sum over chunks c = 0.. in order of part[k][c] (element-wise, from zero); loss[k] = sum / count for
+   * the pair, finish(acc) for stats */
+  const ng_objective *o = e->obj;
+  double *acc = e->acc;
   for (size_t k = 0; k < lambda; k++) {
     size_t g = 0, f1 = 0, c1 = 0;
     for (g = 0; g < (size_t)e->groups; g++) {
       ng_dist_block(lambda, (size_t)e->groups, g, &f1, &c1);
       if (k < f1 + c1) break;
     }
-    double sum = 0, count = 0;
+    memset(acc, 0, w * sizeof *acc);
     for (size_t s = 0; s < (size_t)e->shards; s++) {
       size_t f2, c2;
       ng_dist_block(nch, (size_t)e->shards, s, &f2, &c2);
-      const double *p = e->all + e->displs[g * (size_t)e->shards + s] + 2 * (k - f1) * c2;
-      for (size_t c = 0; c < c2; c++) { /* shards hold consecutive chunk blocks: this is chunk order */
-        sum += p[2 * c];
-        count += p[2 * c + 1];
-      }
+      const double *p = e->all + e->displs[g * (size_t)e->shards + s] + w * (k - f1) * c2;
+      for (size_t c = 0; c < c2; c++) /* shards hold consecutive chunk blocks: this is chunk order */
+        for (size_t j = 0; j < w; j++)
+          acc[j] += p[w * c + j];
     }
-    e->loss[k] = count > 0 ? sum / count : NAN;
+    if (o->nstats)
+      e->loss[k] = o->finish(o->ctx, acc);
+    else
+      e->loss[k] = acc[1] > 0 ? acc[0] / acc[1] : NAN;
   }
   return NG_OK;
 }
@@ -384,6 +408,7 @@ static void engine_free(engine *e) {
   free(e->x);
   free(e->part);
   free(e->all);
+  free(e->acc);
   free(e->loss);
   free(e->counts);
   free(e->displs);
@@ -397,7 +422,13 @@ static void engine_free(engine *e) {
 
 int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_engine_config *cfg,
                   ng_engine_result *res) {
-  engine e = {.comm = MPI_COMM_NULL, .obj = obj, .cfg = cfg, .opt = opt, .n = obj->n, .factor_version = -1};
+  engine e = {.comm = MPI_COMM_NULL,
+              .obj = obj,
+              .cfg = cfg,
+              .opt = opt,
+              .n = obj->n,
+              .w = obj->nstats ? obj->nstats : 2,
+              .factor_version = -1};
   memset(res, 0, sizeof *res);
   ng_linalg_single_thread();
   int st = NG_OK;
@@ -412,6 +443,17 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
     engine_free(&e);
     return st;
   }
+  if (obj->nchunks < 1 || (obj->nstats == 0 && !obj->eval) ||
+      (obj->nstats > 0 && (!obj->eval_stats || !obj->finish))) {
+    st = obj->nchunks < 1 ? ng_error(NG_EINVAL, "the objective has no data chunks (nchunks must be >= 1)")
+         : obj->nstats    ? ng_error(NG_EINVAL,
+                                     "the objective has nstats %zu but no %s: a loss made of stats needs both "
+                                        "eval_stats and finish",
+                                     obj->nstats, obj->eval_stats ? "finish" : "eval_stats")
+                          : ng_error(NG_EINVAL, "the objective has no eval function (and nstats 0)");
+    engine_free(&e);
+    return st;
+  }
   e.groups = cfg->groups;
   e.shards = e.size / e.groups;
   e.group = e.rank / e.shards;
@@ -422,7 +464,8 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
   e.trailers = malloc((size_t)e.size * sizeof *e.trailers);
   e.counts = malloc((size_t)e.size * sizeof *e.counts);
   e.displs = malloc((size_t)e.size * sizeof *e.displs);
-  if (!e.mean || !e.lo || !e.hi || !e.trailers || !e.counts || !e.displs)
+  e.acc = e.rank == 0 ? malloc(e.w * sizeof *e.acc) : NULL;
+  if (!e.mean || !e.lo || !e.hi || !e.trailers || !e.counts || !e.displs || (e.rank == 0 && !e.acc))
     st = ng_error(NG_ENOMEM, "out of memory");
   /* load this rank's chunks; agree on success (a rank may fail to read its data) */
   size_t hf, hc;

@@ -5,7 +5,8 @@
  *                              seeded:   n doubles (mean), then factor_len doubles when factor_len > 0,
  *                                        then 2n doubles (lower, upper) when bounds == 1
  *   all -> rank 0   MPI_Gather ng_gen_trailer (MPI_BYTE) from every rank
- *   all -> rank 0   MPI_Gatherv partials: for the rank's candidates x chunks, (sum, count) pairs, row-major
+ *   all -> rank 0   MPI_Gatherv partials: for the rank's candidates x chunks, candidate-major, w doubles each
+ *                              (w = the objective's nstats, or 2 for a (sum, count) pair)
  *   failing rank -> rank 0  MPI_Send NG_TAG_ERROR: its error message (NG_ERRMSG_LEN bytes)
  *
  * The ranks run one binary on one kind of machine, so structs travel as bytes. */

@@ -3,7 +3,8 @@
  * What makes a chunk's (sum, rows) the same bits on every rank: the loaded chunks sit in one 64-byte
  * aligned buffer at a stride rounded up to 64 bytes, so a chunk's rows start on the same alignment whichever
  * range was loaded (sgemm's path may depend on it); the scratch parameter vector is aligned the same way; a
- * chunk is cut into batches at the same rows; and the batch losses are added in row order from zero. */
+ * chunk is cut into batches at the same rows; and the batch losses are added in row order from zero.
+ * Confusion counts are integers, exact in the doubles that carry them to the engine. */
 #include "nograd/nn_objective.h"
 
 #include <math.h>
@@ -31,12 +32,15 @@ struct ng_nn_objective {
   ng_dataset *ds;
   ng_nn_loss loss;
   double threshold;
+  bool use_threshold; /* error, balanced_error, macro_f1: predict with the threshold (binary) */
   size_t rows, d, t, classes, chunk_rows, nchunks, batch, n, nparams;
   span *spans; /* NULL: all parameters */
   size_t nspans;
-  float *params; /* nparams, aligned: the model's values, the mapped ones overwritten per eval */
+  float *params;     /* nparams, aligned: the model's values, the mapped ones overwritten per eval */
+  bool params_whole; /* params holds a whole vector of eval_params: restore the model's first */
   ng_nn_work *work;
-  ng_confusion *conf; /* error: counts of one batch */
+  ng_confusion *conf; /* error, balanced_error, macro_f1: counts of one chunk */
+  ng_confusion *fin;  /* balanced_error, macro_f1: the summed counts of finish */
   size_t xstride;     /* floats between the starts of two loaded chunks: chunk_rows * d rounded up */
   size_t first, count;
   float *x;   /* count * xstride, aligned */
@@ -61,7 +65,7 @@ int ng_nn_loss_from_name(const char *name, ng_nn_loss *out) {
     }
   return ng_error(NG_EINVAL,
                   "unknown loss '%s' (known: cross_entropy, mse, error, accuracy (as 1 - accuracy), "
-                  "threshold_error)",
+                  "threshold_error, balanced_error, macro_f1 (as 1 - macro-F1))",
                   name ? name : "(null)");
 }
 
@@ -89,6 +93,7 @@ void ng_nn_objective_destroy(ng_nn_objective **o) {
   ng_dataset_close(&s->ds);
   ng_nn_work_destroy(&s->work);
   ng_confusion_destroy(&s->conf);
+  ng_confusion_destroy(&s->fin);
   free(s->spans);
   free(s->params);
   free(s->path);
@@ -96,17 +101,20 @@ void ng_nn_objective_destroy(ng_nn_objective **o) {
   *o = NULL;
 }
 
+/* The losses whose stats are confusion counts, not a (sum, rows) pair. */
+static bool is_confusion(ng_nn_loss loss) {
+  return loss == NG_NN_LOSS_BALANCED_ERROR || loss == NG_NN_LOSS_MACRO_F1;
+}
+
+/* The losses that count predicted classes, which use_threshold or a threshold override may threshold. */
+static bool predicts(ng_nn_loss loss) {
+  return loss == NG_NN_LOSS_ERROR || is_confusion(loss);
+}
+
 static int check_loss(const ng_nn_objective_config *cfg, const ng_data_info *info, size_t outputs,
                       const char *path) {
   const char *name = ng_nn_loss_name(cfg->loss);
   if (!name) return ng_error(NG_EINVAL, "nn objective: unknown loss kind %d", (int)cfg->loss);
-  if (cfg->loss == NG_NN_LOSS_BALANCED_ERROR || cfg->loss == NG_NN_LOSS_MACRO_F1)
-    return ng_error(
-        NG_EINVAL,
-        "nn objective: the loss %s is not decomposable: it is not a sum over rows, so it cannot be "
-        "written as a (sum, count) per data chunk; use cross_entropy, error or threshold_error "
-        "(%s needs the chunks' confusion matrices, which the engine does not gather yet)",
-        name, name);
   bool labels = info->t == 0;
   if (cfg->loss == NG_NN_LOSS_MSE && labels)
     return ng_error(NG_EINVAL,
@@ -123,6 +131,20 @@ static int check_loss(const ng_nn_objective_config *cfg, const ng_data_info *inf
                       outputs);
     if (!(cfg->threshold >= 0 && cfg->threshold <= 1))
       return ng_error(NG_EINVAL, "nn objective: the threshold of threshold_error must be in [0, 1], got %g",
+                      cfg->threshold);
+  }
+  if (cfg->use_threshold) {
+    if (!predicts(cfg->loss))
+      return ng_error(NG_EINVAL,
+                      "nn objective: use_threshold applies to error, balanced_error and macro_f1, not to %s",
+                      name);
+    if (outputs != 2)
+      return ng_error(NG_EINVAL,
+                      "nn objective: use_threshold with %s needs a binary classifier, but the model has %zu "
+                      "outputs",
+                      name, outputs);
+    if (!(cfg->threshold >= 0 && cfg->threshold <= 1))
+      return ng_error(NG_EINVAL, "nn objective: the threshold of %s must be in [0, 1], got %g", name,
                       cfg->threshold);
   }
   return NG_OK;
@@ -178,6 +200,7 @@ int ng_nn_objective_create(const ng_model *model, const char *data_path, const n
   o->model = model;
   o->loss = cfg->loss;
   o->threshold = cfg->threshold;
+  o->use_threshold = cfg->use_threshold;
   o->nparams = ng_model_nparams(model);
   o->classes = ng_model_output_size(model);
   if (!(o->path = malloc(strlen(data_path) + 1))) {
@@ -215,7 +238,8 @@ int ng_nn_objective_create(const ng_model *model, const char *data_path, const n
   }
   memcpy(o->params, ng_model_params_const(model), o->nparams * sizeof *o->params);
   NG_TRY(st, ng_nn_work_create(model, o->batch, false, &o->work), fail);
-  if (o->loss == NG_NN_LOSS_ERROR) NG_TRY(st, ng_confusion_create(o->classes, &o->conf), fail);
+  if (predicts(o->loss)) NG_TRY(st, ng_confusion_create(o->classes, &o->conf), fail);
+  if (is_confusion(o->loss)) NG_TRY(st, ng_confusion_create(o->classes, &o->fin), fail);
   *out = o;
   return NG_OK;
 fail:
@@ -312,18 +336,42 @@ int ng_nn_objective_load(ng_nn_objective *o, size_t first_chunk, size_t count) {
   return NG_OK;
 }
 
-int ng_nn_objective_eval(ng_nn_objective *o, const double *x, size_t chunk, double *sum, double *count) {
-  if (chunk < o->first || chunk - o->first >= o->count) {
-    if (o->count == 0)
-      return ng_error(NG_EINVAL, "nn objective: chunk %zu of %s is not loaded (no chunks are loaded)", chunk,
-                      o->path);
-    return ng_error(NG_EINVAL, "nn objective: chunk %zu of %s is not loaded (loaded: chunks %zu..%zu)", chunk,
-                    o->path, o->first, o->first + o->count - 1);
-  }
+/* The candidate x into the scratch vector, undoing a whole vector that eval_params left there. */
+static void set_candidate(ng_nn_objective *o, const double *x) {
+  if (o->params_whole && o->spans)
+    memcpy(o->params, ng_model_params_const(o->model), o->nparams * sizeof *o->params);
+  o->params_whole = false;
   fill(o, x, o->params);
-  size_t i = chunk - o->first, m = chunk_size(o, chunk), cr = o->chunk_rows;
+}
+
+static int check_loaded(const ng_nn_objective *o, size_t chunk) {
+  if (chunk >= o->first && chunk - o->first < o->count) return NG_OK;
+  if (o->count == 0)
+    return ng_error(NG_EINVAL, "nn objective: chunk %zu of %s is not loaded (no chunks are loaded)", chunk,
+                    o->path);
+  return ng_error(NG_EINVAL, "nn objective: chunk %zu of %s is not loaded (loaded: chunks %zu..%zu)", chunk,
+                  o->path, o->first, o->first + o->count - 1);
+}
+
+/* Counts a binary batch with the threshold's prediction. The prediction is read back from
+ * ng_metric_threshold_error on each row against label 1 (an error there means class 0), so that it is
+ * threshold_error's own formula. */
+static void count_thresholded(ng_confusion *c, const float *out, const int32_t *y, size_t b, double thr) {
+  static const int32_t one = 1;
+  int64_t *counts = ng_confusion_counts(c);
+  for (size_t r = 0; r < b; r++) {
+    int64_t pred = 1 - ng_metric_threshold_error(out + 2 * r, &one, 1, thr);
+    counts[(size_t)y[r] * 2 + (size_t)pred]++;
+  }
+}
+
+/* Adds the stats of the scratch parameters on a loaded chunk; thr: NaN for the argmax, else the threshold
+ * of threshold_error or of the thresholded prediction. */
+static int eval_chunk(ng_nn_objective *o, size_t chunk, double thr, double *stats) {
+  size_t i = chunk - o->first, m = chunk_size(o, chunk), cr = o->chunk_rows, C = o->classes;
   const float *xs = o->x + i * o->xstride;
   double s = 0;
+  if (o->conf) ng_confusion_clear(o->conf);
   for (size_t row = 0; row < m; row += o->batch) {
     size_t b = m - row < o->batch ? m - row : o->batch;
     const float *out;
@@ -331,31 +379,115 @@ int ng_nn_objective_eval(ng_nn_objective *o, const double *x, size_t chunk, doub
     const int32_t *y = o->y ? o->y + i * cr + row : NULL;
     switch (o->loss) {
       case NG_NN_LOSS_CROSS_ENTROPY:
-        s += ng_loss_cross_entropy(out, y, b, o->classes, NULL);
+        s += ng_loss_cross_entropy(out, y, b, C, NULL);
         break;
       case NG_NN_LOSS_MSE:
         s += ng_loss_mse(out, o->yt + (i * cr + row) * o->t, b, o->t, NULL);
         break;
-      case NG_NN_LOSS_ERROR: {
-        ng_confusion_clear(o->conf);
-        NG_CALL(ng_confusion_add(o->conf, out, y, b));
-        const int64_t *c = ng_confusion_counts_const(o->conf);
-        int64_t correct = 0;
-        for (size_t k = 0; k < o->classes; k++)
-          correct += c[k * o->classes + k];
-        s += (double)((int64_t)b - correct);
-        break;
-      }
       case NG_NN_LOSS_THRESHOLD_ERROR:
-        s += (double)ng_metric_threshold_error(out, y, b, o->threshold);
+        s += (double)ng_metric_threshold_error(out, y, b, thr);
+        break;
+      case NG_NN_LOSS_ERROR:
+      case NG_NN_LOSS_BALANCED_ERROR:
+      case NG_NN_LOSS_MACRO_F1:
+        if (isnan(thr))
+          NG_CALL(ng_confusion_add(o->conf, out, y, b));
+        else
+          count_thresholded(o->conf, out, y, b, thr);
         break;
       default:
         return ng_error(NG_EINTERNAL, "nn objective: loss %d cannot be evaluated", (int)o->loss);
     }
   }
-  *sum += s;
-  *count += (double)m;
+  if (is_confusion(o->loss)) {
+    const int64_t *c = ng_confusion_counts_const(o->conf);
+    for (size_t k = 0; k < C * C; k++)
+      stats[k] += (double)c[k];
+    return NG_OK;
+  }
+  if (o->loss == NG_NN_LOSS_ERROR) { /* misclassified: the rows off the diagonal */
+    const int64_t *c = ng_confusion_counts_const(o->conf);
+    int64_t correct = 0;
+    for (size_t k = 0; k < C; k++)
+      correct += c[k * C + k];
+    s = (double)((int64_t)m - correct);
+  }
+  stats[0] += s;
+  stats[1] += (double)m;
   return NG_OK;
+}
+
+/* The threshold of this evaluation (see eval_chunk), from the configuration or an override. */
+static int resolve_threshold(const ng_nn_objective *o, double override, double *thr) {
+  if (isnan(override)) {
+    *thr = o->loss == NG_NN_LOSS_THRESHOLD_ERROR || o->use_threshold ? o->threshold : NAN;
+    return NG_OK;
+  }
+  const char *name = ng_nn_loss_name(o->loss);
+  if (o->loss != NG_NN_LOSS_THRESHOLD_ERROR && !predicts(o->loss))
+    return ng_error(NG_EINVAL,
+                    "nn objective: a threshold (%g) applies to threshold_error, error, balanced_error and "
+                    "macro_f1, not to %s",
+                    override, name);
+  if (o->classes != 2)
+    return ng_error(NG_EINVAL,
+                    "nn objective: a threshold (%g) needs a binary classifier, but the model has %zu outputs",
+                    override, o->classes);
+  if (!(override >= 0 && override <= 1))
+    return ng_error(NG_EINVAL, "nn objective: the threshold of %s must be in [0, 1], got %g", name, override);
+  *thr = override;
+  return NG_OK;
+}
+
+size_t ng_nn_objective_nstats(const ng_nn_objective *o) {
+  return is_confusion(o->loss) ? o->classes * o->classes : 2;
+}
+
+double ng_nn_objective_finish(const ng_nn_objective *o, const double *stats) {
+  if (!is_confusion(o->loss)) return stats[1] > 0 ? stats[0] / stats[1] : NAN;
+  size_t K = o->classes * o->classes;
+  int64_t *c = ng_confusion_counts(o->fin);
+  for (size_t k = 0; k < K; k++) {
+    double v = stats[k];
+    if (!(v >= 0 && v <= 9007199254740992.0 && v == floor(v))) return NAN; /* not a count: 2^53 */
+    c[k] = (int64_t)v;
+  }
+  if (o->loss == NG_NN_LOSS_BALANCED_ERROR) return ng_metric_from_confusion(o->fin, NG_METRIC_BALANCED_ERROR);
+  return 1.0 - ng_metric_from_confusion(o->fin, NG_METRIC_MACRO_F1);
+}
+
+int ng_nn_objective_eval(ng_nn_objective *o, const double *x, size_t chunk, double *sum, double *count) {
+  NG_CALL(check_loaded(o, chunk));
+  if (is_confusion(o->loss))
+    return ng_error(NG_EINVAL,
+                    "nn objective: the loss %s is not a sum over rows, so it has no (sum, count) per chunk: "
+                    "evaluate its confusion counts with ng_nn_objective_eval_stats",
+                    ng_nn_loss_name(o->loss));
+  double thr, st[2] = {0, 0};
+  NG_CALL(resolve_threshold(o, NAN, &thr));
+  set_candidate(o, x);
+  NG_CALL(eval_chunk(o, chunk, thr, st));
+  *sum += st[0];
+  *count += st[1];
+  return NG_OK;
+}
+
+int ng_nn_objective_eval_stats(ng_nn_objective *o, const double *x, size_t chunk, double *stats) {
+  NG_CALL(check_loaded(o, chunk));
+  double thr;
+  NG_CALL(resolve_threshold(o, NAN, &thr));
+  set_candidate(o, x);
+  return eval_chunk(o, chunk, thr, stats);
+}
+
+int ng_nn_objective_eval_params(ng_nn_objective *o, const float *params, double threshold, size_t chunk,
+                                double *stats) {
+  NG_CALL(check_loaded(o, chunk));
+  double thr;
+  NG_CALL(resolve_threshold(o, threshold, &thr));
+  memcpy(o->params, params, o->nparams * sizeof *o->params);
+  o->params_whole = true;
+  return eval_chunk(o, chunk, thr, stats);
 }
 
 static int load_cb(void *ctx, size_t first_chunk, size_t count) {
@@ -367,6 +499,21 @@ static int eval_cb(void *ctx, const double *x, uint64_t generation, size_t k, si
   return ng_nn_objective_eval(ctx, x, chunk, sum, count);
 }
 
+static int eval_stats_cb(void *ctx, const double *x, uint64_t generation, size_t k, size_t chunk,
+                         double *stats) {
+  return ng_nn_objective_eval_stats(ctx, x, chunk, stats);
+}
+
+static double finish_cb(void *ctx, const double *stats) {
+  return ng_nn_objective_finish(ctx, stats);
+}
+
 void ng_nn_objective_get(ng_nn_objective *o, ng_objective *obj) {
   *obj = (ng_objective){.n = o->n, .nchunks = o->nchunks, .load = load_cb, .eval = eval_cb, .ctx = o};
+  if (is_confusion(o->loss)) {
+    obj->eval = NULL;
+    obj->nstats = ng_nn_objective_nstats(o);
+    obj->eval_stats = eval_stats_cb;
+    obj->finish = finish_cb;
+  }
 }

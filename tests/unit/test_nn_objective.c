@@ -1,9 +1,11 @@
 /* The neural-network objective (src/nn/objective.c): its loss at the model's own parameters is `nograd
  * eval`'s (ng_app_eval and a direct forward pass), a chunk's (sum, count) is the same bits whichever range
  * was loaded, the tensor mapping, CMA-ES through the engine lowering the cross-entropy of a last-layer bias,
- * and the refusals. One rank: MPI_Init in main. That the loss is independent of P follows from the chunk
- * design, which the per-chunk bit test checks: a rank's chunks are evaluated alone, and the engine adds them
- * in chunk order. */
+ * the confusion losses (balanced_error, macro_f1: stats summed over any chunking are the confusion counts
+ * of the whole set, and their finish is ng_metric_from_confusion's), the thresholded prediction, a full
+ * parameter vector (eval_params), CMA-ES through the engine lowering a balanced error, and the refusals. One
+ * rank: MPI_Init in main. That the loss is independent of P follows from the chunk design, which the
+ * per-chunk bit test checks: a rank's chunks are evaluated alone, and the engine adds them in chunk order. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -123,6 +125,10 @@ static double total(ng_nn_objective *o, const double *x, double *count) {
 
 static void test_names(void **state) {
   ng_nn_loss l;
+  check(ng_nn_loss_from_name("balanced_error", &l), "name");
+  assert_int_equal(l, NG_NN_LOSS_BALANCED_ERROR);
+  check(ng_nn_loss_from_name("macro_f1", &l), "name");
+  assert_int_equal(l, NG_NN_LOSS_MACRO_F1);
   check(ng_nn_loss_from_name("cross_entropy", &l), "name");
   assert_int_equal(l, NG_NN_LOSS_CROSS_ENTROPY);
   check(ng_nn_loss_from_name("accuracy", &l), "name");
@@ -385,6 +391,326 @@ static void test_engine_cmaes(void **state) {
   ng_model_destroy(&m);
 }
 
+/* The confusion counts of params on the whole dataset, forwarded directly in one pass of batches of 16 from
+ * row 0 (no chunks): the argmax, or with thr >= 0 (binary) class 1 when softmax[1] >= thr, written out here
+ * from the definition. */
+static void direct_confusion(const ng_model *m, const float *params, const char *data, double thr,
+                             ng_confusion *conf) {
+  ng_data D;
+  check(ng_data_load(data, &D), "load data");
+  size_t C = ng_model_output_size(m), batch = 16;
+  ng_nn_work *w = NULL;
+  check(ng_nn_work_create(m, batch, false, &w), "work");
+  ng_confusion_clear(conf);
+  int64_t *counts = ng_confusion_counts(conf);
+  for (size_t r = 0; r < D.n; r += batch) {
+    size_t b = D.n - r < batch ? D.n - r : batch;
+    const float *out;
+    check(ng_nn_forward(m, params, w, D.x + r * D.d, b, &out), "forward");
+    if (thr < 0) {
+      check(ng_confusion_add(conf, out, D.y + r, b), "confusion add");
+      continue;
+    }
+    for (size_t i = 0; i < b; i++) {
+      double p1 = 1.0 / (1.0 + exp((double)out[2 * i] - (double)out[2 * i + 1]));
+      counts[D.y[r + i] * 2 + (p1 >= thr ? 1 : 0)]++;
+    }
+  }
+  assert_int_equal(C, ng_confusion_classes(conf));
+  ng_nn_work_destroy(&w);
+  ng_data_free(&D);
+}
+
+/* The stats of x summed over all chunks in chunk order through the engine's view (eval_stats), as rank 0
+ * does; nstats from the view. */
+static void stats_total(ng_nn_objective *o, const double *x, double *stats) {
+  ng_objective obj;
+  ng_nn_objective_get(o, &obj);
+  size_t ns = ng_nn_objective_nstats(o);
+  double *part = malloc(ns * sizeof *part);
+  memset(stats, 0, ns * sizeof *stats);
+  for (size_t c = 0; c < obj.nchunks; c++) {
+    memset(part, 0, ns * sizeof *part);
+    check(obj.eval_stats(obj.ctx, x, 0, 0, c, part), "eval_stats");
+    for (size_t j = 0; j < ns; j++)
+      stats[j] += part[j];
+  }
+  free(part);
+}
+
+/* balanced_error and macro_f1 over several chunkings and batches: the summed stats are exactly the confusion
+ * counts of a direct pass over the whole set, and the loss is ng_metric_from_confusion's of them (1 - the
+ * metric for macro_f1), at the model's parameters and at a random candidate. */
+static void test_confusion_losses(void **state) {
+  ng_model *m = make_model(CLASSES, 31);
+  size_t np = ng_model_nparams(m);
+  double *x = malloc(np * sizeof *x);
+  float *params = malloc(np * sizeof *params);
+  ng_confusion *ref = NULL;
+  check(ng_confusion_create(CLASSES, &ref), "confusion");
+  const size_t chunkings[][2] = {{7, 16}, {50, 16}, {64, 0}, {203, 203}, {300, 32}, {1, 1}};
+  for (int which = 0; which < 2; which++) {
+    ng_rng r;
+    ng_rng_init(&r, 9, NG_RNG_INIT, (uint64_t)which, 0);
+    for (size_t i = 0; i < np; i++)
+      x[i] = which == 0 ? (double)ng_model_params_const(m)[i] : 0.8 * ng_rng_normal(&r);
+    for (size_t i = 0; i < np; i++)
+      params[i] = (float)x[i];
+    direct_confusion(m, params, tpath("cls.h5"), -1, ref);
+    const int64_t *want = ng_confusion_counts_const(ref);
+    double be = ng_metric_from_confusion(ref, NG_METRIC_BALANCED_ERROR);
+    double f1 = ng_metric_from_confusion(ref, NG_METRIC_MACRO_F1);
+    assert_true(be > 0 && be < 1 && f1 > 0 && f1 < 1);
+    assert_true(be != ng_metric_from_confusion(ref, NG_METRIC_ERROR)); /* another metric than the error */
+    for (size_t t = 0; t < sizeof chunkings / sizeof chunkings[0]; t++)
+      for (int l = 0; l < 2; l++) {
+        ng_nn_loss loss = l ? NG_NN_LOSS_MACRO_F1 : NG_NN_LOSS_BALANCED_ERROR;
+        ng_nn_objective *o = make_obj(m, tpath("cls.h5"), loss, chunkings[t][0], chunkings[t][1]);
+        assert_int_equal(ng_nn_objective_nstats(o), CLASSES * CLASSES);
+        ng_objective obj;
+        ng_nn_objective_get(o, &obj);
+        assert_int_equal(obj.nstats, CLASSES * CLASSES);
+        assert_null(obj.eval);
+        assert_non_null(obj.eval_stats);
+        assert_non_null(obj.finish);
+        check(ng_nn_objective_load(o, 0, ng_nn_objective_chunks(o)), "load");
+        double stats[CLASSES * CLASSES];
+        stats_total(o, x, stats);
+        for (size_t k = 0; k < CLASSES * CLASSES; k++)
+          if (stats[k] != (double)want[k])
+            fail_msg("chunks of %zu rows, %s: count [%zu][%zu] is %g, directly %lld", chunkings[t][0],
+                     ng_nn_loss_name(loss), k / CLASSES, k % CLASSES, stats[k], (long long)want[k]);
+        double f = obj.finish(obj.ctx, stats);
+        assert_true(f == ng_nn_objective_finish(o, stats));
+        assert_true(l ? f == 1.0 - f1 : f == be);
+        /* the pair interface refuses a loss that is not a sum */
+        double sum = 0, count = 0;
+        assert_int_equal(ng_nn_objective_eval(o, x, 0, &sum, &count), NG_EINVAL);
+        assert_contains(ng_errmsg(), "eval_stats");
+        ng_nn_objective_destroy(&o);
+      }
+  }
+  /* finish: no rows is NaN, and so are stats that are not counts */
+  ng_nn_objective *o = make_obj(m, tpath("cls.h5"), NG_NN_LOSS_BALANCED_ERROR, 64, 0);
+  double zero[CLASSES * CLASSES] = {0}, bad[CLASSES * CLASSES] = {0};
+  assert_true(isnan(ng_nn_objective_finish(o, zero)));
+  bad[0] = 2.5;
+  assert_true(isnan(ng_nn_objective_finish(o, bad)));
+  bad[0] = -1;
+  assert_true(isnan(ng_nn_objective_finish(o, bad)));
+  /* a perfect matrix: no error, macro-F1 1 (loss 0) */
+  double diag[CLASSES * CLASSES] = {0};
+  for (size_t k = 0; k < CLASSES; k++)
+    diag[k * CLASSES + k] = 10.0 + (double)k;
+  assert_true(ng_nn_objective_finish(o, diag) == 0.0);
+  ng_nn_objective_destroy(&o);
+  o = make_obj(m, tpath("cls.h5"), NG_NN_LOSS_MACRO_F1, 64, 0);
+  assert_true(ng_nn_objective_finish(o, diag) == 0.0);
+  ng_nn_objective_destroy(&o);
+  ng_confusion_destroy(&ref);
+  free(params);
+  free(x);
+  ng_model_destroy(&m);
+}
+
+/* use_threshold on a binary model: class 1 when softmax[1] >= threshold (a direct count); 0 predicts class 1
+ * everywhere (balanced error exactly 0.5); error with use_threshold is threshold_error's count; without
+ * use_threshold (a zero-initialized config, threshold 0) the prediction stays the argmax. */
+static void test_thresholded(void **state) {
+  ng_model *m = make_model(2, 32);
+  size_t np = ng_model_nparams(m);
+  const float *p = ng_model_params_const(m);
+  const char *bin = tpath("bin.h5");
+  ng_confusion *ref = NULL;
+  check(ng_confusion_create(2, &ref), "confusion");
+  double *x = malloc(np * sizeof *x);
+  for (size_t i = 0; i < np; i++)
+    x[i] = p[i];
+  ng_nn_objective_config cfg = {.chunk_rows = 40, .batch = 8, .loss = NG_NN_LOSS_BALANCED_ERROR};
+  ng_nn_objective *o = NULL;
+  check(ng_nn_objective_create(m, bin, &cfg, &o), "create argmax");
+  check(ng_nn_objective_load(o, 0, ng_nn_objective_chunks(o)), "load");
+  double stats[4];
+  stats_total(o, x, stats);
+  direct_confusion(m, p, bin, -1, ref);
+  for (size_t k = 0; k < 4; k++)
+    assert_true(stats[k] == (double)ng_confusion_counts_const(ref)[k]);
+  ng_nn_objective_destroy(&o);
+
+  const double thresholds[] = {0.3, 0.5, 0.62, 0.0};
+  for (size_t t = 0; t < 4; t++) {
+    cfg.use_threshold = true;
+    cfg.threshold = thresholds[t];
+    check(ng_nn_objective_create(m, bin, &cfg, &o), "create thresholded");
+    check(ng_nn_objective_load(o, 0, ng_nn_objective_chunks(o)), "load");
+    stats_total(o, x, stats);
+    direct_confusion(m, p, bin, thresholds[t], ref);
+    const int64_t *want = ng_confusion_counts_const(ref);
+    for (size_t k = 0; k < 4; k++)
+      if (stats[k] != (double)want[k])
+        fail_msg("threshold %g: count [%zu][%zu] is %g, directly %lld", thresholds[t], k / 2, k % 2, stats[k],
+                 (long long)want[k]);
+    double be = ng_nn_objective_finish(o, stats);
+    assert_true(be == ng_metric_from_confusion(ref, NG_METRIC_BALANCED_ERROR));
+    if (thresholds[t] == 0.0) assert_true(be == 0.5 && stats[0] == 0 && stats[2] == 0);
+    ng_nn_objective_destroy(&o);
+    /* error with the threshold is threshold_error's count */
+    ng_nn_objective_config ce = cfg, ct = cfg;
+    ce.loss = NG_NN_LOSS_ERROR;
+    ct.loss = NG_NN_LOSS_THRESHOLD_ERROR;
+    ct.use_threshold = false;
+    ng_nn_objective *oe = NULL, *ot = NULL;
+    check(ng_nn_objective_create(m, bin, &ce, &oe), "create error");
+    check(ng_nn_objective_create(m, bin, &ct, &ot), "create threshold_error");
+    check(ng_nn_objective_load(oe, 0, ng_nn_objective_chunks(oe)), "load");
+    check(ng_nn_objective_load(ot, 0, ng_nn_objective_chunks(ot)), "load");
+    double ne, nt, se = total(oe, x, &ne), st = total(ot, x, &nt);
+    assert_true(se == st && ne == nt && ne == ROWS);
+    assert_true(se == (double)(want[1] + want[2]));
+    ng_nn_objective_destroy(&oe);
+    ng_nn_objective_destroy(&ot);
+  }
+  ng_confusion_destroy(&ref);
+  free(x);
+  ng_model_destroy(&m);
+}
+
+/* eval_params: the model's own parameter vector gives the bits of eval_stats at x0 (cross_entropy and
+ * balanced_error, all parameters or a tensor list), and adds to stats; a vector that differs from the model
+ * in unmapped parameters is evaluated as given, and the next candidate evaluation sees the model's values
+ * again; a threshold override is a configured threshold for this call; the refusals. */
+static void test_eval_params(void **state) {
+  ng_model *m = make_model(CLASSES, 33);
+  size_t np = ng_model_nparams(m), nch = 4;
+  const float *p = ng_model_params_const(m);
+  const char *names[] = {"fc2.bias"};
+  for (int l = 0; l < 2; l++)
+    for (int mapped = 0; mapped < 2; mapped++) {
+      ng_nn_objective_config cfg = {.chunk_rows = 60,
+                                    .batch = 16,
+                                    .loss = l ? NG_NN_LOSS_BALANCED_ERROR : NG_NN_LOSS_CROSS_ENTROPY,
+                                    .tensors = mapped ? names : NULL,
+                                    .ntensors = mapped ? 1 : 0};
+      ng_nn_objective *o = NULL;
+      check(ng_nn_objective_create(m, tpath("cls.h5"), &cfg, &o), "create");
+      assert_int_equal(ng_nn_objective_chunks(o), nch);
+      check(ng_nn_objective_load(o, 0, nch), "load");
+      size_t n = ng_nn_objective_dim(o), ns = ng_nn_objective_nstats(o);
+      assert_int_equal(ns, l ? CLASSES * CLASSES : 2);
+      double *x0 = malloc(n * sizeof *x0), a[CLASSES * CLASSES], b[CLASSES * CLASSES];
+      ng_nn_objective_x0(o, x0);
+      for (size_t c = 0; c < nch; c++) {
+        for (size_t j = 0; j < ns; j++)
+          a[j] = b[j] = 1.0 + (double)j; /* both add */
+        check(ng_nn_objective_eval_stats(o, x0, c, a), "eval_stats");
+        check(ng_nn_objective_eval_params(o, p, NAN, c, b), "eval_params");
+        assert_memory_equal(a, b, ns * sizeof *a);
+        assert_true(a[ns - 1] > ns); /* something was added */
+      }
+      /* a whole vector with another first weight (unmapped when only fc2.bias is) */
+      float *q = malloc(np * sizeof *q);
+      memcpy(q, p, np * sizeof *q);
+      q[0] += 2.0f;
+      double f0[CLASSES * CLASSES] = {0}, fq[CLASSES * CLASSES] = {0}, fx[CLASSES * CLASSES] = {0};
+      check(ng_nn_objective_eval_stats(o, x0, 1, f0), "eval_stats");
+      check(ng_nn_objective_eval_params(o, q, NAN, 1, fq), "eval_params");
+      check(ng_nn_objective_eval_stats(o, x0, 1, fx), "eval_stats after eval_params");
+      assert_memory_equal(f0, fx, ns * sizeof *f0);
+      if (!l) assert_true(fq[0] != f0[0]);
+      /* refusals: an override for a 3-class model or for cross_entropy, an unloaded chunk */
+      assert_int_equal(ng_nn_objective_eval_params(o, p, 0.5, 0, fq), NG_EINVAL);
+      assert_contains(ng_errmsg(), l ? "binary" : "not to cross_entropy");
+      assert_int_equal(ng_nn_objective_eval_params(o, p, NAN, nch, fq), NG_EINVAL);
+      assert_contains(ng_errmsg(), "not loaded");
+      free(q);
+      free(x0);
+      ng_nn_objective_destroy(&o);
+    }
+  ng_model_destroy(&m);
+
+  /* the override on a binary model: threshold_error at 0.3 by override equals one configured at 0.3;
+   * balanced_error at 0 by override predicts class 1 everywhere */
+  m = make_model(2, 34);
+  p = ng_model_params_const(m);
+  ng_nn_objective *a = make_obj(m, tpath("bin.h5"), NG_NN_LOSS_THRESHOLD_ERROR, 64, 0); /* threshold 0.5 */
+  ng_nn_objective_config c3 = {.chunk_rows = 64, .loss = NG_NN_LOSS_THRESHOLD_ERROR, .threshold = 0.3};
+  ng_nn_objective *b = NULL, *be = make_obj(m, tpath("bin.h5"), NG_NN_LOSS_BALANCED_ERROR, 64, 0);
+  check(ng_nn_objective_create(m, tpath("bin.h5"), &c3, &b), "create");
+  check(ng_nn_objective_load(a, 0, ng_nn_objective_chunks(a)), "load");
+  check(ng_nn_objective_load(b, 0, ng_nn_objective_chunks(b)), "load");
+  check(ng_nn_objective_load(be, 0, ng_nn_objective_chunks(be)), "load");
+  double sa[2] = {0}, sb[2] = {0}, s5[2] = {0}, sbe[4] = {0};
+  for (size_t c = 0; c < ng_nn_objective_chunks(a); c++) {
+    check(ng_nn_objective_eval_params(a, p, 0.3, c, sa), "override");
+    check(ng_nn_objective_eval_params(b, p, NAN, c, sb), "configured");
+    check(ng_nn_objective_eval_params(a, p, NAN, c, s5), "configured 0.5");
+    check(ng_nn_objective_eval_params(be, p, 0.0, c, sbe), "override 0");
+  }
+  assert_true(sa[0] == sb[0] && sa[1] == sb[1] && sa[1] == ROWS);
+  assert_true(sa[0] != s5[0]);
+  assert_true(ng_nn_objective_finish(be, sbe) == 0.5 && sbe[0] == 0 && sbe[2] == 0);
+  assert_int_equal(ng_nn_objective_eval_params(a, p, 1.5, 0, sa), NG_EINVAL);
+  assert_contains(ng_errmsg(), "[0, 1]");
+  ng_nn_objective_destroy(&a);
+  ng_nn_objective_destroy(&b);
+  ng_nn_objective_destroy(&be);
+  ng_model_destroy(&m);
+}
+
+/* CMA-ES through the engine (one rank) on the last layer's bias lowers the balanced error of a model whose
+ * bias favours class 0; the best loss is finish of the stats of the best x summed in chunk order. */
+static void test_engine_balanced(void **state) {
+  ng_model *m = make_model(CLASSES, 35);
+  size_t off, nd, sh[4];
+  check(ng_model_find(m, "fc2.bias", &off, &nd, sh), "find");
+  double xinit[CLASSES];
+  for (size_t i = 0; i < CLASSES; i++)
+    xinit[i] = ng_model_params(m)[off + i];
+  ng_model_params(m)[off] = 1.5f;
+  const char *names[] = {"fc2.bias"};
+  ng_nn_objective_config cfg = {
+      .chunk_rows = 40, .batch = 16, .loss = NG_NN_LOSS_BALANCED_ERROR, .tensors = names, .ntensors = 1};
+  ng_nn_objective *o = NULL;
+  check(ng_nn_objective_create(m, tpath("cls.h5"), &cfg, &o), "create");
+  ng_objective obj;
+  ng_nn_objective_get(o, &obj);
+  double x0[CLASSES], stats[CLASSES * CLASSES];
+  ng_nn_objective_x0(o, x0);
+  check(ng_nn_objective_load(o, 0, obj.nchunks), "load");
+  stats_total(o, x0, stats);
+  double f0 = ng_nn_objective_finish(o, stats);
+  assert_true(f0 > 0.5);
+
+  ng_opt *opt = NULL;
+  check(ng_opt_create("cmaes", CLASSES, &opt), "opt");
+  check(ng_opt_set_x0(opt, x0), "x0");
+  check(ng_opt_set_sigma0(opt, 2.0), "sigma0");
+  check(ng_opt_set_seed(opt, 5), "seed");
+  check(ng_opt_set_max_evals(opt, 300), "max evals");
+  check(ng_opt_setup(opt), "setup");
+  ng_engine_config ec = {.groups = 1,
+                         .meta = {.program_version = "test",
+                                  .command_line = "test_nn_objective",
+                                  .config = "",
+                                  .budget = "",
+                                  .optimizer = "cmaes",
+                                  .ranks = 1,
+                                  .groups = 1}};
+  ng_engine_result res;
+  check(ng_engine_run(MPI_COMM_WORLD, opt, &obj, &ec, &res), "engine");
+  double fbest, xbest[CLASSES];
+  memcpy(xbest, ng_opt_best(opt, &fbest), sizeof xbest);
+  stats_total(o, xinit, stats);
+  double finit = ng_nn_objective_finish(o, stats);
+  if (!(fbest < f0 - 0.05 && fbest <= finit))
+    fail_msg("balanced error %g at x0 (%g at the initial bias), best %g", f0, finit, fbest);
+  stats_total(o, xbest, stats);
+  assert_true(fbest == ng_nn_objective_finish(o, stats));
+  ng_opt_destroy(&opt);
+  ng_nn_objective_destroy(&o);
+  ng_model_destroy(&m);
+}
+
 static void expect_create_error(const ng_model *m, const char *data, ng_nn_objective_config cfg, int status,
                                 const char *msg1, const char *msg2) {
   ng_nn_objective *o = NULL;
@@ -400,9 +726,11 @@ static void test_refusals(void **state) {
   ng_nn_objective_config base = {.chunk_rows = 32, .loss = NG_NN_LOSS_CROSS_ENTROPY};
   ng_nn_objective_config c = base;
   c.loss = NG_NN_LOSS_BALANCED_ERROR;
-  expect_create_error(m, cls, c, NG_EINVAL, "balanced_error", "not decomposable");
-  c.loss = NG_NN_LOSS_MACRO_F1;
-  expect_create_error(m, cls, c, NG_EINVAL, "macro_f1", "(sum, count)");
+  c.use_threshold = true;
+  c.threshold = 0.5;
+  expect_create_error(m, cls, c, NG_EINVAL, "use_threshold", "3 outputs"); /* not binary */
+  c.loss = NG_NN_LOSS_CROSS_ENTROPY;
+  expect_create_error(m, cls, c, NG_EINVAL, "use_threshold", "not to cross_entropy");
   const char *bad[] = {"fc2.bias", "fc9.weight"};
   c = base;
   c.tensors = bad;
@@ -427,6 +755,16 @@ static void test_refusals(void **state) {
 
   /* a label outside the model's classes: refused on load, naming the row */
   m = make_model(2, 14);
+  c = base;
+  c.loss = NG_NN_LOSS_BALANCED_ERROR;
+  c.use_threshold = true;
+  c.threshold = 1.5;
+  expect_create_error(m, tpath("bin.h5"), c, NG_EINVAL, "threshold of balanced_error", "1.5");
+  ng_model *m1 = make_model(1, 15);
+  c = base;
+  c.loss = NG_NN_LOSS_MACRO_F1;
+  expect_create_error(m1, reg, c, NG_EINVAL, "macro_f1", "class labels");
+  ng_model_destroy(&m1);
   ng_nn_objective *o = NULL;
   check(ng_nn_objective_create(m, cls, &base, &o), "create");
   assert_int_equal(ng_nn_objective_load(o, 0, 2), NG_EMISMATCH);
@@ -439,9 +777,16 @@ static void test_refusals(void **state) {
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_names),          cmocka_unit_test(test_matches_eval),
-      cmocka_unit_test(test_mse_threshold),  cmocka_unit_test(test_chunks_identical),
-      cmocka_unit_test(test_tensor_mapping), cmocka_unit_test(test_engine_cmaes),
+      cmocka_unit_test(test_names),
+      cmocka_unit_test(test_matches_eval),
+      cmocka_unit_test(test_mse_threshold),
+      cmocka_unit_test(test_chunks_identical),
+      cmocka_unit_test(test_tensor_mapping),
+      cmocka_unit_test(test_engine_cmaes),
+      cmocka_unit_test(test_confusion_losses),
+      cmocka_unit_test(test_thresholded),
+      cmocka_unit_test(test_eval_params),
+      cmocka_unit_test(test_engine_balanced),
       cmocka_unit_test(test_refusals),
   };
   int failed = cmocka_run_group_tests(tests, setup, teardown);
