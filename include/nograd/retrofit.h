@@ -13,7 +13,9 @@
  * the order of each generation's candidates (ties broken by index) once the value-based stopping rules are
  * off (tolfun, tolfunhist, stagnation and flatfitness are disabled here, ftarget is -inf), so after G
  * generations of lambda candidates the evaluated candidates are one of at most (lambda!)^(G-1) sets, and the
- * returned best is one of their G*lambda members: ln N <= (G - 1) ln(lambda!) + ln(G lambda). For a metric
+ * returned best is one of their G*lambda members, or the start when none beats it (the start's validation
+ * metric is measured, and the model at --out is only ever replaced by a better one):
+ * N <= (lambda!)^(G-1) G lambda + 1. For a metric
  * that is a mean over T validation examples with values in [0, 1], Hoeffding and a union bound over the N
  * possible outputs give, with probability >= 1 - delta,
  *   |validation - true| <= sqrt((ln N + ln(2 / delta)) / (2 T)).
@@ -76,6 +78,7 @@ typedef struct {
   char no_bound[256]; /* why there is no bound ("" when there is one) */
   const char *stop;   /* why the optimizer stopped */
   int signalled;
+  int kept_start; /* no candidate beat the start on validation: the model is returned unchanged */
   double *x_best; /* n values, malloc'd on rank 0 (the caller frees) */
   double seconds;
 } ng_retrofit_result;

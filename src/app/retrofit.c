@@ -16,6 +16,7 @@
 #include "nograd/knobs.h"
 #include "nograd/nn.h"
 #include "nograd/nn_objective.h"
+#include "nograd/rng.h"
 #include "nograd/timer.h"
 
 #define RF_DEFAULT_CHUNK 256
@@ -200,19 +201,91 @@ static int measure(MPI_Comm comm, const ng_model *m, const char *path, const ng_
 
 /* ------------------------------------------------------------------------------------------------------ */
 
-/* --val-size: a seeded, stratified subset of the validation set, written by each rank to its own temporary
- * file (ranks need not share a file system); the class counts of the rows used, for the bound. */
+/* The rows of a seeded, stratified subset of k of D's n rows, in their original order: each class gets
+ * floor(k n_c / n) rows plus one for the largest remainders (ties: the lower class) until k are taken; a
+ * class's rows are a Fisher-Yates draw from the stream (seed, NG_RNG_DATA, 1, class). */
+static int stratified(const ng_data *D, size_t k, uint64_t seed, size_t *rows) {
+  size_t C = (size_t)D->classes, n = D->n;
+  size_t *count = calloc(C, sizeof *count), *quota = calloc(C, sizeof *quota), *idx = malloc(n * sizeof *idx);
+  char *take = calloc(n, 1);
+  double *rem = calloc(C, sizeof *rem);
+  if (!count || !quota || !idx || !take || !rem) {
+    free(count), free(quota), free(idx), free(take), free(rem);
+    return ng_error(NG_ENOMEM, "--val-size: out of memory");
+  }
+  for (size_t i = 0; i < n; i++)
+    count[D->y[i]]++;
+  size_t given = 0;
+  for (size_t c = 0; c < C; c++) {
+    quota[c] = (size_t)((double)k * (double)count[c] / (double)n);
+    rem[c] = (double)k * (double)count[c] / (double)n - (double)quota[c];
+    given += quota[c];
+  }
+  while (given < k) {
+    size_t best = C;
+    for (size_t c = 0; c < C; c++)
+      if (quota[c] < count[c] && (best == C || rem[c] > rem[best])) best = c;
+    quota[best]++;
+    rem[best] = -1;
+    given++;
+  }
+  for (size_t c = 0; c < C; c++) {
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+      if ((size_t)D->y[i] == c) idx[m++] = i;
+    ng_rng r;
+    ng_rng_init(&r, seed, NG_RNG_DATA, 1, (uint32_t)c);
+    for (size_t j = 0; j < quota[c]; j++) { /* a partial Fisher-Yates shuffle */
+      size_t t = j + (size_t)ng_rng_below(&r, m - j);
+      size_t v = idx[t];
+      idx[t] = idx[j];
+      idx[j] = v;
+      take[v] = 1;
+    }
+  }
+  for (size_t i = 0, j = 0; i < n; i++)
+    if (take[i]) rows[j++] = i;
+  free(count), free(quota), free(idx), free(take), free(rem);
+  return NG_OK;
+}
+
+/* The validation rows: all of --val, or (--val-size) a subset written by each rank to its own temporary file
+ * (ranks need not share a file system); the class counts of the rows used, for the bound. */
 static int validation_rows(const ng_retrofit_config *cfg, char *tmpdir, char *path, size_t len,
                            size_t **class_rows, size_t *C, size_t *T) {
-  ng_data D = {0}, parts[3] = {{0}};
+  ng_data D = {0}, S = {0};
   NG_CALL(ng_data_load(cfg->val, &D));
   int st = NG_OK;
   const ng_data *use = &D;
+  size_t *rows = NULL;
   if (cfg->val_size) {
-    if (cfg->val_size > D.n)
+    if (D.t != 0)
+      st = ng_error(NG_EINVAL, "--val-size: %s has float targets (/y); a stratified subset needs labels",
+                    cfg->val);
+    else if (cfg->val_size > D.n)
       st = ng_error(NG_EINVAL, "--val-size %zu: %s has only %zu rows", cfg->val_size, cfg->val, D.n);
-    double frac[3] = {(double)cfg->val_size / (double)D.n, 1 - (double)cfg->val_size / (double)D.n, 0};
-    if (st == NG_OK) st = ng_data_split(&D, frac, cfg->seed ? cfg->seed : 1, parts);
+    else if (!(rows = malloc(cfg->val_size * sizeof *rows)))
+      st = ng_error(NG_ENOMEM, "--val-size: out of memory");
+    if (st == NG_OK) st = stratified(&D, cfg->val_size, cfg->seed ? cfg->seed : 1, rows);
+    if (st == NG_OK) st = ng_data_alloc(&S, cfg->val_size, D.xrank, D.xdims, 0);
+    if (st == NG_OK) {
+      for (size_t i = 0; i < S.n; i++) {
+        memcpy(S.x + i * S.d, D.x + rows[i] * D.d, D.d * sizeof *S.x);
+        S.y[i] = D.y[rows[i]];
+      }
+      S.classes = D.classes;
+      memcpy(S.name, D.name, sizeof S.name);
+      memcpy(S.domain, D.domain, sizeof S.domain);
+      if (D.mean && D.std) {
+        S.mean = malloc(D.d * sizeof *S.mean);
+        S.std = malloc(D.d * sizeof *S.std);
+        if (!S.mean || !S.std) st = ng_error(NG_ENOMEM, "--val-size: out of memory");
+        if (st == NG_OK) {
+          memcpy(S.mean, D.mean, D.d * sizeof *S.mean);
+          memcpy(S.std, D.std, D.d * sizeof *S.std);
+        }
+      }
+    }
     if (st == NG_OK) {
       const char *base = getenv("TMPDIR");
       snprintf(tmpdir, 4096, "%s/nograd-retrofit-XXXXXX", base && *base ? base : "/tmp");
@@ -224,8 +297,8 @@ static int validation_rows(const ng_retrofit_config *cfg, char *tmpdir, char *pa
     }
     if (st == NG_OK) {
       snprintf(path, len, "%s/val.h5", tmpdir);
-      st = ng_data_write(path, &parts[0]);
-      use = &parts[0];
+      st = ng_data_write(path, &S);
+      use = &S;
     }
   } else {
     snprintf(path, len, "%s", cfg->val);
@@ -238,9 +311,9 @@ static int validation_rows(const ng_retrofit_config *cfg, char *tmpdir, char *pa
     for (size_t i = 0; st == NG_OK && *C && i < use->n; i++)
       (*class_rows)[use->y[i]]++;
   }
+  free(rows);
   ng_data_free(&D);
-  for (int k = 0; k < 3; k++)
-    ng_data_free(&parts[k]);
+  ng_data_free(&S);
   return st;
 }
 
@@ -386,6 +459,7 @@ int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_retrofit_re
     if (st == NG_OK) st = measure(comm, c.model, valpath, &oc, before, bt, &res->val_before);
     if (st == NG_OK && cfg->test) st = measure(comm, c.model, cfg->test, &oc, before, bt, &res->test_before);
     if (st != NG_OK) goto out;
+    c.written_f = res->val_before; /* the model at --out only ever improves on the start */
   }
 
   /* ---- the run ---- */
@@ -445,6 +519,11 @@ int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_retrofit_re
   if (rank == 0) {
     double f;
     memcpy(xb, ng_opt_best(opt, &f), c.n * sizeof *xb);
+    /* the start is a candidate too: a search that found nothing better returns the model unchanged */
+    if (c.model && !cfg->evaluator && !(f < res->val_before)) {
+      memcpy(xb, x0, c.n * sizeof *xb);
+      res->kept_start = 1;
+    }
     ng_opt_info in;
     ng_opt_get_info(opt, &in);
     res->evaluations = in.evaluations;
@@ -453,6 +532,7 @@ int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_retrofit_re
     if (cfg->evaluator) res->val_after = f;
   }
   MPI_Bcast(xb, (int)c.n, MPI_DOUBLE, 0, comm);
+  MPI_Bcast(&res->kept_start, 1, MPI_INT, 0, comm);
   res->x_best = xb;
   if (c.model && !cfg->evaluator) {
     float *after = malloc((c.nparams + 1) * sizeof *after);
@@ -487,7 +567,9 @@ int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_retrofit_re
   else if (loss == NG_NN_LOSS_CROSS_ENTROPY)
     snprintf(res->no_bound, sizeof res->no_bound, "cross-entropy is not bounded in [0, 1]");
   if (!res->no_bound[0]) { /* a run stopped by a signal too: the count covers the generations it ran */
-    res->log_outputs = ng_retrofit_log_outputs(res->lambda, res->generations);
+    /* ... and the start, which the returned model may be: N + 1 outputs */
+    double ln = ng_retrofit_log_outputs(res->lambda, res->generations);
+    res->log_outputs = ln + log1p(exp(-ln));
     res->bound = ng_retrofit_bound(res->log_outputs, delta, T,
                                    loss == NG_NN_LOSS_BALANCED_ERROR ? class_rows : NULL, C);
   }

@@ -138,7 +138,8 @@ int ng_cmd_retrofit(MPI_Comm comm, int argc, char **argv) {
     ng_json_string(out, res.no_bound);
     fprintf(out, ",\"stop\":");
     ng_json_string(out, res.stop ? res.stop : "");
-    fprintf(out, ",\"signalled\":%s,\"seconds\":%.6f,\"x\":[", res.signalled ? "true" : "false", res.seconds);
+    fprintf(out, ",\"signalled\":%s,\"kept_start\":%s,\"seconds\":%.6f,\"x\":[",
+            res.signalled ? "true" : "false", res.kept_start ? "true" : "false", res.seconds);
     for (size_t i = 0; res.x_best && i < res.n; i++) {
       if (i) fputc(',', out);
       ng_json_number(out, res.x_best[i]);
@@ -152,7 +153,8 @@ int ng_cmd_retrofit(MPI_Comm comm, int argc, char **argv) {
       fprintf(out, "best score: %.10g\n", res.val_after);
     } else {
       fprintf(out, "metric: %s on %zu validation rows\n", metric, res.val_rows);
-      fprintf(out, "validation: %.6f -> %.6f\n", res.val_before, res.val_after);
+      fprintf(out, "validation: %.6f -> %.6f%s\n", res.val_before, res.val_after,
+              res.kept_start ? " (no candidate beat the start: the model is unchanged)" : "");
       if (cfg.test) fprintf(out, "test:       %.6f -> %.6f\n", res.test_before, res.test_after);
     }
     if (isnan(res.bound))
