@@ -21,5 +21,6 @@ int ng_cmd_train(MPI_Comm comm, int argc, char **argv);
 int ng_cmd_eval(MPI_Comm comm, int argc, char **argv);
 int ng_cmd_glue(MPI_Comm comm, int argc, char **argv);
 int ng_cmd_demo(MPI_Comm comm, int argc, char **argv);
+int ng_cmd_retrofit(MPI_Comm comm, int argc, char **argv);
 
 #endif

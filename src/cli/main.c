@@ -18,6 +18,7 @@ static void usage(FILE *out) {
           "  train      train a model by backpropagation (SGD with momentum, Adam)\n"
           "  eval       loss, exact metrics and throughput of a model on a dataset\n"
           "  glue       mix K experts into a prior for a target domain (SPSA, CMA-ES, baselines)\n"
+          "  retrofit   tune chosen parameters of a model against an exact metric (CMA-ES), with a bound\n"
           "  demo       the glue protocol on built-in synthetic domains: every prior, fine-tuned and tested\n"
           "  inspect    show what a checkpoint file holds\n"
           "  version    print the version\n\n"
@@ -42,6 +43,8 @@ int main(int argc, char **argv) {
     code = ng_cmd_eval(MPI_COMM_WORLD, argc, argv);
   } else if (strcmp(argv[1], "glue") == 0) {
     code = ng_cmd_glue(MPI_COMM_WORLD, argc, argv);
+  } else if (strcmp(argv[1], "retrofit") == 0) {
+    code = ng_cmd_retrofit(MPI_COMM_WORLD, argc, argv);
   } else if (strcmp(argv[1], "demo") == 0) {
     code = ng_cmd_demo(MPI_COMM_WORLD, argc, argv);
   } else if (strcmp(argv[1], "inspect") == 0) {
