@@ -74,6 +74,10 @@ typedef struct {
   FILE *log;           /* rank 0: one JSON line per generation; NULL: none */
   int64_t max_evals;   /* for the time-left estimate (0: unknown) */
   bool handle_signals; /* SIGTERM, SIGUSR1, SIGINT: finish the generation, checkpoint, stop */
+  /* rank 0, after each generation is told and before its checkpoint: e.g. write the best model so far
+   * (anytime results). An error stops the run with that error. NULL: none. */
+  int (*on_generation)(void *ctx, const ng_opt *opt);
+  void *on_generation_ctx;
 } ng_engine_config;
 
 #define NG_BCAST_AUTO_DOUBLES 4096 /* up to this many doubles of candidates, explicit mode is cheaper */

@@ -388,6 +388,7 @@ static int conclude(engine *e, const ng_gen_header *h, const double *times, int6
   row[NG_HIST_bytes] = (double)bytes;
   e->eigen_before = in.seconds_eigen;
   if (e->cfg->history) NG_CALL(ng_history_append(e->cfg->history, row));
+  if (e->cfg->on_generation) NG_CALL(e->cfg->on_generation(e->cfg->on_generation_ctx, e->opt));
   bool done = in.stop != NG_STOP_NONE;
   progress_line(e, &in, done || signalled);
   log_line(e, row, h->seeded);
