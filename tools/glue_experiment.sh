@@ -43,6 +43,7 @@ die() {
 }
 log() { echo "[glue] $*" >&2; }
 
+command_line=$(printf '%q ' "$0" "$@")
 data="" dataset="" target="" arch="" seeds="" out="" nograd="$NOGRAD_BUILD_DIR/nograd" ranks=1 steps=100
 granularity=model
 while (($#)); do
@@ -116,17 +117,11 @@ if ((ranks > 1)); then
   (($(nproc) < ranks)) && mpi+=(--oversubscribe)
 fi
 
-# What this nograd glue can do: --method all with fullgrad and --curves, or only the per-method calls.
+# The methods of `nograd glue --method all`, and base; a seed is complete when its results.csv has them all.
 methods=(uniform datasize proxy best fullgrad spsa cmaes)
 glue_help=$("$nograd" glue --help 2>&1 || true)
-if [[ $glue_help == *fullgrad* && $glue_help == *all* && $glue_help == *--curves* ]]; then
-  glue_all=1
-else
-  glue_all=0
-  methods=(uniform datasize proxy best spsa cmaes)
-  log "warning: this nograd glue has no --method all/fullgrad/--curves; running the methods one by one," \
-    "without fullgrad (curves from the SPSA/CMA-ES checkpoints)"
-fi
+[[ $glue_help == *fullgrad* && $glue_help == *--curves* ]] ||
+  die "$nograd glue has no --method all with fullgrad and --curves: rebuild it from a newer nograd"
 
 # Training budgets: Adam, early stopping on the validation loss (best weights kept).
 budget() {
@@ -175,7 +170,7 @@ write_spec() {
   } >"$file"
 }
 
-# A seed is complete when its results.csv holds a row for base and for every method this nograd builds.
+# A seed is complete when its results.csv holds a row for base and for every method.
 complete() {
   local f=$1/results.csv m
   [[ -s $f ]] || return 1
@@ -205,11 +200,14 @@ run_seed() {
   fi
   rm -rf "$run"
   mkdir -p "$run/priors" "$run/ft"
-  local input classes sources
-  input=$("$PY" -c 'import json,sys; print(*json.load(open(sys.argv[1]))["input"])' "$prep/prep.json")
-  classes=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["classes"])' "$prep/prep.json")
-  read -r -a sources <<<"$("$PY" -c 'import json,sys; print(*json.load(open(sys.argv[1]))["sources"])' "$prep/prep.json")"
-  write_spec "$input" "$classes" "$run/spec.txt"
+  local meta sources
+  # Three lines: the input shape, the number of classes, the source domains.
+  mapfile -t meta < <("$PY" -c 'import json, sys; p = json.load(open(sys.argv[1]))
+print(*p["input"]); print(p["classes"]); print(*p["sources"])' "$prep/prep.json")
+  ((${#meta[@]} == 3)) || die "$prep/prep.json: unreadable; delete $prep to prepare the data again"
+  read -r -a sources <<<"${meta[2]}"
+  write_spec "${meta[0]}" "${meta[1]}" "$run/spec.txt"
+  echo "$command_line" >"$run/command"
 
   # Base model on the pooled sources, one expert per source domain.
   train --spec "$run/spec.txt" --train "$prep/pooled-train.h5" --val "$prep/pooled-val.h5" --out "$run/base.h5" \
@@ -227,20 +225,10 @@ run_seed() {
   # Every prior.
   local glue=("${mpi[@]}" "$nograd" glue --experts "${experts[@]}" --target-train "$prep/target-train.h5"
     --target-val "$prep/target-val.h5" --granularity "$granularity" --steps "$steps" --seed "$seed" --json --quiet)
-  if ((glue_all)); then
-    "${glue[@]}" --method all --out "$run/priors" --curves "$run/curves-raw.csv" >"$run/glue.jsonl"
-  else
-    : >"$run/glue.jsonl"
-    local m ck
-    for m in "${methods[@]}"; do
-      ck=()
-      [[ $m == spsa || $m == cmaes ]] && ck=(--checkpoint "$run/priors/$m.ckpt.h5")
-      "${glue[@]}" --method "$m" --out "$run/priors/$m.h5" "${ck[@]}" >>"$run/glue.jsonl"
-    done
-  fi
+  "${glue[@]}" --method all --out "$run/priors" --curves "$run/curves-raw.csv" >"$run/glue.jsonl"
 
   # Fine-tune every prior and the base with the same budget; test accuracy on the target test split.
-  local init
+  local init m
   for m in base "${methods[@]}"; do
     init="$run/priors/$m.h5"
     [[ $m == base ]] && init="$run/base.h5"

@@ -6,8 +6,7 @@ Usage: glue_report.py collect RUNDIR --dataset D --target T --arch A --seed S --
 
 collect  reads what the experiment script left in RUNDIR (base-val.json: the base model on the target validation
          split; glue.jsonl: one JSON line per method from `nograd glue --json`; ft/M.test.json: `nograd eval` of
-         the fine-tuned model M on the target test split; curves-raw.csv from `nograd glue --curves`, or the
-         SPSA/CMA-ES checkpoints' /history/median when the glue command had no --curves) and writes
+         the fine-tuned model M on the target test split; curves-raw.csv from `nograd glue --curves`) and writes
          RUNDIR/results.csv (dataset,target,arch,seed,method,prior_loss,prior_accuracy,test_accuracy) and
          RUNDIR/curves.csv (dataset,target,arch,seed,method,step,loss). results.csv is written last, through a
          rename: its presence with every method marks the seed as complete.
@@ -88,19 +87,9 @@ def collect(argv):
         rows.append(key + [m, fmt(prior[0]), fmt(prior[1]), fmt(test["accuracy"])])
 
     curves = []
-    raw = os.path.join(a.run, "curves-raw.csv")
-    if os.path.exists(raw):
-        with open(raw) as f:
-            for r in csv.DictReader(f):
-                curves.append(key + [r["method"], r["step"], r["loss"]])
-    else:  # an older nograd glue without --curves: the engine's history of the SPSA and CMA-ES runs
-        import h5py
-        for m in ("spsa", "cmaes"):
-            ck = os.path.join(a.run, "priors", m + ".ckpt.h5")
-            if os.path.exists(ck):
-                with h5py.File(ck, "r") as f:
-                    gen, med = f["history/generation"][...], f["history/median"][...]
-                curves += [key + [m, str(int(g)), repr(float(v))] for g, v in zip(gen, med)]
+    with open(os.path.join(a.run, "curves-raw.csv")) as f:
+        for r in csv.DictReader(f):
+            curves.append(key + [r["method"], r["step"], r["loss"]])
     write_csv(os.path.join(a.run, "curves.csv"), CURVE_COLUMNS, curves)
     write_csv(os.path.join(a.run, "results.csv"), COLUMNS, rows)
     return 0
@@ -159,7 +148,7 @@ def report(argv):
         prep = os.path.join(out, "data", r["dataset"], r["target"], "seed" + r["seed"], "prep.json")
         if os.path.exists(prep) and r["dataset"] not in notes:
             with open(prep) as fh:
-                notes[r["dataset"]] = json.load(fh)["notes"]
+                notes[r["dataset"]] = (r["target"], r["seed"], json.load(fh)["notes"])
 
     def sort_key(r):
         return (r["dataset"], r["arch"], r["target"], int(r["seed"]),
@@ -183,8 +172,8 @@ def report(argv):
           "fine-tuning the prior on the target train split; *prior* accuracy and loss (cross-entropy) on the "
           "target validation split before fine-tuning. `base` is the model trained on the pooled sources, "
           "fine-tuned like the priors.", ""]
-    for d, ns in sorted(notes.items()):
-        md.append(f"Data preparation ({d}): " + "; ".join(ns) + ".")
+    for d, (tg, seed, ns) in sorted(notes.items()):
+        md.append(f"Data preparation ({d}; the counts are those of target {tg}, seed {seed}): " + "; ".join(ns) + ".")
         md.append("")
 
     md += ["## Test accuracy after fine-tuning", "",

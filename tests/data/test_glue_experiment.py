@@ -7,16 +7,18 @@ Runs the experiment script on the smallest real dataset (heart, target switzerla
 steps) and checks what it leaves:
   - the prepared data: 10 features (ca, thal and slope dropped), no missing value left, the pooled source train
     split standardized (mean 0, std 1), a target train split of at most 200 rows, target splits that share no row;
-  - results.csv: exactly the columns of issue #5, one row for base and for every method the glue command builds,
+  - results.csv: exactly the columns of issue #5, one row for base and for each of the seven mixing methods,
     accuracies in [0, 1], positive finite losses; the uniform and datasize priors' weights are those of their
     definition (1/K, and the experts' train_rows);
-  - curves.csv with the SPSA curve (one row a step), results.md with its tables and checks, the PNG plots;
-  - a second run of the same command skips the seed and leaves results.csv as it was;
+  - curves.csv with the SPSA and full-gradient curves (one row a step), results.md with its tables and checks, the PNG plots;
+  - a second run of the same command skips the seed and leaves results.csv as it was; without its results.csv
+    (an interrupted seed) the seed is run again and gives the same bytes;
   - the same seed under --ranks 2 (mpirun) gives the same results.csv, byte for byte;
   - bad input: an unknown target, a missing dataset, an unknown architecture: a message naming it, no run.
 Exits 77 (skipped) with a message when DATA_DIR is absent, as it is on a user's machine.
 """
 import csv
+import importlib.util
 import json
 import math
 import os
@@ -69,10 +71,7 @@ def main():
 
     out = os.path.join(tmp, "out")
     p = run(*base_args, "--out", out)
-    help_text = subprocess.run([nograd, "glue", "--help"], capture_output=True, text=True).stdout
-    methods = ["base", "uniform", "datasize", "proxy", "best", "spsa", "cmaes"]
-    if "fullgrad" in help_text and "--curves" in help_text:
-        methods.insert(5, "fullgrad")
+    methods = ["base", "uniform", "datasize", "proxy", "best", "fullgrad", "spsa", "cmaes"]
 
     # The prepared data.
     prep = os.path.join(out, "data", "heart", "switzerland", "seed1")
@@ -121,18 +120,19 @@ def main():
     check(abs(sum(glue["spsa"]["weights"]) - 1) < 1e-9 and min(glue["spsa"]["weights"]) >= 0, "spsa weights on the simplex")
     with open(os.path.join(out, "curves.csv")) as f:
         curves = list(csv.DictReader(f))
-    spsa = [int(r["step"]) for r in curves if r["method"] == "spsa"]
-    check(len(spsa) == 20 and all(math.isfinite(float(r["loss"])) for r in curves), f"{len(spsa)} SPSA curve rows")
+    for m in ("spsa", "fullgrad"):
+        steps = [int(r["step"]) for r in curves if r["method"] == m]
+        check(steps == list(range(1, 21)), f"{m}: curve rows for steps 1..20 ({len(steps)} rows)")
+    check(all(math.isfinite(float(r["loss"])) and r["seed"] == "1" for r in curves), "curves: finite losses, seed 1")
     with open(os.path.join(out, "results.md")) as f:
         md = f.read()
     check("## Test accuracy after fine-tuning" in md and "| heart | mlp | switzerland | 1 |" in md
           and "SPSA <= datasize and uniform" in md and "| heart | mlp | 1 |" in md, "results.md tables and checks")
-    try:
-        import matplotlib  # noqa: F401
+    if importlib.util.find_spec("matplotlib"):
         for png in ("curves-heart-mlp.png", "accuracy-heart-mlp.png"):
             with open(os.path.join(out, "plots", png), "rb") as f:
                 check(f.read(8) == b"\x89PNG\r\n\x1a\n", f"plots/{png} is a PNG")
-    except ImportError:
+    else:
         print("(no matplotlib: plots not checked)")
 
     # Resumable: the complete seed is skipped and its results stay as they were.
@@ -144,6 +144,13 @@ def main():
     with open(os.path.join(run_dir, "results.csv"), "rb") as f:
         check(f.read() == before and os.path.getmtime(os.path.join(run_dir, "results.csv")) == mtime,
               "its results.csv untouched")
+
+    # An interrupted seed (no results.csv yet) is done again, with the same results.
+    os.unlink(os.path.join(run_dir, "results.csv"))
+    p = run(*base_args, "--out", out)
+    with open(os.path.join(run_dir, "results.csv"), "rb") as f:
+        check("seed 1: complete, skipped" not in p.stderr and f.read() == before,
+              "an incomplete seed is run again and gives the same results.csv")
 
     # The same seed on 2 ranks: the same bits.
     out2 = os.path.join(tmp, "out2")
