@@ -390,6 +390,7 @@ static int eval_chunk(ng_nn_objective *o, size_t chunk, double thr, double *stat
       case NG_NN_LOSS_ERROR:
       case NG_NN_LOSS_BALANCED_ERROR:
       case NG_NN_LOSS_MACRO_F1:
+        if (!y) return ng_error(NG_EINTERNAL, "nn objective: %s without labels", ng_nn_loss_name(o->loss));
         if (isnan(thr))
           NG_CALL(ng_confusion_add(o->conf, out, y, b));
         else
@@ -463,7 +464,7 @@ int ng_nn_objective_eval(ng_nn_objective *o, const double *x, size_t chunk, doub
                     "nn objective: the loss %s is not a sum over rows, so it has no (sum, count) per chunk: "
                     "evaluate its confusion counts with ng_nn_objective_eval_stats",
                     ng_nn_loss_name(o->loss));
-  double thr, st[2] = {0, 0};
+  double thr = NAN, st[2] = {0, 0};
   NG_CALL(resolve_threshold(o, NAN, &thr));
   set_candidate(o, x);
   NG_CALL(eval_chunk(o, chunk, thr, st));
@@ -474,7 +475,7 @@ int ng_nn_objective_eval(ng_nn_objective *o, const double *x, size_t chunk, doub
 
 int ng_nn_objective_eval_stats(ng_nn_objective *o, const double *x, size_t chunk, double *stats) {
   NG_CALL(check_loaded(o, chunk));
-  double thr;
+  double thr = NAN;
   NG_CALL(resolve_threshold(o, NAN, &thr));
   set_candidate(o, x);
   return eval_chunk(o, chunk, thr, stats);
@@ -483,7 +484,7 @@ int ng_nn_objective_eval_stats(ng_nn_objective *o, const double *x, size_t chunk
 int ng_nn_objective_eval_params(ng_nn_objective *o, const float *params, double threshold, size_t chunk,
                                 double *stats) {
   NG_CALL(check_loaded(o, chunk));
-  double thr;
+  double thr = NAN;
   NG_CALL(resolve_threshold(o, threshold, &thr));
   memcpy(o->params, params, o->nparams * sizeof *o->params);
   o->params_whole = true;

@@ -476,7 +476,7 @@ static void test_confusion_losses(void **state) {
         check(ng_nn_objective_load(o, 0, ng_nn_objective_chunks(o)), "load");
         double stats[CLASSES * CLASSES];
         stats_total(o, x, stats);
-        for (size_t k = 0; k < CLASSES * CLASSES; k++)
+        for (size_t k = 0; k < (size_t)CLASSES * CLASSES; k++)
           if (stats[k] != (double)want[k])
             fail_msg("chunks of %zu rows, %s: count [%zu][%zu] is %g, directly %lld", chunkings[t][0],
                      ng_nn_loss_name(loss), k / CLASSES, k % CLASSES, stats[k], (long long)want[k]);
