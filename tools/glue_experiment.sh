@@ -8,9 +8,11 @@
 # For each target domain and seed:
 #   1. tools/glue_prepare.py imports and splits the data (OUTDIR/data/DATASET/TARGET/seedS, shared by the
 #      architectures): the target gets a stratified train split of at most 200 rows (30%), a validation split
-#      of at most 200 (20%) and the rest as its test set; every other domain is a source with a train split
-#      (at most 2000 rows) and a validation split (at most 500). Tabular features are standardized with the
-#      pooled source train statistics; heart's missing values are filled with the pooled source train mean.
+#      of at most 200 (20%) and the rest as its test set; every other domain is a source with a validation
+#      split (at most 500 rows, 20%) and a train split of the rest, all sources subsampled by one factor when
+#      the largest would exceed 3000 rows (digits only). Tabular features are standardized with the pooled
+#      source train statistics; heart's missing values are filled with the pooled source train mean. Delete
+#      OUTDIR/data to prepare the data again.
 #   2. nograd train: a base model on the pooled source splits, then one expert per source domain fine-tuned
 #      from the base on that domain (early stopping on its own validation split).
 #   3. nograd glue --method all: every prior from the K experts (K = number of source domains), measured on
