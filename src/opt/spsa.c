@@ -268,9 +268,11 @@ static int tell(ng_opt *opt, const double *f, size_t nfinite) {
         mean_abs += fabs(s->g[i]);
       }
       mean_abs /= (double)n;
-      if (!s->calibrated) {
+      /* calibrate on the first nonzero estimate: a zero one (e.g. a direction along which the loss is
+       * invariant, like adding a constant to every softmax logit) moves nothing, so waiting costs nothing */
+      if (!s->calibrated && mean_abs > 0.0) {
         double a = s->step0 * a_base(s) / mean_abs;
-        s->a = mean_abs > 0.0 && isfinite(a) ? a : s->step0 * a_base(s);
+        s->a = isfinite(a) ? a : s->step0 * a_base(s);
         s->calibrated = true;
       }
       double ak = s->a / a_base(s);

@@ -488,7 +488,8 @@ static void test_calibration_flat(void **state) {
   ng_opt *opt = make(3, 2, 0.1, x0, p, 0);
   step(opt, constant, NULL, X);
   saved_f64(opt, "algo/gains", gains, 2);
-  assert_true(gains[0] == 0.5 * pow(4.0, 0.602));
+  /* a zero gradient estimate leaves the gain uncalibrated (a later nonzero one sets it) and moves nothing */
+  assert_true(gains[0] == 0.0);
   assert_memory_equal(ng_opt_mean(opt), x0, sizeof x0);
   ng_opt_destroy(&opt);
 }
