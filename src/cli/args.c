@@ -176,3 +176,14 @@ int ng_args_doubles(const char *s, double *out, size_t cap, size_t *count) {
     p = end + 1;
   }
 }
+
+int ng_args_vector(const char *s, size_t n, double *out) {
+  size_t count;
+  if (ng_args_doubles(s, out, n, &count) != 0) return -1;
+  if (count == 1) {
+    for (size_t i = 1; i < n; i++)
+      out[i] = out[0];
+    return 0;
+  }
+  return count == n ? 0 : (int)count;
+}

@@ -49,6 +49,10 @@ bool ng_args_finished(int *code);
  * were (even beyond cap). Returns 0, or -1 for an empty or malformed list. */
 int ng_args_doubles(const char *s, double *out, size_t cap, size_t *count);
 
+/* A vector of n numbers given as one value (repeated n times) or n comma-separated ones. Returns 0, -1 for a
+ * malformed list, or the count of values when it is neither 1 nor n. */
+int ng_args_vector(const char *s, size_t n, double *out);
+
 /* Whether the option named `name` was given. */
 bool ng_args_seen(const ng_arg *table, size_t count, const char *name);
 

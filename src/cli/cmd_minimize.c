@@ -12,26 +12,6 @@
 #include "nograd/error.h"
 #include "nograd/functions.h"
 
-/* "3" gives n copies of 3; "1,2,3" gives exactly n values. */
-static int parse_vector(const char *s, size_t n, double *out) {
-  size_t count = 0;
-  const char *p = s;
-  while (*p) {
-    char *end;
-    double v = strtod(p, &end);
-    if (end == p || isnan(v) || !isfinite(v) || (*end && *end != ',')) return -1;
-    if (count < n) out[count] = v;
-    count++;
-    p = *end ? end + 1 : end;
-  }
-  if (count == 1) {
-    for (size_t i = 1; i < n; i++)
-      out[i] = out[0];
-    return 0;
-  }
-  return count == n ? 0 : (int)count;
-}
-
 /* "100" (generations), "30s", "5m", "2h" (time), or "100,30s" (both). */
 static int parse_every(const char *spec, int64_t *gens, double *secs) {
   *gens = 0;
@@ -192,7 +172,7 @@ int ng_cmd_minimize(MPI_Comm comm, int argc, char **argv) {
     code = NG_EXIT_FAILURE;
     goto done;
   }
-  int pv = parse_vector(x0s, dim, x0);
+  int pv = ng_args_vector(x0s, dim, x0);
   if (pv != 0) {
     if (pv < 0)
       fprintf(err, "nograd minimize: --x0: expected a number or %zu comma-separated numbers, got '%s'\n", dim,

@@ -91,16 +91,13 @@ int ng_cmd_retrofit(MPI_Comm comm, int argc, char **argv) {
     goto done;
   }
   if (x0_text) {
-    size_t count = 0;
     x0 = malloc((dim ? dim : 1) * sizeof *x0);
-    if (!x0 || !dim || ng_args_doubles(x0_text, x0, dim, &count) != 0 || (count != 1 && count != dim)) {
+    if (!x0 || !dim || ng_args_vector(x0_text, dim, x0) != 0) {
       fprintf(err,
               "nograd retrofit: --x0: expected 1 or %zu comma-separated numbers (with --dim), got '%s'\n",
               dim, x0_text);
       goto done;
     }
-    for (size_t i = count; i < dim; i++)
-      x0[i] = x0[0];
     cfg.x0 = x0;
   }
   cfg.dim = dim;
