@@ -160,6 +160,7 @@ typedef struct {
   int64_t factor_version; /* changes whenever the factor does: it is sent again only then */
   const double *lo, *hi;  /* box bounds, or NULL */
   int gaussian;           /* SPSA: Gaussian instead of Rademacher directions */
+  size_t center;          /* SPSA: directions centred over the classes i mod center (0: off) */
 } ng_sampler;
 
 /* Describes the pending generation (after ask, before tell). The pointers stay valid until the next tell.

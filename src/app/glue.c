@@ -741,9 +741,12 @@ static int run_engine(MPI_Comm comm, glue_ctx *c, const ng_glue_config *cfg, int
                              .ftarget = -INFINITY,
                              .lower = -INFINITY,
                              .upper = INFINITY,
-                             .param_names = {"maxiter"},
-                             .param_values = {(double)steps},
-                             .nparams = 1};
+                             /* SPSA: directions centred within each softmax group (w is K x L,
+                              * group l at l, L + l, ...), along whose all-equal direction the loss
+                              * is invariant */
+                             .param_names = {"maxiter", "spsa_center"},
+                             .param_values = {(double)steps, (double)c->L},
+                             .nparams = spsa ? 2 : 1};
     st = ng_app_make_optimizer(&mc, &opt);
   }
   if (rank != 0) ng_opt_destroy(&opt);

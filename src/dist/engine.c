@@ -173,6 +173,7 @@ static void make_header(engine *e, size_t lambda, ng_gen_header *h, ng_sampler *
     h->seed = s->seed;
     h->sigma = s->sigma;
     h->gaussian = s->gaussian;
+    h->center = (int64_t)s->center;
     h->factor_version = s->factor_version;
     h->factor_len = s->factor_len && s->factor_version != e->factor_version ? (int64_t)s->factor_len : 0;
     h->bounds = s->lo && !e->have_bounds;
@@ -243,7 +244,8 @@ static int evaluate(engine *e, const ng_gen_header *h) {
                     .factor_version = e->factor_version,
                     .lo = e->have_bounds ? e->lo : NULL,
                     .hi = e->have_bounds ? e->hi : NULL,
-                    .gaussian = (int)h->gaussian};
+                    .gaussian = (int)h->gaussian,
+                    .center = (size_t)h->center};
     NG_CALL(ng_sampler_generate(&s, cf, cc, e->x + cf * n));
   }
   const ng_objective *o = e->obj;

@@ -30,6 +30,7 @@ typedef struct {
   int64_t factor_len;     /* > 0: a new factor follows */
   int64_t bounds;         /* 1: lower and upper bounds follow */
   int64_t gaussian;       /* SPSA directions */
+  int64_t center;         /* SPSA: centring stride of the directions (0: off) */
   int64_t signal;         /* NG_HDR_SIGNAL: which signal */
   uint64_t seed;
   double sigma;

@@ -74,6 +74,24 @@ void ng_sampler_clamp(const ng_sampler *s, double *x) {
   }
 }
 
+/* SPSA centred directions: each class {c, S + c, ..., (m - 1) S + c} of delta (m = n / S values) is replaced
+ * by H z, H the m x (m - 1) Helmert basis of the zero-sum subspace (column j = 1..m-1: 1/sqrt(j (j + 1)) in
+ * rows 0..j-1, -j/sqrt(j (j + 1)) in row j) and z the class's first m - 1 draws. The direction is never
+ * zero, and E[H z z^T H^T] = H H^T, the centring projection. In place, from the last row down:
+ *   (H z)_k = sum_{j > k} z_{j-1} / sqrt(j (j + 1)) - [k >= 1] k z_{k-1} / sqrt(k (k + 1)). */
+static void helmert(double *delta, size_t n, size_t S) {
+  size_t m = n / S;
+  for (size_t c = 0; c < S; c++) {
+    double *d = delta + c, tail = 0.0;
+    for (size_t k = m; k-- > 0;) {
+      if (k + 1 < m) tail += d[k * S] / sqrt((double)(k + 1) * (double)(k + 2));
+      double v = tail;
+      if (k >= 1) v -= (double)k * d[(k - 1) * S] / sqrt((double)k * (double)(k + 1));
+      d[k * S] = v;
+    }
+  }
+}
+
 void ng_sampler_spsa_pair(const ng_sampler *s, size_t j, double *delta, double *xp, double *xm) {
   size_t n = s->n;
   ng_rng r;
@@ -82,6 +100,7 @@ void ng_sampler_spsa_pair(const ng_sampler *s, size_t j, double *delta, double *
     ng_rng_normal_fill(&r, delta, n);
   else
     ng_rng_rademacher_fill(&r, delta, n);
+  if (s->center) helmert(delta, n, s->center);
   for (size_t i = 0; i < n; i++) {
     xp[i] = s->mean[i] + s->sigma * delta[i];
     xm[i] = s->mean[i] - s->sigma * delta[i];

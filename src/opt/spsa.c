@@ -7,9 +7,17 @@
  * rank that knows (seed, generation, theta, c_k) regenerates every candidate. The step is
  *   theta_{k+1} = P(theta_k - a_k g_k),  g_k = (1/q') sum_j (f+_j - f-_j) / (2 c_k) * Delta_j^{-1}
  * over the q' pairs whose two losses are finite (Delta^{-1} = Delta elementwise for Rademacher; for Gaussian
- * directions Delta itself, the Gaussian-smoothing estimator), P the clamp onto the box. Near a bound the
- * candidates are clamped too, and the quotient still divides by the nominal 2 c_k. With no finite pair there
- * is no step.
+ * directions Delta itself, the Gaussian-smoothing estimator), P the clamp onto the box.
+ *
+ * Centred directions ("spsa_center" = S >= 1; 0, the default, is off) are for losses invariant along the
+ * all-equal direction of each class of coordinates {i : i mod S = r}, such as softmax(w) over groups of
+ * logits laid out k * S + r: adding a constant to every logit of a group changes nothing. Plain Rademacher
+ * directions then waste effort: their component along that direction only adds noise to the quotient, and
+ * a direction all-equal in every class (probability 2^(S (1 - n/S)): one step in two for two experts) gives
+ * an estimate of exactly 0. Centred, each class of Delta_j is H z, H an orthonormal (Helmert) basis of the
+ * class's zero-sum subspace and z the class's first n/S - 1 draws (Rademacher or normal), and the estimate
+ * multiplies by Delta itself: never a zero direction, E[Delta Delta^T] = D, the centring projection, and
+ * D grad f = grad f for such a loss, so the estimate keeps its mean. n must be a multiple of S, n / S >= 2.
  *
  * Gains: a_k = a / (k + 1 + A)^alpha, c_k = c / (k + 1)^gamma, where k counts the generations of the run
  * (steps attempted, whether taken, rejected or empty), so that both are functions of the generation alone.
@@ -44,6 +52,7 @@
 
 typedef struct {
   size_t n, q;
+  size_t center; /* "spsa_center": directions centred over the classes i mod center; 0 = off */
   bool gaussian, average, blocking;
   double alpha, gamma, c, step0, block_tol; /* configuration */
   double a, A;                              /* gains of the run (a calibrated when not given) */
@@ -101,6 +110,7 @@ static int read_params(ng_opt *opt, spsa *s) {
   double average = ng_opt_param(opt, "spsa_average", 0.0);
   double avg_frac = ng_opt_param(opt, "spsa_average_start", 0.5);
   double tol = ng_opt_param(opt, "spsa_block_tol", NAN);
+  double center = ng_opt_param(opt, "spsa_center", 0.0);
   double maxiter = ng_opt_param(opt, "maxiter", NAN);
 
   if (opt->run_popsize) {
@@ -136,6 +146,13 @@ static int read_params(ng_opt *opt, spsa *s) {
                     avg_frac);
   if (!isnan(tol) && !(tol >= 0.0))
     return ng_error(NG_EINVAL, "spsa: spsa_block_tol must be >= 0, got %g", tol);
+  if (!(center >= 0.0 && center <= (double)s->n) || center != floor(center) ||
+      (center > 0.0 && (s->n % (size_t)center || s->n / (size_t)center < 2)))
+    return ng_error(NG_EINVAL,
+                    "spsa: spsa_center must be 0 (off) or a divisor S of n = %zu with n / S >= 2 (groups of "
+                    "coordinates i mod S), got %g",
+                    s->n, center);
+  s->center = (size_t)center;
 
   double budget;
   if (!isnan(maxiter)) {
@@ -210,7 +227,8 @@ static void sampler(const ng_opt *opt, ng_sampler *smp) {
                       .sigma = c_gain(s),
                       .lo = opt->lo,
                       .hi = opt->hi,
-                      .gaussian = s->gaussian};
+                      .gaussian = s->gaussian,
+                      .center = s->center};
 }
 
 /* The pairs come from the shared sampler (sampler.c), so that any rank can regenerate them. */
@@ -247,7 +265,7 @@ static int tell(ng_opt *opt, const double *f, size_t nfinite) {
     loss += 0.5 * (fp + fm);
     double slope = (fp - fm) / (2.0 * ck);
     const double *d = s->delta + j * n;
-    /* Rademacher: 1/Delta_i = Delta_i; Gaussian smoothing uses Delta itself. */
+    /* Rademacher: 1/Delta_i = Delta_i; Gaussian smoothing and centred directions use Delta itself. */
     for (size_t i = 0; i < n; i++)
       s->g[i] += slope * d[i];
   }
@@ -323,6 +341,7 @@ static int save(const ng_opt *opt, ng_state *st) {
   config_of(s, cfg);
   NG_CALL(ng_state_put_int(st, "algo/q", (int64_t)s->q));
   NG_CALL(ng_state_put_f64(st, "algo/config", cfg, N_CONFIG));
+  NG_CALL(ng_state_put_int(st, "algo/center", (int64_t)s->center));
   double gains[2] = {s->a, s->A};
   NG_CALL(ng_state_put_f64(st, "algo/gains", gains, 2));
   int64_t counters[6] = {s->k, s->navg, s->avg_start, s->calibrated, s->has_prev, s->stepped};
@@ -351,6 +370,14 @@ static int load(ng_opt *opt, const ng_state *st) {
     if (saved[i] != cfg[i])
       return ng_error(NG_EMISMATCH, "spsa: algo/config: saved %s = %.17g differs from the configured %.17g",
                       cfg_names[i], saved[i], cfg[i]);
+  /* algo/center came after algo/config: a checkpoint without it was written with centring off */
+  int64_t center = 0;
+  size_t len;
+  if (ng_state_length(st, "algo/center", &len) == NG_OK)
+    NG_CALL(ng_state_get_int(st, "algo/center", &center));
+  if (center != (int64_t)s->center)
+    return ng_error(NG_EMISMATCH, "spsa: saved spsa_center = %lld differs from the configured %zu",
+                    (long long)center, s->center);
   double gains[2];
   int64_t c[6];
   NG_CALL(ng_state_get_f64(st, "algo/gains", gains, 2));

@@ -582,6 +582,129 @@ static void test_bounds(void **state) {
   ng_opt_destroy(&opt);
 }
 
+/* ---- centred directions ---------------------------------------------------------------------------------
+ * spsa_center = S: each class i mod S of Delta_j is an orthonormal basis of its zero-sum subspace times
+ * draws. The loss below depends on x only through softmax within each class (x laid out k * S + c), like
+ * glue's w. */
+
+typedef struct {
+  size_t S;
+} soft_ctx;
+
+static double softmax_loss(const double *x, size_t n, int64_t gen, size_t k, void *ctx) {
+  (void)gen, (void)k;
+  const soft_ctx *c = ctx;
+  size_t S = c->S, K = n / S;
+  double f = 0.0;
+  for (size_t g = 0; g < S; g++) {
+    double z = 0.0;
+    for (size_t j = 0; j < K; j++)
+      z += exp(x[j * S + g]);
+    for (size_t j = 0; j < K; j++) {
+      double a = exp(x[j * S + g]) / z, want = j == 0 ? 0.7 : 0.3 / (double)(K - 1);
+      f += (a - want) * (a - want);
+    }
+  }
+  return f;
+}
+
+/* The expected centred direction, from an explicit Helmert matrix: column j = 1..m-1 has 1/sqrt(j (j + 1))
+ * in rows 0..j-1 and -j/sqrt(j (j + 1)) in row j; class c's entries are H times its first m - 1 draws. */
+static void centred_direction(const double *draws, size_t n, size_t S, double *d) {
+  size_t m = n / S;
+  for (size_t c = 0; c < S; c++)
+    for (size_t k = 0; k < m; k++) {
+      double v = 0.0;
+      for (size_t j = 1; j < m; j++) {
+        double h = k < j    ? 1.0 / sqrt((double)(j * (j + 1)))
+                   : k == j ? -(double)j / sqrt((double)(j * (j + 1)))
+                            : 0;
+        v += h * draws[(j - 1) * S + c];
+      }
+      d[k * S + c] = v;
+    }
+}
+
+static void check_centred(size_t N, size_t S, int gaussian) {
+  enum { POP = 2, GENS = 60 };
+  const param params[] = {
+      {"spsa_center", (double)S}, {"spsa_gaussian", gaussian}, {"spsa_a", 1.0}, {"maxiter", 200}, {NULL, 0}};
+  double x0[MAXN], X[POP * MAXN], Y[POP * MAXN], theta[MAXN], draws[MAXN], d[MAXN], after[MAXN];
+  for (size_t i = 0; i < N; i++)
+    x0[i] = 0.1 * (double)((i * 7) % 5) - 0.2;
+  ng_opt *opt = make(N, 17, 0.3, x0, params, POP);
+  soft_ctx ctx = {S};
+  double sum0[MAXN] = {0};
+  for (size_t i = 0; i < N; i++)
+    sum0[i % S] += x0[i];
+  int moved = 0;
+  for (int g = 0; g < GENS; g++) {
+    ng_opt_info in;
+    ng_opt_get_info(opt, &in);
+    saved_f64(opt, "algo/theta", theta, N);
+    check(ng_opt_ask(opt, X), "ask");
+    /* the candidates are theta +- c_k H z per class */
+    ng_rng r;
+    ng_rng_init(&r, 17, NG_RNG_SPSA, (uint32_t)in.generation, 0);
+    if (gaussian)
+      ng_rng_normal_fill(&r, draws, N);
+    else
+      ng_rng_rademacher_fill(&r, draws, N);
+    centred_direction(draws, N, S, d);
+    double norm2 = 0.0;
+    for (size_t i = 0; i < N; i++) {
+      assert_true(fabs(X[i] - (theta[i] + in.sigma * d[i])) < 1e-13);
+      assert_true(fabs(X[N + i] - (theta[i] - in.sigma * d[i])) < 1e-13);
+      norm2 += d[i] * d[i];
+    }
+    if (!gaussian) assert_true(norm2 > 0.5); /* each class of H z has norm |z| = sqrt(m - 1) */
+    /* a worker regenerates them bit for bit */
+    ng_sampler smp;
+    check(ng_opt_sampler(opt, &smp), "sampler");
+    assert_int_equal(smp.center, S);
+    check(ng_sampler_generate(&smp, 0, POP, Y), "generate");
+    assert_memory_equal(X, Y, POP * N * sizeof *X);
+    double f[POP];
+    for (size_t k = 0; k < POP; k++)
+      f[k] = softmax_loss(X + k * N, N, in.generation, k, &ctx);
+    check(ng_opt_tell(opt, f), "tell");
+    saved_f64(opt, "algo/theta", after, N);
+    moved += memcmp(after, theta, N * sizeof *after) != 0;
+  }
+  /* every step moved theta (uncentred Rademacher directions all-equal in every class, probability 2^(S (1 -
+   * m)), would give zero estimates), and only within the zero-sum subspace: each class keeps its sum */
+  assert_int_equal(moved, GENS);
+  saved_f64(opt, "algo/theta", theta, N);
+  double sum[MAXN] = {0};
+  for (size_t i = 0; i < N; i++)
+    sum[i % S] += theta[i];
+  for (size_t c = 0; c < S; c++)
+    assert_true(fabs(sum[c] - sum0[c]) < 1e-12);
+  /* and it learns the mixture */
+  assert_true(softmax_loss(theta, N, 0, 0, &ctx) < 0.5 * softmax_loss(x0, N, 0, 0, &ctx));
+
+  /* a resume must use the same centring */
+  ng_state *st = NULL;
+  check(ng_state_create(&st), "state");
+  check(ng_opt_save(opt, st), "save");
+  const param other[] = {
+      {"spsa_center", 1}, {"spsa_gaussian", gaussian}, {"spsa_a", 1.0}, {"maxiter", 200}, {NULL, 0}};
+  ng_opt *b = make(N, 17, 0.3, x0, other, POP);
+  assert_int_equal(ng_opt_load(b, st), NG_EMISMATCH);
+  assert_non_null(strstr(ng_errmsg(), "spsa_center"));
+  ng_opt_destroy(&b);
+  ng_state_destroy(&st);
+  ng_opt_destroy(&opt);
+}
+
+static void test_centred(void **state) {
+  (void)state;
+  for (int gaussian = 0; gaussian <= 1; gaussian++) {
+    check_centred(6, 3, gaussian); /* 2 experts, 3 groups */
+    check_centred(8, 2, gaussian); /* 4 experts, 2 groups */
+  }
+}
+
 /* ---- 7. errors
  * --------------------------------------------------------------------------------------------- */
 
@@ -628,6 +751,10 @@ static void test_bad_params(void **state) {
       {"maxiter", 0, 0, "maxiter"},
       {"spsa_a", INFINITY, 0, "spsa_a"},
       {"spsa_nonsense", 1, 0, "spsa_nonsense"},
+      {"spsa_center", 2, 0, "spsa_center"},   /* not a divisor of n = 3 */
+      {"spsa_center", 3, 0, "spsa_center"},   /* classes of one coordinate */
+      {"spsa_center", 0.5, 0, "spsa_center"}, /* not an integer */
+      {"spsa_center", -1, 0, "spsa_center"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     ng_opt *opt = NULL;
@@ -663,6 +790,7 @@ int main(void) {
       cmocka_unit_test(test_budgets),
       cmocka_unit_test(test_bounds),
       cmocka_unit_test(test_order),
+      cmocka_unit_test(test_centred),
       cmocka_unit_test(test_bad_params),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
