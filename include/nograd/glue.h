@@ -75,7 +75,8 @@ typedef struct {
   size_t chunk_rows;        /* rows per data chunk (default 256 when 0) */
   const char *checkpoint;   /* the run's checkpoint, or NULL: spsa and cmaes write it while they run (the
                              * engine's), and every method at the end, with /result holding the method,
-                             * weights (K x L), K, L, prior_loss, prior_accuracy and curve */
+                             * weights (K x L), K, L, prior_loss, prior_accuracy, train_loss,
+                             * train_accuracy and curve */
   const char *command_line; /* for the checkpoint's /meta */
   FILE *progress;           /* rank 0: engine progress lines, or NULL */
   int check_only;           /* 1: read and check the experts, the sizes and the datasets, then return */
@@ -85,6 +86,8 @@ typedef struct {
 typedef struct {
   double prior_loss;     /* mean cross-entropy of the prior on target_val (or target_train) */
   double prior_accuracy; /* and its accuracy there */
+  double train_loss;     /* the same on target_train, the loss the weights were learned on (equal to */
+  double train_accuracy; /* prior_loss and prior_accuracy without a target_val) */
   size_t K, L;
   double *weights; /* K x L coefficients a (malloc'd by ng_app_glue on rank 0; the caller frees) */
   double *curve;   /* spsa, cmaes, fullgrad: one train loss per step (spsa, cmaes: the median over the

@@ -820,6 +820,8 @@ static int write_checkpoint(const ng_glue_config *cfg, const glue_ctx *c, const 
   if (st == NG_OK) st = ng_state_put_int(result, "L", (int64_t)c->L);
   if (st == NG_OK) st = ng_state_put_scalar(result, "prior_loss", res->prior_loss);
   if (st == NG_OK) st = ng_state_put_scalar(result, "prior_accuracy", res->prior_accuracy);
+  if (st == NG_OK) st = ng_state_put_scalar(result, "train_loss", res->train_loss);
+  if (st == NG_OK) st = ng_state_put_scalar(result, "train_accuracy", res->train_accuracy);
   if (st == NG_OK && res->ncurve) st = ng_state_put_f64(result, "curve", res->curve, res->ncurve);
   if (st == NG_OK) {
     ng_ckpt_meta meta = {.program_version = NOGRAD_VERSION,
@@ -885,7 +887,7 @@ int ng_app_glue(MPI_Comm comm, const ng_glue_config *cfg, ng_glue_result *res) {
   if (st == NG_OK)
     st = split_open(comm, c.models[0], cfg->target_val ? cfg->target_val : cfg->target_train, chunk_rows,
                     &val);
-  if (st == NG_OK && cfg->method == NG_GLUE_PROXY && cfg->target_val)
+  if (st == NG_OK && cfg->target_val) /* proxy's criterion, and the prior's train loss */
     st = split_open(comm, c.models[0], cfg->target_train, chunk_rows, &train);
   size_t n = c.K * c.L;
   if (st == NG_OK && (engine || fullgrad)) {
@@ -951,6 +953,9 @@ int ng_app_glue(MPI_Comm comm, const ng_glue_config *cfg, ng_glue_result *res) {
   }
   mix(&c, c.coef, c.mixed);
   st = split_eval(comm, &val, c.mixed, &res->prior_loss, &res->prior_accuracy);
+  if (st != NG_OK) goto out;
+  res->train_loss = res->prior_loss, res->train_accuracy = res->prior_accuracy;
+  if (cfg->target_val) st = split_eval(comm, &train, c.mixed, &res->train_loss, &res->train_accuracy);
   if (st != NG_OK) goto out;
   res->K = c.K;
   res->L = c.L;

@@ -31,6 +31,10 @@ static void print_json(FILE *out, const char *method, const char *granularity, c
   ng_json_number(out, r->prior_loss);
   fprintf(out, ",\"prior_accuracy\":");
   ng_json_number(out, r->prior_accuracy);
+  fprintf(out, ",\"train_loss\":");
+  ng_json_number(out, r->train_loss);
+  fprintf(out, ",\"train_accuracy\":");
+  ng_json_number(out, r->train_accuracy);
   fprintf(out, ",\"weights\":[");
   for (size_t i = 0; r->weights && i < r->K * r->L; i++) {
     if (i) fputc(',', out);
@@ -44,8 +48,10 @@ static void print_json(FILE *out, const char *method, const char *granularity, c
 
 static void print_text(FILE *out, const char *method, const ng_glue_result *r, const char *prior,
                        const ng_arg_list *experts) {
-  fprintf(out, "method: %s\nprior_loss: %.10g\nprior_accuracy: %.6f\nweights:", method, r->prior_loss,
-          r->prior_accuracy);
+  fprintf(out,
+          "method: %s\nprior_loss: %.10g\nprior_accuracy: %.6f\ntrain_loss: %.10g\ntrain_accuracy: "
+          "%.6f\nweights:",
+          method, r->prior_loss, r->prior_accuracy, r->train_loss, r->train_accuracy);
   for (size_t k = 0; r->weights && k < r->K; k++) {
     fprintf(out, "\n  expert %zu (%s):", k + 1, experts->items[k]);
     for (size_t l = 0; l < r->L && l < 16; l++)
@@ -58,8 +64,8 @@ static void print_text(FILE *out, const char *method, const ng_glue_result *r, c
 
 /* One row of the --method all table; weights shown per expert (their mean over layer groups). */
 static void print_row(FILE *out, const char *method, const ng_glue_result *r) {
-  fprintf(out, "%-9s %11.6f %9.4f %7lld %8.2f  ", method, r->prior_loss, r->prior_accuracy,
-          (long long)r->evaluations, r->seconds);
+  fprintf(out, "%-9s %11.6f %9.4f %11.6f %7lld %8.2f  ", method, r->prior_loss, r->prior_accuracy,
+          r->train_loss, (long long)r->evaluations, r->seconds);
   for (size_t k = 0; r->weights && k < r->K; k++) {
     double m = 0;
     for (size_t l = 0; l < r->L; l++)
@@ -255,8 +261,8 @@ int ng_cmd_glue(MPI_Comm comm, int argc, char **argv) {
     MPI_Bcast(&bad, 1, MPI_INT, 0, comm);
     if (bad && st == NG_OK) st = NG_EIO;
     if (out && st == NG_OK && !json)
-      fprintf(out, "%-9s %11s %9s %7s %8s  %s\n", "method", "prior_loss", "prior_acc", "evals", "seconds",
-              "weights (per expert)");
+      fprintf(out, "%-9s %11s %9s %11s %7s %8s  %s\n", "method", "prior_loss", "prior_acc", "train_loss",
+              "evals", "seconds", "weights (per expert)");
   }
   for (size_t i = 0; i < nmethods && st == NG_OK; i++) {
     cfg.method = methods[i];

@@ -72,6 +72,10 @@ with tempfile.TemporaryDirectory() as d:
         check(abs(e["loss"] - r["prior_loss"]) <= 1e-6,
               "%s: nograd eval loss %.9f == reported prior_loss %.9f" % (m, e["loss"], r["prior_loss"]))
         check(abs(e["accuracy"] - r["prior_accuracy"]) <= 1e-9, "%s: eval accuracy == prior_accuracy" % m)
+        e = json.loads(must(["eval", out, p("t-train.h5"), "--json"]).strip().splitlines()[-1])
+        check(abs(e["loss"] - r["train_loss"]) <= 1e-6 and abs(e["accuracy"] - r["train_accuracy"]) <= 1e-9,
+              "%s: nograd eval on the target train split == reported train_loss %.9f, train_accuracy" %
+              (m, r["train_loss"]))
         print("     %-8s prior_loss %.6f accuracy %.4f weights %s" %
               (m, r["prior_loss"], r["prior_accuracy"], ["%.4f" % w for w in r["weights"]]))
     check(results["spsa"]["prior_loss"] <= results["uniform"]["prior_loss"] + 0.01,
