@@ -20,10 +20,8 @@ process behind, and never hang (every command has a time limit); under mpirun -n
 on rank 1 alone ends both ranks with a message naming rank 1.
 """
 import json
-import math
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
