@@ -62,6 +62,15 @@ const int64_t *ng_confusion_counts_const(const ng_confusion *c);
  * then. */
 int ng_confusion_add(ng_confusion *c, const float *logits, const int32_t *y, size_t batch);
 
+/* Counts a batch of a binary classifier at a decision threshold: the prediction is class 1 when
+ * softmax(logits)[1] >= threshold (logits batch x 2; a row with a NaN logit is class 0), by the formula of
+ * ng_metric_threshold_error, so that the errors of these counts are that function's count. For every metric
+ * of a model that carries a threshold (ng_model_threshold): `nograd eval` and the nn objective count with it.
+ * NG_EINVAL: a matrix that is not 2 x 2, a threshold outside [0, 1], or (named) the first label outside
+ * {0, 1}; nothing is counted then. */
+int ng_confusion_add_threshold(ng_confusion *c, const float *logits, const int32_t *y, size_t batch,
+                               double threshold);
+
 /* dst += src; NG_EMISMATCH when the class counts differ. */
 int ng_confusion_merge(ng_confusion *dst, const ng_confusion *src);
 

@@ -22,6 +22,19 @@
  * where count is 1 per chunk unless the evaluator supplies counts (the number of examples in the chunk, say),
  * so that a loss summed over a chunk's examples averages correctly over chunks of different sizes.
  *
+ * What a candidate means depends on the run. Without a model (`nograd retrofit --dim N --x0 V`), it is a
+ * plain search vector, and the model path is empty (exec) or NULL (plugin). With a model (`nograd retrofit
+ * MODEL.h5 --params SPEC --evaluator ...`), it is the knob vector of SPEC, in the order SPEC names its items
+ * (nograd/knobs.h: tensor values, multipliers for scale: and temperature, offsets added to the logits, a
+ * threshold), and the start is the model's current values; the model path (HELLO's, or init's model_path)
+ * names MODEL.h5 as given on nograd's command line (relative to nograd's working directory, which an exec
+ * evaluator inherits). The evaluator reads the model itself and applies the vector to it; nograd does not
+ * write a model per candidate.
+ *
+ * A request's generation counts from 0. `nograd retrofit` also scores its start once before the search (one
+ * request per chunk, candidate index 0, generation NG_FRAME_GENERATION_START = 2^64 - 1, outside the budget),
+ * so that it can return the model unchanged when no candidate beats it.
+ *
  * ---------------------------------------------------------------------------------------------------------
  * Frame format, version 1 (exec:). All integers are unsigned little-endian; all reals are IEEE-754 binary64
  * little-endian; there is no padding. Every frame starts with a 16-byte header for nograd's frames and with
@@ -39,7 +52,7 @@
  *       (UTF-8, no terminating NUL; L = 0: none)
  *
  *   EVAL (type 2), per request:                    EVAL reply (type 0x82):
- *     u64 generation                                 "NGEV" | u32 0x82 | u32 seq | u32 m
+ *     u64 generation (2^64 - 1: the start)           "NGEV" | u32 0x82 | u32 seq | u32 m
  *     u32 chunk (0 <= chunk < nchunks)               then m float64 losses, candidate by candidate, or
  *     u32 seq (request number, from 0 per process)   with NG_FRAME_FLAG_COUNTS m pairs (loss, count),
  *     u32 first (of x's candidates, the first's       count finite and >= 0.
@@ -94,6 +107,9 @@ extern "C" {
 #define NG_FRAME_HELLO_BODY_BYTES 24u /* HELLO body before the model path */
 #define NG_FRAME_REPLY_BYTES 16u      /* either reply's fixed part */
 
+/* The generation of a start point that nograd scores once before the search (EVAL, and a plugin's batch). */
+#define NG_FRAME_GENERATION_START UINT64_MAX
+
 /* --- the plugin ABI (plugin:) --- */
 #define NG_PLUGIN_ABI_VERSION 1u
 #define NG_PLUGIN_ENTRY_V1 "nograd_plugin_v1" /* the symbol nograd looks up */
@@ -110,7 +126,7 @@ typedef struct ng_plugin_init_args {
 
 /* One request: m candidates of generation `generation` on chunk `chunk`. */
 typedef struct ng_plugin_batch {
-  uint64_t generation;
+  uint64_t generation; /* from 0; NG_FRAME_GENERATION_START for a start scored before the search */
   uint32_t chunk;
   uint32_t first;  /* index of x's first candidate within its generation */
   uint32_t m, n;   /* candidates, and values per candidate */

@@ -6,8 +6,11 @@
  * What is tuned is a knob spec (nograd/knobs.h) over the model; the metric is a loss of the nn objective
  * (nograd/nn_objective.h: error, balanced_error, macro_f1 (as 1 - macro-F1), threshold_error, or
  * cross_entropy), or the score of an external evaluator (nograd/evaluator.h), which may also run without a
- * model over a plain search vector. The search runs through the engine (nograd/dist.h), so the retrofitted
- * model is the same bits for any number of ranks.
+ * model over a plain search vector. With a model and an evaluator, the evaluator scores the knob vector and
+ * is told the model's path (nograd/plugin.h); nograd measures nothing itself. The start is scored too (the
+ * metric on the validation rows, or the evaluator's score), outside the budget, and returned unchanged when
+ * no candidate beats it. The search runs through the engine (nograd/dist.h), so the retrofitted model is the
+ * same bits for any number of ranks.
  *
  * The bound (README.md, "The overfitting bound"): with its seed fixed, CMA-ES sees the losses only through
  * the order of each generation's candidates (ties broken by index) once the value-based stopping rules are
@@ -37,13 +40,15 @@ extern "C" {
 
 typedef struct {
   const char *model;  /* model file, or NULL with an evaluator (then dim, x0, sigma0 describe the search) */
-  const char *params; /* knob spec (with a model) */
-  const char *val;    /* validation dataset (with a model and no evaluator) */
-  size_t val_size;    /* 0: all of val; else a seeded, stratified subset of this many rows */
-  const char *test;   /* held-out dataset for before/after, or NULL */
-  const char *metric; /* loss name (default "error") */
-  double threshold;   /* for the metrics that threshold a binary model when no threshold knob: NaN: the
-                       * model's stored one, else 0.5 (argmax for error, balanced_error, macro_f1) */
+  const char *params; /* knob spec (with a model; NG_EINVAL without) */
+  /* nograd's own metric: val is required without an evaluator; with one, these four must be 0/NULL (the
+   * evaluator replaces the metric: NG_EINVAL naming the option) */
+  const char *val;       /* validation dataset */
+  size_t val_size;       /* 0: all of val; else a seeded, stratified subset of this many rows */
+  const char *test;      /* held-out dataset for before/after, or NULL */
+  const char *metric;    /* loss name (NULL: "error") */
+  double threshold;      /* for the metrics that threshold a binary model when no threshold knob: NaN: the
+                          * model's stored one, else 0.5 (argmax for error, balanced_error, macro_f1) */
   const char *optimizer; /* "cmaes" (default; "sepcmaes" above 100 dimensions), "sepcmaes", "spsa" */
   int64_t budget;        /* evaluations, >= one generation */
   size_t popsize;        /* 0: the optimizer's default */
@@ -51,7 +56,8 @@ typedef struct {
   uint64_t seed;
   double delta;      /* the bound's confidence parameter (default 0.05) */
   size_t chunk_rows; /* default 256 */
-  const char *out;   /* the retrofitted model (rewritten after every generation that improves the best) */
+  const char *out;   /* the retrofitted model (rewritten after every generation that improves the best);
+                      * with a model only (NG_EINVAL without) */
   const char *checkpoint;
   const char *command_line;
   FILE *progress;
@@ -60,14 +66,14 @@ typedef struct {
   double eval_timeout;   /* seconds per request (0: the evaluator's default) */
   int max_restarts;      /* -1: the default */
   size_t nchunks;        /* chunks the evaluator is asked about (default 1) */
-  size_t dim;            /* without a model: the dimension */
-  const double *x0;      /* without a model: the start (dim values), or NULL for zeros */
+  size_t dim;            /* without a model: the dimension (with one: must be 0) */
+  const double *x0;      /* without a model: the start (dim values), or NULL for zeros (with one: NULL) */
 } ng_retrofit_config;
 
 typedef struct {
   size_t n;           /* dimension of the search */
-  double val_before;  /* the metric on the validation rows at the start */
-  double val_after;   /* ... of the returned model */
+  double val_before;  /* the metric on the validation rows at the start (the evaluator's score of x0) */
+  double val_after;   /* ... of the returned model (the evaluator's best score) */
   double test_before; /* on --test (NaN without) */
   double test_after;
   int64_t evaluations, generations;
@@ -78,7 +84,7 @@ typedef struct {
   char no_bound[256]; /* why there is no bound ("" when there is one) */
   const char *stop;   /* why the optimizer stopped */
   int signalled;
-  int kept_start; /* no candidate beat the start on validation: the model is returned unchanged */
+  int kept_start; /* no candidate beat the start: the model (or x0) is returned unchanged */
   double *x_best; /* n values, malloc'd on rank 0 (the caller frees) */
   double seconds;
 } ng_retrofit_result;

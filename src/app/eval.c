@@ -8,7 +8,13 @@
  * counts are integers, summed exactly by MPI. Buffers are allocated once, before the first batch.
  *
  * threshold_error uses cfg->threshold, or, when that is NaN, the threshold stored in the model file
- * (ng_model_threshold, e.g. set by `nograd retrofit`), or 0.5 when the model has none. */
+ * (ng_model_threshold, e.g. set by `nograd retrofit`), or 0.5 when the model has none. A binary model that
+ * stores a threshold is evaluated at it by every metric: the confusion counts behind accuracy, error,
+ * balanced_error and macro_f1 predict class 1 when softmax[1] >= its threshold (ng_confusion_add_threshold,
+ * the formula of threshold_error and of the nn objective), so that they agree with `nograd retrofit`, which
+ * tuned them at that threshold. Without one, they predict the argmax. cfg->threshold keeps its one meaning,
+ * the threshold of threshold_error ("what would the error be at T"); it does not move the model's own
+ * decision. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +83,8 @@ typedef struct {
   double *chunk_loss; /* this rank's chunks */
   size_t first_chunk, nchunks;
   double threshold; /* of threshold_error: cfg's, else the model's stored one, else 0.5 */
+  double decision;  /* of the confusion counts: the model's stored threshold on a binary model, else NaN
+                     * (the argmax) */
 } eval_state;
 
 static void state_free(eval_state *s) {
@@ -95,10 +103,11 @@ static int setup(const ng_eval_config *cfg, int rank, int size, eval_state *s) {
   NG_CALL(ng_dataset_open(cfg->data, &s->ds));
   const ng_data_info *info = ng_dataset_info(s->ds);
   NG_CALL(ng_app_check_fit(s->model, cfg->model, info, cfg->data));
+  size_t classes = ng_model_output_size(s->model);
+  s->decision = classes == 2 ? ng_model_threshold(s->model) : NAN;
   s->threshold = cfg->threshold;
   if (isnan(s->threshold)) s->threshold = ng_model_threshold(s->model);
   if (isnan(s->threshold)) s->threshold = 0.5;
-  size_t classes = ng_model_output_size(s->model);
   for (int k = 0; k < NG_EVAL_NMETRICS; k++) {
     if (!cfg->metrics[k]) continue;
     if (info->t)
@@ -150,7 +159,10 @@ static int run_chunks(const ng_eval_config *cfg, eval_state *s, int64_t counts[3
         sum += ng_loss_mse(out, s->yt, b, info->t, NULL);
       } else {
         sum += ng_loss_cross_entropy(out, s->y, b, classes, NULL);
-        NG_CALL(ng_confusion_add(s->conf, out, s->y, b));
+        if (isnan(s->decision))
+          NG_CALL(ng_confusion_add(s->conf, out, s->y, b));
+        else
+          NG_CALL(ng_confusion_add_threshold(s->conf, out, s->y, b, s->decision));
         if (cfg->metrics[NG_EVAL_THRESHOLD_ERROR])
           counts[0] += ng_metric_threshold_error(out, s->y, b, s->threshold);
         if (cfg->metrics[NG_EVAL_TOP5_ERROR])

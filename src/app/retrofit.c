@@ -16,6 +16,7 @@
 #include "nograd/knobs.h"
 #include "nograd/nn.h"
 #include "nograd/nn_objective.h"
+#include "nograd/plugin.h"
 #include "nograd/rng.h"
 #include "nograd/timer.h"
 
@@ -199,6 +200,55 @@ static int measure(MPI_Comm comm, const ng_model *m, const char *path, const ng_
   return st;
 }
 
+/* The evaluator's score of the start x0, before the search (the start is a candidate too: see "after"),
+ * reduced as the engine reduces a candidate's: each rank asks its own evaluator about its block of chunks
+ * (as candidate 0 of generation NG_FRAME_GENERATION_START), rank 0 adds the (loss, count) pairs in chunk
+ * order, and the score is their ratio, the same bits for any number of ranks. A failed request that the
+ * evaluator absorbs gives NaN. Collective. */
+static int score_start(MPI_Comm comm, ng_evaluator *ev, const double *x0, size_t nch, double *value) {
+  int rank, size;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  size_t first = 0, count = 0;
+  ng_dist_block(nch, (size_t)size, (size_t)rank, &first, &count);
+  double *part = calloc(2 * count + 1, sizeof *part), *all = malloc((2 * nch + 1) * sizeof *all);
+  int *counts = malloc((size_t)size * sizeof *counts), *displs = malloc((size_t)size * sizeof *displs);
+  int st = part && all && counts && displs ? NG_OK : ng_error(NG_ENOMEM, "retrofit: out of memory");
+  for (size_t i = 0; st == NG_OK && i < count; i++)
+    st =
+        ng_evaluator_eval(ev, x0, 1, NG_FRAME_GENERATION_START, first + i, 0, &part[2 * i], &part[2 * i + 1]);
+  if (st != NG_OK && st != NG_ENOMEM) {
+    char msg[2048]; /* ng_error formats into the buffer ng_errmsg points to */
+    snprintf(msg, sizeof msg, "%s", ng_errmsg());
+    st = ng_error(st, "%s (scoring the start, before the search)", msg);
+  }
+  st = ng_dist_agree(comm, st);
+  if (st == NG_OK) {
+    for (int r = 0; r < size; r++) {
+      size_t f, n;
+      ng_dist_block(nch, (size_t)size, (size_t)r, &f, &n);
+      counts[r] = (int)(2 * n);
+      displs[r] = (int)(2 * f);
+    }
+    MPI_Gatherv(part, (int)(2 * count), MPI_DOUBLE, all, counts, displs, MPI_DOUBLE, 0, comm);
+    double v = 0, sum = 0, cnt = 0;
+    if (rank == 0) {
+      for (size_t i = 0; i < nch; i++) {
+        sum += all[2 * i];
+        cnt += all[2 * i + 1];
+      }
+      v = cnt > 0 ? sum / cnt : NAN;
+    }
+    MPI_Bcast(&v, 1, MPI_DOUBLE, 0, comm);
+    *value = v;
+  }
+  free(part);
+  free(all);
+  free(counts);
+  free(displs);
+  return st;
+}
+
 /* ------------------------------------------------------------------------------------------------------ */
 
 /* The rows of a seeded, stratified subset of k of D's n rows, in their original order: each class gets
@@ -356,6 +406,12 @@ int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_retrofit_re
   double delta = cfg->delta > 0 ? cfg->delta : RF_DEFAULT_DELTA;
 
   /* ---- what is searched ---- */
+  /* the options that only make sense when nograd measures the metric itself */
+  const char *metric_option = cfg->val        ? "--val"
+                              : cfg->val_size ? "--val-size"
+                              : cfg->test     ? "--test"
+                              : cfg->metric   ? "--metric"
+                                              : NULL;
   if (!cfg->model && !cfg->evaluator)
     st = ng_error(NG_EINVAL, "retrofit: a model (MODEL.h5) is needed, or an --evaluator with --dim");
   else if (cfg->model && !cfg->params)
@@ -364,6 +420,25 @@ int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_retrofit_re
     st = ng_error(NG_EINVAL, "retrofit: --val is required (the validation set the metric is measured on)");
   else if (!cfg->model && cfg->dim == 0)
     st = ng_error(NG_EINVAL, "retrofit: --dim N is required with an evaluator and no model");
+  else if (!cfg->model && cfg->params)
+    st = ng_error(NG_EINVAL,
+                  "retrofit: --params names knobs of a model, and there is none (--dim runs "
+                  "search a plain vector)");
+  else if (!cfg->model && cfg->out)
+    st = ng_error(NG_EINVAL,
+                  "retrofit: --out writes the retrofitted model, and there is none (the best vector "
+                  "is in the report, and in --json's \"x\")");
+  else if (cfg->model && (cfg->dim || cfg->x0))
+    st = ng_error(NG_EINVAL,
+                  "retrofit: %s is for runs without a model (with a model, --params gives the "
+                  "dimension and the knobs' current values are the start)",
+                  cfg->dim ? "--dim" : "--x0");
+  else if (cfg->evaluator && metric_option)
+    st = ng_error(
+        NG_EINVAL,
+        "retrofit: %s and --evaluator exclude each other: the evaluator's score replaces the metric, "
+        "so nograd measures nothing on a validation or test set (leave out one of them)",
+        metric_option);
   else if (!(delta > 0 && delta < 1))
     st = ng_error(NG_EINVAL, "--delta: expected a number in (0, 1), got %g", delta);
   if (st == NG_OK && cfg->model) st = ng_model_read(cfg->model, &c.model);
@@ -460,6 +535,10 @@ int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_retrofit_re
     if (st == NG_OK && cfg->test) st = measure(comm, c.model, cfg->test, &oc, before, bt, &res->test_before);
     if (st != NG_OK) goto out;
     c.written_f = res->val_before; /* the model at --out only ever improves on the start */
+  } else {
+    st = score_start(comm, c.ev, x0, cfg->nchunks ? cfg->nchunks : 1, &res->val_before);
+    if (st != NG_OK) goto out;
+    c.written_f = isnan(res->val_before) ? INFINITY : res->val_before;
   }
 
   /* ---- the run ---- */
@@ -519,10 +598,12 @@ int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_retrofit_re
   if (rank == 0) {
     double f;
     memcpy(xb, ng_opt_best(opt, &f), c.n * sizeof *xb);
-    /* the start is a candidate too: a search that found nothing better returns the model unchanged */
-    if (c.model && !cfg->evaluator && !(f < res->val_before)) {
+    /* the start is a candidate too: a search that found nothing better returns the model unchanged (an
+     * evaluator that could not score the start, NaN, is beaten by any candidate it could score) */
+    if (!(f < res->val_before) && !(cfg->evaluator && isnan(res->val_before))) {
       memcpy(xb, x0, c.n * sizeof *xb);
       res->kept_start = 1;
+      f = res->val_before;
     }
     ng_opt_info in;
     ng_opt_get_info(opt, &in);

@@ -86,8 +86,17 @@ int ng_cmd_retrofit(MPI_Comm comm, int argc, char **argv) {
   }
   cfg.max_restarts = max_restarts == (size_t)-1 ? -1 : (int)max_restarts;
   code = NG_EXIT_USAGE;
-  if (cfg.model && dim) {
-    fprintf(err, "nograd retrofit: --dim is for runs without a model (the knobs give the dimension)\n");
+  if (cfg.model && (dim || x0_text)) {
+    fprintf(err,
+            "nograd retrofit: %s is for runs without a model (with a model, --params gives the dimension and "
+            "the knobs' current values are the start)\n",
+            dim ? "--dim" : "--x0");
+    goto done;
+  }
+  if (cfg.evaluator && !isnan(cfg.threshold)) {
+    fprintf(err,
+            "nograd retrofit: --threshold and --evaluator exclude each other: the evaluator's score "
+            "replaces the metric (tune a decision threshold with --params threshold)\n");
     goto done;
   }
   if (x0_text) {
@@ -147,7 +156,10 @@ int ng_cmd_retrofit(MPI_Comm comm, int argc, char **argv) {
             res.n, res.lambda, (long long)res.generations, (long long)res.evaluations, res.stop,
             res.signalled ? ", by a signal" : "");
     if (cfg.evaluator) {
-      fprintf(out, "best score: %.10g\n", res.val_after);
+      fprintf(out, "evaluator score: %.10g -> %.10g%s\n", res.val_before, res.val_after,
+              res.kept_start ? (cfg.model ? " (no candidate beat the start: the model is unchanged)"
+                                          : " (no candidate beat the start: x is the start)")
+                             : "");
     } else {
       fprintf(out, "metric: %s on %zu validation rows\n", metric, res.val_rows);
       fprintf(out, "validation: %.6f -> %.6f%s\n", res.val_before, res.val_after,

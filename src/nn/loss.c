@@ -114,6 +114,31 @@ static size_t argmax_row(const float *z, size_t classes) {
   return best;
 }
 
+/* The thresholded class of one row of a binary classifier's logits: 1 when softmax(z)[1] >= threshold.
+ * softmax(z)[1] = 1 / (1 + exp(z0 - z1)), stable for either sign; a NaN logit gives p1 = NaN: class 0. */
+static int threshold_class(const float *z, double threshold) {
+  double d = (double)z[0] - z[1];
+  double p1 = d > 0 ? exp(-d) / (1.0 + exp(-d)) : 1.0 / (1.0 + exp(d));
+  return p1 >= threshold;
+}
+
+int ng_confusion_add_threshold(ng_confusion *c, const float *logits, const int32_t *y, size_t batch,
+                               double threshold) {
+  if (c->classes != 2)
+    return ng_error(NG_EINVAL,
+                    "confusion matrix: a decision threshold needs a binary classifier, not %zu classes",
+                    c->classes);
+  if (!(threshold >= 0 && threshold <= 1))
+    return ng_error(NG_EINVAL, "confusion matrix: the decision threshold must be in [0, 1], got %g",
+                    threshold);
+  for (size_t r = 0; r < batch; r++)
+    if (y[r] != 0 && y[r] != 1)
+      return ng_error(NG_EINVAL, "confusion matrix: label %d of example %zu is outside [0, 2)", (int)y[r], r);
+  for (size_t r = 0; r < batch; r++)
+    c->counts[(size_t)y[r] * 2 + (size_t)threshold_class(logits + 2 * r, threshold)]++;
+  return NG_OK;
+}
+
 int ng_confusion_add(ng_confusion *c, const float *logits, const int32_t *y, size_t batch) {
   size_t K = c->classes;
   for (size_t r = 0; r < batch; r++)
@@ -170,13 +195,8 @@ double ng_metric_from_confusion(const ng_confusion *c, ng_metric metric) {
 
 int64_t ng_metric_threshold_error(const float *logits, const int32_t *y, size_t batch, double threshold) {
   int64_t errors = 0;
-  for (size_t r = 0; r < batch; r++) {
-    /* softmax(z)[1] = 1 / (1 + exp(z0 - z1)), stable for either sign. */
-    double d = (double)logits[2 * r] - logits[2 * r + 1];
-    double p1 = d > 0 ? exp(-d) / (1.0 + exp(-d)) : 1.0 / (1.0 + exp(d));
-    int pred = p1 >= threshold;
-    errors += (y[r] != 0 && y[r] != 1) || pred != y[r];
-  }
+  for (size_t r = 0; r < batch; r++)
+    errors += (y[r] != 0 && y[r] != 1) || threshold_class(logits + 2 * r, threshold) != y[r];
   return errors;
 }
 

@@ -353,18 +353,6 @@ static int check_loaded(const ng_nn_objective *o, size_t chunk) {
                   o->path, o->first, o->first + o->count - 1);
 }
 
-/* Counts a binary batch with the threshold's prediction. The prediction is read back from
- * ng_metric_threshold_error on each row against label 1 (an error there means class 0), so that it is
- * threshold_error's own formula. */
-static void count_thresholded(ng_confusion *c, const float *out, const int32_t *y, size_t b, double thr) {
-  static const int32_t one = 1;
-  int64_t *counts = ng_confusion_counts(c);
-  for (size_t r = 0; r < b; r++) {
-    int64_t pred = 1 - ng_metric_threshold_error(out + 2 * r, &one, 1, thr);
-    counts[(size_t)y[r] * 2 + (size_t)pred]++;
-  }
-}
-
 /* Adds the stats of the scratch parameters on a loaded chunk; thr: NaN for the argmax, else the threshold
  * of threshold_error or of the thresholded prediction. */
 static int eval_chunk(ng_nn_objective *o, size_t chunk, double thr, double *stats) {
@@ -394,7 +382,7 @@ static int eval_chunk(ng_nn_objective *o, size_t chunk, double thr, double *stat
         if (isnan(thr))
           NG_CALL(ng_confusion_add(o->conf, out, y, b));
         else
-          count_thresholded(o->conf, out, y, b, thr);
+          NG_CALL(ng_confusion_add_threshold(o->conf, out, y, b, thr));
         break;
       default:
         return ng_error(NG_EINTERNAL, "nn objective: loss %d cannot be evaluated", (int)o->loss);

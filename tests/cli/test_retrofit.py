@@ -7,9 +7,10 @@ Trains a small MLP on one image domain and retrofits per-class offsets and a las
 --list-params names what can be tuned; the run reports the validation metric before and after (after <=
 before, and equal to `nograd eval` of the written model), the test metric and a finite bound that matches
 the formula; SPSA and macro-F1 get no bound with a reason; the retrofitted model is bit-identical under
-mpirun -n 1, 2 and 4 with --val-size; a threshold retrofit on a binary model stores the threshold; SIGUSR1
-leaves a usable model; an unknown tensor, a slice out of range, a budget below one generation and a
-validation set that does not fit are refused with clear messages and nothing is written.
+mpirun -n 1, 2 and 4 with --val-size; a threshold retrofit on a binary model stores the threshold, and
+`nograd eval` takes every metric of such a model at its stored threshold (--threshold only moves
+threshold_error); SIGUSR1 leaves a usable model; an unknown tensor, a slice out of range, a budget below one
+generation and a validation set that does not fit are refused with clear messages and nothing is written.
 """
 import json
 import math
@@ -113,6 +114,28 @@ with tempfile.TemporaryDirectory() as d:
     check(abs(e["threshold_error"] - r["val_after"]) < 1e-12,
           "nograd eval uses the stored threshold: error %.6f" % e["threshold_error"])
     print("     threshold %.4f: error %.4f -> %.4f" % (r["x"][0], r["val_before"], r["val_after"]))
+
+    # every metric of a binary model is taken at its stored threshold, in eval as in retrofit
+    r = json.loads(must(["retrofit", p("bin.h5"), "--params", "threshold,offsets", "--metric", "balanced_error",
+                         "--val", p("vt-train.h5"), "--budget", "100", "--out", p("bb.h5"), "--json"]))
+    e = json.loads(must(["eval", p("bb.h5"), p("vt-train.h5"), "--metric", "balanced_error", "--json"]))
+    check(abs(e["balanced_error"] - r["val_after"]) < 1e-12,
+          "nograd eval's balanced_error of a model with a threshold (%.4f) is retrofit's: %.6f" %
+          (r["x"][0], e["balanced_error"]))
+    shutil.copy(p("bin.h5"), p("b90.h5"))
+    with h5py.File(p("b90.h5"), "r+") as f:
+        f["model"].attrs["threshold"] = 0.9
+    names = "accuracy,error,balanced_error,macro_f1,threshold_error"
+    at = json.loads(must(["eval", p("b90.h5"), p("vt-val.h5"), "--metric", names, "--json"]))
+    given = json.loads(must(["eval", p("bin.h5"), p("vt-val.h5"), "--metric", names, "--threshold", "0.9",
+                             "--json"]))
+    argmax = json.loads(must(["eval", p("bin.h5"), p("vt-val.h5"), "--metric", names, "--json"]))
+    check(at["error"] == at["threshold_error"] == given["threshold_error"]
+          and abs(at["accuracy"] + at["error"] - 1) < 1e-12 and at["error"] != argmax["error"],
+          "a stored threshold of 0.9 sets every metric (error %.4f = threshold_error = threshold_error at "
+          "--threshold 0.9; argmax: %.4f)" % (at["error"], argmax["error"]))
+    check(all(given[k] == argmax[k] for k in ("accuracy", "error", "balanced_error", "macro_f1")),
+          "--threshold sets threshold_error alone; the model's decision stays its own (argmax here)")
 
     # anytime: SIGUSR1 ends the run after the generation, and leaves the best model so far
     proc = subprocess.Popen([NOGRAD] + ["retrofit", p("m.h5"), "--params", "offsets,scale:fc1,scale:fc2",

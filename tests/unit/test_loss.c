@@ -1,6 +1,7 @@
 /* Losses and metrics (src/nn/loss.c): cross-entropy and MSE against values computed by hand, with their
  * gradients against central differences; metrics of a hand-made confusion matrix (values worked out in the
- * comments); chunks that add up to the whole; ties, thresholds, top-k, and metric names. Not an MPI test. */
+ * comments); chunks that add up to the whole; ties, thresholds (threshold_error, and confusion counts at a
+ * decision threshold), top-k, and metric names. Not an MPI test. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -144,6 +145,77 @@ static void test_threshold_topk(void **state) {
   assert_int_equal(ng_topk_error(t, ty, 2, 3, 3), 0);
 }
 
+/* The confusion counts at a decision threshold: the rows of the hand-made cases above, a NaN row, the
+ * agreement of their errors with ng_metric_threshold_error on many rows and thresholds (the same formula),
+ * a threshold of 0.5 against the argmax (they differ only on a tie, which the argmax gives to class 0), and
+ * the refusals, which count nothing. */
+static void test_confusion_threshold(void **state) {
+  const float z[8] = {0, 0, 0, (float)log(3.0), 2, 0, NAN, 1}; /* p1 = 0.5, 0.75, 0.119, NaN */
+  const int32_t y[4] = {1, 0, 0, 1};
+  ng_confusion *c = NULL, *a = NULL, *three = NULL;
+  check(ng_confusion_create(2, &c), "create");
+  check(ng_confusion_create(2, &a), "create");
+  check(ng_confusion_add_threshold(c, z, y, 4, 0.8), "add at 0.8"); /* predictions 0, 0, 0, 0 */
+  const int64_t *k = ng_confusion_counts_const(c);
+  assert_true(k[0] == 2 && k[1] == 0 && k[2] == 2 && k[3] == 0);
+  ng_confusion_clear(c);
+  check(ng_confusion_add_threshold(c, z, y, 4, 0.05), "add at 0.05"); /* 1, 1, 1, and 0 for the NaN row */
+  assert_true(k[0] == 0 && k[1] == 2 && k[2] == 1 && k[3] == 1);
+  ng_confusion_clear(c);
+  check(ng_confusion_add_threshold(c, z, y, 3, 0.5), "add at 0.5"); /* 1, 1, 0: the tie goes to class 1 */
+  check(ng_confusion_add(a, z, y, 3), "argmax");                    /* 0, 1, 0: the tie goes to class 0 */
+  assert_true(k[1] == 1 && k[2] == 0 && k[3] == 1);
+  assert_int_equal(ng_confusion_counts_const(a)[2], 1);
+
+  /* many rows: errors of the counts == threshold_error, at every threshold; balanced error by hand */
+  enum { N = 1000 };
+  float *zz = malloc(2 * N * sizeof *zz);
+  int32_t *yy = malloc(N * sizeof *yy);
+  assert_non_null(zz);
+  assert_non_null(yy);
+  uint64_t r = 88172645463325252ull;
+  for (size_t i = 0; i < N; i++) {
+    r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+    zz[2 * i] = (float)((double)(r % 20001) / 2000.0 - 5.0);
+    zz[2 * i + 1] = (float)((double)(r / 20001 % 20001) / 2000.0 - 5.0);
+    yy[i] = (int32_t)(r >> 63);
+  }
+  const double thresholds[] = {0, 0.1, 0.3, 0.5, 0.7, 0.9, 0.999, 1};
+  for (size_t t = 0; t < sizeof thresholds / sizeof thresholds[0]; t++) {
+    ng_confusion_clear(c);
+    check(ng_confusion_add_threshold(c, zz, yy, N, thresholds[t]), "add");
+    int64_t wrong = k[1] + k[2];
+    assert_int_equal(wrong, ng_metric_threshold_error(zz, yy, N, thresholds[t]));
+    assert_int_equal(k[0] + k[1] + k[2] + k[3], N);
+    double want = 1 - 0.5 * ((double)k[0] / (double)(k[0] + k[1]) + (double)k[3] / (double)(k[2] + k[3]));
+    assert_float_equal(ng_metric_from_confusion(c, NG_METRIC_BALANCED_ERROR), want, 1e-15);
+    assert_float_equal(ng_metric_from_confusion(c, NG_METRIC_ERROR), (double)wrong / N, 1e-15);
+  }
+  ng_confusion_clear(c);
+  check(ng_confusion_add_threshold(c, zz, yy, N, 0), "threshold 0");
+  assert_true(k[0] == 0 && k[2] == 0); /* p1 >= 0 for every finite row: all class 1 */
+
+  /* refusals: not binary, a threshold outside [0, 1], a label outside {0, 1}; nothing is counted */
+  check(ng_confusion_create(3, &three), "create 3");
+  const float z3[3] = {0, 1, 2};
+  const int32_t y3[1] = {1};
+  assert_int_equal(ng_confusion_add_threshold(three, z3, y3, 1, 0.5), NG_EINVAL);
+  assert_non_null(strstr(ng_errmsg(), "binary"));
+  ng_confusion_clear(c);
+  assert_int_equal(ng_confusion_add_threshold(c, z, y, 3, 1.5), NG_EINVAL);
+  assert_non_null(strstr(ng_errmsg(), "1.5"));
+  assert_int_equal(ng_confusion_add_threshold(c, z, y, 3, NAN), NG_EINVAL);
+  const int32_t bad[3] = {1, 0, 2};
+  assert_int_equal(ng_confusion_add_threshold(c, z, bad, 3, 0.5), NG_EINVAL);
+  assert_non_null(strstr(ng_errmsg(), "label 2 of example 2"));
+  assert_true(k[0] == 0 && k[1] == 0 && k[2] == 0 && k[3] == 0);
+  free(zz);
+  free(yy);
+  ng_confusion_destroy(&three);
+  ng_confusion_destroy(&a);
+  ng_confusion_destroy(&c);
+}
+
 static void test_metric_names(void **state) {
   ng_metric m;
   for (int i = 0; i < NG_METRIC_COUNT; i++) {
@@ -158,9 +230,9 @@ static void test_metric_names(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_cross_entropy),     cmocka_unit_test(test_mse),
-      cmocka_unit_test(test_confusion_metrics), cmocka_unit_test(test_threshold_topk),
-      cmocka_unit_test(test_metric_names),
+      cmocka_unit_test(test_cross_entropy),       cmocka_unit_test(test_mse),
+      cmocka_unit_test(test_confusion_metrics),   cmocka_unit_test(test_threshold_topk),
+      cmocka_unit_test(test_confusion_threshold), cmocka_unit_test(test_metric_names),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
