@@ -10,7 +10,8 @@ steps) and checks what it leaves:
   - results.csv: exactly the columns of issue #5, one row for base and for each of the seven mixing methods,
     accuracies in [0, 1], positive finite losses; the uniform and datasize priors' weights are those of their
     definition (1/K, and the experts' train_rows);
-  - curves.csv with the SPSA and full-gradient curves (one row a step), results.md with its tables and checks, the PNG plots;
+  - curves.csv with the SPSA and full-gradient curves (one row a step), priors.csv with every prior's target train
+    loss, results.md with its tables and checks, the PNG plots;
   - a second run of the same command skips the seed and leaves results.csv as it was; without its results.csv
     (an interrupted seed) the seed is run again and gives the same bytes;
   - the same seed under --ranks 2 (mpirun) gives the same results.csv, byte for byte;
@@ -118,6 +119,12 @@ def main():
     check(np.allclose(glue["datasize"]["weights"], sizes / sizes.sum(), atol=1e-12),
           f"datasize weights {glue['datasize']['weights']} from train_rows {sizes.tolist()}")
     check(abs(sum(glue["spsa"]["weights"]) - 1) < 1e-9 and min(glue["spsa"]["weights"]) >= 0, "spsa weights on the simplex")
+    # priors.csv: each prior's loss on the target train split, as `nograd glue` reported it
+    with open(os.path.join(out, "priors.csv")) as f:
+        pri = {r["method"]: r for r in csv.DictReader(f)}
+    check(sorted(pri) == sorted(m for m in methods if m != "base")
+          and all(float(pri[m]["train_loss"]) == glue[m]["train_loss"] for m in pri),
+          f"priors.csv: the train loss of every prior, as glue.jsonl has it ({sorted(pri)})")
     with open(os.path.join(out, "curves.csv")) as f:
         curves = list(csv.DictReader(f))
     for m in ("spsa", "fullgrad"):
