@@ -21,10 +21,10 @@
 # (target-pool.h5), and its test split is the held-out set measured before and after (--test).
 #
 # The seed S sets everything: the splits, the model's initial weights and shuffles, the --val-size draw and
-# the CMA-ES seed. --budget E (default 300) is a ceiling: the retrofit gets the largest whole number of
-# generations that fits in E (nograd retrofit itself finishes the generation that crosses its --budget).
+# the CMA-ES seed. --budget E (default 300) is a ceiling, as in nograd retrofit: the largest whole number of
+# generations that fits in E.
 # --sigma0 S is CMA-ES's initial step size in the knobs' own units (logit offsets, scale multipliers, the
-# threshold); without it, nograd retrofit's default (0.1). --params and --val-size override the settings above.
+# threshold); without it, nograd retrofit's default (0.3). --params and --val-size override the settings above.
 # --ranks P runs the retrofit under `mpirun -n P` (the result is the same bits for every P; training is
 # single-rank).
 #
@@ -194,16 +194,6 @@ print(*p["input"]); print(p["classes"])' "$(dirname "$trainset")/prep.json")
   mv "$dir/train.json.tmp" "$dir/train.json"
 }
 
-# lambda of the retrofit (nograd's default population for these knobs), read from its own refusal of a budget
-# of one evaluation, so that --budget E can be cut to whole generations.
-lambda_of() {
-  local msg
-  msg=$("$nograd" retrofit "$1" --params "$params" --val "$2" --budget 1 --quiet 2>&1 >/dev/null || true)
-  [[ $msg =~ one\ generation\ of\ ([0-9]+)\ candidates ]] ||
-    die "cannot learn the population size of '--params $params' on $1: $msg"
-  echo "${BASH_REMATCH[1]}"
-}
-
 run_seed() {
   local tgt=$1 seed=$2
   local run="$out/runs/$dataset/$tgt/seed$seed"
@@ -227,16 +217,15 @@ run_seed() {
     train_model "$model_dir" "$prep/pooled-train.h5" "$prep/pooled-val.h5" "$seed"
     src=$("$PY" -c 'import json, sys; print("+".join(json.load(open(sys.argv[1]))["sources"]))' "$prep/prep.json")
   fi
-  local lambda eff
-  lambda=$(lambda_of "$model_dir/model.h5" "$prep/target-pool.h5")
-  eff=$((budget / lambda * lambda))
-  ((eff > 0)) || die "--budget $budget is smaller than one generation of $lambda candidates for --params $params"
   local extra=()
   ((val_size > 0)) && extra=(--val-size "$val_size")
   [[ -n $sigma0 ]] && extra+=(--sigma0 "$sigma0")
-  "${mpi[@]}" "$nograd" retrofit "$model_dir/model.h5" --params "$params" --val "$prep/target-pool.h5" "${extra[@]}" \
-    --test "$prep/target-test.h5" --metric "$metric" --budget "$eff" --seed "$seed" --out "$run/retrofit.h5" \
-    --json --quiet >"$run/retrofit.json"
+  if ! "${mpi[@]}" "$nograd" retrofit "$model_dir/model.h5" --params "$params" --val "$prep/target-pool.h5" \
+    "${extra[@]}" --test "$prep/target-test.h5" --metric "$metric" --budget "$budget" --seed "$seed" \
+    --out "$run/retrofit.h5" --json --quiet >"$run/retrofit.json"; then
+    rm -f "$run/retrofit.json"
+    die "nograd retrofit failed for $dataset $tgt seed $seed (its message is above)"
+  fi
   local took
   took=$(elapsed "$t0")
   echo "$took" >"$run/seconds"

@@ -50,9 +50,9 @@ typedef struct {
   double threshold;      /* for the metrics that threshold a binary model when no threshold knob: NaN: the
                           * model's stored one, else 0.5 (argmax for error, balanced_error, macro_f1) */
   const char *optimizer; /* "cmaes" (default; "sepcmaes" above 100 dimensions), "sepcmaes", "spsa" */
-  int64_t budget;        /* evaluations, >= one generation */
+  int64_t budget;        /* at most this many evaluations (whole generations: floor(budget / lambda)) */
   size_t popsize;        /* 0: the optimizer's default */
-  double sigma0;         /* > 0 (default 0.1) */
+  double sigma0;         /* > 0 (default 0.3) */
   uint64_t seed;
   double delta;      /* the bound's confidence parameter (default 0.05) */
   size_t chunk_rows; /* default 256 */

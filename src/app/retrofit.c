@@ -21,7 +21,8 @@
 #include "nograd/timer.h"
 
 #define RF_DEFAULT_CHUNK 256
-#define RF_DEFAULT_SIGMA 0.1
+#define RF_DEFAULT_SIGMA \
+  0.3 /* about a quarter of the useful range of a scale, an offset in logits, a threshold */
 #define RF_DEFAULT_DELTA 0.05
 #define RF_SEP_ABOVE 100 /* dimensions above which the default is separable CMA-ES */
 
@@ -386,6 +387,31 @@ static char *config_text(const ng_retrofit_config *cfg, const char *optimizer, s
   return t;
 }
 
+/* The search: CMA-ES (or as named) from x0 within [lo, hi] (NULL: unbounded), at most max_evals
+ * evaluations. Comparison-based optimizers get no stopping rule that reads loss values (the bound needs it).
+ */
+static int make_optimizer(const ng_retrofit_config *cfg, const char *optimizer, size_t n, const double *x0,
+                          const double *lo, const double *hi, int64_t max_evals, ng_opt **out) {
+  ng_opt *opt = NULL;
+  int st = ng_opt_create(optimizer, n, &opt);
+  if (st == NG_OK) st = ng_opt_set_x0(opt, x0);
+  if (st == NG_OK) st = ng_opt_set_sigma0(opt, cfg->sigma0 > 0 ? cfg->sigma0 : RF_DEFAULT_SIGMA);
+  if (st == NG_OK) st = ng_opt_set_seed(opt, cfg->seed ? cfg->seed : 1);
+  if (st == NG_OK) st = ng_opt_set_popsize(opt, cfg->popsize);
+  if (st == NG_OK) st = ng_opt_set_max_evals(opt, max_evals);
+  if (st == NG_OK && lo) st = ng_opt_set_bounds(opt, lo, hi);
+  if (st == NG_OK && strcmp(optimizer, "spsa") != 0) {
+    const char *names[] = {"tolfun", "tolfunhist", "tolstagnation", "tolflatfitness"};
+    const double values[] = {0, 0, 1e18, 1e9};
+    for (size_t i = 0; i < 4 && st == NG_OK; i++)
+      st = ng_opt_set_param(opt, names[i], values[i]);
+  }
+  if (st == NG_OK) st = ng_opt_setup(opt);
+  if (st != NG_OK) ng_opt_destroy(&opt);
+  *out = opt;
+  return st;
+}
+
 int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_retrofit_result *res) {
   int rank, size, st = NG_OK;
   MPI_Comm_rank(comm, &rank);
@@ -484,27 +510,21 @@ int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_retrofit_re
   /* ---- the optimizer ---- */
   const char *optimizer = cfg->optimizer ? cfg->optimizer : (c.n > RF_SEP_ABOVE ? "sepcmaes" : "cmaes");
   bool spsa = strcmp(optimizer, "spsa") == 0;
-  if (st == NG_OK) st = ng_opt_create(optimizer, c.n, &opt);
-  if (st == NG_OK) st = ng_opt_set_x0(opt, x0);
-  if (st == NG_OK) st = ng_opt_set_sigma0(opt, cfg->sigma0 > 0 ? cfg->sigma0 : RF_DEFAULT_SIGMA);
-  if (st == NG_OK) st = ng_opt_set_seed(opt, cfg->seed ? cfg->seed : 1);
-  if (st == NG_OK) st = ng_opt_set_popsize(opt, cfg->popsize);
-  if (st == NG_OK) st = ng_opt_set_max_evals(opt, cfg->budget);
-  if (st == NG_OK && bounded) st = ng_opt_set_bounds(opt, lo, hi);
-  if (st == NG_OK && !spsa) { /* comparison-based: no stopping rule that reads loss values */
-    const char *names[] = {"tolfun", "tolfunhist", "tolstagnation", "tolflatfitness"};
-    const double values[] = {0, 0, 1e18, 1e9};
-    for (size_t i = 0; i < 4 && st == NG_OK; i++)
-      st = ng_opt_set_param(opt, names[i], values[i]);
-  }
-  if (st == NG_OK) st = ng_opt_setup(opt);
-  if (st == NG_OK) {
-    res->lambda = ng_opt_popsize(opt);
-    if (cfg->budget < (int64_t)res->lambda)
-      st = ng_error(NG_EINVAL,
-                    "--budget %lld is smaller than one generation of %zu candidates (--popsize, or the "
-                    "optimizer's default for %zu dimensions)",
-                    (long long)cfg->budget, res->lambda, c.n);
+  /* --budget is a ceiling: the run takes floor(budget / lambda) whole generations. lambda is known after
+   * setup, so a first optimizer tells it and a second one gets the budget cut to whole generations. */
+  int64_t max_evals = cfg->budget;
+  for (int pass = 0; pass < 2 && st == NG_OK; pass++) {
+    ng_opt_destroy(&opt);
+    st = make_optimizer(cfg, optimizer, c.n, x0, bounded ? lo : NULL, bounded ? hi : NULL, max_evals, &opt);
+    if (st == NG_OK && pass == 0) {
+      res->lambda = ng_opt_popsize(opt);
+      if (cfg->budget < (int64_t)res->lambda)
+        st = ng_error(NG_EINVAL,
+                      "--budget %lld is smaller than one generation of %zu candidates (--popsize, or the "
+                      "optimizer's default for %zu dimensions)",
+                      (long long)cfg->budget, res->lambda, c.n);
+      max_evals = cfg->budget / (int64_t)res->lambda * (int64_t)res->lambda;
+    }
   }
   if (st == NG_OK && cfg->evaluator) {
     ng_evaluator_config ecfg;
@@ -565,7 +585,8 @@ int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_retrofit_re
     goto out;
   }
   char budget[64];
-  snprintf(budget, sizeof budget, "budget=%lld\n", (long long)cfg->budget);
+  snprintf(budget, sizeof budget, "budget=%lld\nevaluations=%lld\n", (long long)cfg->budget,
+           (long long)max_evals);
   ng_engine_config ec = {.groups = groups,
                          .bcast = NG_BCAST_EXPLICIT,
                          .checkpoint = cfg->checkpoint,
@@ -580,7 +601,7 @@ int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_retrofit_re
                          .history = &history,
                          .progress = cfg->progress,
                          .progress_secs = 1.0,
-                         .max_evals = cfg->budget,
+                         .max_evals = max_evals,
                          .handle_signals = true,
                          .on_generation = c.model ? rf_on_generation : NULL,
                          .on_generation_ctx = &c};

@@ -62,7 +62,8 @@ with tempfile.TemporaryDirectory() as d:
     r = json.loads(must(base + ["--out", p("r.h5"), "--checkpoint", p("ck.h5")]))
     print("     error: val %.4f -> %.4f, test %.4f -> %.4f, bound %.4f" %
           (r["val_before"], r["val_after"], r["test_before"], r["test_after"], r["bound"]))
-    check(r["n"] == 11 and r["evaluations"] <= 150 + r["lambda"], "11 dimensions within the budget")
+    check(r["n"] == 11 and r["evaluations"] == 150 // r["lambda"] * r["lambda"],
+          "11 dimensions, at most --budget 150 evaluations in whole generations (%d of %d)" % (r["evaluations"], r["lambda"]))
     check(r["val_after"] <= r["val_before"], "the validation error does not get worse")
     e = json.loads(must(["eval", p("r.h5"), p("t-val.h5"), "--metric", "error", "--json"]))
     check(abs(e["error"] - r["val_after"]) < 1e-12,
