@@ -154,7 +154,7 @@ write_spec() {
 # The settings of this OUTDIR: a rerun must match them, or its seeds would not be comparable.
 config="$out/config-$dataset"
 config_text=$(printf '%s\n' "dataset=$dataset" "source=${source:-the other hospitals}" "params=$params" \
-  "metric=$metric" "budget=$budget" "val_size=$val_size" "sigma0=${sigma0:-the default of nograd retrofit}" "train=adam lr $lr batch $batch epochs $epochs patience $patience" \
+  "metric=$metric" "budget=$budget" "val_size=$val_size" "sigma0=${sigma0:-0.3 (the default of nograd retrofit)}" "train=adam lr $lr batch $batch epochs $epochs patience $patience" \
   "prepare=tools/glue_prepare.py --source-train 1000000 (no subsampling); pool = target train + val splits")
 if [[ -e $config ]]; then
   [[ $(cat "$config") == "$config_text" ]] ||
@@ -174,9 +174,9 @@ prepare() {
   local tgt=$1 seed=$2 prep="$out/data/$dataset/$1/seed$2"
   if [[ ! -s $prep/prep.json ]]; then
     "$PY" "$TOOLS/glue_prepare.py" --data "$data" --dataset "$dataset" --target "$tgt" --seed "$seed" \
-      --out "$prep" --cache "$out/data/$dataset/cache" --nograd "$nograd" --source-train 1000000 >&2
+      --out "$prep" --cache "$out/data/$dataset/cache" --nograd "$nograd" --source-train 1000000 >&2 || return 1
   fi
-  [[ -s $prep/target-pool.h5 ]] || "$PY" "$TOOLS/retrofit_report.py" pool "$prep"
+  [[ -s $prep/target-pool.h5 ]] || "$PY" "$TOOLS/retrofit_report.py" pool "$prep" || return 1
   echo "$prep"
 }
 
@@ -203,7 +203,7 @@ run_seed() {
   fi
   local t0 prep model_dir src
   log "$dataset $tgt seed $seed"
-  prep=$(prepare "$tgt" "$seed")
+  prep=$(prepare "$tgt" "$seed") || die "data preparation failed for $dataset $tgt seed $seed (its message is above)"
   t0=$EPOCHREALTIME
   rm -rf "$run"
   mkdir -p "$run"

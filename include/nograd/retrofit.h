@@ -41,8 +41,9 @@ extern "C" {
 typedef struct {
   const char *model;  /* model file, or NULL with an evaluator (then dim, x0, sigma0 describe the search) */
   const char *params; /* knob spec (with a model; NG_EINVAL without) */
-  /* nograd's own metric: val is required without an evaluator; with one, these four must be 0/NULL (the
-   * evaluator replaces the metric: NG_EINVAL naming the option) */
+  /* nograd's own metric: val is required without an evaluator; with one, val, val_size, test and metric
+   * must be 0/NULL (the evaluator replaces the metric: NG_EINVAL naming the option), and threshold is
+   * ignored (`nograd retrofit` refuses --threshold with --evaluator) */
   const char *val;       /* validation dataset */
   size_t val_size;       /* 0: all of val; else a seeded, stratified subset of this many rows */
   const char *test;      /* held-out dataset for before/after, or NULL */

@@ -13,11 +13,12 @@
  * all-equal direction of each class of coordinates {i : i mod S = r}, such as softmax(w) over groups of
  * logits laid out k * S + r: adding a constant to every logit of a group changes nothing. Plain Rademacher
  * directions then waste effort: their component along that direction only adds noise to the quotient, and
- * a direction all-equal in every class (probability 2^(S (1 - n/S)): one step in two for two experts) gives
- * an estimate of exactly 0. Centred, each class of Delta_j is H z, H an orthonormal (Helmert) basis of the
- * class's zero-sum subspace and z the class's first n/S - 1 draws (Rademacher or normal), and the estimate
- * multiplies by Delta itself: never a zero direction, E[Delta Delta^T] = D, the centring projection, and
- * D grad f = grad f for such a loss, so the estimate keeps its mean. n must be a multiple of S, n / S >= 2.
+ * a direction all-equal in every class (probability 2^(S (1 - n/S)) per pair: one pair in two for two
+ * experts and one group) gives an estimate of exactly 0. Centred, each class of Delta_j is H z, H an
+ * orthonormal (Helmert) basis of the class's zero-sum subspace and z the class's first n/S - 1 draws
+ * (Rademacher or normal), and the estimate multiplies by Delta itself: never a zero direction, E[Delta
+ * Delta^T] = D, the centring projection, and D grad f = grad f for such a loss, so the estimate keeps its
+ * mean. n must be a multiple of S, n / S >= 2.
  *
  * Gains: a_k = a / (k + 1 + A)^alpha, c_k = c / (k + 1)^gamma, where k counts the generations of the run
  * (steps attempted, whether taken, rejected or empty), so that both are functions of the generation alone.

@@ -10,7 +10,7 @@ optimizer x objective, run by one loop) the --json result (all fields but second
 lines (the columns of mpitest.HISTORY) must be bit-identical to those of P = 1, explicit; and the log must say
 which broadcast each generation used.
 
-Bytes (P = 2): explicit sends 96 + 8*lambda*n bytes a generation (header + candidates); seeded sends the header and
+Bytes (P = 2): explicit sends 104 + 8*lambda*n bytes a generation (header + candidates); seeded sends the header and
 the mean (8n) and, only in the generations where the sampling factor changed (an eigendecomposition: t_eigen > 0,
 or the first generation), the factor as well (8n^2 for CMA-ES; 8n, the diagonal, every generation for sep-CMA-ES).
 """
@@ -38,6 +38,10 @@ CONFIGS = [
     ("cmaes logistic", LOGISTIC + ["--max-evals", "3000", "--seed", "7"], 100, 0),
     ("spsa lsq", LSQ + ["--optimizer", "spsa", "--param", "spsa_q=4", "--max-evals", "2000", "--sigma0", "0.1"],
      200, 0),
+    # centred directions: the workers rebuild them from the header's centring stride (seeded mode)
+    ("spsa centred lsq-12", ["--function", "lsq", "--dim", "12", "--rows", "20000", "--chunk-rows", "1000",
+                             "--optimizer", "spsa", "--param", "spsa_q=4", "--param", "spsa_center=3",
+                             "--max-evals", "800", "--sigma0", "0.1"], 100, 0),
 ]
 
 with mpitest.tempdir() as tmp:
@@ -77,7 +81,7 @@ with mpitest.tempdir() as tmp:
                                                            mpitest.without_seconds(ref)), flush=True)
 
     # ---- bytes on the wire ---------------------------------------------------------------------------------
-    HEADER_MAX = 1024  # the generation header (96 bytes today) and anything else that is O(1)
+    HEADER_MAX = 1024  # the generation header (104 bytes today) and anything else that is O(1)
 
     def byte_rows(args, mode):
         log = os.path.join(tmp, "bytes.jsonl")
