@@ -471,7 +471,12 @@ static int split_open(MPI_Comm comm, const ng_model *m, const char *path, size_t
   MPI_Comm_size(comm, &size);
   ng_nn_objective_config oc = {.chunk_rows = chunk_rows, .loss = NG_NN_LOSS_CROSS_ENTROPY};
   NG_CALL(ng_nn_objective_create(m, path, &oc, &s->ce));
+  /* accuracy as `nograd eval` measures it: at the stored decision threshold of a binary model (the prior
+   * carries expert 1's attributes), else the argmax */
   oc.loss = NG_NN_LOSS_ERROR;
+  oc.threshold = ng_model_threshold(m);
+  oc.use_threshold = !isnan(oc.threshold) && ng_model_output_size(m) == 2;
+  if (!oc.use_threshold) oc.threshold = 0.5;
   NG_CALL(ng_nn_objective_create(m, path, &oc, &s->err));
   s->nchunks = ng_nn_objective_chunks(s->ce);
   ng_dist_block(s->nchunks, (size_t)size, (size_t)rank, &s->first, &s->count);

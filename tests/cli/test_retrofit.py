@@ -137,6 +137,15 @@ with tempfile.TemporaryDirectory() as d:
           "--threshold 0.9; argmax: %.4f)" % (at["error"], argmax["error"]))
     check(all(given[k] == argmax[k] for k in ("accuracy", "error", "balanced_error", "macro_f1")),
           "--threshold sets threshold_error alone; the model's decision stays its own (argmax here)")
+    # fine-tuning a model with a threshold: train's val accuracy is taken at it, as eval's, and it is kept
+    tr = json.loads(must(["train", "--train", p("vt-train.h5"), "--val", p("vt-val.h5"), "--init-from",
+                          p("b90.h5"), "--epochs", "2", "--out", p("t90.h5"), "--json", "--quiet"]))
+    e = json.loads(must(["eval", p("t90.h5"), p("vt-val.h5"), "--metric", "accuracy", "--json"]))
+    with h5py.File(p("t90.h5"), "r") as f:
+        kept = f["model"].attrs.get("threshold")
+    check(kept == 0.9 and abs(tr["val_accuracy"] - e["accuracy"]) < 1e-12,
+          "train --init-from a model with a threshold keeps it and reports val accuracy at it (%.6f = eval's)"
+          % tr["val_accuracy"])
 
     # anytime: SIGUSR1 ends the run after the generation, and leaves the best model so far
     proc = subprocess.Popen([NOGRAD] + ["retrofit", p("m.h5"), "--params", "offsets,scale:fc1,scale:fc2",
