@@ -53,6 +53,13 @@ typedef struct ng_objective {
   size_t nstats;
   int (*eval_stats)(void *ctx, const double *x, uint64_t generation, size_t k, size_t chunk, double *stats);
   double (*finish)(void *ctx, const double *stats);
+  /* Optional, for the classic pair (nstats 0): the losses of m candidates at once, for objectives where a
+   * call costs more than a candidate (an external evaluator: one frame for all of a rank's candidates of a
+   * chunk). x holds candidates first..first+m-1 of the generation (m x n, row-major); writes (not adds) the
+   * m sums into sums and the m counts into counts. It must give each candidate what eval would give it;
+   * when set, the engine calls it once per chunk instead of eval. */
+  int (*eval_batch)(void *ctx, const double *x, size_t m, uint64_t generation, size_t first, size_t chunk,
+                    double *sums, double *counts);
 } ng_objective;
 
 typedef enum { NG_BCAST_AUTO = 0, NG_BCAST_EXPLICIT = 1, NG_BCAST_SEEDED = 2 } ng_bcast_mode;

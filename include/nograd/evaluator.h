@@ -115,11 +115,11 @@ void ng_evaluator_get_stats(const ng_evaluator *ev, ng_evaluator_stats *out);
 /* The spec as given ("exec:./score.py --fast"), for messages. */
 const char *ng_evaluator_spec(const ng_evaluator *ev);
 
-/* A per-candidate bridge to the engine (nograd/dist.h): fills obj's n, nchunks, eval and ctx (load NULL,
- * nstats 0) so that each engine call becomes one request of one candidate (k passed as `first`), its loss the
- * chunk's sum and its count the count. It costs one round trip per candidate and chunk (about 13 us with the
- * C example, see tools/bench); a batch hook in the engine would let the caller send a rank's candidates of
- * a chunk in one frame with ng_evaluator_eval instead. The objective lives as long as ev. */
+/* The bridge to the engine (nograd/dist.h): fills obj's n, nchunks, eval, eval_batch and ctx (load NULL,
+ * nstats 0). The engine calls eval_batch, so all of a rank's candidates of a chunk travel in one request
+ * (one frame, one plugin call; `first` is the first one's index in the generation); each loss is the
+ * chunk's sum and its count the count. eval, one candidate per request, gives the same numbers at one round
+ * trip each (about 13 us with the C example, see tools/bench). The objective lives as long as ev. */
 void ng_evaluator_objective(ng_evaluator *ev, ng_objective *obj);
 
 /* The process id of a running exec evaluator, or -1 (plugin, or none running). For tests and diagnostics. */

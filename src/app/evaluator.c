@@ -215,10 +215,17 @@ static int objective_eval(void *ctx, const double *x, uint64_t generation, size_
   return ng_evaluator_eval(ctx, x, 1, generation, chunk, k, sum, count);
 }
 
+/* All of a rank's candidates of a chunk in one request (one frame, one plugin call). */
+static int objective_eval_batch(void *ctx, const double *x, size_t m, uint64_t generation, size_t first,
+                                size_t chunk, double *sums, double *counts) {
+  return ng_evaluator_eval(ctx, x, m, generation, chunk, first, sums, counts);
+}
+
 void ng_evaluator_objective(ng_evaluator *ev, ng_objective *obj) {
   memset(obj, 0, sizeof *obj);
   obj->n = ev->cfg.n;
   obj->nchunks = ev->cfg.nchunks;
   obj->eval = objective_eval;
+  obj->eval_batch = objective_eval_batch;
   obj->ctx = ev;
 }

@@ -112,12 +112,13 @@ typedef struct {
   const ng_engine_config *cfg;
   ng_opt *opt;
   size_t n, cap;
-  size_t w;     /* doubles in one partial: obj->nstats, or 2 for the (sum, count) pair */
-  double *x;    /* lambda x n candidates (rank 0: all; others: theirs, at their offset) */
-  double *part; /* this rank's partials: candidate-major, w doubles per (candidate, chunk) */
-  double *all;  /* rank 0: every rank's partials, in rank order */
-  double *acc;  /* rank 0: w doubles, one candidate's partials summed over the chunks */
-  double *loss; /* rank 0: lambda losses */
+  size_t w;      /* doubles in one partial: obj->nstats, or 2 for the (sum, count) pair */
+  double *x;     /* lambda x n candidates (rank 0: all; others: theirs, at their offset) */
+  double *part;  /* this rank's partials: candidate-major, w doubles per (candidate, chunk) */
+  double *batch; /* eval_batch: the sums and counts of one chunk (2 x lambda) */
+  double *all;   /* rank 0: every rank's partials, in rank order */
+  double *acc;   /* rank 0: w doubles, one candidate's partials summed over the chunks */
+  double *loss;  /* rank 0: lambda losses */
   int *counts, *displs;
   ng_gen_trailer *trailers;
   /* seeded mode: what the ranks keep between generations */
@@ -145,12 +146,14 @@ static int grow(engine *e, size_t lambda) {
   free(e->part);
   free(e->all);
   free(e->loss);
+  free(e->batch);
   e->x = malloc(lambda * n * sizeof *e->x);
   e->part = malloc(w * lambda * nch * sizeof *e->part);
+  e->batch = malloc(2 * lambda * sizeof *e->batch);
   e->all = e->rank == 0 ? malloc(w * lambda * nch * sizeof *e->all) : NULL;
   e->loss = e->rank == 0 ? malloc(lambda * sizeof *e->loss) : NULL;
   e->cap = lambda;
-  if (!e->x || !e->part || (e->rank == 0 && (!e->all || !e->loss)))
+  if (!e->x || !e->part || !e->batch || (e->rank == 0 && (!e->all || !e->loss)))
     return ng_error(NG_ENOMEM, "out of memory for %zu candidates of dimension %zu", lambda, n);
   return NG_OK;
 }
@@ -250,6 +253,18 @@ static int evaluate(engine *e, const ng_gen_header *h) {
   }
   const ng_objective *o = e->obj;
   size_t w = e->w;
+  if (!o->nstats && o->eval_batch) { /* one call per chunk for all of this rank's candidates */
+    double *sums = e->batch, *counts = e->batch + cc;
+    for (size_t c = 0; c < hc; c++) {
+      NG_CALL(o->eval_batch(o->ctx, e->x + cf * n, cc, (uint64_t)h->generation, cf, hf + c, sums, counts));
+      for (size_t k = 0; k < cc; k++) {
+        double *p = e->part + w * (k * hc + c);
+        p[0] = sums[k];
+        p[1] = counts[k];
+      }
+    }
+    return NG_OK;
+  }
   for (size_t c = 0; c < hc; c++)
     for (size_t k = 0; k < cc; k++) {
       double *p = e->part + w * (k * hc + c);
@@ -410,6 +425,7 @@ static int conclude(engine *e, const ng_gen_header *h, const double *times, int6
 static void engine_free(engine *e) {
   free(e->x);
   free(e->part);
+  free(e->batch);
   free(e->all);
   free(e->acc);
   free(e->loss);

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """MPI test: objectives made of stats (ng_objective.nstats, eval_stats, finish: balanced_error and macro_f1 of the
-nn objective, and a toy objective whose floating stats show any change in the order of the sums) give the same
-bits at any number of ranks and groups.
+nn objective, and a toy objective whose floating stats show any change in the order of the sums), and the classic
+pair through eval and through the batch hook eval_batch, give the same bits at any number of ranks and groups.
 
 Usage: test_stats.py NOGRAD MPIRUN
 
@@ -22,7 +22,7 @@ from mpitest import check  # noqa: E402
 mpitest.skip_without_mpirun("test_stats")
 
 PROGRAM = os.path.join(os.path.dirname(mpitest.NOGRAD), "tests", "test_engine_stats")
-OBJECTIVES = ["toy stats", "toy pair", "nn balanced_error", "nn macro_f1"]
+OBJECTIVES = ["toy stats", "toy pair", "toy batch", "nn balanced_error", "nn macro_f1"]
 
 if not check(os.access(PROGRAM, os.X_OK), "%s is missing: it is built from tests/unit/test_engine_stats.c" % PROGRAM):
     mpitest.finish("test_stats")
@@ -34,8 +34,8 @@ for nprocs in (2, 3, 4):
     if not check(res.code == 0, "%s: exit code %r; stdout %r; stderr %r" % (what, res.code, res.out[-3000:],
                                                                             res.err[-2000:])):
         continue
-    passed = (res.out + res.err).count("[  PASSED  ] 4 test(s).")  # cmocka's summary: one per rank
-    check(passed == nprocs, "%s: %d ranks say all 4 tests passed, want %d" % (what, passed, nprocs))
+    passed = (res.out + res.err).count("[  PASSED  ] 5 test(s).")  # cmocka's summary: one per rank
+    check(passed == nprocs, "%s: %d ranks say all 5 tests passed, want %d" % (what, passed, nprocs))
     reported = set(line for line in res.out.splitlines() if line.startswith("engine_stats: "))
     for name in OBJECTIVES:
         for groups in (1, 2):

@@ -84,12 +84,14 @@ static void push(buf *b, const double *v, size_t n) {
 }
 
 typedef struct {
-  size_t nstats;      /* 0: the classic pair */
-  ng_objective inner; /* nn: the wrapped objective; toy: unused */
-  bool record;        /* record on this rank (off while recomputing directly) */
-  buf xs;             /* (generation, k, x) of every candidate evaluated on chunk 0 */
-  buf calls;          /* (generation, k, chunk) of every evaluation, in call order */
-  buf fin;            /* rank 0: for every finish call, its stats and its result */
+  size_t nstats;              /* 0: the classic pair */
+  ng_objective inner;         /* nn: the wrapped objective; toy: unused */
+  bool record;                /* record on this rank (off while recomputing directly) */
+  buf xs;                     /* (generation, k, x) of every candidate evaluated on chunk 0 */
+  buf calls;                  /* (generation, k, chunk) of every evaluation, in call order */
+  buf fin;                    /* rank 0: for every finish call, its stats and its result */
+  size_t singles;             /* eval calls made by the engine (toy_eval_counted) */
+  size_t batches, batch_rows; /* eval_batch calls and the candidates they carried */
 } toy;
 
 /* A stat of x on a chunk: scales from 2^-26 to 2^26 by chunk and index, so the order of the sums shows. */
@@ -138,6 +140,25 @@ static int toy_eval(void *ctx, const double *x, uint64_t generation, size_t k, s
   note_call(t, x, generation, k, chunk);
   *sum += term(x, chunk, 0);
   *count += (double)(chunk + 1);
+  return NG_OK;
+}
+
+static int toy_eval_counted(void *ctx, const double *x, uint64_t generation, size_t k, size_t chunk,
+                            double *sum, double *count) {
+  ((toy *)ctx)->singles++;
+  return toy_eval(ctx, x, generation, k, chunk, sum, count);
+}
+
+/* The batch hook: each candidate as toy_eval computes it, written (not added) into sums and counts. */
+static int toy_eval_batch(void *ctx, const double *x, size_t m, uint64_t generation, size_t first,
+                          size_t chunk, double *sums, double *counts) {
+  toy *t = ctx;
+  t->batches++;
+  t->batch_rows += m;
+  for (size_t i = 0; i < m; i++) {
+    sums[i] = counts[i] = 0;
+    NG_CALL(toy_eval(t, x + i * DIM, generation, first + i, chunk, &sums[i], &counts[i]));
+  }
   return NG_OK;
 }
 
@@ -393,6 +414,36 @@ static void test_toy_pair(void **state) {
   toy_free(&t);
 }
 
+/* The batch hook (eval_batch, as external evaluators use it): the engine calls it once per chunk with all
+ * of the rank's candidates and never calls eval; the run is the bits of the per-candidate pair's, at one
+ * rank and on every layout. */
+static void test_toy_batch(void **state) {
+  toy t;
+  ng_objective pair = toy_objective(&t, 0);
+  ng_objective batch = pair;
+  batch.eval = toy_eval_counted;
+  batch.eval_batch = toy_eval_batch;
+  double x0[DIM] = {0.2, 0.4, -0.1, 0.3, -0.6};
+  if (size == 1) {
+    outcome a, b;
+    run(MPI_COMM_WORLD, 1, NG_BCAST_EXPLICIT, &pair, x0, &a);
+    check(a.status, "run with eval");
+    t.calls.len = t.xs.len = 0;
+    run(MPI_COMM_WORLD, 1, NG_BCAST_EXPLICIT, &batch, x0, &b);
+    check(b.status, "run with eval_batch");
+    char msg[512] = "";
+    if (!same_outcome(&a, &b, DIM, msg, sizeof msg)) fail_msg("eval_batch against eval: %s", msg);
+    assert_int_equal(t.batches, (size_t)GENS * CHUNKS); /* one call per (generation, chunk) */
+    assert_int_equal(t.batch_rows, (size_t)GENS * CHUNKS * LAMBDA);
+    check_loop_order(&t);
+    ng_history_free(&a.hist);
+    ng_history_free(&b.hist);
+  }
+  compare_layouts("toy batch", &batch, &t, x0);
+  agree(t.singles == 0, "eval is never called when eval_batch is set");
+  toy_free(&t);
+}
+
 /* The nn objective's balanced_error and macro_f1 (3 classes, 9 chunks of 23 rows, the last of 19; two
  * tensors: 11 dimensions): every layout gives the reference's bits, and at one rank the finish of the
  * summed counts is the loss of the whole set (ng_nn_objective_eval_stats over all chunks). */
@@ -534,10 +585,8 @@ int main(int argc, char **argv) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_toy_stats),
-      cmocka_unit_test(test_toy_pair),
-      cmocka_unit_test(test_nn_confusion),
-      cmocka_unit_test(test_refusals),
+      cmocka_unit_test(test_toy_stats),    cmocka_unit_test(test_toy_pair), cmocka_unit_test(test_toy_batch),
+      cmocka_unit_test(test_nn_confusion), cmocka_unit_test(test_refusals),
   };
   int failed = cmocka_run_group_tests(tests, setup, teardown);
   MPI_Finalize();
