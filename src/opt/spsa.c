@@ -24,10 +24,14 @@
  * (steps attempted, whether taken, rejected or empty), so that both are functions of the generation alone.
  * Defaults: alpha 0.602, gamma 0.101, c = sigma0, A = 10% of the step budget (param "maxiter"; else
  * floor(max_evals / 2q); else 1000 steps). a is "spsa_a" when > 0; otherwise it is calibrated, without extra
- * evaluations, at the first generation that has a finite pair (normally k = 0), as Spall recommends: a is
- * chosen so that that generation's step moves each coordinate by "spsa_step0" (default c) on average,
- *   a = step0 * (k + 1 + A)^alpha / mean_i |g_k,i|,
- * and a = step0 * (k + 1 + A)^alpha when that mean is 0 (or the quotient overflows).
+ * evaluations, on the first W = "spsa_calibrate" (default 5) generations whose estimate is nonzero, as Spall
+ * recommends (the magnitude of g averaged over several estimates at the start): at the j-th of them,
+ *   a = step0 * (k + 1 + A)^alpha / mean over those j generations of mean_i |g_i|,
+ * so that the first step moves each coordinate by "spsa_step0" (default c) on average and a later one by
+ * step0 times its estimate's magnitude over the running mean; after the W-th, a stays. One estimate alone
+ * (W = 1) can be tiny by chance, and a then makes the next steps overshoot by the same factor. A zero
+ * estimate (no finite pair, or a direction along which the loss is flat) moves nothing and does not count;
+ * a quotient that overflows gives a = step0 * (k + 1 + A)^alpha.
  *
  * Iterate averaging ("spsa_average" = 1): the reported mean is the running average of the iterates
  * theta_{k+1} produced by the generations k >= floor(f * budget), f = "spsa_average_start" in [0, 1]
@@ -62,7 +66,10 @@ typedef struct {
   int64_t k;          /* generations of this run told */
   int64_t navg;       /* iterates in avg */
   int64_t rejected;   /* steps rejected by blocking */
-  bool calibrated;    /* a is known */
+  bool calibrated;    /* a is final (spsa_a given, or the W calibration estimates seen) */
+  size_t cal_window;  /* W: estimates that calibrate a */
+  int64_t cal_count;  /* calibration estimates seen so far */
+  double cal_sum;     /* and the sum of their mean_i |g_i| */
   bool has_prev;      /* loss_prev and theta_prev hold an accepted iterate */
   bool stepped;       /* theta moved since it was last accepted */
   double loss_prev;   /* loss estimate at theta_prev */
@@ -112,6 +119,7 @@ static int read_params(ng_opt *opt, spsa *s) {
   double avg_frac = ng_opt_param(opt, "spsa_average_start", 0.5);
   double tol = ng_opt_param(opt, "spsa_block_tol", NAN);
   double center = ng_opt_param(opt, "spsa_center", 0.0);
+  double window = ng_opt_param(opt, "spsa_calibrate", 5.0);
   double maxiter = ng_opt_param(opt, "maxiter", NAN);
 
   if (opt->run_popsize) {
@@ -154,6 +162,12 @@ static int read_params(ng_opt *opt, spsa *s) {
                     "coordinates i mod S), got %g",
                     s->n, center);
   s->center = (size_t)center;
+  if (!(window >= 1.0 && window <= 1e6) || window != floor(window))
+    return ng_error(
+        NG_EINVAL,
+        "spsa: spsa_calibrate must be an integer in [1, 1e6] (the estimates that calibrate a), got %g",
+        window);
+  s->cal_window = (size_t)window;
 
   double budget;
   if (!isnan(maxiter)) {
@@ -287,12 +301,14 @@ static int tell(ng_opt *opt, const double *f, size_t nfinite) {
         mean_abs += fabs(s->g[i]);
       }
       mean_abs /= (double)n;
-      /* calibrate on the first nonzero estimate: a zero one (e.g. a direction along which the loss is
+      /* calibrate on the first W nonzero estimates: a zero one (e.g. a direction along which the loss is
        * invariant, like adding a constant to every softmax logit) moves nothing, so waiting costs nothing */
       if (!s->calibrated && mean_abs > 0.0) {
-        double a = s->step0 * a_base(s) / mean_abs;
+        s->cal_sum += mean_abs;
+        s->cal_count++;
+        double a = s->step0 * a_base(s) / (s->cal_sum / (double)s->cal_count);
         s->a = isfinite(a) ? a : s->step0 * a_base(s);
-        s->calibrated = true;
+        s->calibrated = s->cal_count >= (int64_t)s->cal_window;
       }
       double ak = s->a / a_base(s);
       for (size_t i = 0; i < n; i++)
@@ -343,6 +359,9 @@ static int save(const ng_opt *opt, ng_state *st) {
   NG_CALL(ng_state_put_int(st, "algo/q", (int64_t)s->q));
   NG_CALL(ng_state_put_f64(st, "algo/config", cfg, N_CONFIG));
   NG_CALL(ng_state_put_int(st, "algo/center", (int64_t)s->center));
+  int64_t cal[2] = {(int64_t)s->cal_window, s->cal_count};
+  NG_CALL(ng_state_put_i64(st, "algo/calibration", cal, 2));
+  NG_CALL(ng_state_put_scalar(st, "algo/calibration_sum", s->cal_sum));
   double gains[2] = {s->a, s->A};
   NG_CALL(ng_state_put_f64(st, "algo/gains", gains, 2));
   int64_t counters[6] = {s->k, s->navg, s->avg_start, s->calibrated, s->has_prev, s->stepped};
@@ -379,6 +398,20 @@ static int load(ng_opt *opt, const ng_state *st) {
   if (center != (int64_t)s->center)
     return ng_error(NG_EMISMATCH, "spsa: saved spsa_center = %lld differs from the configured %zu",
                     (long long)center, s->center);
+  /* so did algo/calibration: without it, a was calibrated on one estimate, or not yet (then the window
+   * configured now applies from the start) */
+  int64_t cal[2] = {(int64_t)s->cal_window, 0};
+  double cal_sum = 0.0;
+  if (ng_state_length(st, "algo/calibration", &len) == NG_OK) {
+    NG_CALL(ng_state_get_i64(st, "algo/calibration", cal, 2));
+    NG_CALL(ng_state_get_scalar(st, "algo/calibration_sum", &cal_sum));
+  }
+  if (cal[0] != (int64_t)s->cal_window)
+    return ng_error(NG_EMISMATCH, "spsa: saved spsa_calibrate = %lld differs from the configured %zu",
+                    (long long)cal[0], s->cal_window);
+  if (cal[1] < 0 || !(cal_sum >= 0.0))
+    return ng_error(NG_ECORRUPT, "spsa: algo/calibration out of range (%lld estimates, sum %g)",
+                    (long long)cal[1], cal_sum);
   double gains[2];
   int64_t c[6];
   NG_CALL(ng_state_get_f64(st, "algo/gains", gains, 2));
@@ -397,6 +430,8 @@ static int load(ng_opt *opt, const ng_state *st) {
   s->navg = c[1];
   s->avg_start = c[2];
   s->calibrated = c[3] != 0;
+  s->cal_count = cal[1];
+  s->cal_sum = cal_sum;
   s->has_prev = c[4] != 0;
   s->stepped = c[5] != 0;
   return NG_OK;

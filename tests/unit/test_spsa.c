@@ -435,7 +435,8 @@ static void test_blocking(void **state) {
 static void test_calibration(void **state) {
   (void)state;
   double x0[6] = {1, 2, 3, -1, -2, 0.5}, X[4 * 6], g0[6] = {0}, gains[2];
-  const param params[] = {{"spsa_q", 2}, {"spsa_step0", 0.25}, {"maxiter", 300}, {NULL, 0}};
+  const param params[] = {
+      {"spsa_q", 2}, {"spsa_step0", 0.25}, {"maxiter", 300}, {"spsa_calibrate", 1}, {NULL, 0}};
   ng_opt *opt = make(6, 17, 0.1, x0, params, 0);
   step(opt, plain_sphere, NULL, X);
   const double *t = ng_opt_mean(opt);
@@ -460,11 +461,41 @@ static void test_calibration(void **state) {
   assert_true(fabs(gains[0] - 0.25 * pow(31.0, 0.602) / m) < 1e-10 * gains[0]);
   for (size_t i = 0; i < 6; i++)
     assert_true(fabs(t[i] - (x0[i] - 0.25 / m * g0[i])) < 1e-10);
-  /* later steps keep that a */
+  /* with spsa_calibrate = 1, later steps keep that a */
   double gains2[2];
   step(opt, plain_sphere, NULL, X);
   saved_f64(opt, "algo/gains", gains2, 2);
   assert_memory_equal(gains, gains2, sizeof gains);
+  ng_opt_destroy(&opt);
+
+  /* W = 3: the j-th step's a uses the mean magnitude of the first j estimates, then a stays */
+  const param w3[] = {
+      {"spsa_q", 2}, {"spsa_step0", 0.25}, {"maxiter", 300}, {"spsa_calibrate", 3}, {NULL, 0}};
+  opt = make(6, 17, 0.1, x0, w3, 0);
+  double sum = 0, a_after[5];
+  for (int g = 0; g < 5; g++) {
+    ng_opt_info in;
+    ng_opt_get_info(opt, &in);
+    step(opt, plain_sphere, NULL, X);
+    double gk[6] = {0}, ck = in.sigma, mk = 0;
+    for (size_t j = 0; j < 2; j++) {
+      const double *xp = X + 2 * j * 6, *xm = xp + 6;
+      double slope = (sphere(xp, 6) - sphere(xm, 6)) / (2 * ck);
+      for (size_t i = 0; i < 6; i++)
+        gk[i] += 0.5 * slope * (xp[i] - xm[i]) / (2 * ck);
+    }
+    for (size_t i = 0; i < 6; i++)
+      mk += fabs(gk[i]) / 6;
+    saved_f64(opt, "algo/gains", gains, 2);
+    a_after[g] = gains[0];
+    if (g < 3) {
+      sum += mk;
+      double want = 0.25 * pow(g + 1.0 + 30.0, 0.602) / (sum / (g + 1.0));
+      if (!(fabs(gains[0] - want) < 1e-9 * want))
+        fail_msg("step %d: a = %.17g, want %.17g", g, gains[0], want);
+    }
+  }
+  assert_true(a_after[3] == a_after[2] && a_after[4] == a_after[2]);
   ng_opt_destroy(&opt);
 
   /* no finite pair in the first generation: not yet calibrated */
@@ -628,7 +659,7 @@ static void centred_direction(const double *draws, size_t n, size_t S, double *d
 static void check_centred(size_t N, size_t S, int gaussian) {
   enum { POP = 2, GENS = 60 };
   const param params[] = {
-      {"spsa_center", (double)S}, {"spsa_gaussian", gaussian}, {"spsa_a", 1.0}, {"maxiter", 200}, {NULL, 0}};
+      {"spsa_center", (double)S}, {"spsa_gaussian", gaussian}, {"maxiter", 200}, {NULL, 0}};
   double x0[MAXN], X[POP * MAXN], Y[POP * MAXN], theta[MAXN], draws[MAXN], d[MAXN], after[MAXN];
   for (size_t i = 0; i < N; i++)
     x0[i] = 0.1 * (double)((i * 7) % 5) - 0.2;
@@ -687,8 +718,7 @@ static void check_centred(size_t N, size_t S, int gaussian) {
   ng_state *st = NULL;
   check(ng_state_create(&st), "state");
   check(ng_opt_save(opt, st), "save");
-  const param other[] = {
-      {"spsa_center", 1}, {"spsa_gaussian", gaussian}, {"spsa_a", 1.0}, {"maxiter", 200}, {NULL, 0}};
+  const param other[] = {{"spsa_center", 1}, {"spsa_gaussian", gaussian}, {"maxiter", 200}, {NULL, 0}};
   ng_opt *b = make(N, 17, 0.3, x0, other, POP);
   assert_int_equal(ng_opt_load(b, st), NG_EMISMATCH);
   assert_non_null(strstr(ng_errmsg(), "spsa_center"));
@@ -697,12 +727,33 @@ static void check_centred(size_t N, size_t S, int gaussian) {
   ng_opt_destroy(&opt);
 }
 
+/* The final loss of 60 steps on the 4-expert, 2-group softmax loss with calibration window W. */
+static double softmax_run(double window) {
+  enum { N = 8, S = 2 };
+  const param params[] = {{"spsa_center", S}, {"spsa_calibrate", window}, {"maxiter", 200}, {NULL, 0}};
+  double x0[N], X[2 * N];
+  for (size_t i = 0; i < N; i++)
+    x0[i] = 0.1 * (double)((i * 7) % 5) - 0.2;
+  ng_opt *opt = make(N, 17, 0.3, x0, params, 2);
+  soft_ctx ctx = {S};
+  for (int g = 0; g < 60; g++)
+    step(opt, softmax_loss, &ctx, X);
+  double f = softmax_loss(ng_opt_mean(opt), N, 0, 0, &ctx);
+  ng_opt_destroy(&opt);
+  return f;
+}
+
 static void test_centred(void **state) {
   (void)state;
   for (int gaussian = 0; gaussian <= 1; gaussian++) {
     check_centred(6, 3, gaussian); /* 2 experts, 3 groups */
     check_centred(8, 2, gaussian); /* 4 experts, 2 groups */
   }
+  /* why a is calibrated on several estimates: here the first one is small by chance, a calibrated on it
+   * alone throws theta into softmax saturation (a flat loss, where it stays), the default W = 5 does not */
+  double one = softmax_run(1), five = softmax_run(5);
+  printf("softmax loss after 60 steps: W = 5 %.6f, W = 1 %.6f\n", five, one);
+  if (!(five < 0.5 * one)) fail_msg("loss after 60 steps: W = 5 %.6f, W = 1 %.6f", five, one);
 }
 
 /* ---- 7. errors
@@ -755,6 +806,8 @@ static void test_bad_params(void **state) {
       {"spsa_center", 3, 0, "spsa_center"},   /* classes of one coordinate */
       {"spsa_center", 0.5, 0, "spsa_center"}, /* not an integer */
       {"spsa_center", -1, 0, "spsa_center"},
+      {"spsa_calibrate", 0, 0, "spsa_calibrate"},
+      {"spsa_calibrate", 2.5, 0, "spsa_calibrate"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     ng_opt *opt = NULL;
