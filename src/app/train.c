@@ -206,8 +206,7 @@ static int validate(const ng_train_config *cfg, trainer *t, double *loss, double
     NG_CALL(ng_nn_forward(t->model, params, t->vwork, t->xb, b, &out));
     sum += batch_loss(cfg, t, out, b, NULL) * (double)b;
     if (t->conf) {
-      /* a binary model that stores a decision threshold (retrofit) is measured at it, as `nograd eval` does
-       */
+      /* a binary model with a stored decision threshold (retrofit) is measured at it, as eval does */
       double thr = ng_model_threshold(t->model);
       if (!isnan(thr) && ng_model_output_size(t->model) == 2)
         NG_CALL(ng_confusion_add_threshold(t->conf, out, t->lb, b, thr));
