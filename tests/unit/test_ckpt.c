@@ -11,6 +11,8 @@
 #include <stdint.h>
 // cmocka needs the above first
 #include <cmocka.h>
+
+#include "unit.h"
 #include <dirent.h>
 #include <fcntl.h>
 #include <float.h>
@@ -33,10 +35,6 @@
 
 static char tmpdir[256];
 
-static void check(int status, const char *what) {
-  if (status != NG_OK) fail_msg("%s: %s: %s", what, ng_strerror(status), ng_errmsg());
-}
-
 /* A path in the test's directory (one of a few rotating buffers). */
 static const char *tpath(const char *name) {
   static char bufs[8][512];
@@ -44,10 +42,6 @@ static const char *tpath(const char *name) {
   char *b = bufs[next++ % 8];
   snprintf(b, sizeof bufs[0], "%s/%s", tmpdir, name);
   return b;
-}
-
-static void assert_contains(const char *haystack, const char *needle) {
-  if (!strstr(haystack, needle)) fail_msg("expected '%s' in: %s", needle, haystack);
 }
 
 static void assert_lacks(const char *haystack, const char *needle) {

@@ -7,6 +7,8 @@
 #include <stdint.h>
 // cmocka needs the above first
 #include <cmocka.h>
+
+#include "unit.h"
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -27,10 +29,6 @@ static const char *tmp_path(const char *name) {
   k = (k + 1) % 4;
   snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
   return buf[k];
-}
-
-static void check(int status, const char *what) {
-  if (status != NG_OK) fail_msg("%s: %s: %s", what, ng_strerror(status), ng_errmsg());
 }
 
 static void expect_error(int status, int expected, const char *fragment) {

@@ -8,6 +8,8 @@
 #include <stdint.h>
 // cmocka needs the above first
 #include <cmocka.h>
+
+#include "unit.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,10 +25,6 @@
 #define PIX ((size_t)SIDE * SIDE)
 
 static char dir[256];
-
-static void check(int status, const char *what) {
-  if (status != NG_OK) fail_msg("%s: %s: %s", what, ng_strerror(status), ng_errmsg());
-}
 
 /* Rows [row0, row0+n) of a preset, malloc'd. */
 static void gen(const ng_domains_config *cfg, const char *domain, size_t n, uint64_t row0, float **x,

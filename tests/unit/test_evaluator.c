@@ -12,6 +12,8 @@
 #include <stdint.h>
 // cmocka needs the above first
 #include <cmocka.h>
+
+#include "unit.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -58,18 +60,6 @@ static double *candidates(size_t m) {
     x[i] = uniform();
   return x;
 }
-
-/* `status` must be `want` and the message must contain each of `words` (NULL-terminated). */
-static void assert_error(int status, int want, const char *context, const char *const *words) {
-  if (status != want)
-    fail_msg("%s: got status %d (%s), want %d (%s); message '%s'", context, status, ng_strerror(status), want,
-             ng_strerror(want), ng_errmsg());
-  for (size_t i = 0; words && words[i]; i++)
-    if (!strstr(ng_errmsg(), words[i]))
-      fail_msg("%s: message '%s' does not name '%s'", context, ng_errmsg(), words[i]);
-}
-
-#define WORDS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 static int count_fds(void) {
   DIR *d = opendir("/proc/self/fd");

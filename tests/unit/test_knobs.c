@@ -12,6 +12,8 @@
 #include <stdint.h>
 // cmocka needs the above first
 #include <cmocka.h>
+
+#include "unit.h"
 #include <malloc.h>
 #include <math.h>
 #include <mpi.h>
@@ -47,14 +49,6 @@ static const char *const MLP = "input 6\ndense fc1 8\ntanh\ndense fc2 4\n";
 static const char *const MLP_SOFTMAX = "input 6\ndense fc1 8\ntanh\ndense fc2 4\nsoftmax\n";
 static const char *const CONV_ONLY = "input 2 5 5\nconv2d conv1 3 3 padding=1\n";
 static const char *const BINARY = "input 5\ndense fc1 6\ntanh\ndense out 2\n";
-
-static void check(int status, const char *what) {
-  if (status != NG_OK) fail_msg("%s: %s: %s", what, ng_strerror(status), ng_errmsg());
-}
-
-static void assert_contains(const char *haystack, const char *needle) {
-  if (!strstr(haystack, needle)) fail_msg("expected '%s' in: %s", needle, haystack);
-}
 
 static const char *tpath(const char *name) {
   static char bufs[4][512];

@@ -8,6 +8,8 @@
 #include <stdint.h>
 // cmocka needs the above first
 #include <cmocka.h>
+
+#include "unit.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,10 +17,6 @@
 
 #include "nograd/error.h"
 #include "nograd/loss.h"
-
-static void check(int status, const char *what) {
-  if (status != NG_OK) fail_msg("%s: %s: %s", what, ng_strerror(status), ng_errmsg());
-}
 
 static void test_cross_entropy(void **state) {
   /* -log softmax(1, 2, 3)[2] = log(1 + e^-1 + e^-2) = 0.40760596444; for label 0: 2.40760596444 */

@@ -10,6 +10,8 @@
 #include <stdint.h>
 // cmocka needs the above first
 #include <cmocka.h>
+
+#include "unit.h"
 #include <malloc.h>
 #include <math.h>
 #include <stdio.h>
@@ -44,14 +46,6 @@ static const char *const LENET =
     "dense f3 10\n";
 
 static const char *const MLP = "input 784\ndense fc1 512\nrelu\ndense fc2 512\nrelu\ndense fc3 10\n";
-
-static void check(int status, const char *what) {
-  if (status != NG_OK) fail_msg("%s: %s: %s", what, ng_strerror(status), ng_errmsg());
-}
-
-static void assert_contains(const char *haystack, const char *needle) {
-  if (!strstr(haystack, needle)) fail_msg("expected '%s' in: %s", needle, haystack);
-}
 
 static const char *tpath(const char *name) {
   static char bufs[4][512];

@@ -12,6 +12,8 @@
 #include <stdint.h>
 // cmocka needs the above first
 #include <cmocka.h>
+
+#include "unit.h"
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -34,10 +36,6 @@
 #define CLASSES 3
 
 static char tmpdir[256];
-
-static void check(int status, const char *what) {
-  if (status != NG_OK) fail_msg("%s: %s: %s", what, ng_strerror(status), ng_errmsg());
-}
 
 static const char *tpath(const char *name) {
   static char bufs[4][512];

@@ -7,6 +7,8 @@
 #include <stdint.h>
 // cmocka needs the above first
 #include <cmocka.h>
+
+#include "unit.h"
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -43,18 +45,6 @@ static ng_opt *ready(const char *name, size_t n) {
   if (st != NG_OK) fail_msg("ng_opt_setup(%s): %s", name, ng_errmsg());
   return opt;
 }
-
-/* `status` must be `want` and the message must contain each of `words` (NULL-terminated; NULL: none). */
-static void assert_error(int status, int want, const char *context, const char *const *words) {
-  if (status != want)
-    fail_msg("%s: got status %d (%s), want %d (%s); message '%s'", context, status, ng_strerror(status), want,
-             ng_strerror(want), ng_errmsg());
-  for (size_t i = 0; words && words[i]; i++)
-    if (!strstr(ng_errmsg(), words[i]))
-      fail_msg("%s: message '%s' does not name '%s'", context, ng_errmsg(), words[i]);
-}
-
-#define WORDS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 static double sphere(const double *x, size_t n) {
   double f = 0;

@@ -8,6 +8,8 @@
 #include <stdint.h>
 // cmocka needs the above first
 #include <cmocka.h>
+
+#include "unit.h"
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -30,10 +32,6 @@ typedef struct {
 /* A loss of (x, generation, candidate index): the noise of a candidate is a function of where it was asked.
  */
 typedef double (*loss_fn)(const double *x, size_t n, int64_t gen, size_t k, void *ctx);
-
-static void check(int status, const char *what) {
-  if (status != NG_OK) fail_msg("%s: %s: %s", what, ng_strerror(status), ng_errmsg());
-}
 
 static ng_opt *make(size_t n, uint64_t seed, double sigma0, const double *x0, const param *params,
                     size_t popsize) {

@@ -7,6 +7,8 @@
 #include <stdint.h>
 // cmocka needs the above first
 #include <cmocka.h>
+
+#include "unit.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,10 +19,6 @@
 #include "nograd/opt.h"
 #include "nograd/rng.h"
 #include "nograd/synth.h"
-
-static void check(int status, const char *what) {
-  if (status != NG_OK) fail_msg("%s: %s: %s", what, ng_strerror(status), ng_errmsg());
-}
 
 static ng_synth *make(const char *kind, size_t rows, size_t d, size_t chunk, uint64_t seed) {
   ng_synth *s = NULL;
