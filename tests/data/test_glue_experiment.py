@@ -24,12 +24,12 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 
-SKIP = 77
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from datatest import SKIP, Checks, numpy_h5py, run_script, skip_without  # noqa: E402
+
 COLUMNS = ["dataset", "target", "arch", "seed", "method", "prior_loss", "prior_accuracy", "test_accuracy"]
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(HERE, "..", "..", "tools", "glue_experiment.sh")
@@ -40,35 +40,22 @@ def main():
         print(__doc__)
         return 2
     nograd, data = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-    if not os.path.isfile(os.path.join(data, "heart_disease", "processed.switzerland.data")):
-        print(f"SKIP: the real datasets are not here ({data}/heart_disease is absent); nothing to test")
+    if skip_without(data, ["heart_disease/processed.switzerland.data"]):
         return SKIP
-    try:
-        import h5py
-        import numpy as np
-    except ImportError as e:
-        print(f"SKIP: {e} (install python3-h5py and python3-numpy)")
+    mods = numpy_h5py()
+    if not mods:
         return SKIP
+    h5py, np = mods
 
-    failures = []
-
-    def check(cond, what):
-        print(("ok   " if cond else "FAIL ") + what)
-        if not cond:
-            failures.append(what)
+    check = Checks()
 
     tmp = tempfile.mkdtemp(prefix="ng_glue_exp_")
     base_args = ["--data", data, "--dataset", "heart", "--target", "switzerland", "--arch", "mlp", "--seeds", "1",
                  "--steps", "20", "--nograd", nograd]
 
     def run(*args, expect=0):
-        t = time.time()
-        p = subprocess.run(["bash", SCRIPT, *args], capture_output=True, text=True, timeout=600)
-        if p.returncode != expect:
-            print(p.stdout[-3000:], p.stderr[-3000:], sep="\n")
-        check(p.returncode == expect, f"exit {p.returncode} (expected {expect}) in {time.time() - t:.1f} s: "
-              f"glue_experiment.sh {' '.join(a.replace(data, 'DATA').replace(tmp, 'TMP') for a in args)}")
-        return p
+        shown = " ".join(a.replace(data, "DATA").replace(tmp, "TMP") for a in args)
+        return run_script(check, SCRIPT, args, expect, shown)
 
     out = os.path.join(tmp, "out")
     p = run(*base_args, "--out", out)
@@ -179,8 +166,7 @@ def main():
     check(not os.path.exists(os.path.join(bad, "runs")), "no run started on bad input")
 
     shutil.rmtree(tmp)
-    print(f"{len(failures)} failure(s)")
-    return 1 if failures else 0
+    return check.verdict()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ import subprocess
 import sys
 import tempfile
 
-SKIP = 77
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from datatest import SKIP, Checks, numpy_h5py, skip_without  # noqa: E402
+
 
 
 def main():
@@ -23,22 +25,14 @@ def main():
         print(__doc__)
         return 2
     nograd, data = sys.argv[1], os.path.abspath(sys.argv[2])
-    if not os.path.isfile(os.path.join(data, "README.md")):
-        print(f"SKIP: the real datasets are not here ({data} is absent); nothing to test")
+    if skip_without(data, ["README.md"]):
         return SKIP
-    try:
-        import h5py
-        import numpy as np
-    except ImportError as e:
-        print(f"SKIP: {e} (install python3-h5py and python3-numpy)")
+    mods = numpy_h5py()
+    if not mods:
         return SKIP
+    h5py, np = mods
 
-    failures = []
-
-    def check(cond, what):
-        print(("ok   " if cond else "FAIL ") + what)
-        if not cond:
-            failures.append(what)
+    check = Checks()
 
     tmp = tempfile.mkdtemp(prefix="ng_real_data_")
 
@@ -163,8 +157,7 @@ def main():
     check(not os.path.exists(out("bad.h5")) and not os.path.exists(out("bad.h5.tmp")), "no output file left by failures")
 
     subprocess.run(["rm", "-rf", tmp])
-    print(f"{len(failures)} failure(s)")
-    return 1 if failures else 0
+    return check.verdict()
 
 
 if __name__ == "__main__":

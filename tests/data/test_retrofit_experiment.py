@@ -32,9 +32,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
-SKIP = 77
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from datatest import SKIP, Checks, numpy_h5py, run_script, skip_without  # noqa: E402
+
 COLUMNS = ["dataset", "source", "target", "seed", "params", "metric", "budget", "evaluations", "lambda",
            "generations", "val_rows", "test_rows", "val_before", "val_after", "test_before", "test_after", "bound",
            "log_outputs", "delta", "kept_start", "source_val_error", "train_seconds", "retrofit_seconds", "seconds"]
@@ -50,35 +51,20 @@ def main():
         return 2
     nograd, data = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     need = ["heart_disease/processed.va.data", "mnist_test/t10k-images-idx3-ubyte.gz", "usps_test/zip.test.gz"]
-    missing = [n for n in need if not os.path.isfile(os.path.join(data, n))]
-    if missing:
-        print(f"SKIP: the real datasets are not here ({data}: no {', '.join(missing)}); nothing to test")
+    if skip_without(data, need):
         return SKIP
-    try:
-        import h5py
-        import numpy as np
-    except ImportError as e:
-        print(f"SKIP: {e} (install python3-h5py and python3-numpy)")
+    mods = numpy_h5py()
+    if not mods:
         return SKIP
+    h5py, np = mods
 
-    failures = []
-
-    def check(cond, what):
-        print(("ok   " if cond else "FAIL ") + what)
-        if not cond:
-            failures.append(what)
+    check = Checks()
 
     tmp = tempfile.mkdtemp(prefix="ng_retrofit_exp_")
 
     def run(*args, expect=0):
-        t = time.time()
-        p = subprocess.run(["bash", SCRIPT, *args, "--nograd", nograd], capture_output=True, text=True, timeout=600)
-        if p.returncode != expect:
-            print(p.stdout[-3000:], p.stderr[-3000:], sep="\n")
         shown = " ".join(a.replace(data, "DATA").replace(tmp, "TMP") for a in args)
-        check(p.returncode == expect, f"exit {p.returncode} (expected {expect}) in {time.time() - t:.1f} s: "
-              f"retrofit_experiment.sh {shown}")
-        return p
+        return run_script(check, SCRIPT, [*args, "--nograd", nograd], expect, shown)
 
     def rows_of(path):
         with open(path) as f:
@@ -226,8 +212,7 @@ def main():
     check(not os.path.exists(os.path.join(bad, "results.csv")), "no results.csv from bad input")
 
     shutil.rmtree(tmp)
-    print(f"{len(failures)} failure(s)")
-    return 1 if failures else 0
+    return check.verdict()
 
 
 if __name__ == "__main__":
