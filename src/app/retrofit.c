@@ -201,6 +201,22 @@ static int measure(MPI_Comm comm, const ng_model *m, const char *path, const ng_
   return st;
 }
 
+/* Collective: the metric of the model with the knobs at x on the validation set, and on the test set when
+ * test is not NULL (else *test_value is left alone). */
+static int measure_point(MPI_Comm comm, const rf_ctx *c, const double *x, const ng_nn_objective_config *oc,
+                         const char *valpath, const char *test, double *val_value, double *test_value) {
+  float *params = malloc((c->nparams + 1) * sizeof *params);
+  double threshold = NAN;
+  int st = params ? NG_OK : ng_error(NG_ENOMEM, "retrofit: out of memory");
+  if (st == NG_OK) ng_knobs_apply(c->knobs, ng_model_params_const(c->model), x, params, &threshold);
+  if (c->cfg_ce) threshold = NAN;
+  st = ng_dist_agree(comm, st);
+  if (st == NG_OK) st = measure(comm, c->model, valpath, oc, params, threshold, val_value);
+  if (st == NG_OK && test) st = measure(comm, c->model, test, oc, params, threshold, test_value);
+  free(params);
+  return st;
+}
+
 /* The evaluator's score of the start x0, before the search (the start is a candidate too: see "after"),
  * reduced as the engine reduces a candidate's: each rank asks its own evaluator about its block of chunks
  * (as candidate 0 of generation NG_FRAME_GENERATION_START), rank 0 adds the (loss, count) pairs in chunk
@@ -425,7 +441,6 @@ int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_retrofit_re
   char tmpdir[4096] = "", valpath[4200] = "", *config = NULL;
   size_t *class_rows = NULL, C = 0, T = 0, chunk_rows = cfg->chunk_rows ? cfg->chunk_rows : RF_DEFAULT_CHUNK;
   double *x0 = NULL, *lo = NULL, *hi = NULL;
-  float *before = NULL;
   ng_history history = {0};
   ng_nn_loss loss = NG_NN_LOSS_ERROR;
   const char *metric = cfg->metric ? cfg->metric : "error";
@@ -545,14 +560,7 @@ int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_retrofit_re
 
   /* ---- before ---- */
   if (c.model && !cfg->evaluator) {
-    before = malloc((c.nparams + 1) * sizeof *before);
-    double bt = NAN;
-    if (!before) st = ng_error(NG_ENOMEM, "retrofit: out of memory");
-    if (st == NG_OK) ng_knobs_apply(c.knobs, ng_model_params_const(c.model), x0, before, &bt);
-    if (c.cfg_ce) bt = NAN;
-    st = ng_dist_agree(comm, st);
-    if (st == NG_OK) st = measure(comm, c.model, valpath, &oc, before, bt, &res->val_before);
-    if (st == NG_OK && cfg->test) st = measure(comm, c.model, cfg->test, &oc, before, bt, &res->test_before);
+    st = measure_point(comm, &c, x0, &oc, valpath, cfg->test, &res->val_before, &res->test_before);
     if (st != NG_OK) goto out;
     c.written_f = res->val_before; /* the model at --out only ever improves on the start */
   } else {
@@ -637,15 +645,7 @@ int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_retrofit_re
   MPI_Bcast(&res->kept_start, 1, MPI_INT, 0, comm);
   res->x_best = xb;
   if (c.model && !cfg->evaluator) {
-    float *after = malloc((c.nparams + 1) * sizeof *after);
-    double at = NAN;
-    if (!after) st = ng_error(NG_ENOMEM, "retrofit: out of memory");
-    if (st == NG_OK) ng_knobs_apply(c.knobs, ng_model_params_const(c.model), xb, after, &at);
-    if (c.cfg_ce) at = NAN;
-    st = ng_dist_agree(comm, st);
-    if (st == NG_OK) st = measure(comm, c.model, valpath, &oc, after, at, &res->val_after);
-    if (st == NG_OK && cfg->test) st = measure(comm, c.model, cfg->test, &oc, after, at, &res->test_after);
-    free(after);
+    st = measure_point(comm, &c, xb, &oc, valpath, cfg->test, &res->val_after, &res->test_after);
     if (st != NG_OK) goto out;
   }
   if (c.model && cfg->out && rank == 0) { /* the final model, also when no generation improved on x0 */
@@ -691,6 +691,5 @@ out:
   free(x0);
   free(lo);
   free(hi);
-  free(before);
   return st;
 }

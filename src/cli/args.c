@@ -187,3 +187,10 @@ int ng_args_vector(const char *s, size_t n, double *out) {
   }
   return count == n ? 0 : (int)count;
 }
+
+void ng_args_command_line(int argc, char **argv, char *buf, size_t len) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (int i = 0; i < argc && used < len - 1; i++)
+    used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? " " : "", argv[i]);
+}

@@ -53,6 +53,9 @@ int ng_args_doubles(const char *s, double *out, size_t cap, size_t *count);
  * malformed list, or the count of values when it is neither 1 nor n. */
 int ng_args_vector(const char *s, size_t n, double *out);
 
+/* The command line, words joined by spaces, into buf (len bytes; cut there), for checkpoints and logs. */
+void ng_args_command_line(int argc, char **argv, char *buf, size_t len);
+
 /* Whether the option named `name` was given. */
 bool ng_args_seen(const ng_arg *table, size_t count, const char *name);
 

@@ -227,9 +227,7 @@ int ng_cmd_glue(MPI_Comm comm, int argc, char **argv) {
     if (checkpoint && !(ckpt_paths[i] = all ? with_suffix(checkpoint, name) : strdup(checkpoint))) goto done;
   }
   char command_line[4096];
-  size_t used = 0;
-  for (int i = 0; i < argc && used < sizeof command_line - 1; i++)
-    used += (size_t)snprintf(command_line + used, sizeof command_line - used, "%s%s", i ? " " : "", argv[i]);
+  ng_args_command_line(argc, argv, command_line, sizeof command_line);
   ng_glue_config cfg = {.experts = expert.items,
                         .nexperts = expert.count,
                         .target_train = target_train,

@@ -117,9 +117,7 @@ int ng_cmd_retrofit(MPI_Comm comm, int argc, char **argv) {
     goto done;
   }
   char command_line[4096];
-  size_t used = 0;
-  for (int i = 0; i < argc && used < sizeof command_line - 1; i++)
-    used += (size_t)snprintf(command_line + used, sizeof command_line - used, "%s%s", i ? " " : "", argv[i]);
+  ng_args_command_line(argc, argv, command_line, sizeof command_line);
   cfg.command_line = command_line;
   cfg.progress = (quiet || json || rank != 0) ? NULL : stderr;
   int st = ng_app_retrofit(comm, &cfg, &res);
