@@ -27,7 +27,7 @@
  * of its evaluate is an error (NG_EIO with the plugin's message), not a restart.
  *
  * None of these functions is collective, and none is thread-safe on one evaluator; the caller agrees on
- * statuses across ranks (ng_dist_agree) and adds the rank to messages. */
+ * statuses across ranks (ng_engine_agree) and adds the rank to messages. */
 #ifndef NOGRAD_EVALUATOR_H
 #define NOGRAD_EVALUATOR_H
 
@@ -35,7 +35,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "nograd/dist.h"
+#include "nograd/objective.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -115,7 +115,7 @@ void ng_evaluator_get_stats(const ng_evaluator *ev, ng_evaluator_stats *out);
 /* The spec as given ("exec:./score.py --fast"), for messages. */
 const char *ng_evaluator_spec(const ng_evaluator *ev);
 
-/* The bridge to the engine (nograd/dist.h): fills obj's n, nchunks, eval, eval_batch and ctx (load NULL,
+/* The bridge to the engine (nograd/objective.h): fills obj's n, nchunks, eval, eval_batch and ctx (load NULL,
  * nstats 0). The engine calls eval_batch, so all of a rank's candidates of a chunk travel in one request
  * (one frame, one plugin call; `first` is the first one's index in the generation); each loss is the
  * chunk's sum and its count the count. eval, one candidate per request, gives the same numbers at one round

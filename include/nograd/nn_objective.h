@@ -1,4 +1,4 @@
-/* A neural network's loss on a dataset as an objective of the distributed engine (nograd/dist.h).
+/* A neural network's loss on a dataset as an objective of the distributed engine (nograd/objective.h).
  *
  * A candidate x (n doubles) becomes (part of) the model's float32 parameter vector: by default all of it
  * (n = nparams, params[i] = (float)x[i]), or the elements of a list of named tensors ("fc2.weight",
@@ -39,7 +39,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "nograd/dist.h"
+#include "nograd/objective.h"
+#include "nograd/data.h"
 #include "nograd/nn.h"
 
 #ifdef __cplusplus
@@ -135,6 +136,12 @@ int ng_nn_objective_eval_stats(ng_nn_objective *o, const double *x, size_t chunk
  * that is not binary. No allocation. */
 int ng_nn_objective_eval_params(ng_nn_objective *o, const float *params, double threshold, size_t chunk,
                                 double *stats);
+
+/* Checks that a model fits a dataset: the same input shape (a vector model also takes image rows of as many
+ * floats), and outputs that match the data: at least two classes for labels, t outputs for t targets.
+ * NG_EMISMATCH names both files and both shapes. Not collective. */
+int ng_model_check_fit(const ng_model *m, const char *model_path, const ng_data_info *info,
+                     const char *data_path);
 
 #ifdef __cplusplus
 }

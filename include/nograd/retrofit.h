@@ -9,7 +9,7 @@
  * model over a plain search vector. With a model and an evaluator, the evaluator scores the knob vector and
  * is told the model's path (nograd/plugin.h); nograd measures nothing itself. The start is scored too (the
  * metric on the validation rows, or the evaluator's score), outside the budget, and returned unchanged when
- * no candidate beats it. The search runs through the engine (nograd/dist.h), so the retrofitted model is the
+ * no candidate beats it. The search runs through the engine (nograd/engine.h), so the retrofitted model is the
  * same bits for any number of ranks.
  *
  * The bound (README.md, "The overfitting bound"): with its seed fixed, CMA-ES sees the losses only through

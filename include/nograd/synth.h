@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "nograd/dist.h"
+#include "nograd/objective.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -73,12 +73,6 @@ typedef struct {
  * training loss became NaN or infinite. On failure no output file is left. */
 int ng_app_train(MPI_Comm comm, const ng_train_config *config, ng_train_result *res);
 
-/* Checks that a model fits a dataset: the same input shape (a vector model also takes image rows of as many
- * floats), and outputs that match the data: at least two classes for labels, t outputs for t targets.
- * NG_EMISMATCH names both files and both shapes. Not collective. */
-int ng_app_check_fit(const ng_model *m, const char *model_path, const ng_data_info *info,
-                     const char *data_path);
-
 /* Metrics of `nograd eval`: the four of nograd/loss.h, then these. */
 #define NG_EVAL_THRESHOLD_ERROR NG_METRIC_COUNT  /* binary: class 1 when softmax[1] >= threshold */
 #define NG_EVAL_TOP5_ERROR (NG_METRIC_COUNT + 1) /* label not among the 5 highest logits */
@@ -110,7 +104,7 @@ typedef struct {
 } ng_eval_result;
 
 /* Evaluates a model on a dataset. Collective over comm; the result is complete on rank 0. Every rank returns
- * the same status (agreed with ng_dist_agree); rank 0 holds the message: NG_EIO / NG_EFORMAT / NG_ENUMERIC
+ * the same status (agreed with ng_engine_agree); rank 0 holds the message: NG_EIO / NG_EFORMAT / NG_ENUMERIC
  * naming the file and HDF5 path or tensor, NG_EMISMATCH naming both shapes or the row whose label is outside
  * the model's classes, NG_EINVAL for a metric that does not fit the data (a classification metric with
  * targets, threshold_error without two classes). Allocates only before the first batch. */

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "nograd/data.h"
-#include "nograd/dist.h"
+#include "nograd/engine.h"
 #include "nograd/domains.h"
 #include "nograd/error.h"
 #include "nograd/glue.h"
@@ -246,7 +246,7 @@ static int run_seed(const demo_run *r, size_t s) {
   double t = ng_time_now();
   int st = NG_OK;
   if (r->rank == 0) st = write_data(r->dir, seed, res->source_rows);
-  NG_CALL(ng_dist_agree(r->comm, st));
+  NG_CALL(ng_engine_agree(r->comm, st));
   if (r->progress)
     fprintf(r->progress, "seed %llu: data written (%.1f s)\n", (unsigned long long)seed, ng_time_now() - t);
 
@@ -369,7 +369,7 @@ int ng_app_demo(MPI_Comm comm, const ng_demo_config *cfg, ng_demo_result *res) {
       st = write_spec(spec);
     }
   }
-  st = ng_dist_agree(comm, st);
+  st = ng_engine_agree(comm, st);
   if (st == NG_OK) MPI_Bcast(dir, DEMO_PATH_MAX, MPI_CHAR, 0, comm);
   demo_run r = {.comm = comm,
                 .rank = rank,

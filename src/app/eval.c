@@ -1,7 +1,7 @@
 /* `nograd eval`: the loss and exact metrics of a model on a dataset, data-parallel and the same bits for any
  * number of ranks.
  *
- * The rows are cut into chunks of cfg->chunk_rows; rank r owns the contiguous block ng_dist_block(nchunks, P,
+ * The rows are cut into chunks of cfg->chunk_rows; rank r owns the contiguous block ng_engine_block(nchunks, P,
  * r) and reads only its rows, batch by batch, each batch starting at a multiple of the batch size within its
  * chunk (so a row meets the same sgemm blocking whatever P is). A chunk yields one loss sum (double, added
  * batch by batch in row order); rank 0 gathers them and adds them in chunk order. Confusion counts and error
@@ -19,9 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nograd/dist.h"
+#include "nograd/engine.h"
 #include "nograd/error.h"
 #include "nograd/timer.h"
+#include "nograd/nn_objective.h"
 #include "nograd/train.h"
 
 static const char *const extra_names[] = {"threshold_error", "top5_error"};
@@ -36,40 +37,6 @@ int ng_eval_metric_from_name(const char *name) {
   for (int k = 0; name && k < NG_EVAL_NMETRICS; k++)
     if (strcmp(ng_eval_metric_name(k), name) == 0) return k;
   return -1;
-}
-
-static void shape_text(char *buf, size_t len, size_t ndim, const size_t *dims) {
-  size_t used = 0;
-  buf[0] = '\0';
-  for (size_t k = 0; k < ndim && used < len; k++)
-    used += (size_t)snprintf(buf + used, len - used, "%s%zu", k ? "x" : "", dims[k]);
-}
-
-int ng_app_check_fit(const ng_model *m, const char *model_path, const ng_data_info *info,
-                     const char *data_path) {
-  size_t ndim, shape[3], mdims = 1;
-  ng_model_input_shape(m, &ndim, shape);
-  for (size_t k = 0; k < ndim; k++)
-    mdims *= shape[k];
-  bool same = ndim == (size_t)info->xrank;
-  for (size_t k = 0; same && k < ndim; k++)
-    same = shape[k] == info->xdims[k];
-  if (!same && !(ndim == 1 && mdims == info->d)) {
-    char a[96], b[96];
-    shape_text(a, sizeof a, ndim, shape);
-    shape_text(b, sizeof b, (size_t)info->xrank, info->xdims);
-    return ng_error(NG_EMISMATCH, "%s: the model's input is %s (/model/spec), but the rows of %s (/x) are %s",
-                    model_path, a, data_path, b);
-  }
-  size_t out = ng_model_output_size(m);
-  if (info->t && out != info->t)
-    return ng_error(NG_EMISMATCH, "%s: the model has %zu outputs, but %s (/y) has %zu targets per row",
-                    model_path, out, data_path, info->t);
-  if (!info->t && out < 2)
-    return ng_error(NG_EMISMATCH,
-                    "%s: the model has %zu output, but %s (/y) holds class labels (need >= 2 outputs)",
-                    model_path, out, data_path);
-  return NG_OK;
 }
 
 /* One rank's share of the work, and everything it allocates. */
@@ -102,7 +69,7 @@ static int setup(const ng_eval_config *cfg, int rank, int size, eval_state *s) {
   NG_CALL(ng_model_read(cfg->model, &s->model));
   NG_CALL(ng_dataset_open(cfg->data, &s->ds));
   const ng_data_info *info = ng_dataset_info(s->ds);
-  NG_CALL(ng_app_check_fit(s->model, cfg->model, info, cfg->data));
+  NG_CALL(ng_model_check_fit(s->model, cfg->model, info, cfg->data));
   size_t classes = ng_model_output_size(s->model);
   s->decision = classes == 2 ? ng_model_threshold(s->model) : NAN;
   s->threshold = cfg->threshold;
@@ -119,7 +86,7 @@ static int setup(const ng_eval_config *cfg, int rank, int size, eval_state *s) {
                       cfg->model, classes);
   }
   size_t nchunks = (info->n + cfg->chunk_rows - 1) / cfg->chunk_rows;
-  ng_dist_block(nchunks, (size_t)size, (size_t)rank, &s->first_chunk, &s->nchunks);
+  ng_engine_block(nchunks, (size_t)size, (size_t)rank, &s->first_chunk, &s->nchunks);
   size_t batch = cfg->batch < cfg->chunk_rows ? cfg->batch : cfg->chunk_rows;
   NG_CALL(ng_nn_work_create(s->model, batch, false, &s->work));
   if (!info->t) NG_CALL(ng_confusion_create(classes, &s->conf));
@@ -197,12 +164,12 @@ static int combine(MPI_Comm comm, int rank, int size, const ng_eval_config *cfg,
     else
       for (int r = 0; r < size; r++) {
         size_t first, count;
-        ng_dist_block(nchunks, (size_t)size, (size_t)r, &first, &count);
+        ng_engine_block(nchunks, (size_t)size, (size_t)r, &first, &count);
         recv[r] = (int)count;
         displ[r] = (int)first;
       }
   }
-  st = ng_dist_agree(comm, st);
+  st = ng_engine_agree(comm, st);
   if (st) goto done;
   NG_TRY(st,
          mpi_status(
@@ -266,13 +233,13 @@ int ng_app_eval(MPI_Comm comm, const ng_eval_config *cfg, ng_eval_result *res) {
                     "eval: a model, a dataset, batch >= 1, chunk rows >= 1 and a threshold in [0, "
                     "1] (or NaN: the model's own) are needed");
   st = setup(cfg, rank, size, &s);
-  NG_TRY(st, ng_dist_agree(comm, st), done);
+  NG_TRY(st, ng_engine_agree(comm, st), done);
   int64_t counts[3] = {0, 0, 0}; /* threshold errors, top-5 errors, rows */
   double fwd = 0;
   st = run_chunks(cfg, &s, counts, &fwd);
-  NG_TRY(st, ng_dist_agree(comm, st), done);
+  NG_TRY(st, ng_engine_agree(comm, st), done);
   st = combine(comm, rank, size, cfg, &s, counts, fwd, res);
-  NG_TRY(st, ng_dist_agree(comm, st), done);
+  NG_TRY(st, ng_engine_agree(comm, st), done);
   if (rank == 0) res->seconds = ng_time_now() - t0;
 done:
   state_free(&s);

@@ -15,7 +15,7 @@
 
 #include "nograd/app.h"
 #include "nograd/data.h"
-#include "nograd/dist.h"
+#include "nograd/engine.h"
 #include "nograd/loss.h"
 #include "nograd/error.h"
 #include "nograd/nn.h"
@@ -479,7 +479,7 @@ static int split_open(MPI_Comm comm, const ng_model *m, const char *path, size_t
   if (!oc.use_threshold) oc.threshold = 0.5;
   NG_CALL(ng_nn_objective_create(m, path, &oc, &s->err));
   s->nchunks = ng_nn_objective_chunks(s->ce);
-  ng_dist_block(s->nchunks, (size_t)size, (size_t)rank, &s->first, &s->count);
+  ng_engine_block(s->nchunks, (size_t)size, (size_t)rank, &s->first, &s->count);
   NG_CALL(ng_nn_objective_load(s->ce, s->first, s->count));
   NG_CALL(ng_nn_objective_load(s->err, s->first, s->count));
   s->part = malloc((3 * s->count + 1) * sizeof *s->part);
@@ -489,7 +489,7 @@ static int split_open(MPI_Comm comm, const ng_model *m, const char *path, size_t
   if (!s->part || !s->all || !s->counts || !s->displs) return ng_error(NG_ENOMEM, "glue: out of memory");
   for (int r = 0; r < size; r++) {
     size_t f, n;
-    ng_dist_block(s->nchunks, (size_t)size, (size_t)r, &f, &n);
+    ng_engine_block(s->nchunks, (size_t)size, (size_t)r, &f, &n);
     s->counts[r] = (int)(3 * n);
     s->displs[r] = (int)(3 * f);
   }
@@ -507,7 +507,7 @@ static int split_eval(MPI_Comm comm, split *s, const double *params, double *los
     s->part[3 * i + 1] = rows;
     s->part[3 * i + 2] = err;
   }
-  NG_CALL(ng_dist_agree(comm, st));
+  NG_CALL(ng_engine_agree(comm, st));
   MPI_Gatherv(s->part, (int)(3 * s->count), MPI_DOUBLE, s->all, s->counts, s->displs, MPI_DOUBLE, 0, comm);
   double r[2] = {0, 0};
   int rank;
@@ -581,7 +581,7 @@ static int fullgrad_open(MPI_Comm comm, const glue_ctx *c, const char *path, siz
   f->classes = ng_model_output_size(m);
   f->batch = chunk_rows < NG_NN_OBJECTIVE_BATCH ? chunk_rows : NG_NN_OBJECTIVE_BATCH;
   f->nchunks = (total + chunk_rows - 1) / chunk_rows;
-  ng_dist_block(f->nchunks, (size_t)size, (size_t)rank, &f->first, &f->count);
+  ng_engine_block(f->nchunks, (size_t)size, (size_t)rank, &f->first, &f->count);
   size_t r0 = f->first * chunk_rows, r1 = (f->first + f->count) * chunk_rows;
   if (r1 > total) r1 = total;
   f->rows = r1 > r0 ? r1 - r0 : 0;
@@ -600,7 +600,7 @@ static int fullgrad_open(MPI_Comm comm, const glue_ctx *c, const char *path, siz
   NG_CALL(st);
   for (int r = 0; r < size; r++) {
     size_t first, count;
-    ng_dist_block(f->nchunks, (size_t)size, (size_t)r, &first, &count);
+    ng_engine_block(f->nchunks, (size_t)size, (size_t)r, &first, &count);
     f->counts[r] = (int)(w * count);
     f->displs[r] = (int)(w * first);
   }
@@ -649,7 +649,7 @@ static int run_fullgrad(MPI_Comm comm, glue_ctx *c, const ng_glue_config *cfg, f
   size_t steps = cfg->steps ? cfg->steps : GLUE_DEFAULT_STEPS;
   double lr = cfg->lr > 0 ? cfg->lr : GLUE_DEFAULT_LR, b1 = 0.9, b2 = 0.999, eps = 1e-8;
   double *mom = calloc(2 * n + W, sizeof *mom);
-  if (!mom) return ng_dist_agree(comm, ng_error(NG_ENOMEM, "--method fullgrad: out of memory"));
+  if (!mom) return ng_engine_agree(comm, ng_error(NG_ENOMEM, "--method fullgrad: out of memory"));
   double *vel = mom + n, *g = vel + n;
   int st = NG_OK;
   for (size_t t = 0; t < steps && st == NG_OK; t++) {
@@ -659,7 +659,7 @@ static int run_fullgrad(MPI_Comm comm, glue_ctx *c, const ng_glue_config *cfg, f
       f->params[i] = (float)c->mixed[i];
     for (size_t i = 0; i < f->count && st == NG_OK; i++)
       st = fullgrad_chunk(c, f, i, t, f->part + i * W);
-    st = ng_dist_agree(comm, st);
+    st = ng_engine_agree(comm, st);
     if (st != NG_OK) break;
     MPI_Gatherv(f->part, (int)(W * f->count), MPI_DOUBLE, f->all, f->counts, f->displs, MPI_DOUBLE, 0, comm);
     if (rank == 0) {
@@ -679,7 +679,7 @@ static int run_fullgrad(MPI_Comm comm, glue_ctx *c, const ng_glue_config *cfg, f
       w[j] -= lr * (mom[j] / c1) / (sqrt(vel[j] / c2) + eps);
     }
     if (!isfinite(g[n]))
-      st = ng_dist_agree(
+      st = ng_engine_agree(
           comm, ng_error(NG_ENUMERIC, "--method fullgrad: the train loss is %g at step %zu", g[n] / rows, t));
   }
   if (st == NG_OK) softmax(c->K, c->L, w, c->coef);
@@ -691,7 +691,7 @@ static int run_fullgrad(MPI_Comm comm, glue_ctx *c, const ng_glue_config *cfg, f
     if (st == NG_OK) st = ng_state_put_scalar(state, "adam/lr", lr);
   }
   free(mom);
-  return ng_dist_agree(comm, st);
+  return ng_engine_agree(comm, st);
 }
 
 /* ------------------------------------------------------------------------------------------------------ */
@@ -768,7 +768,7 @@ static int run_engine(MPI_Comm comm, glue_ctx *c, const ng_glue_config *cfg, int
       groups = g;
       break;
     }
-  st = ng_dist_agree(comm, st);
+  st = ng_engine_agree(comm, st);
   if (st != NG_OK) goto out;
   ng_engine_config ec = {.groups = groups,
                          .bcast = NG_BCAST_EXPLICIT,
@@ -798,7 +798,7 @@ static int run_engine(MPI_Comm comm, glue_ctx *c, const ng_glue_config *cfg, int
       curve[i] = history->rows[i * NG_HISTORY_NCOLS + NG_HIST_median];
     if (state) st = ng_opt_save(opt, state);
   }
-  st = ng_dist_agree(comm, st);
+  st = ng_engine_agree(comm, st);
   if (st != NG_OK) goto out;
   MPI_Bcast(w, (int)n, MPI_DOUBLE, 0, comm);
   memcpy(w_out, w, n * sizeof *w);
@@ -901,7 +901,7 @@ int ng_app_glue(MPI_Comm comm, const ng_glue_config *cfg, ng_glue_result *res) {
     if (!w || !curve) st = ng_error(NG_ENOMEM, "glue: out of memory for %zu steps", steps);
   }
   if (st == NG_OK && rank == 0 && cfg->checkpoint) st = ng_state_create(&opt_state);
-  st = ng_dist_agree(comm, st);
+  st = ng_engine_agree(comm, st);
   if (st != NG_OK || cfg->check_only) goto out;
 
   switch (cfg->method) {
@@ -994,7 +994,7 @@ int ng_app_glue(MPI_Comm comm, const ng_glue_config *cfg, ng_glue_result *res) {
       res->ncurve = 0;
     }
   }
-  st = ng_dist_agree(comm, st);
+  st = ng_engine_agree(comm, st);
 out:
   split_free(&val);
   split_free(&train);

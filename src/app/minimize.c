@@ -7,7 +7,7 @@
 
 #include "nograd/app.h"
 #include "nograd/ckpt.h"
-#include "nograd/dist.h"
+#include "nograd/engine.h"
 #include "nograd/error.h"
 #include "nograd/functions.h"
 #include "nograd/synth.h"
@@ -239,7 +239,7 @@ int ng_app_minimize(MPI_Comm comm, const ng_minimize_config *cfg, ng_minimize_re
     st = ng_error(NG_EINVAL, "--groups %d does not divide the %d ranks (P must be a multiple of G)", groups,
                   size);
   if (st == NG_OK && cfg->resume && rank == 0) st = resume(cfg, config, opt, &history);
-  st = ng_dist_agree(comm, st);
+  st = ng_engine_agree(comm, st);
   if (st != NG_OK) goto out;
 
   ng_engine_config ec = {.groups = groups,

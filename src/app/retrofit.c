@@ -10,7 +10,7 @@
 
 #include "nograd/app.h"
 #include "nograd/data.h"
-#include "nograd/dist.h"
+#include "nograd/engine.h"
 #include "nograd/error.h"
 #include "nograd/evaluator.h"
 #include "nograd/knobs.h"
@@ -160,7 +160,7 @@ static int measure(MPI_Comm comm, const ng_model *m, const char *path, const ng_
   if (st == NG_OK) {
     ns = ng_nn_objective_nstats(o);
     nch = ng_nn_objective_chunks(o);
-    ng_dist_block(nch, (size_t)size, (size_t)rank, &first, &count);
+    ng_engine_block(nch, (size_t)size, (size_t)rank, &first, &count);
     st = ng_nn_objective_load(o, first, count);
   }
   if (st == NG_OK) {
@@ -173,11 +173,11 @@ static int measure(MPI_Comm comm, const ng_model *m, const char *path, const ng_
   }
   for (size_t i = 0; st == NG_OK && i < count; i++)
     st = ng_nn_objective_eval_params(o, params, threshold, first + i, part + i * ns);
-  st = ng_dist_agree(comm, st);
+  st = ng_engine_agree(comm, st);
   if (st == NG_OK) {
     for (int r = 0; r < size; r++) {
       size_t f, n;
-      ng_dist_block(nch, (size_t)size, (size_t)r, &f, &n);
+      ng_engine_block(nch, (size_t)size, (size_t)r, &f, &n);
       counts[r] = (int)(ns * n);
       displs[r] = (int)(ns * f);
     }
@@ -210,7 +210,7 @@ static int measure_point(MPI_Comm comm, const rf_ctx *c, const double *x, const 
   int st = params ? NG_OK : ng_error(NG_ENOMEM, "retrofit: out of memory");
   if (st == NG_OK) ng_knobs_apply(c->knobs, ng_model_params_const(c->model), x, params, &threshold);
   if (c->cfg_ce) threshold = NAN;
-  st = ng_dist_agree(comm, st);
+  st = ng_engine_agree(comm, st);
   if (st == NG_OK) st = measure(comm, c->model, valpath, oc, params, threshold, val_value);
   if (st == NG_OK && test) st = measure(comm, c->model, test, oc, params, threshold, test_value);
   free(params);
@@ -227,7 +227,7 @@ static int score_start(MPI_Comm comm, ng_evaluator *ev, const double *x0, size_t
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &size);
   size_t first = 0, count = 0;
-  ng_dist_block(nch, (size_t)size, (size_t)rank, &first, &count);
+  ng_engine_block(nch, (size_t)size, (size_t)rank, &first, &count);
   double *part = calloc(2 * count + 1, sizeof *part), *all = malloc((2 * nch + 1) * sizeof *all);
   int *counts = malloc((size_t)size * sizeof *counts), *displs = malloc((size_t)size * sizeof *displs);
   int st = part && all && counts && displs ? NG_OK : ng_error(NG_ENOMEM, "retrofit: out of memory");
@@ -239,11 +239,11 @@ static int score_start(MPI_Comm comm, ng_evaluator *ev, const double *x0, size_t
     snprintf(msg, sizeof msg, "%s", ng_errmsg());
     st = ng_error(st, "%s (scoring the start, before the search)", msg);
   }
-  st = ng_dist_agree(comm, st);
+  st = ng_engine_agree(comm, st);
   if (st == NG_OK) {
     for (int r = 0; r < size; r++) {
       size_t f, n;
-      ng_dist_block(nch, (size_t)size, (size_t)r, &f, &n);
+      ng_engine_block(nch, (size_t)size, (size_t)r, &f, &n);
       counts[r] = (int)(2 * n);
       displs[r] = (int)(2 * f);
     }
@@ -555,7 +555,7 @@ int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_retrofit_re
     st = ng_evaluator_open(cfg->evaluator, &ecfg, &c.ev);
   }
   if (rank != 0) ng_opt_destroy(&opt);
-  st = ng_dist_agree(comm, st);
+  st = ng_engine_agree(comm, st);
   if (st != NG_OK) goto out;
 
   /* ---- before ---- */
@@ -589,7 +589,7 @@ int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_retrofit_re
       break;
     }
   if (!(config = config_text(cfg, optimizer, c.n))) {
-    st = ng_dist_agree(comm, ng_error(NG_ENOMEM, "retrofit: out of memory"));
+    st = ng_engine_agree(comm, ng_error(NG_ENOMEM, "retrofit: out of memory"));
     goto out;
   }
   char budget[64];
@@ -621,7 +621,7 @@ int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_retrofit_re
   /* ---- after ---- */
   double *xb = calloc(c.n, sizeof *xb);
   if (!xb) {
-    st = ng_dist_agree(comm, ng_error(NG_ENOMEM, "retrofit: out of memory"));
+    st = ng_engine_agree(comm, ng_error(NG_ENOMEM, "retrofit: out of memory"));
     goto out;
   }
   if (rank == 0) {
@@ -654,7 +654,7 @@ int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_retrofit_re
     if (st == NG_OK) st = ng_model_write(m, cfg->out);
     ng_model_destroy(&m);
   }
-  st = ng_dist_agree(comm, st);
+  st = ng_engine_agree(comm, st);
   if (st != NG_OK) goto out;
 
   /* ---- the bound ---- */

@@ -15,6 +15,7 @@
 #include "nograd/error.h"
 #include "nograd/rng.h"
 #include "nograd/timer.h"
+#include "nograd/nn_objective.h"
 #include "nograd/train.h"
 
 #define SPEC_MAX_BYTES (1 << 20) /* a spec file is a few lines; refuse anything absurd */
@@ -102,7 +103,7 @@ static int check_data(const ng_model *m, const char *model_path, const ng_data *
                       bool ce) {
   ng_data_info info = {.n = D->n, .d = D->d, .xrank = D->xrank, .t = D->t, .classes = D->classes};
   memcpy(info.xdims, D->xdims, sizeof info.xdims);
-  NG_CALL(ng_app_check_fit(m, model_path, &info, path));
+  NG_CALL(ng_model_check_fit(m, model_path, &info, path));
   if (ce && D->t) return ng_error(NG_EINVAL, "--loss ce: %s has float targets (/y), not class labels", path);
   size_t classes = ng_model_output_size(m);
   for (size_t i = 0; !D->t && i < D->n; i++)

@@ -8,7 +8,7 @@
 #include "cli/commands.h"
 #include "core/json.h"
 #include "nograd/app.h"
-#include "nograd/dist.h"
+#include "nograd/engine.h"
 #include "nograd/error.h"
 #include "nograd/functions.h"
 

@@ -8,6 +8,7 @@
 #include "nograd/nn_objective.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,40 @@
 #include "nograd/data.h"
 #include "nograd/error.h"
 #include "nograd/loss.h"
-#include "nograd/train.h"
+
+static void shape_text(char *buf, size_t len, size_t ndim, const size_t *dims) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (size_t k = 0; k < ndim && used < len; k++)
+    used += (size_t)snprintf(buf + used, len - used, "%s%zu", k ? "x" : "", dims[k]);
+}
+
+int ng_model_check_fit(const ng_model *m, const char *model_path, const ng_data_info *info,
+                     const char *data_path) {
+  size_t ndim, shape[3], mdims = 1;
+  ng_model_input_shape(m, &ndim, shape);
+  for (size_t k = 0; k < ndim; k++)
+    mdims *= shape[k];
+  bool same = ndim == (size_t)info->xrank;
+  for (size_t k = 0; same && k < ndim; k++)
+    same = shape[k] == info->xdims[k];
+  if (!same && !(ndim == 1 && mdims == info->d)) {
+    char a[96], b[96];
+    shape_text(a, sizeof a, ndim, shape);
+    shape_text(b, sizeof b, (size_t)info->xrank, info->xdims);
+    return ng_error(NG_EMISMATCH, "%s: the model's input is %s (/model/spec), but the rows of %s (/x) are %s",
+                    model_path, a, data_path, b);
+  }
+  size_t out = ng_model_output_size(m);
+  if (info->t && out != info->t)
+    return ng_error(NG_EMISMATCH, "%s: the model has %zu outputs, but %s (/y) has %zu targets per row",
+                    model_path, out, data_path, info->t);
+  if (!info->t && out < 2)
+    return ng_error(NG_EMISMATCH,
+                    "%s: the model has %zu output, but %s (/y) holds class labels (need >= 2 outputs)",
+                    model_path, out, data_path);
+  return NG_OK;
+}
 
 #define OBJ_ALIGN 64
 
@@ -210,7 +244,7 @@ int ng_nn_objective_create(const ng_model *model, const char *data_path, const n
   memcpy(o->path, data_path, strlen(data_path) + 1);
   NG_TRY(st, ng_dataset_open(data_path, &o->ds), fail);
   const ng_data_info *info = ng_dataset_info(o->ds);
-  NG_TRY(st, ng_app_check_fit(model, "the model", info, data_path), fail);
+  NG_TRY(st, ng_model_check_fit(model, "the model", info, data_path), fail);
   NG_TRY(st, check_loss(cfg, info, o->classes, data_path), fail);
   o->rows = info->n;
   o->d = info->d;

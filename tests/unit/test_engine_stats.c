@@ -1,5 +1,5 @@
 // ctest: LABELS unit TIMEOUT 120
-/* The engine's stats objectives (include/nograd/dist.h: nstats, eval_stats, finish) and its loop order.
+/* The engine's stats objectives (include/nograd/engine.h: nstats, eval_stats, finish) and its loop order.
  *
  * At one rank (the unit test) it checks against a direct computation: every stats vector that finish
  * receives is the candidate's per-chunk stats added element-wise in chunk order from zero, bit for bit
@@ -27,7 +27,7 @@
 
 #include "nograd/ckpt.h"
 #include "nograd/data.h"
-#include "nograd/dist.h"
+#include "nograd/engine.h"
 #include "nograd/error.h"
 #include "nograd/nn.h"
 #include "nograd/nn_objective.h"

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "nograd/data.h"
-#include "nograd/dist.h"
+#include "nograd/engine.h"
 #include "nograd/error.h"
 #include "nograd/loss.h"
 #include "nograd/nn.h"

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nograd/dist.h"
+#include "nograd/engine.h"
 #include "nograd/error.h"
 #include "nograd/opt.h"
 #include "nograd/rng.h"

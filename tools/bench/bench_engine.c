@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "nograd/ckpt.h"
-#include "nograd/dist.h"
+#include "nograd/engine.h"
 #include "nograd/error.h"
 #include "nograd/timer.h"
 #include "nograd/opt.h"

@@ -10,8 +10,8 @@
  *   failing rank -> rank 0  MPI_Send NG_TAG_ERROR: its error message (NG_ERRMSG_LEN bytes)
  *
  * The ranks run one binary on one kind of machine, so structs travel as bytes. */
-#ifndef NOGRAD_DIST_PROTOCOL_H
-#define NOGRAD_DIST_PROTOCOL_H
+#ifndef NOGRAD_ENGINE_PROTOCOL_H
+#define NOGRAD_ENGINE_PROTOCOL_H
 
 #include <stdint.h>
 

@@ -1,4 +1,4 @@
-/* The generation loop over MPI (see include/nograd/dist.h for the grid, and protocol.h for the messages).
+/* The generation loop over MPI (see include/nograd/engine.h for the grid, and protocol.h for the messages).
  *
  * Rank 0 is the controller and a worker too. Every generation is: ask (rank 0), broadcast (explicit
  * candidates or the seeded description), evaluate (every rank, its chunks x its candidates, chunk-outer),
@@ -15,9 +15,9 @@
 #include <unistd.h>
 
 #include "core/json.h"
-#include "dist/protocol.h"
+#include "engine/protocol.h"
 #include "linalg/linalg.h"
-#include "nograd/dist.h"
+#include "nograd/engine.h"
 #include "nograd/error.h"
 #include "nograd/timer.h"
 
@@ -50,7 +50,7 @@ int ng_bcast_from_name(const char *name) {
   return -1;
 }
 
-void ng_dist_block(size_t total, size_t parts, size_t index, size_t *first, size_t *count) {
+void ng_engine_block(size_t total, size_t parts, size_t index, size_t *first, size_t *count) {
   size_t per = total / parts, extra = total % parts;
   *first = index * per + (index < extra ? index : extra);
   *count = per + (index < extra ? 1 : 0);
@@ -91,7 +91,7 @@ static int forward_errors(MPI_Comm comm, int rank, int size, int my_status, cons
   return first;
 }
 
-int ng_dist_agree(MPI_Comm comm, int status) {
+int ng_engine_agree(MPI_Comm comm, int status) {
   int rank, size;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &size);
@@ -231,8 +231,8 @@ static int broadcast(engine *e, ng_gen_header *h, const ng_sampler *s, int64_t *
  * changes no bit of what is gathered. */
 static int evaluate(engine *e, const ng_gen_header *h) {
   size_t n = e->n, lambda = (size_t)h->lambda, cf, cc, hf, hc;
-  ng_dist_block(lambda, (size_t)e->groups, (size_t)e->group, &cf, &cc);
-  ng_dist_block(e->obj->nchunks, (size_t)e->shards, (size_t)e->shard, &hf, &hc);
+  ng_engine_block(lambda, (size_t)e->groups, (size_t)e->group, &cf, &cc);
+  ng_engine_block(e->obj->nchunks, (size_t)e->shards, (size_t)e->shard, &hf, &hc);
   if (cc == 0 || hc == 0) return NG_OK;
   if (h->seeded && e->rank != 0) {
     ng_sampler s = {.kind = (ng_sampler_kind)h->kind,
@@ -286,14 +286,14 @@ static int reduce(engine *e, const ng_gen_header *h, int my_status, int *signal_
   NG_CALL(mpi_call(MPI_Gather(&mine, sizeof mine, MPI_BYTE, e->trailers, sizeof mine, MPI_BYTE, 0, e->comm),
                    "gathering the status of the ranks"));
   size_t cf, cc, hf, hc;
-  ng_dist_block(lambda, (size_t)e->groups, (size_t)e->group, &cf, &cc);
-  ng_dist_block(nch, (size_t)e->shards, (size_t)e->shard, &hf, &hc);
+  ng_engine_block(lambda, (size_t)e->groups, (size_t)e->group, &cf, &cc);
+  ng_engine_block(nch, (size_t)e->shards, (size_t)e->shard, &hf, &hc);
   if (e->rank == 0) {
     int off = 0;
     for (int r = 0; r < e->size; r++) {
       size_t f1, c1, f2, c2;
-      ng_dist_block(lambda, (size_t)e->groups, (size_t)(r / e->shards), &f1, &c1);
-      ng_dist_block(nch, (size_t)e->shards, (size_t)(r % e->shards), &f2, &c2);
+      ng_engine_block(lambda, (size_t)e->groups, (size_t)(r / e->shards), &f1, &c1);
+      ng_engine_block(nch, (size_t)e->shards, (size_t)(r % e->shards), &f2, &c2);
       e->counts[r] = (int)(w * c1 * c2);
       e->displs[r] = off;
       off += e->counts[r];
@@ -315,13 +315,13 @@ static int reduce(engine *e, const ng_gen_header *h, int my_status, int *signal_
   for (size_t k = 0; k < lambda; k++) {
     size_t g = 0, f1 = 0, c1 = 0;
     for (g = 0; g < (size_t)e->groups; g++) {
-      ng_dist_block(lambda, (size_t)e->groups, g, &f1, &c1);
+      ng_engine_block(lambda, (size_t)e->groups, g, &f1, &c1);
       if (k < f1 + c1) break;
     }
     memset(acc, 0, w * sizeof *acc);
     for (size_t s = 0; s < (size_t)e->shards; s++) {
       size_t f2, c2;
-      ng_dist_block(nch, (size_t)e->shards, s, &f2, &c2);
+      ng_engine_block(nch, (size_t)e->shards, s, &f2, &c2);
       const double *p = e->all + e->displs[g * (size_t)e->shards + s] + w * (k - f1) * c2;
       for (size_t c = 0; c < c2; c++) /* shards hold consecutive chunk blocks: this is chunk order */
         for (size_t j = 0; j < w; j++)
@@ -488,7 +488,7 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
     st = ng_error(NG_ENOMEM, "out of memory");
   /* load this rank's chunks; agree on success (a rank may fail to read its data) */
   size_t hf, hc;
-  ng_dist_block(obj->nchunks, (size_t)e.shards, (size_t)e.shard, &hf, &hc);
+  ng_engine_block(obj->nchunks, (size_t)e.shards, (size_t)e.shard, &hf, &hc);
   if (st == NG_OK && obj->load) st = obj->load(obj->ctx, hf, hc);
   e.t_start = e.last_progress = e.last_checkpoint = ng_time_now();
   if (e.rank == 0) {
@@ -500,7 +500,7 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
     /* a first checkpoint before any work: an unwritable path is found now, not after an hour */
     if (st == NG_OK && cfg->checkpoint) st = write_checkpoint(&e);
   }
-  st = ng_dist_agree(e.comm, st);
+  st = ng_engine_agree(e.comm, st);
   if (st != NG_OK) {
     engine_free(&e);
     return st;

@@ -13,8 +13,8 @@
  * Rank 0 sends each generation either the candidates (explicit mode: 8*lambda*n bytes) or, in seeded mode,
  * the generation number, mean and step size, and the sampling factor only when it changed (8n bytes plus
  * a header), from which every rank regenerates its candidates (ng_sampler_generate). */
-#ifndef NOGRAD_DIST_H
-#define NOGRAD_DIST_H
+#ifndef NOGRAD_ENGINE_H
+#define NOGRAD_ENGINE_H
 
 #include <mpi.h>
 #include <stdbool.h>
@@ -23,44 +23,12 @@
 #include <stdio.h>
 
 #include "nograd/ckpt.h"
+#include "nograd/objective.h"
 #include "nograd/opt.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef struct ng_objective {
-  size_t n;       /* dimension of a candidate */
-  size_t nchunks; /* data chunks, >= 1 */
-  /* Called once on every rank before the first generation with the chunks this rank owns (count may be 0):
-   * load or generate them. May be NULL. Returns NG_OK or a status with ng_error's message. */
-  int (*load)(void *ctx, size_t first_chunk, size_t count);
-  /* nstats 0 (the classic pair): adds the loss of candidate x (number k of generation `generation`) on
-   * `chunk` to *sum and its number of examples to *count, both zero on entry; the candidate's loss is the sum
-   * of its chunks' sums over the sum of their counts (NaN when the counts add to 0). Returns NG_OK or a
-   * status with ng_error's message. Not collective. Unused (may be NULL) when nstats > 0. */
-  int (*eval)(void *ctx, const double *x, uint64_t generation, size_t k, size_t chunk, double *sum,
-              double *count);
-  void *ctx;
-  /* A loss that is not a sum over examples (a metric of a confusion matrix, say) sets nstats > 0 and the two
-   * functions below instead of eval; a zero-initialized ng_objective keeps the classic pair.
-   * eval_stats ADDS nstats numbers for candidate x on `chunk` to stats (zero on entry); rank 0 sums each
-   * candidate's stats element-wise over the chunks, in chunk order from zero, and finish maps the sums to
-   * the candidate's loss (NaN allowed: it ranks last). finish is called on rank 0 only, once per candidate of
-   * a generation, in candidate order; it must not fail. The gather and rank 0's buffer hold
-   * lambda * nchunks * nstats doubles (lambda * nchunks * 2 for the classic pair), which must stay below
-   * 2^31 (NG_EINVAL otherwise): for many stats, use fewer, larger chunks. */
-  size_t nstats;
-  int (*eval_stats)(void *ctx, const double *x, uint64_t generation, size_t k, size_t chunk, double *stats);
-  double (*finish)(void *ctx, const double *stats);
-  /* Optional, for the classic pair (nstats 0): the losses of m candidates at once, for objectives where a
-   * call costs more than a candidate (an external evaluator: one frame for all of a rank's candidates of a
-   * chunk). x holds candidates first..first+m-1 of the generation (m x n, row-major); writes (not adds) the
-   * m sums into sums and the m counts into counts. It must give each candidate what eval would give it;
-   * when set, the engine calls it once per chunk instead of eval. */
-  int (*eval_batch)(void *ctx, const double *x, size_t m, uint64_t generation, size_t first, size_t chunk,
-                    double *sums, double *counts);
-} ng_objective;
 
 typedef enum { NG_BCAST_AUTO = 0, NG_BCAST_EXPLICIT = 1, NG_BCAST_SEEDED = 2 } ng_bcast_mode;
 
@@ -109,11 +77,11 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
 /* Agrees on a status after a phase that may fail on some ranks: returns on every rank the status of the
  * lowest failing rank (NG_OK if none), and moves that rank's message to rank 0 ("rank R: ..."). Collective.
  */
-int ng_dist_agree(MPI_Comm comm, int status);
+int ng_engine_agree(MPI_Comm comm, int status);
 
 /* The block [first, first + count) of `total` items that part `index` of `parts` owns (sizes differ by <= 1).
  */
-void ng_dist_block(size_t total, size_t parts, size_t index, size_t *first, size_t *count);
+void ng_engine_block(size_t total, size_t parts, size_t index, size_t *first, size_t *count);
 
 #ifdef __cplusplus
 }
