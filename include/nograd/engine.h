@@ -79,6 +79,19 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
  */
 int ng_engine_agree(MPI_Comm comm, int status);
 
+/* What one chunk contributes to a measurement: ADDS w numbers for chunk `chunk` to partial (zero on entry).
+ * Returns NG_OK or a status with ng_error's message. */
+typedef int (*ng_chunk_fn)(void *ctx, size_t chunk, double *partial);
+
+/* Measures a fixed vector (a model's loss on a dataset, an evaluator's score of one point) data-parallel, the
+ * same bits for any number of ranks: rank r computes the partials of its chunks, the block
+ * ng_engine_block(nchunks, P, r) (load them beforehand), rank 0 adds them element-wise in chunk order from
+ * zero, and every rank receives the w sums in `sum`. This is the reduction of the generation loop with one
+ * candidate and one group. Collective; every rank returns the same status: NG_EINVAL (no chunks, w = 0, or
+ * more than 2^31 - 1 doubles), NG_ENOMEM, NG_EMPI, or the first failing rank's error from fn, whose message
+ * rank 0 then holds ("rank R: ..."). */
+int ng_engine_measure(MPI_Comm comm, size_t nchunks, size_t w, ng_chunk_fn fn, void *ctx, double *sum);
+
 /* The block [first, first + count) of `total` items that part `index` of `parts` owns (sizes differ by <= 1).
  */
 void ng_engine_block(size_t total, size_t parts, size_t index, size_t *first, size_t *count);

@@ -4,7 +4,8 @@
  * The rows are cut into chunks of cfg->chunk_rows; rank r owns the contiguous block ng_engine_block(nchunks, P,
  * r) and reads only its rows, batch by batch, each batch starting at a multiple of the batch size within its
  * chunk (so a row meets the same sgemm blocking whatever P is). A chunk yields one loss sum (double, added
- * batch by batch in row order); rank 0 gathers them and adds them in chunk order. Confusion counts and error
+ * batch by batch in row order), which the engine's chunk reduction (ng_engine_measure) adds in chunk order on
+ * rank 0. Confusion counts and error
  * counts are integers, summed exactly by MPI. Buffers are allocated once, before the first batch.
  *
  * threshold_error uses cfg->threshold, or, when that is NaN, the threshold stored in the model file
@@ -47,15 +48,16 @@ typedef struct {
   ng_confusion *conf;
   float *x, *yt;
   int32_t *y;
-  double *chunk_loss; /* this rank's chunks */
-  size_t first_chunk, nchunks;
+  const ng_eval_config *cfg;
+  size_t nchunks;    /* of the whole dataset */
+  int64_t counts[3]; /* this rank's threshold errors, top-5 errors, rows */
+  double fwd_seconds;
   double threshold; /* of threshold_error: cfg's, else the model's stored one, else 0.5 */
   double decision;  /* of the confusion counts: the model's stored threshold on a binary model, else NaN
                      * (the argmax) */
 } eval_state;
 
 static void state_free(eval_state *s) {
-  free(s->chunk_loss);
   free(s->y);
   free(s->yt);
   free(s->x);
@@ -65,7 +67,7 @@ static void state_free(eval_state *s) {
   ng_model_destroy(&s->model);
 }
 
-static int setup(const ng_eval_config *cfg, int rank, int size, eval_state *s) {
+static int setup(const ng_eval_config *cfg, eval_state *s) {
   NG_CALL(ng_model_read(cfg->model, &s->model));
   NG_CALL(ng_dataset_open(cfg->data, &s->ds));
   const ng_data_info *info = ng_dataset_info(s->ds);
@@ -85,60 +87,56 @@ static int setup(const ng_eval_config *cfg, int rank, int size, eval_state *s) {
                       "--metric threshold_error: needs a binary classifier, but %s has %zu outputs",
                       cfg->model, classes);
   }
-  size_t nchunks = (info->n + cfg->chunk_rows - 1) / cfg->chunk_rows;
-  ng_engine_block(nchunks, (size_t)size, (size_t)rank, &s->first_chunk, &s->nchunks);
+  s->cfg = cfg;
+  s->nchunks = (info->n + cfg->chunk_rows - 1) / cfg->chunk_rows;
   size_t batch = cfg->batch < cfg->chunk_rows ? cfg->batch : cfg->chunk_rows;
   NG_CALL(ng_nn_work_create(s->model, batch, false, &s->work));
   if (!info->t) NG_CALL(ng_confusion_create(classes, &s->conf));
   s->x = malloc(batch * info->d * sizeof *s->x);
   s->y = info->t ? NULL : malloc(batch * sizeof *s->y);
   s->yt = info->t ? malloc(batch * info->t * sizeof *s->yt) : NULL;
-  s->chunk_loss = calloc(s->nchunks ? s->nchunks : 1, sizeof *s->chunk_loss);
-  if (!s->x || (!s->y && !s->yt) || !s->chunk_loss)
+  if (!s->x || (!s->y && !s->yt))
     return ng_error(NG_ENOMEM, "out of memory for batches of %zu rows of %s", batch, cfg->data);
   return NG_OK;
 }
 
-/* This rank's chunks: loss sums per chunk, confusion and error counts, forward time. */
-static int run_chunks(const ng_eval_config *cfg, eval_state *s, int64_t counts[3], double *fwd_seconds) {
+/* One chunk (ng_chunk_fn): its loss sum into partial[0]; its confusion and error counts, rows and forward time
+ * into this rank's totals. */
+static int eval_chunk(void *ctx, size_t chunk, double *partial) {
+  eval_state *s = ctx;
+  const ng_eval_config *cfg = s->cfg;
   const ng_data_info *info = ng_dataset_info(s->ds);
   size_t classes = ng_model_output_size(s->model),
          batch = cfg->batch < cfg->chunk_rows ? cfg->batch : cfg->chunk_rows;
   const float *params = ng_model_params_const(s->model);
-  for (size_t c = 0; c < s->nchunks; c++) {
-    size_t chunk = s->first_chunk + c, start = chunk * cfg->chunk_rows;
-    size_t end = start + cfg->chunk_rows < info->n ? start + cfg->chunk_rows : info->n;
-    double sum = 0;
-    for (size_t row = start; row < end; row += batch) {
-      size_t b = end - row < batch ? end - row : batch;
-      NG_CALL(ng_dataset_read_rows(s->ds, row, b, s->x, info->t ? (void *)s->yt : (void *)s->y));
-      if (!info->t)
-        for (size_t i = 0; i < b; i++)
-          if (s->y[i] < 0 || (size_t)s->y[i] >= classes)
-            return ng_error(NG_EMISMATCH,
-                            "%s: /y row %zu: label %d is outside the model's classes [0, %zu) (%s)",
-                            cfg->data, row + i, (int)s->y[i], classes, cfg->model);
-      const float *out;
-      double t0 = ng_time_now();
-      NG_CALL(ng_nn_forward(s->model, params, s->work, s->x, b, &out));
-      *fwd_seconds += ng_time_now() - t0;
-      if (info->t) {
-        sum += ng_loss_mse(out, s->yt, b, info->t, NULL);
-      } else {
-        sum += ng_loss_cross_entropy(out, s->y, b, classes, NULL);
-        if (isnan(s->decision))
-          NG_CALL(ng_confusion_add(s->conf, out, s->y, b));
-        else
-          NG_CALL(ng_confusion_add_threshold(s->conf, out, s->y, b, s->decision));
-        if (cfg->metrics[NG_EVAL_THRESHOLD_ERROR])
-          counts[0] += ng_metric_threshold_error(out, s->y, b, s->threshold);
-        if (cfg->metrics[NG_EVAL_TOP5_ERROR])
-          counts[1] += ng_topk_error(out, s->y, b, classes, classes < 5 ? classes : 5);
-      }
-      counts[2] += (int64_t)b;
+  size_t start = chunk * cfg->chunk_rows, end = start + cfg->chunk_rows < info->n ? start + cfg->chunk_rows : info->n;
+  double sum = 0;
+  for (size_t row = start; row < end; row += batch) {
+    size_t b = end - row < batch ? end - row : batch;
+    NG_CALL(ng_dataset_read_rows(s->ds, row, b, s->x, info->t ? (void *)s->yt : (void *)s->y));
+    if (!info->t)
+      for (size_t i = 0; i < b; i++)
+        if (s->y[i] < 0 || (size_t)s->y[i] >= classes)
+          return ng_error(NG_EMISMATCH, "%s: /y row %zu: label %d is outside the model's classes [0, %zu) (%s)",
+                          cfg->data, row + i, (int)s->y[i], classes, cfg->model);
+    const float *out;
+    double t0 = ng_time_now();
+    NG_CALL(ng_nn_forward(s->model, params, s->work, s->x, b, &out));
+    s->fwd_seconds += ng_time_now() - t0;
+    if (info->t) {
+      sum += ng_loss_mse(out, s->yt, b, info->t, NULL);
+    } else {
+      sum += ng_loss_cross_entropy(out, s->y, b, classes, NULL);
+      if (isnan(s->decision))
+        NG_CALL(ng_confusion_add(s->conf, out, s->y, b));
+      else
+        NG_CALL(ng_confusion_add_threshold(s->conf, out, s->y, b, s->decision));
+      if (cfg->metrics[NG_EVAL_THRESHOLD_ERROR]) s->counts[0] += ng_metric_threshold_error(out, s->y, b, s->threshold);
+      if (cfg->metrics[NG_EVAL_TOP5_ERROR]) s->counts[1] += ng_topk_error(out, s->y, b, classes, classes < 5 ? classes : 5);
     }
-    s->chunk_loss[c] = sum;
+    s->counts[2] += (int64_t)b;
   }
+  partial[0] += sum;
   return NG_OK;
 }
 
@@ -146,55 +144,26 @@ static int mpi_status(int rc, const char *what) {
   return rc == MPI_SUCCESS ? NG_OK : ng_error(NG_EMPI, "eval: %s failed (MPI error %d)", what, rc);
 }
 
-/* Rank 0 gathers the chunk losses (in chunk order, since blocks are contiguous and in rank order) and sums
- * the counts. Collective. */
-static int combine(MPI_Comm comm, int rank, int size, const ng_eval_config *cfg, eval_state *s,
-                   int64_t counts[3], double fwd_seconds, ng_eval_result *res) {
+/* The loss (the chunks' sums added in chunk order by the engine's reduction), the counts (integers: an exact
+ * sum on rank 0 whatever the order) and the slowest rank's forward time. Collective. */
+static int combine(MPI_Comm comm, int rank, eval_state *s, ng_eval_result *res) {
+  const ng_eval_config *cfg = s->cfg;
   const ng_data_info *info = ng_dataset_info(s->ds);
-  size_t nchunks = (info->n + cfg->chunk_rows - 1) / cfg->chunk_rows,
-         classes = ng_model_output_size(s->model);
-  int *recv = NULL, *displ = NULL, st = NG_OK;
-  double *all = NULL;
-  if (rank == 0) {
-    recv = malloc((size_t)size * sizeof *recv);
-    displ = malloc((size_t)size * sizeof *displ);
-    all = malloc(nchunks * sizeof *all);
-    if (!recv || !displ || !all)
-      st = ng_error(NG_ENOMEM, "out of memory for %zu chunk losses", nchunks);
-    else
-      for (int r = 0; r < size; r++) {
-        size_t first, count;
-        ng_engine_block(nchunks, (size_t)size, (size_t)r, &first, &count);
-        recv[r] = (int)count;
-        displ[r] = (int)first;
-      }
-  }
-  st = ng_engine_agree(comm, st);
-  if (st) goto done;
-  NG_TRY(st,
-         mpi_status(
-             MPI_Gatherv(s->chunk_loss, (int)s->nchunks, MPI_DOUBLE, all, recv, displ, MPI_DOUBLE, 0, comm),
-             "gathering the chunk losses"),
-         done);
+  size_t classes = ng_model_output_size(s->model);
+  double loss_sum = 0;
+  if (s->nchunks) NG_CALL(ng_engine_measure(comm, s->nchunks, 1, eval_chunk, s, &loss_sum));
   size_t ncounts = 3 + (s->conf ? classes * classes : 0);
   int64_t *mine = malloc(ncounts * sizeof *mine), *total = malloc(ncounts * sizeof *total);
-  if (!mine || !total) {
-    free(mine);
-    free(total);
-    st = ng_error(NG_ENOMEM, "out of memory");
-    goto done;
-  }
-  memcpy(mine, counts, 3 * sizeof *mine);
+  int st = mine && total ? NG_OK : ng_error(NG_ENOMEM, "out of memory");
+  NG_TRY(st, ng_engine_agree(comm, st), done);
+  memcpy(mine, s->counts, 3 * sizeof *mine);
   if (s->conf) memcpy(mine + 3, ng_confusion_counts_const(s->conf), classes * classes * sizeof *mine);
   st = mpi_status(MPI_Reduce(mine, total, (int)ncounts, MPI_INT64_T, MPI_SUM, 0, comm), "summing the counts");
   double slowest = 0;
-  if (!st) st = mpi_status(MPI_Reduce(&fwd_seconds, &slowest, 1, MPI_DOUBLE, MPI_MAX, 0, comm), "timing");
-  if (!st && rank == 0 && all) {
-    double sum = 0;
-    for (size_t c = 0; c < nchunks; c++)
-      sum += all[c];
+  if (!st) st = mpi_status(MPI_Reduce(&s->fwd_seconds, &slowest, 1, MPI_DOUBLE, MPI_MAX, 0, comm), "timing");
+  if (!st && rank == 0) {
     res->n = total[2];
-    res->loss = res->n ? sum / (double)res->n : NAN;
+    res->loss = res->n ? loss_sum / (double)res->n : NAN;
     res->targets = info->t != 0;
     res->forward_seconds = slowest;
     res->samples_per_s = slowest > 0 ? (double)res->n / slowest : NAN;
@@ -210,19 +179,15 @@ static int combine(MPI_Comm comm, int rank, int size, const ng_eval_config *cfg,
         res->metrics[NG_EVAL_TOP5_ERROR] = (double)total[1] / (double)res->n;
     }
   }
+done:
   free(mine);
   free(total);
-done:
-  free(all);
-  free(displ);
-  free(recv);
   return st;
 }
 
 int ng_app_eval(MPI_Comm comm, const ng_eval_config *cfg, ng_eval_result *res) {
-  int rank, size;
+  int rank;
   MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &size);
   double t0 = ng_time_now();
   eval_state s = {0};
   int st = NG_OK;
@@ -232,13 +197,9 @@ int ng_app_eval(MPI_Comm comm, const ng_eval_config *cfg, ng_eval_result *res) {
     return ng_error(NG_EINVAL,
                     "eval: a model, a dataset, batch >= 1, chunk rows >= 1 and a threshold in [0, "
                     "1] (or NaN: the model's own) are needed");
-  st = setup(cfg, rank, size, &s);
+  st = setup(cfg, &s);
   NG_TRY(st, ng_engine_agree(comm, st), done);
-  int64_t counts[3] = {0, 0, 0}; /* threshold errors, top-5 errors, rows */
-  double fwd = 0;
-  st = run_chunks(cfg, &s, counts, &fwd);
-  NG_TRY(st, ng_engine_agree(comm, st), done);
-  st = combine(comm, rank, size, cfg, &s, counts, fwd, res);
+  st = combine(comm, rank, &s, res);
   NG_TRY(st, ng_engine_agree(comm, st), done);
   if (rank == 0) res->seconds = ng_time_now() - t0;
 done:

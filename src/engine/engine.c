@@ -16,21 +16,12 @@
 
 #include "core/json.h"
 #include "engine/protocol.h"
+#include "engine/reduce.h"
+#include "engine/signals.h"
 #include "linalg/linalg.h"
 #include "nograd/engine.h"
 #include "nograd/error.h"
 #include "nograd/timer.h"
-
-static volatile sig_atomic_t pending_signal = 0;
-
-/* The first signal asks the run to stop after this generation; a second one ends the process at once. */
-static void on_signal(int sig) {
-  if (pending_signal) _exit(128 + sig);
-  pending_signal = sig;
-}
-
-static const int handled_signals[] = {SIGTERM, SIGUSR1, SIGINT};
-#define N_SIGNALS (sizeof handled_signals / sizeof handled_signals[0])
 
 const char *ng_bcast_name(ng_bcast_mode mode) {
   switch (mode) {
@@ -48,20 +39,6 @@ int ng_bcast_from_name(const char *name) {
   for (int m = NG_BCAST_AUTO; m <= NG_BCAST_SEEDED; m++)
     if (strcmp(ng_bcast_name((ng_bcast_mode)m), name) == 0) return m;
   return -1;
-}
-
-void ng_engine_block(size_t total, size_t parts, size_t index, size_t *first, size_t *count) {
-  size_t per = total / parts, extra = total % parts;
-  *first = index * per + (index < extra ? index : extra);
-  *count = per + (index < extra ? 1 : 0);
-}
-
-static int mpi_call(int rc, const char *what) {
-  if (rc == MPI_SUCCESS) return NG_OK;
-  char msg[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  MPI_Error_string(rc, msg, &len);
-  return ng_error(NG_EMPI, "%s: %s", what, msg);
 }
 
 /* Rank 0 collects the messages of the failing ranks listed in `trailers` (NULL on other ranks) and keeps the
@@ -116,10 +93,9 @@ typedef struct {
   double *x;     /* lambda x n candidates (rank 0: all; others: theirs, at their offset) */
   double *part;  /* this rank's partials: candidate-major, w doubles per (candidate, chunk) */
   double *batch; /* eval_batch: the sums and counts of one chunk (2 x lambda) */
-  double *all;   /* rank 0: every rank's partials, in rank order */
-  double *acc;   /* rank 0: w doubles, one candidate's partials summed over the chunks */
-  double *loss;  /* rank 0: lambda losses */
-  int *counts, *displs;
+  ng__reduce red; /* the chunk reduction: every rank's partials on rank 0, summed in chunk order */
+  double *acc;    /* rank 0: w doubles, one candidate's partials summed over the chunks */
+  double *loss;   /* rank 0: lambda losses */
   ng_gen_trailer *trailers;
   /* seeded mode: what the ranks keep between generations */
   double *mean, *factor, *lo, *hi;
@@ -133,27 +109,19 @@ typedef struct {
 } engine;
 
 static int grow(engine *e, size_t lambda) {
+  NG_CALL(ng__reduce_plan(&e->red, lambda));
   if (lambda <= e->cap) return NG_OK;
   size_t n = e->n, nch = e->obj->nchunks, w = e->w;
-  /* MPI counts and displacements are int: rank 0 receives all the partials in one gather */
-  if (lambda > (size_t)INT_MAX / w / nch)
-    return ng_error(
-        NG_EINVAL,
-        "the partials of %zu candidates x %zu chunks x %zu doubles exceed one MPI gather (2^31 - 1 "
-        "doubles): use fewer chunks or a smaller population",
-        lambda, nch, w);
   free(e->x);
   free(e->part);
-  free(e->all);
   free(e->loss);
   free(e->batch);
   e->x = malloc(lambda * n * sizeof *e->x);
   e->part = malloc(w * lambda * nch * sizeof *e->part);
   e->batch = malloc(2 * lambda * sizeof *e->batch);
-  e->all = e->rank == 0 ? malloc(w * lambda * nch * sizeof *e->all) : NULL;
   e->loss = e->rank == 0 ? malloc(lambda * sizeof *e->loss) : NULL;
   e->cap = lambda;
-  if (!e->x || !e->part || !e->batch || (e->rank == 0 && (!e->all || !e->loss)))
+  if (!e->x || !e->part || !e->batch || (e->rank == 0 && !e->loss))
     return ng_error(NG_ENOMEM, "out of memory for %zu candidates of dimension %zu", lambda, n);
   return NG_OK;
 }
@@ -184,19 +152,19 @@ static void make_header(engine *e, size_t lambda, ng_gen_header *h, ng_sampler *
 }
 
 static int broadcast(engine *e, ng_gen_header *h, const ng_sampler *s, int64_t *bytes) {
-  NG_CALL(mpi_call(MPI_Bcast(h, sizeof *h, MPI_BYTE, 0, e->comm), "broadcast of the generation header"));
+  NG_CALL(ng__mpi_status(MPI_Bcast(h, sizeof *h, MPI_BYTE, 0, e->comm), "broadcast of the generation header"));
   *bytes = (int64_t)sizeof *h;
   if (h->status != NG_HDR_CONTINUE) return NG_OK;
   size_t n = e->n, lambda = (size_t)h->lambda; /* known on every rank only now */
   NG_CALL(grow(e, lambda));
   if (!h->seeded) {
     NG_CALL(
-        mpi_call(MPI_Bcast(e->x, (int)(lambda * n), MPI_DOUBLE, 0, e->comm), "broadcast of the candidates"));
+        ng__mpi_status(MPI_Bcast(e->x, (int)(lambda * n), MPI_DOUBLE, 0, e->comm), "broadcast of the candidates"));
     *bytes += (int64_t)(lambda * n * sizeof(double));
     return NG_OK;
   }
   if (e->rank == 0) memcpy(e->mean, s->mean, n * sizeof *e->mean);
-  NG_CALL(mpi_call(MPI_Bcast(e->mean, (int)n, MPI_DOUBLE, 0, e->comm), "broadcast of the mean"));
+  NG_CALL(ng__mpi_status(MPI_Bcast(e->mean, (int)n, MPI_DOUBLE, 0, e->comm), "broadcast of the mean"));
   *bytes += (int64_t)(n * sizeof(double));
   if (h->factor_len > 0) {
     size_t len = (size_t)h->factor_len;
@@ -208,7 +176,7 @@ static int broadcast(engine *e, ng_gen_header *h, const ng_sampler *s, int64_t *
     }
     if (e->rank == 0) memcpy(e->factor, s->factor, len * sizeof *e->factor);
     NG_CALL(
-        mpi_call(MPI_Bcast(e->factor, (int)len, MPI_DOUBLE, 0, e->comm), "broadcast of the sampling factor"));
+        ng__mpi_status(MPI_Bcast(e->factor, (int)len, MPI_DOUBLE, 0, e->comm), "broadcast of the sampling factor"));
     *bytes += (int64_t)(len * sizeof(double));
     e->factor_version = h->factor_version;
   }
@@ -217,8 +185,8 @@ static int broadcast(engine *e, ng_gen_header *h, const ng_sampler *s, int64_t *
       memcpy(e->lo, s->lo, n * sizeof *e->lo);
       memcpy(e->hi, s->hi, n * sizeof *e->hi);
     }
-    NG_CALL(mpi_call(MPI_Bcast(e->lo, (int)n, MPI_DOUBLE, 0, e->comm), "broadcast of the bounds"));
-    NG_CALL(mpi_call(MPI_Bcast(e->hi, (int)n, MPI_DOUBLE, 0, e->comm), "broadcast of the bounds"));
+    NG_CALL(ng__mpi_status(MPI_Bcast(e->lo, (int)n, MPI_DOUBLE, 0, e->comm), "broadcast of the bounds"));
+    NG_CALL(ng__mpi_status(MPI_Bcast(e->hi, (int)n, MPI_DOUBLE, 0, e->comm), "broadcast of the bounds"));
     *bytes += (int64_t)(2 * n * sizeof(double));
     e->have_bounds = true;
   }
@@ -231,8 +199,7 @@ static int broadcast(engine *e, ng_gen_header *h, const ng_sampler *s, int64_t *
  * changes no bit of what is gathered. */
 static int evaluate(engine *e, const ng_gen_header *h) {
   size_t n = e->n, lambda = (size_t)h->lambda, cf, cc, hf, hc;
-  ng_engine_block(lambda, (size_t)e->groups, (size_t)e->group, &cf, &cc);
-  ng_engine_block(e->obj->nchunks, (size_t)e->shards, (size_t)e->shard, &hf, &hc);
+  ng__reduce_share(&e->red, &cf, &cc, &hf, &hc);
   if (cc == 0 || hc == 0) return NG_OK;
   if (h->seeded && e->rank != 0) {
     ng_sampler s = {.kind = (ng_sampler_kind)h->kind,
@@ -281,56 +248,26 @@ static int evaluate(engine *e, const ng_gen_header *h) {
 /* Gathers the trailers and the partials; rank 0 adds each candidate's chunks element-wise in chunk order and
  * turns the sums into its loss. */
 static int reduce(engine *e, const ng_gen_header *h, int my_status, int *signal_seen) {
-  size_t lambda = (size_t)h->lambda, nch = e->obj->nchunks, w = e->w;
-  ng_gen_trailer mine = {my_status, (int32_t)pending_signal};
-  NG_CALL(mpi_call(MPI_Gather(&mine, sizeof mine, MPI_BYTE, e->trailers, sizeof mine, MPI_BYTE, 0, e->comm),
-                   "gathering the status of the ranks"));
-  size_t cf, cc, hf, hc;
-  ng_engine_block(lambda, (size_t)e->groups, (size_t)e->group, &cf, &cc);
-  ng_engine_block(nch, (size_t)e->shards, (size_t)e->shard, &hf, &hc);
-  if (e->rank == 0) {
-    int off = 0;
-    for (int r = 0; r < e->size; r++) {
-      size_t f1, c1, f2, c2;
-      ng_engine_block(lambda, (size_t)e->groups, (size_t)(r / e->shards), &f1, &c1);
-      ng_engine_block(nch, (size_t)e->shards, (size_t)(r % e->shards), &f2, &c2);
-      e->counts[r] = (int)(w * c1 * c2);
-      e->displs[r] = off;
-      off += e->counts[r];
-    }
-  }
-  NG_CALL(mpi_call(MPI_Gatherv(e->part, (int)(w * cc * hc), MPI_DOUBLE, e->all, e->counts, e->displs,
-                               MPI_DOUBLE, 0, e->comm),
-                   "gathering the partial losses"));
+  size_t lambda = (size_t)h->lambda;
+  ng_gen_trailer mine = {my_status, (int32_t)ng__signal_pending()};
+  NG_CALL(ng__mpi_status(
+      MPI_Gather(&mine, sizeof mine, MPI_BYTE, e->trailers, sizeof mine, MPI_BYTE, 0, e->comm),
+      "gathering the status of the ranks"));
+  NG_CALL(ng__reduce_gather(&e->red, e->part));
   int st = forward_errors(e->comm, e->rank, e->size, my_status, e->trailers);
   if (e->rank != 0) return st;
   *signal_seen = 0;
   for (int r = 0; r < e->size; r++)
     if (e->trailers[r].signal && !*signal_seen) *signal_seen = e->trailers[r].signal;
   if (st != NG_OK) return st;
-  /* acc = sum over chunks c = 0.. in order of part[k][c] (element-wise, from zero); loss[k] = sum / count for
-   * the pair, finish(acc) for stats */
+  /* loss[k] = sum / count for the pair, finish(sums) for stats */
   const ng_objective *o = e->obj;
-  double *acc = e->acc;
   for (size_t k = 0; k < lambda; k++) {
-    size_t g = 0, f1 = 0, c1 = 0;
-    for (g = 0; g < (size_t)e->groups; g++) {
-      ng_engine_block(lambda, (size_t)e->groups, g, &f1, &c1);
-      if (k < f1 + c1) break;
-    }
-    memset(acc, 0, w * sizeof *acc);
-    for (size_t s = 0; s < (size_t)e->shards; s++) {
-      size_t f2, c2;
-      ng_engine_block(nch, (size_t)e->shards, s, &f2, &c2);
-      const double *p = e->all + e->displs[g * (size_t)e->shards + s] + w * (k - f1) * c2;
-      for (size_t c = 0; c < c2; c++) /* shards hold consecutive chunk blocks: this is chunk order */
-        for (size_t j = 0; j < w; j++)
-          acc[j] += p[w * c + j];
-    }
+    ng__reduce_sum(&e->red, k, e->acc);
     if (o->nstats)
-      e->loss[k] = o->finish(o->ctx, acc);
+      e->loss[k] = o->finish(o->ctx, e->acc);
     else
-      e->loss[k] = acc[1] > 0 ? acc[0] / acc[1] : NAN;
+      e->loss[k] = e->acc[1] > 0 ? e->acc[0] / e->acc[1] : NAN;
   }
   return NG_OK;
 }
@@ -426,11 +363,9 @@ static void engine_free(engine *e) {
   free(e->x);
   free(e->part);
   free(e->batch);
-  free(e->all);
+  ng__reduce_free(&e->red);
   free(e->acc);
   free(e->loss);
-  free(e->counts);
-  free(e->displs);
   free(e->trailers);
   free(e->mean);
   free(e->factor);
@@ -451,8 +386,8 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
   memset(res, 0, sizeof *res);
   ng_linalg_single_thread();
   int st = NG_OK;
-  struct sigaction old[N_SIGNALS];
-  NG_CALL(mpi_call(MPI_Comm_dup(comm, &e.comm), "MPI_Comm_dup"));
+  ng__signals saved = {0};
+  NG_CALL(ng__mpi_status(MPI_Comm_dup(comm, &e.comm), "MPI_Comm_dup"));
   MPI_Comm_rank(e.comm, &e.rank);
   MPI_Comm_size(e.comm, &e.size);
   /* configuration errors are found alike by every rank: no communication needed to agree on them */
@@ -481,10 +416,9 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
   e.lo = malloc(e.n * sizeof *e.lo);
   e.hi = malloc(e.n * sizeof *e.hi);
   e.trailers = malloc((size_t)e.size * sizeof *e.trailers);
-  e.counts = malloc((size_t)e.size * sizeof *e.counts);
-  e.displs = malloc((size_t)e.size * sizeof *e.displs);
   e.acc = e.rank == 0 ? malloc(e.w * sizeof *e.acc) : NULL;
-  if (!e.mean || !e.lo || !e.hi || !e.trailers || !e.counts || !e.displs || (e.rank == 0 && !e.acc))
+  st = ng__reduce_init(&e.red, e.comm, e.groups, obj->nchunks, e.w);
+  if (st == NG_OK && (!e.mean || !e.lo || !e.hi || !e.trailers || (e.rank == 0 && !e.acc)))
     st = ng_error(NG_ENOMEM, "out of memory");
   /* load this rank's chunks; agree on success (a rank may fail to read its data) */
   size_t hf, hc;
@@ -505,16 +439,7 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
     engine_free(&e);
     return st;
   }
-  if (cfg->handle_signals) {
-    pending_signal = 0;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    for (size_t i = 0; i < N_SIGNALS; i++)
-      sigaction(handled_signals[i], &sa, &old[i]);
-  }
+  if (cfg->handle_signals) ng__signals_install(&saved);
 
   int signal_seen = 0;
   for (;;) {
@@ -576,9 +501,7 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
     }
     if (e.rank == 0) e.bytes_total += bytes;
   }
-  if (cfg->handle_signals)
-    for (size_t i = 0; i < N_SIGNALS; i++)
-      sigaction(handled_signals[i], &old[i], NULL);
+  ng__signals_restore(&saved);
   res->bytes = e.bytes_total;
   res->checkpoints = e.checkpoints;
   res->seconds = ng_time_now() - e.t_start;
