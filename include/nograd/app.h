@@ -1,5 +1,5 @@
-/* The commands as library functions: what `nograd minimize` (and later glue, retrofit, train, eval) does,
- * callable from C without the command line. */
+/* `nograd minimize` as a library function: a benchmark function or the generated data objective, minimized
+ * through the engine under the shared run policy (nograd/run.h), callable from C without the command line. */
 #ifndef NOGRAD_APP_H
 #define NOGRAD_APP_H
 
@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "nograd/opt.h"
+#include "nograd/run.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -16,10 +17,11 @@ extern "C" {
 
 #define NG_MAX_PARAMS 32
 
+
 typedef struct {
   const char *function; /* benchmark function name, or "logistic" / "lsq" for the data objective */
   size_t dim;
-  const char *optimizer; /* "cmaes", "sepcmaes", "spsa" */
+  const char *optimizer; /* a name of ng_opt_names() */
   size_t popsize;        /* 0: default */
   ng_restart restarts;
   int max_restarts;
@@ -35,19 +37,15 @@ typedef struct {
   /* the data objective ("logistic", "lsq"): rows, rows per chunk, and the seed of the data */
   size_t rows, chunk_rows;
   uint64_t data_seed;
-  /* the engine */
-  int groups; /* G: population groups (P/G data shards); 0: the fewest that give every shard a chunk */
-  int bcast;  /* ng_bcast_mode */
-  const char *checkpoint; /* NULL: none */
-  int64_t checkpoint_gens;
-  double checkpoint_secs;
-  const char *resume; /* checkpoint to continue from, or NULL */
-  int force;          /* resume even when the configuration differs */
-  const char *command_line;
-  FILE *progress; /* rank 0 prints one line per generation here when not NULL */
-  FILE *log;      /* rank 0 writes one JSON line per generation here when not NULL */
-  int handle_signals;
+  ng_run_policy run; /* the grid, checkpoints, resume, signals, progress and log (nograd/run.h) */
 } ng_minimize_config;
+
+/* The library's defaults, the one place they are written: optimizer "cmaes", no function, popsize 0 (the
+ * algorithm's), no restarts (at most 9 when asked for), x0 NULL (zeros), sigma0 1, seed 1, no ftarget (-inf),
+ * no budget, no bounds, no parameters, 10000 rows in chunks of 1000 with data seed 1, and the run policy's
+ * defaults (a zero ng_run_policy: the default grid, auto broadcast, no checkpoint, no signal handling). The
+ * command line starts from these and its --help prints them. Not collective. */
+void ng_minimize_config_init(ng_minimize_config *cfg);
 
 typedef struct {
   int64_t evaluations, generations, restarts, nonfinite;

@@ -91,8 +91,14 @@ int ng_opt_create(const char *name, size_t n, ng_opt **out);
 /* Frees; accepts NULL and clears the caller's pointer. */
 void ng_opt_destroy(ng_opt **opt);
 
-/* The names of the optimizers, NULL-terminated. */
+/* The names of the optimizers, NULL-terminated, in the order of the library's table. */
 const char *const *ng_opt_names(void);
+
+/* A one-line description of optimizer `name` for help texts; NULL for an unknown name. */
+const char *ng_opt_summary(const char *name);
+
+/* The name of opt's algorithm ("cmaes", ...). */
+const char *ng_opt_name(const ng_opt *opt);
 
 /* Configuration, before ng_opt_setup (NG_EORDER after). Each returns NG_EINVAL with the value at fault. */
 int ng_opt_set_x0(ng_opt *opt, const double *x0);                       /* initial mean; default all zeros */

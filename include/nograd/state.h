@@ -2,8 +2,11 @@
  *
  * Optimizers save themselves into an ng_state and load themselves back from one; the checkpoint writer
  * stores each entry as an HDF5 dataset under /optimizer. Names are short paths ("cmaes/mean"); an entry is
- * either float64 or int64 (counters, random stream positions, and enums are int64 so that they survive a
- * round trip through any file format exactly). None of these functions is collective. */
+ * float64 or int64 (counters, random stream positions, and enums are int64 so that they survive a round trip
+ * through any file format exactly), or a string (names that must survive a change of any table's order, like
+ * the optimizer's). A string entry is held as NUL-padded 8-byte words, so that every entry is a whole number
+ * of 8-byte values and generic code (checksums, comparisons, copies) treats all types alike; its length is in
+ * words. None of these functions is collective. */
 #ifndef NOGRAD_STATE_H
 #define NOGRAD_STATE_H
 
@@ -16,7 +19,7 @@ extern "C" {
 
 typedef struct ng_state ng_state;
 
-typedef enum { NG_STATE_F64 = 1, NG_STATE_I64 = 2 } ng_state_type;
+typedef enum { NG_STATE_F64 = 1, NG_STATE_I64 = 2, NG_STATE_STR = 3 } ng_state_type;
 
 /* Creates an empty state. Returns NG_OK or NG_ENOMEM. */
 int ng_state_create(ng_state **out);
@@ -27,6 +30,8 @@ void ng_state_destroy(ng_state **st);
 /* Adds (or replaces) an entry; the values are copied. NG_EINVAL for an empty name, NG_ENOMEM. */
 int ng_state_put_f64(ng_state *st, const char *name, const double *values, size_t len);
 int ng_state_put_i64(ng_state *st, const char *name, const int64_t *values, size_t len);
+/* A string entry (copied; see above for its layout). NG_EINVAL for an empty name, NG_ENOMEM. */
+int ng_state_put_str(ng_state *st, const char *name, const char *value);
 /* A one-value convenience for scalars. */
 int ng_state_put_scalar(ng_state *st, const char *name, double value);
 int ng_state_put_int(ng_state *st, const char *name, int64_t value);
@@ -37,6 +42,8 @@ int ng_state_get_f64(const ng_state *st, const char *name, double *values, size_
 int ng_state_get_i64(const ng_state *st, const char *name, int64_t *values, size_t len);
 int ng_state_get_scalar(const ng_state *st, const char *name, double *value);
 int ng_state_get_int(const ng_state *st, const char *name, int64_t *value);
+/* A string entry: *value points into the state (valid until it changes). NG_ENOTFOUND, NG_EMISMATCH. */
+int ng_state_get_str(const ng_state *st, const char *name, const char **value);
 
 /* Iteration, for writers: the number of entries, and entry i's name, type, length and values (the
  * pointer stays valid until the state changes). NG_EINVAL for i out of range. */

@@ -8,6 +8,7 @@
 #include "nograd/app.h"
 #include "nograd/ckpt.h"
 #include "nograd/engine.h"
+#include "nograd/run.h"
 #include "nograd/error.h"
 #include "nograd/functions.h"
 #include "nograd/synth.h"
@@ -139,70 +140,32 @@ int ng_minimize_config_text(const ng_minimize_config *cfg, char **config, char *
   return NG_OK;
 }
 
-/* The first line where two configuration texts differ, as "key=a" and "key=b". */
-static void first_difference(const char *a, const char *b, char *out, size_t len) {
-  while (*a || *b) {
-    const char *ea = strchr(a, '\n'), *eb = strchr(b, '\n');
-    size_t la = ea ? (size_t)(ea - a) : strlen(a), lb = eb ? (size_t)(eb - b) : strlen(b);
-    if (la != lb || strncmp(a, b, la) != 0) {
-      snprintf(out, len, "'%.*s' there, '%.*s' here", (int)(la > 200 ? 200 : la), a,
-               (int)(lb > 200 ? 200 : lb), b);
-      return;
-    }
-    a += la + (ea ? 1 : 0);
-    b += lb + (eb ? 1 : 0);
-  }
-  snprintf(out, len, "(no difference)");
-}
-
-/* Rank 0: load the checkpoint into the optimizer and the history, after checking that it belongs to this
- * configuration. */
-static int resume(const ng_minimize_config *cfg, const char *config, ng_opt *opt, ng_history *history) {
-  ng_ckpt_info info = {0};
-  ng_state *st = NULL;
-  int rc;
-  NG_TRY(rc, ng_state_create(&st), out);
-  NG_TRY(rc, ng_ckpt_read(cfg->resume, &info, st, history, NULL, NULL, NULL, NULL), out);
-  const char *saved = info.config ? info.config : "";
-  if (strcmp(saved, config) != 0 && !cfg->force) {
-    char diff[512];
-    first_difference(saved, config, diff, sizeof diff);
-    rc = ng_error(
-        NG_EMISMATCH,
-        "--resume %s: the checkpoint was written with another configuration: %s (use --force to resume "
-        "it anyway)",
-        cfg->resume, diff);
-    goto out;
-  }
-  if (strcmp(info.optimizer ? info.optimizer : "", cfg->optimizer) != 0) {
-    rc = ng_error(NG_EMISMATCH, "--resume %s: the checkpoint holds optimizer '%s', not '%s'", cfg->resume,
-                  info.optimizer ? info.optimizer : "?", cfg->optimizer);
-    goto out;
-  }
-  rc = ng_opt_load(opt, st);
-  if (rc != NG_OK) {
-    char msg[600];
-    snprintf(msg, sizeof msg, "%s", ng_errmsg());
-    rc = ng_error(rc, "--resume %s: %s", cfg->resume, msg);
-  }
-out:
-  ng_ckpt_info_free(&info);
-  ng_state_destroy(&st);
-  return rc;
+void ng_minimize_config_init(ng_minimize_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->optimizer = "cmaes";
+  cfg->restarts = NG_RESTART_NONE;
+  cfg->max_restarts = 9;
+  cfg->sigma0 = 1.0;
+  cfg->seed = 1;
+  cfg->ftarget = -INFINITY;
+  cfg->lower = -INFINITY;
+  cfg->upper = INFINITY;
+  cfg->rows = 10000;
+  cfg->chunk_rows = 1000;
+  cfg->data_seed = 1;
 }
 
 int ng_app_minimize(MPI_Comm comm, const ng_minimize_config *cfg, ng_minimize_result *res) {
-  int rank, size, st;
+  int rank, st;
   MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &size);
   fn_ctx fc = {0};
   ng_synth *synth = NULL;
   ng_opt *opt = NULL;
   char *config = NULL, *budget = NULL;
   ng_history history = {0};
   ng_objective obj = {0};
-  /* Every rank validates the whole configuration; the statuses are then agreed on, so that a failure on some
-   * ranks only (memory, a file) still ends all of them together. */
+  /* Every rank validates the whole configuration; the statuses are then agreed on (in ng_run_engine), so that
+   * a failure on some ranks only (memory, a file) still ends all of them together. */
   st = NG_OK;
   if (is_data_objective(cfg->function)) {
     if (cfg->dim < 2)
@@ -225,43 +188,12 @@ int ng_app_minimize(MPI_Comm comm, const ng_minimize_config *cfg, ng_minimize_re
   if (st == NG_OK) st = ng_app_make_optimizer(cfg, &opt);
   if (rank != 0) ng_opt_destroy(&opt);
   if (st == NG_OK) st = ng_minimize_config_text(cfg, &config, &budget);
-  /* groups 0: the fewest groups (most data parallelism) that leave no shard without a chunk */
-  int groups = cfg->groups;
-  if (st == NG_OK && groups == 0) {
-    groups = size;
-    for (int g = 1; g <= size; g++)
-      if (size % g == 0 && (size_t)(size / g) <= obj.nchunks) {
-        groups = g;
-        break;
-      }
-  }
-  if (st == NG_OK && (groups < 1 || size % groups != 0))
-    st = ng_error(NG_EINVAL, "--groups %d does not divide the %d ranks (P must be a multiple of G)", groups,
-                  size);
-  if (st == NG_OK && cfg->resume && rank == 0) st = resume(cfg, config, opt, &history);
   st = ng_engine_agree(comm, st);
   if (st != NG_OK) goto out;
 
-  ng_engine_config ec = {.groups = groups,
-                         .bcast = (ng_bcast_mode)cfg->bcast,
-                         .checkpoint = cfg->checkpoint,
-                         .checkpoint_gens = cfg->checkpoint_gens,
-                         .checkpoint_secs = cfg->checkpoint_secs,
-                         .meta = {.program_version = NOGRAD_VERSION,
-                                  .command_line = cfg->command_line ? cfg->command_line : "",
-                                  .config = config,
-                                  .budget = budget,
-                                  .optimizer = cfg->optimizer,
-                                  .ranks = size,
-                                  .groups = groups},
-                         .history = &history,
-                         .progress = cfg->progress,
-                         .progress_secs = 1.0,
-                         .log = cfg->log,
-                         .max_evals = cfg->max_evals,
-                         .handle_signals = cfg->handle_signals != 0};
+  ng_run_spec spec = {.config = config, .budget = budget, .max_evals = cfg->max_evals};
   ng_engine_result er;
-  st = ng_engine_run(comm, opt, &obj, &ec, &er);
+  st = ng_run_engine(comm, &cfg->run, &spec, opt, &obj, rank == 0 ? &history : NULL, &er);
   res->signalled = er.signalled;
   res->bytes = er.bytes;
   res->checkpoints = er.checkpoints;

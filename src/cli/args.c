@@ -39,13 +39,43 @@ static bool parse_double(const char *s, double *v) {
   return true;
 }
 
+/* The value an option holds before parsing, which is the library's default (commands initialize their
+ * configuration from the library before parsing): "" when there is none to show. */
+static void default_text(const ng_arg *a, char *buf, size_t len) {
+  buf[0] = '\0';
+  if (!a->dest || a->no_default) return;
+  switch (a->kind) {
+    case NG_ARG_STRING:
+      if (*(const char *const *)a->dest) snprintf(buf, len, "%s", *(const char *const *)a->dest);
+      break;
+    case NG_ARG_SIZE:
+    case NG_ARG_POSINT:
+      snprintf(buf, len, "%zu", *(const size_t *)a->dest);
+      break;
+    case NG_ARG_UINT64:
+      snprintf(buf, len, "%llu", (unsigned long long)*(const uint64_t *)a->dest);
+      break;
+    case NG_ARG_INT64:
+      snprintf(buf, len, "%lld", (long long)*(const int64_t *)a->dest);
+      break;
+    case NG_ARG_DOUBLE:
+    case NG_ARG_POSDOUBLE:
+      snprintf(buf, len, "%g", *(const double *)a->dest);
+      break;
+    case NG_ARG_FLAG:
+    case NG_ARG_LIST:
+      break;
+  }
+}
+
 static void print_help(const char *command, const char *usage, const ng_arg *table, size_t count, FILE *out) {
   fprintf(out, "usage: nograd %s %s\n\noptions:\n", command, usage);
   for (size_t i = 0; i < count; i++) {
-    char left[64];
+    char left[64], def[96];
     snprintf(left, sizeof left, "%s%s%s", table[i].name, table[i].metavar ? " " : "",
              table[i].metavar ? table[i].metavar : "");
-    fprintf(out, "  %-26s %s\n", left, table[i].help);
+    default_text(&table[i], def, sizeof def);
+    fprintf(out, "  %-26s %s%s%s%s\n", left, table[i].help, def[0] ? " (default " : "", def, def[0] ? ")" : "");
   }
   fprintf(out, "  %-26s %s\n", "--help", "print this help and exit");
 }
@@ -193,4 +223,11 @@ void ng_args_command_line(int argc, char **argv, char *buf, size_t len) {
   buf[0] = '\0';
   for (int i = 0; i < argc && used < len - 1; i++)
     used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? " " : "", argv[i]);
+}
+
+void ng_args_join(const char *const *names, char *buf, size_t len) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; names[i] && used < len; i++)
+    used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "", names[i]);
 }

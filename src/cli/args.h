@@ -34,7 +34,12 @@ typedef struct {
   const char *metavar; /* "N" */
   const char *help;
   bool seen;
+  bool no_default; /* --help shows no "(default ...)" (the value before parsing is not the library's) */
 } ng_arg;
+
+/* --help lists each option with its help and, after it, the value its destination holds before parsing:
+ * commands initialize their configuration from the library (ng_*_config_init) before parsing, so that this
+ * is the library's default, written in one place. */
 
 /* Parses argv[first..argc) into the table. Returns 0, or 2 (usage error) after printing one line to `err`
  * naming the command, the option and the value at fault. "--help" prints the table to `out` and returns 1. */
@@ -55,6 +60,9 @@ int ng_args_vector(const char *s, size_t n, double *out);
 
 /* The command line, words joined by spaces, into buf (len bytes; cut there), for checkpoints and logs. */
 void ng_args_command_line(int argc, char **argv, char *buf, size_t len);
+
+/* "a, b, c": a NULL-terminated list of names (from a library table) joined into buf (cut at len). */
+void ng_args_join(const char *const *names, char *buf, size_t len);
 
 /* Whether the option named `name` was given. */
 bool ng_args_seen(const ng_arg *table, size_t count, const char *name);

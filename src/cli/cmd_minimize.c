@@ -6,200 +6,126 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/runopts.h"
 #include "core/json.h"
 #include "nograd/app.h"
 #include "nograd/engine.h"
 #include "nograd/error.h"
 #include "nograd/functions.h"
 
-/* "100" (generations), "30s", "5m", "2h" (time), or "100,30s" (both). */
-static int parse_every(const char *spec, int64_t *gens, double *secs) {
-  *gens = 0;
-  *secs = 0;
-  char buf[64];
-  snprintf(buf, sizeof buf, "%s", spec);
-  for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-    char *end;
-    double v = strtod(tok, &end);
-    if (end == tok || !(v > 0) || !isfinite(v)) return -1;
-    if (*end == '\0') {
-      if (v != floor(v)) return -1;
-      *gens = (int64_t)v;
-    } else if (end[1] == '\0' && (*end == 's' || *end == 'm' || *end == 'h')) {
-      *secs = v * (*end == 's' ? 1 : *end == 'm' ? 60 : 3600);
-    } else {
-      return -1;
-    }
-  }
-  return *gens || *secs ? 0 : -1;
+/* "none", "ipop", "bipop"; -1 for anything else. */
+static int restart_policy(const char *name) {
+  return strcmp(name, "none") == 0    ? NG_RESTART_NONE
+         : strcmp(name, "ipop") == 0  ? NG_RESTART_IPOP
+         : strcmp(name, "bipop") == 0 ? NG_RESTART_BIPOP
+                                      : -1;
 }
 
 int ng_cmd_minimize(MPI_Comm comm, int argc, char **argv) {
   int rank;
   MPI_Comm_rank(comm, &rank);
   FILE *out = rank == 0 ? stdout : NULL, *err = rank == 0 ? stderr : fopen("/dev/null", "w");
-  const char *function = NULL, *optimizer = "cmaes", *restarts = "none", *x0s = "0";
-  size_t dim = 0, popsize = 0, max_restarts = 9;
-  double sigma0 = 1.0, ftarget = -INFINITY, lower = -INFINITY, upper = INFINITY;
-  uint64_t seed = 1;
-  int64_t max_evals = 0;
-  bool json = false, quiet = false, force = false;
+  ng_minimize_config cfg;
+  ng_minimize_config_init(&cfg); /* the library's defaults: what --help shows */
+  ng_cli_run run;
+  ng_cli_run_init(&run);
+  const char *restarts = "none", *x0s = NULL;
+  size_t max_restarts = (size_t)cfg.max_restarts;
+  bool json = false;
   ng_arg_list params = {0};
-  size_t groups = 0, rows = 10000, chunk_rows = 1000;
-  uint64_t data_seed = 1;
-  const char *bcast = "auto", *checkpoint = NULL, *every = "60s", *resume_path = NULL, *log_path = NULL;
+  char optimizers[256], optimizer_help[320];
+  ng_args_join(ng_opt_names(), optimizers, sizeof optimizers);
+  snprintf(optimizer_help, sizeof optimizer_help, "the optimizer: %s", optimizers);
+  double *x0 = NULL, *xbest = NULL;
   ng_arg table[] = {
-      {"--function", NG_ARG_STRING, &function, "NAME",
+      {"--function", NG_ARG_STRING, &cfg.function, "NAME",
        "benchmark function (sphere, ellipsoid, cigar, tablet, "
-       "diffpow, rosenbrock, rastrigin, rot-NAME, noisy-sphere)"},
-      {"--dim", NG_ARG_POSINT, &dim, "N", "dimension"},
-      {"--optimizer", NG_ARG_STRING, &optimizer, "NAME", "cmaes (default), sepcmaes or spsa"},
-      {"--popsize", NG_ARG_SIZE, &popsize, "L", "population size (CMA-ES) or 2q (SPSA); 0: default"},
-      {"--restarts", NG_ARG_STRING, &restarts, "POLICY", "none (default), ipop or bipop"},
-      {"--max-restarts", NG_ARG_SIZE, &max_restarts, "R", "at most R restarts (default 9)"},
-      {"--x0", NG_ARG_STRING, &x0s, "V",
-       "initial point: one value for every coordinate, or N comma-separated"},
-      {"--sigma0", NG_ARG_POSDOUBLE, &sigma0, "S", "initial step size (default 1)"},
-      {"--seed", NG_ARG_UINT64, &seed, "K", "random seed (default 1)"},
-      {"--ftarget", NG_ARG_DOUBLE, &ftarget, "T", "stop when f <= T"},
-      {"--max-evals", NG_ARG_INT64, &max_evals, "M",
-       "evaluation budget over all restarts (default unlimited)"},
-      {"--lower", NG_ARG_DOUBLE, &lower, "LO", "lower bound of every coordinate"},
-      {"--upper", NG_ARG_DOUBLE, &upper, "HI", "upper bound of every coordinate"},
-      {"--param", NG_ARG_LIST, &params, "NAME=V",
-       "optimizer parameter, repeatable (tolfun=1e-12, spsa_a=0.1, ...)"},
-      {"--rows", NG_ARG_POSINT, &rows, "N",
-       "data objective (logistic, lsq): rows of generated data (default 10000)"},
-      {"--chunk-rows", NG_ARG_POSINT, &chunk_rows, "C", "data objective: rows per chunk (default 1000)"},
-      {"--data-seed", NG_ARG_UINT64, &data_seed, "K",
-       "data objective: seed of the generated data (default 1)"},
-      {"--groups", NG_ARG_POSINT, &groups, "G",
-       "population groups: the P ranks form G groups x P/G data shards (default: the fewest groups that give "
-       "every shard a chunk; P for a benchmark function)"},
-      {"--broadcast", NG_ARG_STRING, &bcast, "MODE", "auto (default), explicit (candidates) or seeded"},
-      {"--checkpoint", NG_ARG_STRING, &checkpoint, "FILE",
-       "write the run's state to FILE (HDF5), FILE.prev kept"},
-      {"--checkpoint-every", NG_ARG_STRING, &every, "SPEC",
-       "K generations, Ts seconds, or both as K,Ts (default 60s)"},
-      {"--resume", NG_ARG_STRING, &resume_path, "FILE", "continue the run saved in checkpoint FILE"},
-      {"--force", NG_ARG_FLAG, &force, NULL, "resume even when the configuration differs"},
-      {"--log", NG_ARG_STRING, &log_path, "FILE", "rank 0 writes one JSON line per generation to FILE"},
+       "diffpow, rosenbrock, rastrigin, rot-NAME, noisy-sphere), or a data objective (logistic, lsq)"},
+      {"--dim", NG_ARG_POSINT, &cfg.dim, "N", "dimension", false, true},
+      {"--optimizer", NG_ARG_STRING, &cfg.optimizer, "NAME", optimizer_help},
+      {"--popsize", NG_ARG_SIZE, &cfg.popsize, "L", "population size (CMA-ES) or 2q (SPSA); 0: the optimizer's"},
+      {"--restarts", NG_ARG_STRING, &restarts, "POLICY", "none, ipop or bipop"},
+      {"--max-restarts", NG_ARG_SIZE, &max_restarts, "R", "at most R restarts"},
+      {"--x0", NG_ARG_STRING, &x0s, "V", "initial point: one value for every coordinate, or N comma-separated (default 0)"},
+      {"--sigma0", NG_ARG_POSDOUBLE, &cfg.sigma0, "S", "initial step size"},
+      {"--seed", NG_ARG_UINT64, &cfg.seed, "K", "random seed"},
+      {"--ftarget", NG_ARG_DOUBLE, &cfg.ftarget, "T", "stop when f <= T"},
+      {"--max-evals", NG_ARG_INT64, &cfg.max_evals, "M", "evaluation budget over all restarts (0: unlimited)"},
+      {"--lower", NG_ARG_DOUBLE, &cfg.lower, "LO", "lower bound of every coordinate"},
+      {"--upper", NG_ARG_DOUBLE, &cfg.upper, "HI", "upper bound of every coordinate"},
+      {"--param", NG_ARG_LIST, &params, "NAME=V", "optimizer parameter, repeatable (tolfun=1e-12, spsa_a=0.1, ...)"},
+      {"--rows", NG_ARG_POSINT, &cfg.rows, "N", "data objective (logistic, lsq): rows of generated data"},
+      {"--chunk-rows", NG_ARG_POSINT, &cfg.chunk_rows, "C", "data objective: rows per chunk"},
+      {"--data-seed", NG_ARG_UINT64, &cfg.data_seed, "K", "data objective: seed of the generated data"},
+      NG_CLI_RUN_OPTIONS(&run),
       {"--json", NG_ARG_FLAG, &json, NULL, "print one JSON line with the result at the end"},
-      {"--quiet", NG_ARG_FLAG, &quiet, NULL, "no progress lines"},
   };
   size_t ntable = sizeof table / sizeof table[0];
   int code = ng_args_parse("minimize", "--function NAME --dim N [options]", table, ntable, argc, argv, 2,
                            out ? out : err, err);
   if (ng_args_finished(&code)) goto done;
   code = NG_EXIT_USAGE;
-  if (!function || !dim) {
+  if (!cfg.function || !cfg.dim) {
     fprintf(err, "nograd minimize: %s is required (see nograd minimize --help)\n",
-            !function ? "--function" : "--dim");
+            !cfg.function ? "--function" : "--dim");
     goto done;
   }
-  ng_minimize_config cfg = {.function = function,
-                            .dim = dim,
-                            .optimizer = optimizer,
-                            .popsize = popsize,
-                            .max_restarts = (int)max_restarts,
-                            .sigma0 = sigma0,
-                            .seed = seed,
-                            .ftarget = ftarget,
-                            .max_evals = max_evals,
-                            .lower = lower,
-                            .upper = upper,
-                            .rows = rows,
-                            .chunk_rows = chunk_rows,
-                            .data_seed = data_seed,
-                            .groups = (int)groups,
-                            .checkpoint = checkpoint,
-                            .resume = resume_path,
-                            .force = force,
-                            .handle_signals = 1,
-                            .progress = (quiet || rank != 0) ? NULL : stderr};
-  int mode = ng_bcast_from_name(bcast);
-  if (mode < 0) {
-    fprintf(err, "nograd minimize: --broadcast: expected auto, explicit or seeded, got '%s'\n", bcast);
+  if (max_restarts > (size_t)INT32_MAX) {
+    fprintf(err, "nograd minimize: --max-restarts: expected at most %d, got %zu\n", INT32_MAX, max_restarts);
     goto done;
   }
-  cfg.bcast = mode;
-  if (parse_every(every, &cfg.checkpoint_gens, &cfg.checkpoint_secs) != 0) {
-    fprintf(err,
-            "nograd minimize: --checkpoint-every: expected K, Ts, Tm, Th or K,Ts (e.g. 100, 30s, 100,5m), "
-            "got '%s'\n",
-            every);
-    goto done;
-  }
-  char command_line[4096];
-  ng_args_command_line(argc, argv, command_line, sizeof command_line);
-  cfg.command_line = command_line;
-  if (strcmp(restarts, "none") == 0)
-    cfg.restarts = NG_RESTART_NONE;
-  else if (strcmp(restarts, "ipop") == 0)
-    cfg.restarts = NG_RESTART_IPOP;
-  else if (strcmp(restarts, "bipop") == 0)
-    cfg.restarts = NG_RESTART_BIPOP;
-  else {
+  cfg.max_restarts = (int)max_restarts;
+  int policy = restart_policy(restarts);
+  if (policy < 0) {
     fprintf(err, "nograd minimize: --restarts: expected none, ipop or bipop, got '%s'\n", restarts);
     goto done;
   }
-  if (max_evals < 0) {
+  cfg.restarts = (ng_restart)policy;
+  if (cfg.max_evals < 0) {
     fprintf(err, "nograd minimize: --max-evals: expected a non-negative integer, got %lld\n",
-            (long long)max_evals);
+            (long long)cfg.max_evals);
+    goto done;
+  }
+  static char names[NG_MAX_PARAMS][48];
+  if (params.count > NG_MAX_PARAMS) {
+    fprintf(err, "nograd minimize: --param: at most %d parameters, got %zu\n", NG_MAX_PARAMS, params.count);
     goto done;
   }
   for (size_t i = 0; i < params.count; i++) {
     const char *eq = strchr(params.items[i], '=');
     char *end = NULL;
     double v = eq ? strtod(eq + 1, &end) : 0;
-    if (!eq || eq == params.items[i] || !end || end == eq + 1 || *end || isnan(v)) {
+    if (!eq || eq == params.items[i] || (size_t)(eq - params.items[i]) >= sizeof names[i] || !end ||
+        end == eq + 1 || *end || isnan(v)) {
       fprintf(err, "nograd minimize: --param: expected NAME=VALUE, got '%s'\n", params.items[i]);
       goto done;
     }
-    static char names[NG_MAX_PARAMS][48];
     snprintf(names[i], sizeof names[i], "%.*s", (int)(eq - params.items[i]), params.items[i]);
     cfg.param_names[i] = names[i];
     cfg.param_values[i] = v;
     cfg.nparams++;
   }
-  double *x0 = malloc(dim * sizeof *x0), *xbest = malloc(dim * sizeof *xbest);
+  x0 = calloc(cfg.dim, sizeof *x0);
+  xbest = malloc(cfg.dim * sizeof *xbest);
   if (!x0 || !xbest) {
-    fprintf(err, "nograd minimize: out of memory for dimension %zu\n", dim);
-    free(x0);
-    free(xbest);
+    fprintf(err, "nograd minimize: out of memory for dimension %zu\n", cfg.dim);
     code = NG_EXIT_FAILURE;
     goto done;
   }
-  int pv = ng_args_vector(x0s, dim, x0);
+  int pv = x0s ? ng_args_vector(x0s, cfg.dim, x0) : 0;
   if (pv != 0) {
     if (pv < 0)
-      fprintf(err, "nograd minimize: --x0: expected a number or %zu comma-separated numbers, got '%s'\n", dim,
+      fprintf(err, "nograd minimize: --x0: expected a number or %zu comma-separated numbers, got '%s'\n", cfg.dim,
               x0s);
     else
-      fprintf(err, "nograd minimize: --x0: expected 1 or %zu values, got %d\n", dim, pv);
-    free(x0);
-    free(xbest);
+      fprintf(err, "nograd minimize: --x0: expected 1 or %zu values, got %d\n", cfg.dim, pv);
     goto done;
   }
   cfg.x0 = x0;
-  FILE *log = NULL;
-  int log_ok = 1;
-  if (log_path && rank == 0) {
-    log = fopen(log_path, "a");
-    log_ok = log != NULL;
-    if (!log) fprintf(err, "nograd minimize: --log: cannot open '%s' for writing\n", log_path);
-  }
-  MPI_Bcast(&log_ok, 1, MPI_INT, 0, comm);
-  if (!log_ok) {
-    free(x0);
-    free(xbest);
-    code = NG_EXIT_FAILURE;
-    goto done;
-  }
-  cfg.log = log;
+  code = ng_cli_run_policy(comm, "minimize", &run, false, argc, argv, err, &cfg.run);
+  if (code != 0) goto done;
   ng_minimize_result res = {.x_best = xbest};
   int st = ng_app_minimize(comm, &cfg, &res);
-  if (log) fclose(log);
   if (st != NG_OK) {
     fprintf(err, "nograd minimize: %s\n", ng_errmsg()[0] ? ng_errmsg() : ng_strerror(st));
     code = st == NG_EINVAL ? NG_EXIT_USAGE : NG_EXIT_FAILURE;
@@ -214,14 +140,15 @@ int ng_cmd_minimize(MPI_Comm comm, int argc, char **argv) {
       fprintf(out, "stop: %s\nevaluations: %lld\ngenerations: %lld\nrestarts: %lld\nf_best: %.17g\nx_best:",
               ng_stop_name(res.stop), (long long)res.evaluations, (long long)res.generations,
               (long long)res.restarts, res.f_best);
-      for (size_t i = 0; i < dim && i < 20; i++)
+      for (size_t i = 0; i < cfg.dim && i < 20; i++)
         fprintf(out, " %.10g", xbest[i]);
-      fprintf(out, "%s\nseconds: %.3f\n", dim > 20 ? " ..." : "", res.seconds);
+      fprintf(out, "%s\nseconds: %.3f\n", cfg.dim > 20 ? " ..." : "", res.seconds);
     }
   }
+done:
+  ng_cli_run_close(&run);
   free(x0);
   free(xbest);
-done:
   if (rank != 0 && err) fclose(err);
   return code;
 }

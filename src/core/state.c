@@ -10,7 +10,7 @@ typedef struct {
   char *name;
   ng_state_type type;
   size_t len;
-  void *values; /* double[len] or int64_t[len] */
+  void *values; /* double[len], int64_t[len], or a string NUL-padded to len 8-byte words */
 } entry;
 
 struct ng_state {
@@ -42,7 +42,7 @@ static entry *find(const ng_state *st, const char *name) {
 
 static int put(ng_state *st, const char *name, ng_state_type type, const void *values, size_t len) {
   if (!name || !*name) return ng_error(NG_EINVAL, "state: an entry needs a name");
-  size_t bytes = len * 8; /* both types are 8 bytes wide */
+  size_t bytes = len * 8; /* every type is a whole number of 8-byte words */
   void *copy = malloc(bytes ? bytes : 1);
   if (!copy) return ng_error(NG_ENOMEM, "state: out of memory for '%s' (%zu values)", name, len);
   if (len) memcpy(copy, values, bytes);
@@ -82,6 +82,16 @@ int ng_state_put_i64(ng_state *st, const char *name, const int64_t *values, size
   return put(st, name, NG_STATE_I64, values, len);
 }
 
+int ng_state_put_str(ng_state *st, const char *name, const char *value) {
+  size_t chars = strlen(value), words = chars / 8 + 1; /* at least one NUL */
+  char *padded = calloc(words, 8);
+  if (!padded) return ng_error(NG_ENOMEM, "state: out of memory for '%s'", name ? name : "");
+  memcpy(padded, value, chars);
+  int st_ = put(st, name, NG_STATE_STR, padded, words);
+  free(padded);
+  return st_;
+}
+
 int ng_state_put_scalar(ng_state *st, const char *name, double value) {
   return put(st, name, NG_STATE_F64, &value, 1);
 }
@@ -90,13 +100,16 @@ int ng_state_put_int(ng_state *st, const char *name, int64_t value) {
   return put(st, name, NG_STATE_I64, &value, 1);
 }
 
+static const char *type_name(ng_state_type type) {
+  return type == NG_STATE_F64 ? "float64" : type == NG_STATE_I64 ? "int64" : "a string";
+}
+
 static int get(const ng_state *st, const char *name, ng_state_type type, void *values, size_t len) {
   const entry *e = find(st, name);
   if (!e) return ng_error(NG_ENOTFOUND, "state: no entry '%s'", name);
   if (e->type != type)
-    return ng_error(NG_EMISMATCH, "state: entry '%s' is %s, expected %s", name,
-                    e->type == NG_STATE_F64 ? "float64" : "int64",
-                    type == NG_STATE_F64 ? "float64" : "int64");
+    return ng_error(NG_EMISMATCH, "state: entry '%s' is %s, expected %s", name, type_name(e->type),
+                    type_name(type));
   if (e->len != len)
     return ng_error(NG_EMISMATCH, "state: entry '%s' has %zu values, expected %zu", name, e->len, len);
   if (len) memcpy(values, e->values, len * 8);
@@ -117,6 +130,15 @@ int ng_state_get_scalar(const ng_state *st, const char *name, double *value) {
 
 int ng_state_get_int(const ng_state *st, const char *name, int64_t *value) {
   return get(st, name, NG_STATE_I64, value, 1);
+}
+
+int ng_state_get_str(const ng_state *st, const char *name, const char **value) {
+  const entry *e = find(st, name);
+  if (!e) return ng_error(NG_ENOTFOUND, "state: no entry '%s'", name);
+  if (e->type != NG_STATE_STR)
+    return ng_error(NG_EMISMATCH, "state: entry '%s' is %s, expected a string", name, type_name(e->type));
+  *value = e->values;
+  return NG_OK;
 }
 
 size_t ng_state_count(const ng_state *st) {

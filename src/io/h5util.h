@@ -106,4 +106,9 @@ typedef struct {
 int ng_h5_write_atomic(const char *path, const ng_fs_atomic *how, int (*fill)(const char *tmp, void *ctx),
                        void *ctx);
 
+#define NG_H5PATH_MAX 512 /* HDF5 paths in messages; longer ones are cut */
+
+/* Whether every component of the absolute HDF5 path exists (H5Lexists alone fails on a missing parent). */
+int ng__h5_path_exists(hid_t fid, const char *abs);
+
 #endif

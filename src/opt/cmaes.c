@@ -466,7 +466,31 @@ static int load(ng_opt *opt, const ng_state *st) {
   return ng_cmaes_stop_load(es, st);
 }
 
-const ng_opt_type ng_opt_cmaes = {"cmaes", setup_full, ask,       tell,    save, load,
-                                  destroy, info,       candidate, sampler, mean, true};
-const ng_opt_type ng_opt_sepcmaes = {"sepcmaes", setup_diag, ask,       tell,    save, load,
-                                     destroy,    info,       candidate, sampler, mean, true};
+const ng_opt_type ng_opt_cmaes = {
+    .name = "cmaes",
+    .summary = "CMA-ES (Hansen; pycma 4.x's defaults): full covariance, active update, restarts",
+    .setup = setup_full,
+    .ask = ask,
+    .tell = tell,
+    .save = save,
+    .load = load,
+    .destroy = destroy,
+    .info = info,
+    .candidate = candidate,
+    .sampler = sampler,
+    .mean = mean,
+    .restartable = true};
+const ng_opt_type ng_opt_sepcmaes = {
+    .name = "sepcmaes",
+    .summary = "separable CMA-ES (Ros and Hansen 2008): diagonal covariance, O(n) per candidate",
+    .setup = setup_diag,
+    .ask = ask,
+    .tell = tell,
+    .save = save,
+    .load = load,
+    .destroy = destroy,
+    .info = info,
+    .candidate = candidate,
+    .sampler = sampler,
+    .mean = mean,
+    .restartable = true};

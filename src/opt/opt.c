@@ -4,21 +4,49 @@
  * (counting them), applies ftarget and the evaluation budget, and runs the restart schedule (restart.c)
  * when the algorithm's own stopping rules end a run. Algorithms see only a clean, ranked problem. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "linalg/linalg.h"
 #include "opt/opt_impl.h"
 
+/* The optimizers, by name: adding one is one file that defines its ng_opt_type and one row here. Checkpoints
+ * save the name (cfg/optimizer), so the order of this table is free. */
 static const ng_opt_type *const algorithms[] = {&ng_opt_cmaes, &ng_opt_sepcmaes, &ng_opt_spsa};
 #define N_ALGORITHMS (sizeof algorithms / sizeof algorithms[0])
 
-static const char *const algorithm_names[] = {"cmaes", "sepcmaes", "spsa", NULL};
+/* Checkpoints of nograd 0.1 saved the optimizer as its index in that version's table (cfg/algorithm). This
+ * list is frozen, whatever the table above becomes, so that those checkpoints still load as what they are. */
+static const char *const legacy_index_names[] = {"cmaes", "sepcmaes", "spsa"};
+#define N_LEGACY (sizeof legacy_index_names / sizeof legacy_index_names[0])
 
 #define NONFINITE_STREAK_LIMIT 10 /* generations without one finite loss before the run gives up */
 
 const char *const *ng_opt_names(void) {
-  return algorithm_names;
+  static const char *names[N_ALGORITHMS + 1]; /* derived from the table once; the same on every call */
+  for (size_t i = 0; i < N_ALGORITHMS; i++)
+    names[i] = algorithms[i]->name;
+  names[N_ALGORITHMS] = NULL;
+  return names;
+}
+
+const char *ng_opt_summary(const char *name) {
+  for (size_t i = 0; name && i < N_ALGORITHMS; i++)
+    if (strcmp(algorithms[i]->name, name) == 0) return algorithms[i]->summary;
+  return NULL;
+}
+
+const char *ng_opt_name(const ng_opt *opt) {
+  return opt->type->name;
+}
+
+/* "a, b, c" of the optimizers' names, for messages. */
+static void known_names(char *buf, size_t len) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < N_ALGORITHMS && used < len; i++)
+    used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "", algorithms[i]->name);
 }
 
 const char *ng_stop_name(ng_stop reason) {
@@ -42,7 +70,11 @@ int ng_opt_create(const char *name, size_t n, ng_opt **out) {
   const ng_opt_type *type = NULL;
   for (size_t i = 0; i < N_ALGORITHMS; i++)
     if (strcmp(algorithms[i]->name, name) == 0) type = algorithms[i];
-  if (!type) return ng_error(NG_EINVAL, "unknown optimizer '%s' (known: cmaes, sepcmaes, spsa)", name);
+  if (!type) {
+    char known[256];
+    known_names(known, sizeof known);
+    return ng_error(NG_EINVAL, "unknown optimizer '%s' (known: %s)", name, known);
+  }
   if (n == 0) return ng_error(NG_EINVAL, "optimizer '%s': the dimension must be at least 1", name);
   ng_linalg_single_thread();
   ng_opt *opt = calloc(1, sizeof *opt);
@@ -355,10 +387,7 @@ int ng_opt_save(const ng_opt *opt, ng_state *st) {
   if (opt->asked) return ng_error(NG_EORDER, "optimizer: save between ask and tell");
   size_t n = opt->n;
   NG_CALL(ng_state_put_int(st, "cfg/n", (int64_t)n));
-  int64_t algo = 0;
-  for (size_t i = 0; i < N_ALGORITHMS; i++)
-    if (algorithms[i] == opt->type) algo = (int64_t)i;
-  NG_CALL(ng_state_put_int(st, "cfg/algorithm", algo));
+  NG_CALL(ng_state_put_str(st, "cfg/optimizer", opt->type->name));
   NG_CALL(ng_state_put_int(st, "cfg/seed", (int64_t)opt->seed));
   NG_CALL(ng_state_put_scalar(st, "cfg/sigma0", opt->sigma0));
   NG_CALL(ng_state_put_f64(st, "cfg/x0", opt->x0, n));
@@ -388,11 +417,13 @@ int ng_opt_load(ng_opt *opt, const ng_state *st) {
   NG_CALL(ng_state_get_int(st, "cfg/n", &v));
   if (v != (int64_t)n)
     return ng_error(NG_EMISMATCH, "optimizer state is for dimension %lld, not %zu", (long long)v, n);
-  NG_CALL(ng_state_get_int(st, "cfg/algorithm", &v));
-  if (v < 0 || (size_t)v >= N_ALGORITHMS || algorithms[v] != opt->type)
-    return ng_error(NG_EMISMATCH, "optimizer state is for '%s', not '%s'",
-                    v >= 0 && (size_t)v < N_ALGORITHMS ? algorithms[v]->name : "an unknown optimizer",
-                    opt->type->name);
+  const char *saved = NULL;
+  if (ng_state_get_str(st, "cfg/optimizer", &saved) != NG_OK) { /* nograd 0.1: an index */
+    NG_CALL(ng_state_get_int(st, "cfg/algorithm", &v));
+    saved = v >= 0 && (size_t)v < N_LEGACY ? legacy_index_names[v] : "an unknown optimizer";
+  }
+  if (strcmp(saved, opt->type->name) != 0)
+    return ng_error(NG_EMISMATCH, "optimizer state is for '%s', not '%s'", saved, opt->type->name);
   NG_CALL(ng_state_get_int(st, "cfg/seed", &v));
   opt->seed = (uint64_t)v;
   NG_CALL(ng_state_get_scalar(st, "cfg/sigma0", &opt->sigma0));

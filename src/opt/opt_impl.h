@@ -24,7 +24,8 @@ typedef struct {
 #define NG_OPT_MAX_PARAMS 64
 
 typedef struct ng_opt_type {
-  const char *name;
+  const char *name;    /* what users type, and what checkpoints record */
+  const char *summary; /* one line for help texts */
   /* Allocates and initialises opt->impl for a (re)start: mean opt->run_x0, step opt->run_sigma0,
    * population opt->run_popsize (0: choose the default and store it there). Reads its parameters with
    * ng_opt_param. Called again at each restart, after destroy. */

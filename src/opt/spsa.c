@@ -437,5 +437,17 @@ static int load(ng_opt *opt, const ng_state *st) {
   return NG_OK;
 }
 
-const ng_opt_type ng_opt_spsa = {"spsa",  setup, ask,       tell,    save, load,
-                                 destroy, info,  candidate, sampler, mean, false};
+const ng_opt_type ng_opt_spsa = {
+    .name = "spsa",
+    .summary = "SPSA (Spall): two-point gradient estimates, q pairs a step, calibrated gains",
+    .setup = setup,
+    .ask = ask,
+    .tell = tell,
+    .save = save,
+    .load = load,
+    .destroy = destroy,
+    .info = info,
+    .candidate = candidate,
+    .sampler = sampler,
+    .mean = mean,
+    .restartable = false};
