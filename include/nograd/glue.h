@@ -32,9 +32,12 @@
 #define NOGRAD_GLUE_H
 
 #include <mpi.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "nograd/run.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -64,24 +67,27 @@ typedef struct {
   const char *target_val;   /* dataset or NULL: where prior_loss and prior_accuracy are measured */
   const char *out;          /* the prior's model file (written by rank 0) */
   ng_glue_method method;
-  int per_layer;            /* 0: one weight per expert; 1: one per expert and layer group */
-  size_t steps;             /* spsa, cmaes: generations (default 100 when 0) */
-  size_t q;                 /* spsa: perturbation pairs per step (default 1 when 0) */
-  double sigma0;            /* spsa's c and cmaes' sigma0 (default 0.1 when 0) */
-  double lr;                /* fullgrad: Adam's learning rate (default 0.05 when 0) */
-  const double *sizes;      /* datasize: the experts' training-set sizes (nexperts values > 0), or NULL */
-  int proxy_loss;           /* proxy: 0 picks by accuracy, 1 by cross-entropy */
-  uint64_t seed;            /* default 1 when 0 */
-  size_t chunk_rows;        /* rows per data chunk (default 256 when 0) */
-  const char *checkpoint;   /* the run's checkpoint, or NULL: spsa and cmaes write it while they run (the
-                             * engine's), and every method at the end, with /result holding the method,
-                             * weights (K x L), K, L, prior_loss, prior_accuracy, train_loss,
-                             * train_accuracy and curve */
-  const char *command_line; /* for the checkpoint's /meta */
-  FILE *progress;           /* rank 0: engine progress lines, or NULL */
-  int check_only;           /* 1: read and check the experts, the sizes and the datasets, then return */
-  int no_cache;             /* spsa, cmaes: 1 turns the first-layer cache off (to measure what it buys) */
+  int per_layer;        /* 0: one weight per expert; 1: one per expert and layer group */
+  size_t steps;         /* spsa, cmaes, fullgrad: generations (steps), >= 1 */
+  size_t q;             /* spsa: perturbation pairs per step, >= 1 */
+  double sigma0;        /* spsa's c and cmaes' sigma0, > 0 */
+  double lr;            /* fullgrad: Adam's learning rate, > 0 */
+  const double *sizes;  /* datasize: the experts' training-set sizes (nexperts values > 0), or NULL */
+  int proxy_loss;       /* proxy: 0 picks by accuracy, 1 by cross-entropy */
+  uint64_t seed;        /* spsa's and cmaes' streams, fullgrad's dropout masks */
+  size_t chunk_rows;    /* rows per data chunk, >= 1 */
+  ng_run_policy run;    /* checkpoints, resume, signals, progress (nograd/run.h); the checkpoint holds the
+                         * run as it goes (spsa, cmaes: the optimizer; fullgrad: Adam's state) and, at the end,
+                         * /result: the method, weights (K x L), K, L, prior_loss, prior_accuracy, train_loss,
+                         * train_accuracy and curve */
+  int check_only;       /* 1: read and check the experts, the sizes and the datasets, then return */
+  int no_cache;         /* spsa, cmaes: 1 turns the first-layer cache off (to measure what it buys) */
 } ng_glue_config;
+
+/* The library's defaults, the one place they are written: method spsa, granularity model, 100 steps, q 1,
+ * sigma0 0.1, lr 0.05, proxy by accuracy, seed 1, chunks of 256 rows, a zero run policy; no experts, datasets
+ * or output. The command line starts from these and its --help prints them. Not collective. */
+void ng_glue_config_init(ng_glue_config *cfg);
 
 typedef struct {
   double prior_loss;     /* mean cross-entropy of the prior on target_val (or target_train) */
@@ -95,6 +101,7 @@ typedef struct {
   size_t ncurve;
   int64_t evaluations;
   double seconds;
+  bool signalled; /* stopped by a signal after its checkpoint (spsa, cmaes, fullgrad): resume it; no prior */
 } ng_glue_result;
 
 /* Builds the prior and writes it. Collective over comm; every rank returns the same status, rank 0 holds the
@@ -102,7 +109,8 @@ typedef struct {
  * NG_EMISMATCH: experts of different architectures (the message names the first spec line or tensor that
  * differs and both files), a target dataset the experts do not fit; NG_ENOTFOUND: datasize with an expert
  * lacking train_rows (named) and no sizes given; the statuses of the model, dataset and engine functions.
- * Nothing is written on error. */
+ * Nothing is written on error. A run stopped by a signal (res->signalled) leaves its checkpoint and writes no
+ * prior. */
 int ng_app_glue(MPI_Comm comm, const ng_glue_config *cfg, ng_glue_result *res);
 
 #ifdef __cplusplus

@@ -58,6 +58,12 @@ typedef struct {
  * parallelism, when there are at least P chunks; G = P for a one-chunk objective). Not collective. */
 int ng_run_groups(int requested, int P, size_t nchunks, int *groups);
 
+/* Rank 0: reads checkpoint `path` written with the same configuration text (else NG_EMISMATCH names the first
+ * line that differs and suggests --force, unless force): its /optimizer into state (empty on entry) and its
+ * history rows into *history (empty on entry). For a command's own loop (glue's fullgrad). Errors name the
+ * file: those of ng_ckpt_read. Not collective. */
+int ng_run_load(const char *path, const char *config, bool force, ng_state *state, ng_history *history);
+
 /* Rank 0: continues from checkpoint `path` written with the same configuration text (else NG_EMISMATCH names
  * the first line that differs and suggests --force, unless force) and the same optimizer (name and
  * dimension, always): loads the optimizer's state into opt and the history rows into *history (empty on

@@ -272,15 +272,17 @@ static int run_seed(const demo_run *r, size_t s) {
     t = ng_time_now();
     snprintf(name, sizeof name, "prior-%s", res->methods[m]);
     path_of(model, r->dir, seed, name);
-    ng_glue_config gc = {.experts = expert_ptr,
-                         .nexperts = DEMO_NSOURCES,
-                         .target_train = ttrain,
-                         .target_val = tval,
-                         .out = model,
-                         .method = (ng_glue_method)r->methods[m],
-                         .steps = r->steps,
-                         .seed = seed,
-                         .chunk_rows = EVAL_CHUNK};
+    ng_glue_config gc;
+    ng_glue_config_init(&gc);
+    gc.experts = expert_ptr;
+    gc.nexperts = DEMO_NSOURCES;
+    gc.target_train = ttrain;
+    gc.target_val = tval;
+    gc.out = model;
+    gc.method = (ng_glue_method)r->methods[m];
+    gc.steps = r->steps;
+    gc.seed = seed;
+    gc.chunk_rows = EVAL_CHUNK;
     ng_glue_result gr;
     st = ng_app_glue(r->comm, &gc, &gr);
     free(gr.weights); /* also on failure: rank 0 may hold them when another rank failed at the end */

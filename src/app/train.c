@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "nograd/error.h"
+#include "opt/adam.h"
 #include "nograd/rng.h"
 #include "nograd/timer.h"
 #include "nograd/nn_objective.h"
@@ -236,25 +237,24 @@ static void shuffle(size_t *order, size_t n, uint64_t seed, size_t epoch) {
 /* One optimizer step on the trainable spans (step is 1-based). */
 static void update(const ng_train_config *cfg, trainer *t, uint64_t step) {
   float *p = ng_model_params(t->model);
-  double bc1 = 1 - pow(cfg->beta1, (double)step), bc2 = 1 - pow(cfg->beta2, (double)step);
+  if (cfg->optimizer == NG_TRAIN_ADAM) {
+    ng__adam adam = {cfg->lr, cfg->beta1, cfg->beta2, cfg->eps, cfg->weight_decay};
+    for (size_t s = 0; s < t->nspans; s++) {
+      size_t o = t->spans[s].offset;
+      ng__adam_step_f32(&adam, step, t->spans[s].len, p + o, t->grad + o, t->m1 + o, t->m2 + o);
+    }
+    return;
+  }
   float lr = (float)cfg->lr, wd = (float)cfg->weight_decay, mom = (float)cfg->momentum;
-  float b1 = (float)cfg->beta1, b2 = (float)cfg->beta2, eps = (float)cfg->eps;
-  float step_size = (float)(cfg->lr / bc1), sbc2 = (float)sqrt(bc2);
   for (size_t s = 0; s < t->nspans; s++) {
     size_t end = t->spans[s].offset + t->spans[s].len;
     for (size_t i = t->spans[s].offset; i < end; i++) {
       float g = t->grad[i] + wd * p[i];
-      if (cfg->optimizer == NG_TRAIN_ADAM) {
-        t->m1[i] = b1 * t->m1[i] + (1 - b1) * g;
-        t->m2[i] = b2 * t->m2[i] + (1 - b2) * g * g;
-        p[i] -= step_size * t->m1[i] / (sqrtf(t->m2[i]) / sbc2 + eps);
-      } else {
-        if (mom > 0) {
-          t->m1[i] = step == 1 ? g : mom * t->m1[i] + g;
-          g = t->m1[i];
-        }
-        p[i] -= lr * g;
+      if (mom > 0) {
+        t->m1[i] = step == 1 ? g : mom * t->m1[i] + g;
+        g = t->m1[i];
       }
+      p[i] -= lr * g;
     }
   }
 }

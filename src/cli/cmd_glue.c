@@ -8,6 +8,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/runopts.h"
 #include "core/json.h"
 #include "nograd/error.h"
 #include "nograd/glue.h"
@@ -100,55 +101,67 @@ static int write_curves(const char *path, const ng_glue_method *methods, const n
   return NG_OK;
 }
 
+/* The per-method path of --checkpoint or --resume under --method all: FILE-METHOD.h5 (NULL without FILE). For
+ * --resume, NULL also when that file does not exist: the method starts afresh (it had not begun). */
+static int method_path(const char *file, const char *method, bool all, bool must_exist, char **out) {
+  *out = NULL;
+  if (!file) return 0;
+  *out = all ? with_suffix(file, method) : strdup(file);
+  if (!*out) return -1;
+  if (all && must_exist) {
+    struct stat sb;
+    if (stat(*out, &sb) != 0) {
+      free(*out);
+      *out = NULL;
+    }
+  }
+  return 0;
+}
+
 int ng_cmd_glue(MPI_Comm comm, int argc, char **argv) {
   int rank, size;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &size);
   FILE *out = rank == 0 ? stdout : NULL, *err = rank == 0 ? stderr : fopen("/dev/null", "w");
+  ng_glue_config cfg;
+  ng_glue_config_init(&cfg); /* the library's defaults: what --help shows */
+  ng_cli_run run;
+  ng_cli_run_init(&run);
   ng_arg_list experts = {0}, expert = {0};
-  const char *target_train = NULL, *target_val = NULL, *out_path = NULL, *method = "spsa",
-             *granularity = "model", *checkpoint = NULL, *sizes_text = NULL, *proxy = "accuracy",
-             *curves = NULL;
-  size_t steps = 100, q = 1, chunk_rows = 256;
-  double sigma0 = 0.1, lr = 0.05;
-  uint64_t seed = 1;
-  bool json = false, quiet = false, no_cache = false;
+  const char *method = ng_glue_method_name(cfg.method), *granularity = cfg.per_layer ? "layer" : "model",
+             *sizes_text = NULL, *proxy = cfg.proxy_loss ? "loss" : "accuracy", *curves = NULL;
+  bool json = false, no_cache = false;
   ng_arg table[] = {
       {"--experts", NG_ARG_LIST, &experts, "E.h5",
        "expert model files of one architecture; takes the following non-option arguments too"},
       {"--expert", NG_ARG_LIST, &expert, "E.h5", "one expert model file (repeatable)"},
-      {"--target-train", NG_ARG_STRING, &target_train, "T.h5", "target train split (dataset)"},
-      {"--target-val", NG_ARG_STRING, &target_val, "V.h5",
+      {"--target-train", NG_ARG_STRING, &cfg.target_train, "T.h5", "target train split (dataset)"},
+      {"--target-val", NG_ARG_STRING, &cfg.target_val, "V.h5",
        "target validation split: where the prior is measured (default: the train split)"},
-      {"--out", NG_ARG_STRING, &out_path, "PRIOR.h5",
+      {"--out", NG_ARG_STRING, &cfg.out, "PRIOR.h5",
        "the prior's model file; with --method all a directory, which gets METHOD.h5 for each method"},
-      {"--method", NG_ARG_STRING, &method, "M",
-       "spsa (default), cmaes, fullgrad, uniform, datasize, proxy, best, or all of them"},
-      {"--granularity", NG_ARG_STRING, &granularity, "G",
-       "model (one weight per expert, default) or layer (per expert and layer)"},
-      {"--steps", NG_ARG_POSINT, &steps, "N", "spsa, cmaes, fullgrad: steps (generations; default 100)"},
-      {"--q", NG_ARG_POSINT, &q, "Q", "spsa: perturbation pairs per step (default 1)"},
-      {"--sigma0", NG_ARG_POSDOUBLE, &sigma0, "S", "spsa's c, cmaes' initial step size (default 0.1)"},
-      {"--lr", NG_ARG_POSDOUBLE, &lr, "LR", "fullgrad: Adam's learning rate (default 0.05)"},
+      {"--method", NG_ARG_STRING, &method, "M", "spsa, cmaes, fullgrad, uniform, datasize, proxy, best, or all of them"},
+      {"--granularity", NG_ARG_STRING, &granularity, "G", "model (one weight per expert) or layer (per expert and layer)"},
+      {"--steps", NG_ARG_POSINT, &cfg.steps, "N", "spsa, cmaes, fullgrad: steps (generations)"},
+      {"--q", NG_ARG_POSINT, &cfg.q, "Q", "spsa: perturbation pairs per step"},
+      {"--sigma0", NG_ARG_POSDOUBLE, &cfg.sigma0, "S", "spsa's c, cmaes' initial step size"},
+      {"--lr", NG_ARG_POSDOUBLE, &cfg.lr, "LR", "fullgrad: Adam's learning rate"},
       {"--sizes", NG_ARG_STRING, &sizes_text, "N1,..,NK",
        "datasize: the experts' training-set sizes (default: train_rows of each model file)"},
-      {"--proxy", NG_ARG_STRING, &proxy, "P",
-       "proxy: pick the expert by accuracy (default) or loss on the target train split"},
-      {"--seed", NG_ARG_UINT64, &seed, "K", "random seed (default 1)"},
-      {"--chunk-rows", NG_ARG_POSINT, &chunk_rows, "C", "rows per data chunk (default 256)"},
-      {"--checkpoint", NG_ARG_STRING, &checkpoint, "FILE",
-       "the run's checkpoint, with the weights and curve in /result (--method all: FILE-METHOD.h5)"},
+      {"--proxy", NG_ARG_STRING, &proxy, "P", "proxy: pick the expert by accuracy or loss on the target train split"},
+      {"--seed", NG_ARG_UINT64, &cfg.seed, "K", "random seed"},
+      {"--chunk-rows", NG_ARG_POSINT, &cfg.chunk_rows, "C", "rows per data chunk"},
+      NG_CLI_RUN_OPTIONS(&run),
       {"--curves", NG_ARG_STRING, &curves, "FILE.csv",
        "write the train loss per step of spsa, cmaes and fullgrad: method,step,loss"},
       {"--no-first-layer-cache", NG_ARG_FLAG, &no_cache, NULL,
        "spsa, cmaes: mix the first layer's parameters per candidate (to measure what the cache buys)"},
       {"--json", NG_ARG_FLAG, &json, NULL, "print one JSON line per method"},
-      {"--quiet", NG_ARG_FLAG, &quiet, NULL, "no progress lines"},
   };
   size_t ntable = sizeof table / sizeof table[0];
   /* --experts A B C: the values after it up to the next option; rewrite to repeated --expert */
   char **args = malloc((size_t)(2 * argc + 1) * sizeof *args);
-  char *prior_paths[NALL] = {0}, *ckpt_paths[NALL] = {0};
+  char *prior_paths[NALL] = {0}, *ckpt_paths[NALL] = {0}, *resume_paths[NALL] = {0};
   ng_glue_result res[NALL];
   ng_glue_method methods[NALL];
   size_t nmethods = 0, done_runs = 0;
@@ -170,26 +183,22 @@ int ng_cmd_glue(MPI_Comm comm, int argc, char **argv) {
     args[nargs++] = argv[i];
   }
   args[nargs] = NULL;
-  code = ng_args_parse("glue", "--experts E1.h5 E2.h5 ... --target-train T.h5 --out PRIOR.h5 [options]",
-                       table, ntable, nargs, args, 2, out ? out : err, err);
+  code = ng_args_parse("glue", "--experts E1.h5 E2.h5 ... --target-train T.h5 --out PRIOR.h5 [options]", table,
+                       ntable, nargs, args, 2, out ? out : err, err);
   if (ng_args_finished(&code)) goto done;
   code = NG_EXIT_USAGE;
-  if (!target_train || !out_path) {
-    fprintf(err, "nograd glue: %s is required (see nograd glue --help)\n",
-            !target_train ? "--target-train" : "--out");
+  if (!cfg.target_train || !cfg.out) {
+    fprintf(err, "nograd glue: %s is required (see nograd glue --help)\n", !cfg.target_train ? "--target-train" : "--out");
     goto done;
   }
   if (expert.count < 2) {
-    fprintf(err, "nograd glue: at least 2 experts are needed (--experts E1.h5 E2.h5 ...), got %zu\n",
-            expert.count);
+    fprintf(err, "nograd glue: at least 2 experts are needed (--experts E1.h5 E2.h5 ...), got %zu\n", expert.count);
     goto done;
   }
   bool all = strcmp(method, "all") == 0;
   int m = ng_glue_method_from_name(method);
   if (m < 0 && !all) {
-    fprintf(err,
-            "nograd glue: --method: expected spsa, cmaes, fullgrad, uniform, datasize, proxy, best or all, "
-            "got '%s'\n",
+    fprintf(err, "nograd glue: --method: expected spsa, cmaes, fullgrad, uniform, datasize, proxy, best or all, got '%s'\n",
             method);
     goto done;
   }
@@ -214,60 +223,55 @@ int ng_cmd_glue(MPI_Comm comm, int argc, char **argv) {
     methods[0] = (ng_glue_method)m;
     nmethods = 1;
   }
+  code = ng_cli_run_policy(comm, "glue", &run, json || all, argc, argv, err, &cfg.run);
+  if (code != 0) goto done;
   code = NG_EXIT_FAILURE;
   for (size_t i = 0; i < nmethods; i++) {
     const char *name = ng_glue_method_name(methods[i]);
-    size_t len = strlen(out_path) + strlen(name) + 8;
+    size_t len = strlen(cfg.out) + strlen(name) + 8;
     prior_paths[i] = malloc(len);
     if (!prior_paths[i]) goto done;
     if (all)
-      snprintf(prior_paths[i], len, "%s/%s.h5", out_path, name);
+      snprintf(prior_paths[i], len, "%s/%s.h5", cfg.out, name);
     else
-      snprintf(prior_paths[i], len, "%s", out_path);
-    if (checkpoint && !(ckpt_paths[i] = all ? with_suffix(checkpoint, name) : strdup(checkpoint))) goto done;
+      snprintf(prior_paths[i], len, "%s", cfg.out);
+    if (method_path(run.checkpoint, name, all, false, &ckpt_paths[i]) != 0 ||
+        method_path(run.resume, name, all, true, &resume_paths[i]) != 0)
+      goto done;
   }
-  char command_line[4096];
-  ng_args_command_line(argc, argv, command_line, sizeof command_line);
-  ng_glue_config cfg = {.experts = expert.items,
-                        .nexperts = expert.count,
-                        .target_train = target_train,
-                        .target_val = target_val,
-                        .out = prior_paths[0],
-                        .method = methods[0],
-                        .per_layer = strcmp(granularity, "layer") == 0,
-                        .steps = steps,
-                        .q = q,
-                        .sigma0 = sigma0,
-                        .lr = lr,
-                        .sizes = sizes_text ? sizes : NULL,
-                        .proxy_loss = strcmp(proxy, "loss") == 0,
-                        .seed = seed,
-                        .chunk_rows = chunk_rows,
-                        .command_line = command_line,
-                        .no_cache = no_cache,
-                        .progress = (quiet || json || all || rank != 0) ? NULL : stderr};
+  const char *out_dir = cfg.out;
+  cfg.experts = expert.items;
+  cfg.nexperts = expert.count;
+  cfg.per_layer = strcmp(granularity, "layer") == 0;
+  cfg.sizes = sizes_text ? sizes : NULL;
+  cfg.proxy_loss = strcmp(proxy, "loss") == 0;
+  cfg.no_cache = no_cache;
   int st = NG_OK;
+  bool signalled = false;
   if (all) {
     /* every check first (datasize's sizes included), so that a bad input writes nothing */
     cfg.method = NG_GLUE_DATASIZE;
     cfg.check_only = 1;
     st = ng_app_glue(comm, &cfg, &res[0]);
     cfg.check_only = 0;
-    if (st == NG_OK && rank == 0 && mkdir(out_path, 0777) != 0 && errno != EEXIST)
-      st = ng_error(NG_EIO, "--out: cannot create the directory '%s': %s", out_path, strerror(errno));
+    if (st == NG_OK && rank == 0 && mkdir(out_dir, 0777) != 0 && errno != EEXIST)
+      st = ng_error(NG_EIO, "--out: cannot create the directory '%s': %s", out_dir, strerror(errno));
     int bad = st != NG_OK;
     MPI_Bcast(&bad, 1, MPI_INT, 0, comm);
     if (bad && st == NG_OK) st = NG_EIO;
     if (out && st == NG_OK && !json)
-      fprintf(out, "%-9s %11s %9s %11s %7s %8s  %s\n", "method", "prior_loss", "prior_acc", "train_loss",
-              "evals", "seconds", "weights (per expert)");
+      fprintf(out, "%-9s %11s %9s %11s %7s %8s  %s\n", "method", "prior_loss", "prior_acc", "train_loss", "evals",
+              "seconds", "weights (per expert)");
   }
-  for (size_t i = 0; i < nmethods && st == NG_OK; i++) {
+  for (size_t i = 0; i < nmethods && st == NG_OK && !signalled; i++) {
     cfg.method = methods[i];
     cfg.out = prior_paths[i];
-    cfg.checkpoint = ckpt_paths[i];
+    cfg.run.checkpoint = ckpt_paths[i];
+    cfg.run.resume = resume_paths[i];
     st = ng_app_glue(comm, &cfg, &res[i]);
     if (st != NG_OK) break;
+    signalled = res[i].signalled;
+    if (signalled) break;
     done_runs = i + 1;
     const char *name = ng_glue_method_name(methods[i]);
     if (out && json)
@@ -278,7 +282,7 @@ int ng_cmd_glue(MPI_Comm comm, int argc, char **argv) {
       print_text(out, name, &res[i], prior_paths[i], &expert);
     if (out) fflush(out);
   }
-  if (st == NG_OK && curves) {
+  if (st == NG_OK && curves && !signalled) {
     if (rank == 0) st = write_curves(curves, methods, res, done_runs);
     int bad = st != NG_OK;
     MPI_Bcast(&bad, 1, MPI_INT, 0, comm);
@@ -289,7 +293,12 @@ int ng_cmd_glue(MPI_Comm comm, int argc, char **argv) {
     code = st == NG_EINVAL ? NG_EXIT_USAGE : NG_EXIT_FAILURE;
     goto done;
   }
-  if (out && all && !json) fprintf(out, "priors: %s/METHOD.h5\n", out_path);
+  if (signalled) {
+    fprintf(err, "nograd glue: stopped by a signal after its checkpoint; continue with --resume\n");
+    code = NG_EXIT_RESUMABLE;
+    goto done;
+  }
+  if (out && all && !json) fprintf(out, "priors: %s/METHOD.h5\n", out_dir);
   code = NG_EXIT_OK;
 done:
   for (size_t i = 0; i < NALL; i++) {
@@ -297,7 +306,9 @@ done:
     free(res[i].curve);
     free(prior_paths[i]);
     free(ckpt_paths[i]);
+    free(resume_paths[i]);
   }
+  ng_cli_run_close(&run);
   free(args);
   if (rank != 0 && err) fclose(err);
   return code;

@@ -43,22 +43,27 @@ static void first_difference(const char *a, const char *b, char *out, size_t len
   snprintf(out, len, "(no difference)");
 }
 
-int ng_run_resume(const char *path, const char *config, bool force, ng_opt *opt, ng_history *history) {
+int ng_run_load(const char *path, const char *config, bool force, ng_state *state, ng_history *history) {
   ng_ckpt_info info = {0};
-  ng_state *st = NULL;
-  int rc;
-  NG_TRY(rc, ng_state_create(&st), out);
-  NG_TRY(rc, ng_ckpt_read(path, &info, st, history, NULL, NULL, NULL, NULL), out);
+  int rc = ng_ckpt_read(path, &info, state, history, NULL, NULL, NULL, NULL);
   const char *saved = info.config ? info.config : "";
-  if (strcmp(saved, config) != 0 && !force) {
+  if (rc == NG_OK && strcmp(saved, config) != 0 && !force) {
     char diff[512];
     first_difference(saved, config, diff, sizeof diff);
     rc = ng_error(NG_EMISMATCH,
                   "--resume %s: the checkpoint was written with another configuration: %s (use --force to resume "
                   "it anyway)",
                   path, diff);
-    goto out;
   }
+  ng_ckpt_info_free(&info);
+  return rc;
+}
+
+int ng_run_resume(const char *path, const char *config, bool force, ng_opt *opt, ng_history *history) {
+  ng_state *st = NULL;
+  int rc;
+  NG_TRY(rc, ng_state_create(&st), out);
+  NG_TRY(rc, ng_run_load(path, config, force, st, history), out);
   rc = ng_opt_load(opt, st);
   if (rc != NG_OK) {
     char msg[600];
@@ -66,7 +71,6 @@ int ng_run_resume(const char *path, const char *config, bool force, ng_opt *opt,
     rc = ng_error(rc, "--resume %s: %s", path, msg);
   }
 out:
-  ng_ckpt_info_free(&info);
   ng_state_destroy(&st);
   return rc;
 }
