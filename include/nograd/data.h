@@ -185,6 +185,12 @@ int ng_data_apply_stats(ng_data *D, const float *mean, const float *std);
  * attributes and the statistics of D; out[k].n may be 0. NG_EINVAL, NG_ENOMEM. */
 int ng_data_split(const ng_data *D, const double frac[3], uint64_t seed, ng_data out[3]);
 
+/* A seeded, stratified subset of k of D's rows (labels only), in their original order, with D's attributes
+ * and statistics: each class gets floor(k n_c / n) rows plus one for the largest remainders (ties: the lower
+ * class) until k are taken, drawn by a partial Fisher-Yates shuffle of the class's rows from the stream
+ * (seed, NG_RNG_DATA, 1, class). NG_EINVAL (float targets, k > n, a label outside [0, classes)), NG_ENOMEM. */
+int ng_data_subset(const ng_data *D, size_t k, uint64_t seed, ng_data *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -34,6 +34,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "nograd/run.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -47,29 +49,33 @@ typedef struct {
   const char *val;       /* validation dataset */
   size_t val_size;       /* 0: all of val; else a seeded, stratified subset of this many rows */
   const char *test;      /* held-out dataset for before/after, or NULL */
-  const char *metric;    /* loss name (NULL: "error") */
+  const char *metric;    /* a metric of nograd/metrics.h that an objective minimizes */
   double threshold;      /* for the metrics that threshold a binary model when no threshold knob: NaN: the
                           * model's stored one, else 0.5 (argmax for error, balanced_error, macro_f1) */
-  const char *optimizer; /* "cmaes" (default; "sepcmaes" above 100 dimensions), "sepcmaes", "spsa" */
+  const char *optimizer; /* a name of ng_opt_names(); NULL: "cmaes" up to 100 dimensions, else "sepcmaes" */
   int64_t budget;        /* at most this many evaluations (whole generations: floor(budget / lambda)) */
   size_t popsize;        /* 0: the optimizer's default */
-  double sigma0;         /* > 0 (default 0.3) */
-  uint64_t seed;
-  double delta;      /* the bound's confidence parameter (default 0.05) */
-  size_t chunk_rows; /* default 256 */
-  const char *out;   /* the retrofitted model (rewritten after every generation that improves the best);
-                      * with a model only (NG_EINVAL without) */
-  const char *checkpoint;
-  const char *command_line;
-  FILE *progress;
+  double sigma0;         /* > 0 */
+  uint64_t seed;         /* the search's streams and --val-size's draw */
+  double delta;          /* the bound's confidence parameter, in (0, 1) */
+  size_t chunk_rows;     /* rows per data chunk, >= 1 */
+  const char *out;       /* the retrofitted model (rewritten after every generation that improves the best);
+                          * with a model only (NG_EINVAL without) */
+  ng_run_policy run;     /* checkpoints, resume, signals, progress (nograd/run.h) */
   /* an external evaluator */
   const char *evaluator; /* "exec:PROGRAM ARGS" or "plugin:LIB.so", or NULL */
   double eval_timeout;   /* seconds per request (0: the evaluator's default) */
   int max_restarts;      /* -1: the default */
-  size_t nchunks;        /* chunks the evaluator is asked about (default 1) */
+  size_t nchunks;        /* chunks the evaluator is asked about, >= 1 */
   size_t dim;            /* without a model: the dimension (with one: must be 0) */
   const double *x0;      /* without a model: the start (dim values), or NULL for zeros (with one: NULL) */
 } ng_retrofit_config;
+
+/* The library's defaults, the one place they are written: metric "error", threshold NaN (the model's), the
+ * optimizer by dimension, a budget of 200 evaluations, sigma0 0.3 (about a quarter of the useful range of a
+ * scale, an offset in logits, a threshold), seed 1, delta 0.05, chunks of 256 rows, 1 evaluator chunk, the
+ * evaluator's own timeout and restarts, a zero run policy. Not collective. */
+void ng_retrofit_config_init(ng_retrofit_config *cfg);
 
 typedef struct {
   size_t n;           /* dimension of the search */
@@ -84,7 +90,8 @@ typedef struct {
   double bound;       /* the bound's epsilon, NaN when none */
   char no_bound[256]; /* why there is no bound ("" when there is one) */
   const char *stop;   /* why the optimizer stopped */
-  int signalled;
+  int signalled;      /* stopped by a signal: with a checkpoint, only x_best, evaluations and generations are
+                       * set (resume the run); without one, the run ended there and everything is set */
   int kept_start; /* no candidate beat the start: the model (or x0) is returned unchanged */
   double *x_best; /* n values, malloc'd on rank 0 (the caller frees) */
   double seconds;

@@ -23,6 +23,7 @@
 
 #include "nograd/data.h"
 #include "nograd/loss.h"
+#include "nograd/metrics.h"
 #include "nograd/nn.h"
 
 #ifdef __cplusplus
@@ -73,10 +74,6 @@ typedef struct {
  * training loss became NaN or infinite. On failure no output file is left. */
 int ng_app_train(MPI_Comm comm, const ng_train_config *config, ng_train_result *res);
 
-/* Metrics of `nograd eval`: the four of nograd/loss.h, then these. */
-#define NG_EVAL_THRESHOLD_ERROR NG_METRIC_COUNT  /* binary: class 1 when softmax[1] >= threshold */
-#define NG_EVAL_TOP5_ERROR (NG_METRIC_COUNT + 1) /* label not among the 5 highest logits */
-#define NG_EVAL_NMETRICS (NG_METRIC_COUNT + 2)
 
 /* "accuracy", "error", "balanced_error", "macro_f1", "threshold_error", "top5_error"; NULL out of range. */
 const char *ng_eval_metric_name(int metric);

@@ -26,18 +26,15 @@
 #include "nograd/nn_objective.h"
 #include "nograd/train.h"
 
-static const char *const extra_names[] = {"threshold_error", "top5_error"};
-
 const char *ng_eval_metric_name(int metric) {
-  if (metric >= 0 && metric < NG_METRIC_COUNT) return ng_metric_name((ng_metric)metric);
-  if (metric >= NG_METRIC_COUNT && metric < NG_EVAL_NMETRICS) return extra_names[metric - NG_METRIC_COUNT];
+  for (size_t i = 0; i < ng_metric_def_count(); i++)
+    if (ng_metric_def_at(i)->eval == metric && metric >= 0) return ng_metric_def_at(i)->name;
   return NULL;
 }
 
 int ng_eval_metric_from_name(const char *name) {
-  for (int k = 0; name && k < NG_EVAL_NMETRICS; k++)
-    if (strcmp(ng_eval_metric_name(k), name) == 0) return k;
-  return -1;
+  const ng_metric_def *def = ng_metric_def_find(name);
+  return def ? def->eval : -1;
 }
 
 /* One rank's share of the work, and everything it allocates. */

@@ -13,6 +13,14 @@
 
 #define EVAL_USAGE "MODEL.h5 DATA.h5 [options]"
 
+/* "a, b, c": the metrics `nograd eval` reports, from the library's table. */
+static void eval_metric_names(char *buf, size_t len) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (int k = 0; k < NG_EVAL_NMETRICS && used < len; k++)
+    used += (size_t)snprintf(buf + used, len - used, "%s%s", k ? ", " : "", ng_eval_metric_name(k));
+}
+
 /* "accuracy,macro_f1" into the flags; the order asked is kept in order[] for the report. */
 static int parse_metrics(const char *list, ng_eval_config *cfg, int *order, int *norder, FILE *err) {
   char buf[512];
@@ -21,11 +29,9 @@ static int parse_metrics(const char *list, ng_eval_config *cfg, int *order, int 
   for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
     int k = ng_eval_metric_from_name(tok);
     if (k < 0) {
-      fprintf(
-          err,
-          "nograd eval: --metric: unknown metric '%s' (expected accuracy, error, balanced_error, macro_f1, "
-          "threshold_error or top5_error)\n",
-          tok);
+      char known[256];
+      eval_metric_names(known, sizeof known);
+      fprintf(err, "nograd eval: --metric: unknown metric '%s' (expected one of %s)\n", tok, known);
       return -1;
     }
     if (!cfg->metrics[k]) order[(*norder)++] = k;
@@ -45,10 +51,11 @@ int ng_cmd_eval(MPI_Comm comm, int argc, char **argv) {
   ng_eval_config cfg = {.threshold = NAN, .batch = 256, .chunk_rows = NG_EVAL_CHUNK_ROWS};
   const char *metrics = NULL;
   bool json = false;
+  char known[256], metric_help[320];
+  eval_metric_names(known, sizeof known);
+  snprintf(metric_help, sizeof metric_help, "comma-separated, of %s (default accuracy)", known);
   ng_arg table[] = {
-      {"--metric", NG_ARG_STRING, &metrics, "LIST",
-       "comma-separated: accuracy (default), error, balanced_error, "
-       "macro_f1, threshold_error, top5_error"},
+      {"--metric", NG_ARG_STRING, &metrics, "LIST", metric_help},
       {"--threshold", NG_ARG_DOUBLE, &cfg.threshold, "T",
        "threshold_error: class 1 when softmax[1] >= T (default: the threshold stored in the model, "
        "e.g. by nograd retrofit, else 0.5)"},

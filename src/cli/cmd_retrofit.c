@@ -6,9 +6,11 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/runopts.h"
 #include "core/json.h"
 #include "nograd/error.h"
 #include "nograd/knobs.h"
+#include "nograd/metrics.h"
 #include "nograd/nn.h"
 #include "nograd/retrofit.h"
 
@@ -30,46 +32,52 @@ int ng_cmd_retrofit(MPI_Comm comm, int argc, char **argv) {
   int rank;
   MPI_Comm_rank(comm, &rank);
   FILE *out = rank == 0 ? stdout : NULL, *err = rank == 0 ? stderr : fopen("/dev/null", "w");
-  ng_retrofit_config cfg = {.threshold = NAN, .budget = 200, .seed = 1, .max_restarts = -1};
+  ng_retrofit_config cfg;
+  ng_retrofit_config_init(&cfg); /* the library's defaults: what --help shows */
+  ng_cli_run run;
+  ng_cli_run_init(&run);
   const char *list = NULL, *x0_text = NULL;
   size_t dim = 0;
-  bool json = false, quiet = false;
+  bool json = false;
   double *x0 = NULL;
   size_t max_restarts = (size_t)-1;
   ng_retrofit_result res = {0};
   int code;
+  char metrics[256], metric_help[320], optimizers[256], optimizer_help[320];
+  ng_metric_names(NG_METRIC_F_LABELS, 1, metrics, sizeof metrics);
+  snprintf(metric_help, sizeof metric_help, "the metric minimized: %s", metrics);
+  ng_args_join(ng_opt_names(), optimizers, sizeof optimizers);
+  snprintf(optimizer_help, sizeof optimizer_help, "%s (default: cmaes up to 100 dimensions, sepcmaes above)",
+           optimizers);
   ng_arg table[] = {
       {"--list-params", NG_ARG_STRING, &list, "MODEL.h5", "show what --params can name in a model, and exit"},
       {"--params", NG_ARG_STRING, &cfg.params, "SPEC",
        "what to tune: NAME, NAME[a:b], scale:LAYER, temperature, offsets, threshold (comma-separated)"},
       {"--val", NG_ARG_STRING, &cfg.val, "V.h5", "the validation set the metric is minimized on"},
-      {"--val-size", NG_ARG_SIZE, &cfg.val_size, "N", "a seeded, stratified subset of N validation rows"},
+      {"--val-size", NG_ARG_SIZE, &cfg.val_size, "N", "a seeded, stratified subset of N validation rows (0: all)"},
       {"--test", NG_ARG_STRING, &cfg.test, "T.h5", "a held-out set: the metric before and after"},
-      {"--metric", NG_ARG_STRING, &cfg.metric, "M",
-       "error (default), balanced_error, macro_f1 (minimizes 1 - F1), threshold_error, cross_entropy"},
+      {"--metric", NG_ARG_STRING, &cfg.metric, "M", metric_help},
       {"--threshold", NG_ARG_DOUBLE, &cfg.threshold, "T",
-       "binary models: predict class 1 when softmax[1] >= T (default: the model's stored threshold)"},
-      {"--optimizer", NG_ARG_STRING, &cfg.optimizer, "NAME",
-       "cmaes (default up to 100 dimensions), sepcmaes (default above), spsa"},
-      {"--budget", NG_ARG_INT64, &cfg.budget, "E", "at most E evaluations, whole generations (default 200)"},
-      {"--popsize", NG_ARG_SIZE, &cfg.popsize, "L", "candidates per generation (default: the optimizer's)"},
-      {"--sigma0", NG_ARG_POSDOUBLE, &cfg.sigma0, "S",
-       "initial step size (default 0.3; for raw tensors, about their spread)"},
-      {"--seed", NG_ARG_UINT64, &cfg.seed, "K", "random seed (default 1): the search and --val-size"},
-      {"--delta", NG_ARG_POSDOUBLE, &cfg.delta, "D", "the bound holds with probability 1 - D (default 0.05)"},
-      {"--chunk-rows", NG_ARG_POSINT, &cfg.chunk_rows, "C", "rows per data chunk (default 256)"},
+       "binary models: predict class 1 when softmax[1] >= T (default: the model's stored threshold)", false, true},
+      {"--optimizer", NG_ARG_STRING, &cfg.optimizer, "NAME", optimizer_help},
+      {"--budget", NG_ARG_INT64, &cfg.budget, "E", "at most E evaluations, whole generations"},
+      {"--popsize", NG_ARG_SIZE, &cfg.popsize, "L", "candidates per generation (0: the optimizer's)"},
+      {"--sigma0", NG_ARG_POSDOUBLE, &cfg.sigma0, "S", "initial step size (for raw tensors, about their spread)"},
+      {"--seed", NG_ARG_UINT64, &cfg.seed, "K", "random seed: the search and --val-size"},
+      {"--delta", NG_ARG_POSDOUBLE, &cfg.delta, "D", "the bound holds with probability 1 - D"},
+      {"--chunk-rows", NG_ARG_POSINT, &cfg.chunk_rows, "C", "rows per data chunk"},
       {"--out", NG_ARG_STRING, &cfg.out, "MODEL.h5",
        "the retrofitted model: rewritten after every generation that improves it, and at the end"},
-      {"--checkpoint", NG_ARG_STRING, &cfg.checkpoint, "FILE", "the run's checkpoint, every generation"},
+      NG_CLI_RUN_OPTIONS(&run),
       {"--evaluator", NG_ARG_STRING, &cfg.evaluator, "SPEC",
        "exec:PROGRAM [ARGS] or plugin:LIB.so: an external scorer (see tools/evaluators/README.md)"},
-      {"--eval-timeout", NG_ARG_POSDOUBLE, &cfg.eval_timeout, "S", "seconds an evaluator may take a request"},
-      {"--max-restarts", NG_ARG_SIZE, &max_restarts, "R", "evaluator restarts before the run stops"},
-      {"--chunks", NG_ARG_POSINT, &cfg.nchunks, "K", "chunks the evaluator is asked about (default 1)"},
-      {"--dim", NG_ARG_POSINT, &dim, "N", "without a model: the dimension of the search"},
+      {"--eval-timeout", NG_ARG_POSDOUBLE, &cfg.eval_timeout, "S", "seconds an evaluator may take a request",
+       false, true},
+      {"--max-restarts", NG_ARG_SIZE, &max_restarts, "R", "evaluator restarts before the run stops", false, true},
+      {"--chunks", NG_ARG_POSINT, &cfg.nchunks, "K", "chunks the evaluator is asked about"},
+      {"--dim", NG_ARG_POSINT, &dim, "N", "without a model: the dimension of the search", false, true},
       {"--x0", NG_ARG_STRING, &x0_text, "V", "without a model: the start, one value or N (default 0)"},
       {"--json", NG_ARG_FLAG, &json, NULL, "print one JSON line with the result"},
-      {"--quiet", NG_ARG_FLAG, &quiet, NULL, "no progress lines"},
   };
   size_t ntable = sizeof table / sizeof table[0];
   /* the model file: the first argument when it is not an option */
@@ -94,6 +102,12 @@ int ng_cmd_retrofit(MPI_Comm comm, int argc, char **argv) {
             dim ? "--dim" : "--x0");
     goto done;
   }
+  if (cfg.evaluator && ng_args_seen(table, ntable, "--metric")) {
+    fprintf(err,
+            "nograd retrofit: retrofit: --metric and --evaluator exclude each other: the evaluator's score replaces "
+            "the metric, so nograd measures nothing on a validation or test set (leave out one of them)\n");
+    goto done;
+  }
   if (cfg.evaluator && !isnan(cfg.threshold)) {
     fprintf(err,
             "nograd retrofit: --threshold and --evaluator exclude each other: the evaluator's score "
@@ -116,18 +130,24 @@ int ng_cmd_retrofit(MPI_Comm comm, int argc, char **argv) {
             (long long)cfg.budget);
     goto done;
   }
-  char command_line[4096];
-  ng_args_command_line(argc, argv, command_line, sizeof command_line);
-  cfg.command_line = command_line;
-  cfg.progress = (quiet || json || rank != 0) ? NULL : stderr;
+  code = ng_cli_run_policy(comm, "retrofit", &run, json, argc, argv, err, &cfg.run);
+  if (code != 0) goto done;
+  code = NG_EXIT_USAGE;
   int st = ng_app_retrofit(comm, &cfg, &res);
   if (st != NG_OK) {
     fprintf(err, "nograd retrofit: %s\n", ng_errmsg()[0] ? ng_errmsg() : ng_strerror(st));
     code = st == NG_EINVAL ? NG_EXIT_USAGE : NG_EXIT_FAILURE;
     goto done;
   }
-  const char *metric = cfg.evaluator ? "evaluator" : cfg.metric ? cfg.metric : "error";
-  double delta = cfg.delta > 0 ? cfg.delta : 0.05;
+  if (res.signalled && cfg.run.checkpoint) {
+    fprintf(err, "nograd retrofit: stopped by a signal after its checkpoint; continue with --resume %s%s%s%s\n",
+            cfg.run.checkpoint, cfg.out ? " (the best model so far is at " : "", cfg.out ? cfg.out : "",
+            cfg.out ? ")" : "");
+    code = NG_EXIT_RESUMABLE;
+    goto done;
+  }
+  const char *metric = cfg.evaluator ? "evaluator" : cfg.metric;
+  double delta = cfg.delta;
   if (out && json) {
     fprintf(out, "{\"metric\":\"%s\",\"n\":%zu,\"lambda\":%zu,\"generations\":%lld,\"evaluations\":%lld",
             metric, res.n, res.lambda, (long long)res.generations, (long long)res.evaluations);
@@ -178,6 +198,7 @@ int ng_cmd_retrofit(MPI_Comm comm, int argc, char **argv) {
   }
   code = NG_EXIT_OK;
 done:
+  ng_cli_run_close(&run);
   free(res.x_best);
   free(x0);
   if (rank != 0 && err) fclose(err);

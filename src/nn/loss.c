@@ -3,10 +3,12 @@
 #include "nograd/loss.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nograd/error.h"
+#include "nograd/metrics.h"
 
 struct ng_confusion {
   size_t classes;
@@ -51,20 +53,22 @@ double ng_loss_mse(const float *out, const float *target, size_t batch, size_t w
   return total;
 }
 
-static const char *const metric_names[NG_METRIC_COUNT] = {"accuracy", "error", "balanced_error", "macro_f1"};
-
 const char *ng_metric_name(ng_metric metric) {
-  return (unsigned)metric < NG_METRIC_COUNT ? metric_names[metric] : "unknown";
+  for (size_t i = 0; i < ng_metric_def_count(); i++)
+    if (ng_metric_def_at(i)->eval == (int)metric && (unsigned)metric < NG_METRIC_COUNT) return ng_metric_def_at(i)->name;
+  return "unknown";
 }
 
 int ng_metric_from_name(const char *name, ng_metric *out) {
-  for (int i = 0; name && i < NG_METRIC_COUNT; i++)
-    if (!strcmp(name, metric_names[i])) {
-      *out = (ng_metric)i;
-      return NG_OK;
-    }
-  return ng_error(NG_EINVAL, "unknown metric '%s' (known: accuracy, error, balanced_error, macro_f1)",
-                  name ? name : "(null)");
+  const ng_metric_def *def = ng_metric_def_find(name);
+  if (def && def->eval >= 0 && def->eval < NG_METRIC_COUNT) {
+    *out = (ng_metric)def->eval;
+    return NG_OK;
+  }
+  char known[256] = "", *p = known;
+  for (int m = 0; m < NG_METRIC_COUNT; m++)
+    p += snprintf(p, sizeof known - (size_t)(p - known), "%s%s", m ? ", " : "", ng_metric_name((ng_metric)m));
+  return ng_error(NG_EINVAL, "unknown metric '%s' (known: %s)", name ? name : "(null)", known);
 }
 
 int ng_confusion_create(size_t classes, ng_confusion **out) {

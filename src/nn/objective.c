@@ -16,6 +16,7 @@
 #include "nograd/data.h"
 #include "nograd/error.h"
 #include "nograd/loss.h"
+#include "nograd/metrics.h"
 
 static void shape_text(char *buf, size_t len, size_t ndim, const size_t *dims) {
   size_t used = 0;
@@ -53,8 +54,6 @@ int ng_model_check_fit(const ng_model *m, const char *model_path, const ng_data_
 
 #define OBJ_ALIGN 64
 
-static const char *const loss_names[NG_NN_LOSS_COUNT] = {
-    "cross_entropy", "mse", "error", "threshold_error", "balanced_error", "macro_f1"};
 
 /* A piece of the parameter vector that x fills: params[offset .. offset + len) = x[xoffset ...]. */
 typedef struct {
@@ -84,23 +83,20 @@ struct ng_nn_objective {
 };
 
 const char *ng_nn_loss_name(ng_nn_loss loss) {
-  return (int)loss >= 0 && (int)loss < NG_NN_LOSS_COUNT ? loss_names[loss] : NULL;
+  for (size_t i = 0; i < ng_metric_def_count(); i++) /* the first row that minimizes it names it */
+    if (ng_metric_def_at(i)->loss == (int)loss) return ng_metric_def_at(i)->name;
+  return NULL;
 }
 
 int ng_nn_loss_from_name(const char *name, ng_nn_loss *out) {
-  if (name && strcmp(name, "accuracy") == 0) {
-    *out = NG_NN_LOSS_ERROR;
+  const ng_metric_def *def = ng_metric_def_find(name);
+  if (def && def->loss >= 0) {
+    *out = (ng_nn_loss)def->loss;
     return NG_OK;
   }
-  for (int k = 0; name && k < NG_NN_LOSS_COUNT; k++)
-    if (strcmp(name, loss_names[k]) == 0) {
-      *out = (ng_nn_loss)k;
-      return NG_OK;
-    }
-  return ng_error(NG_EINVAL,
-                  "unknown loss '%s' (known: cross_entropy, mse, error, accuracy (as 1 - accuracy), "
-                  "threshold_error, balanced_error, macro_f1 (as 1 - macro-F1))",
-                  name ? name : "(null)");
+  char known[256];
+  ng_metric_names(0, 1, known, sizeof known);
+  return ng_error(NG_EINVAL, "unknown loss '%s' (known: %s)", name ? name : "(null)", known);
 }
 
 /* aligned_alloc wants a multiple of the alignment; NULL for 0 bytes or on overflow. */
