@@ -48,7 +48,7 @@ typedef struct {
   double lr;                /* learning rate, > 0 */
   double momentum;          /* SGD momentum in [0, 1) (PyTorch's form, no dampening) */
   double weight_decay;      /* L2 coefficient added to the gradient, >= 0 */
-  double beta1, beta2, eps; /* Adam; 0 gives PyTorch's defaults 0.9, 0.999, 1e-8 */
+  double beta1, beta2, eps; /* Adam (ng_train_config_init: PyTorch's 0.9, 0.999, 1e-8) */
   size_t batch;             /* examples per step, >= 1; the last batch of an epoch may be smaller */
   size_t epochs;            /* at most this many epochs, >= 1 */
   size_t patience;          /* stop after this many epochs without a lower validation loss; 0: never */
@@ -65,6 +65,11 @@ typedef struct {
   double val_accuracy;
   double seconds;
 } ng_train_result;
+
+/* The library's defaults, the one place they are written: SGD with lr 0.01 and momentum 0.9, no weight
+ * decay, Adam's betas 0.9, 0.999 and eps 1e-8, batches of 64, at most 20 epochs, patience 5, seed 1, the loss
+ * chosen by the data; no files. The command line starts from these and its --help prints them. */
+void ng_train_config_init(ng_train_config *cfg);
 
 /* Trains a model and writes it to cfg->out with the attributes classes (the training set's; not set for
  * targets) and train_rows (rows of the training set). Collective over comm: rank 0 trains, the other ranks
@@ -89,6 +94,10 @@ typedef struct {
   size_t batch;                   /* examples per forward pass, >= 1 */
   size_t chunk_rows;              /* rows per chunk, >= 1; results depend on it, never on the ranks */
 } ng_eval_config;
+
+/* The library's defaults: no metric (the command line asks for accuracy), threshold NaN (the model's), batches of
+ * 256 rows, chunks of NG_EVAL_CHUNK_ROWS. */
+void ng_eval_config_init(ng_eval_config *cfg);
 
 typedef struct {
   double loss;                      /* mean cross-entropy (labels) or mean MSE (targets); may be NaN or inf */

@@ -185,18 +185,20 @@ static int write_spec(const char *path) {
 
 static int train(MPI_Comm comm, const char *data, const char *val, const char *spec, const char *init,
                  const char *out, size_t epochs, size_t batch, double lr, uint64_t seed) {
-  ng_train_config tc = {.train = data,
-                        .val = val,
-                        .spec = spec,
-                        .init_from = init,
-                        .out = out,
-                        .optimizer = NG_TRAIN_ADAM,
-                        .lr = lr,
-                        .batch = batch,
-                        .epochs = epochs,
-                        .patience = 0,
-                        .seed = seed,
-                        .loss = NG_TRAIN_LOSS_AUTO};
+  ng_train_config tc;
+  ng_train_config_init(&tc);
+  tc.train = data;
+  tc.val = val;
+  tc.spec = spec;
+  tc.init_from = init;
+  tc.out = out;
+  tc.optimizer = NG_TRAIN_ADAM;
+  tc.lr = lr;
+  tc.momentum = 0;
+  tc.batch = batch;
+  tc.epochs = epochs;
+  tc.patience = 0;
+  tc.seed = seed;
   ng_train_result tr;
   return ng_app_train(comm, &tc, &tr);
 }

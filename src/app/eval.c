@@ -182,6 +182,13 @@ done:
   return st;
 }
 
+void ng_eval_config_init(ng_eval_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->threshold = NAN;
+  cfg->batch = 256;
+  cfg->chunk_rows = NG_EVAL_CHUNK_ROWS;
+}
+
 int ng_app_eval(MPI_Comm comm, const ng_eval_config *cfg, ng_eval_result *res) {
   int rank;
   MPI_Comm_rank(comm, &rank);

@@ -346,13 +346,25 @@ static int check_config(const ng_train_config *cfg) {
   return NG_OK;
 }
 
+void ng_train_config_init(ng_train_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->optimizer = NG_TRAIN_SGD;
+  cfg->lr = 0.01;
+  cfg->momentum = 0.9;
+  cfg->beta1 = 0.9;
+  cfg->beta2 = 0.999;
+  cfg->eps = 1e-8;
+  cfg->batch = 64;
+  cfg->epochs = 20;
+  cfg->patience = 5;
+  cfg->seed = 1;
+  cfg->loss = NG_TRAIN_LOSS_AUTO;
+}
+
 int ng_app_train(MPI_Comm comm, const ng_train_config *config, ng_train_result *res) {
   int rank;
   MPI_Comm_rank(comm, &rank);
   ng_train_config cfg = *config;
-  if (cfg.beta1 == 0) cfg.beta1 = 0.9;
-  if (cfg.beta2 == 0) cfg.beta2 = 0.999;
-  if (cfg.eps == 0) cfg.eps = 1e-8;
   int st = NG_OK;
   if (rank == 0) {
     st = check_config(&cfg);

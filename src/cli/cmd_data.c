@@ -373,7 +373,7 @@ int ng_cmd_data(MPI_Comm comm, int argc, char **argv) {
          "drop (the row), mean or median (fill the column)"},
         {"--targets", NG_ARG_FLAG, &o.targets, NULL, "the label column is a float target (regression)"},
         {"--label-map", NG_ARG_STRING, &o.label_map, "SPEC", "gt:T, ge:T, lt:T, le:T, add:K or A=B,C=D,..."},
-        {"--classes", NG_ARG_POSINT, &o.classes, "K", "number of classes (default: largest label + 1)"},
+        {"--classes", NG_ARG_POSINT, &o.classes, "K", "number of classes (default: largest label + 1)", false, true},
         {"--name", NG_ARG_STRING, &o.name, "NAME", "the dataset's name (default: IN's base name)"},
         {"--domain", NG_ARG_STRING, &o.domain, "NAME", "its domain (default: the name)"},
         {"--shape", NG_ARG_STRING, &o.shape, "C,H,W", "give the feature rows an image shape"},
@@ -406,10 +406,10 @@ int ng_cmd_data(MPI_Comm comm, int argc, char **argv) {
     const char *prefix = NULL;
     bool standardize = false;
     ng_arg table[] = {
-        {"--train", NG_ARG_DOUBLE, &frac[0], "F", "fraction of each class for training"},
-        {"--val", NG_ARG_DOUBLE, &frac[1], "F", "fraction for validation (default 0)"},
-        {"--test", NG_ARG_DOUBLE, &frac[2], "F", "fraction for testing (default 0)"},
-        {"--seed", NG_ARG_UINT64, &seed, "S", "random seed (default 1)"},
+        {"--train", NG_ARG_DOUBLE, &frac[0], "F", "fraction of each class for training", false, true},
+        {"--val", NG_ARG_DOUBLE, &frac[1], "F", "fraction for validation"},
+        {"--test", NG_ARG_DOUBLE, &frac[2], "F", "fraction for testing"},
+        {"--seed", NG_ARG_UINT64, &seed, "S", "random seed"},
         {"--out-prefix", NG_ARG_STRING, &prefix, "P",
          "write P-train.h5, P-val.h5, P-test.h5 (parts of fraction > 0)"},
         {"--standardize", NG_ARG_FLAG, &standardize, NULL,
@@ -445,12 +445,12 @@ int ng_cmd_data(MPI_Comm comm, int argc, char **argv) {
          "the domain: upright, tilted, small, noisy, bold, faint, skewed or target"},
         {"--domains", NG_ARG_STRING, &o.domains, "A,B,...",
          "several domains, one file each (with --out-prefix)"},
-        {"--rows", NG_ARG_POSINT, &o.rows, "N", "rows to write (rows 0 .. N-1 of the domain)"},
+        {"--rows", NG_ARG_POSINT, &o.rows, "N", "rows to write (rows 0 .. N-1 of the domain)", false, true},
         {"--out", NG_ARG_STRING, &o.out, "FILE", "the dataset file to write, with --domain"},
         {"--out-prefix", NG_ARG_STRING, &o.prefix, "P", "with --domains: write P-NAME.h5 for each domain"},
-        {"--classes", NG_ARG_POSINT, &o.classes, "K", "number of classes (default 10)"},
-        {"--dim", NG_ARG_POSINT, &o.dim, "D", "vectors: number of features (default 32)"},
-        {"--seed", NG_ARG_UINT64, &o.seed, "S", "random seed of the classes and domains (default 1)"},
+        {"--classes", NG_ARG_POSINT, &o.classes, "K", "number of classes (default 10)", false, true},
+        {"--dim", NG_ARG_POSINT, &o.dim, "D", "vectors: number of features (default 32)", false, true},
+        {"--seed", NG_ARG_UINT64, &o.seed, "S", "random seed of the classes and domains"},
     };
     code = ng_args_parse("data synth", "images|vectors --domain NAME --rows N --out OUT.h5 [options]", table,
                          sizeof table / sizeof table[0], argc, argv, first, out, err);

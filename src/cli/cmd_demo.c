@@ -110,11 +110,11 @@ int ng_cmd_demo(MPI_Comm comm, int argc, char **argv) {
                         .rows = NG_DEMO_DEFAULT_ROWS};
   bool json = false, quiet = false;
   ng_arg table[] = {
-      {"--seeds", NG_ARG_POSINT, &cfg.seeds, "N", "run N seeds: S, S+1, ... (default 5, at most 100)"},
-      {"--seed", NG_ARG_UINT64, &cfg.seed, "S", "the first seed (default 1)"},
+      {"--seeds", NG_ARG_POSINT, &cfg.seeds, "N", "run N seeds: S, S+1, ... (at most 100)"},
+      {"--seed", NG_ARG_UINT64, &cfg.seed, "S", "the first seed"},
       {"--steps", NG_ARG_POSINT, &cfg.steps, "N",
-       "glue generations of spsa, cmaes and fullgrad (default 100)"},
-      {"--rows", NG_ARG_POSINT, &cfg.rows, "N", "mean rows per source domain, 10 .. 100000 (default 1000)"},
+       "glue generations of spsa, cmaes and fullgrad"},
+      {"--rows", NG_ARG_POSINT, &cfg.rows, "N", "mean rows per source domain, 10 .. 100000"},
       {"--keep", NG_ARG_STRING, &cfg.dir, "DIR",
        "work in DIR (made if missing) and keep the data and models there (default: a temporary directory, "
        "removed)"},

@@ -48,7 +48,8 @@ int ng_cmd_eval(MPI_Comm comm, int argc, char **argv) {
   int rank;
   MPI_Comm_rank(comm, &rank);
   FILE *out = rank == 0 ? stdout : NULL, *err = rank == 0 ? stderr : fopen("/dev/null", "w");
-  ng_eval_config cfg = {.threshold = NAN, .batch = 256, .chunk_rows = NG_EVAL_CHUNK_ROWS};
+  ng_eval_config cfg;
+  ng_eval_config_init(&cfg); /* the library's defaults: what --help shows */
   const char *metrics = NULL;
   bool json = false;
   char known[256], metric_help[320];
@@ -58,10 +59,10 @@ int ng_cmd_eval(MPI_Comm comm, int argc, char **argv) {
       {"--metric", NG_ARG_STRING, &metrics, "LIST", metric_help},
       {"--threshold", NG_ARG_DOUBLE, &cfg.threshold, "T",
        "threshold_error: class 1 when softmax[1] >= T (default: the threshold stored in the model, "
-       "e.g. by nograd retrofit, else 0.5)"},
-      {"--batch", NG_ARG_POSINT, &cfg.batch, "B", "examples per forward pass (default 256)"},
+       "e.g. by nograd retrofit, else 0.5)", false, true},
+      {"--batch", NG_ARG_POSINT, &cfg.batch, "B", "examples per forward pass"},
       {"--chunk-rows", NG_ARG_POSINT, &cfg.chunk_rows, "C",
-       "rows per chunk, the unit of summation order (default 4096)"},
+       "rows per chunk, the unit of summation order"},
       {"--json", NG_ARG_FLAG, &json, NULL, "print one JSON line"},
   };
   size_t ntable = sizeof table / sizeof table[0];

@@ -14,7 +14,8 @@ int ng_cmd_train(MPI_Comm comm, int argc, char **argv) {
   int rank;
   MPI_Comm_rank(comm, &rank);
   FILE *out = rank == 0 ? stdout : NULL, *err = rank == 0 ? stderr : fopen("/dev/null", "w");
-  ng_train_config cfg = {.lr = 0.01, .momentum = 0.9, .batch = 64, .epochs = 20, .patience = 5, .seed = 1};
+  ng_train_config cfg;
+  ng_train_config_init(&cfg); /* the library's defaults: what --help shows */
   const char *optimizer = "sgd", *loss = NULL;
   bool json = false, quiet = false;
   ng_arg table[] = {
@@ -24,17 +25,17 @@ int ng_cmd_train(MPI_Comm comm, int argc, char **argv) {
       {"--spec", NG_ARG_STRING, &cfg.spec, "FILE", "model spec file; weights initialised from --seed"},
       {"--init-from", NG_ARG_STRING, &cfg.init_from, "MODEL", "model file to continue training from"},
       {"--out", NG_ARG_STRING, &cfg.out, "MODEL", "model file to write (atomically)"},
-      {"--optimizer", NG_ARG_STRING, &optimizer, "NAME", "sgd (default; with momentum) or adam"},
-      {"--lr", NG_ARG_POSDOUBLE, &cfg.lr, "LR", "learning rate (default 0.01)"},
-      {"--momentum", NG_ARG_DOUBLE, &cfg.momentum, "M", "SGD momentum in [0, 1) (default 0.9)"},
+      {"--optimizer", NG_ARG_STRING, &optimizer, "NAME", "sgd (with momentum) or adam"},
+      {"--lr", NG_ARG_POSDOUBLE, &cfg.lr, "LR", "learning rate"},
+      {"--momentum", NG_ARG_DOUBLE, &cfg.momentum, "M", "SGD momentum in [0, 1)"},
       {"--weight-decay", NG_ARG_DOUBLE, &cfg.weight_decay, "WD",
-       "L2 weight decay added to the gradient (default 0)"},
-      {"--batch", NG_ARG_POSINT, &cfg.batch, "B", "examples per step (default 64)"},
-      {"--epochs", NG_ARG_POSINT, &cfg.epochs, "E", "at most E epochs (default 20)"},
+       "L2 weight decay added to the gradient"},
+      {"--batch", NG_ARG_POSINT, &cfg.batch, "B", "examples per step"},
+      {"--epochs", NG_ARG_POSINT, &cfg.epochs, "E", "at most E epochs"},
       {"--patience", NG_ARG_SIZE, &cfg.patience, "K",
-       "stop after K epochs without a better val loss (default 5; 0: never)"},
+       "stop after K epochs without a better val loss (0: never)"},
       {"--seed", NG_ARG_UINT64, &cfg.seed, "K",
-       "seed of the initial weights, the shuffles and dropout (default 1)"},
+       "seed of the initial weights, the shuffles and dropout"},
       {"--loss", NG_ARG_STRING, &loss, "NAME", "ce or mse (default: ce for labels, mse for float targets)"},
       {"--json", NG_ARG_FLAG, &json, NULL, "print one JSON line with the result"},
       {"--quiet", NG_ARG_FLAG, &quiet, NULL, "no progress lines"},
