@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "app/glue_impl.h"
+#include "engine/run_impl.h"
 #include "nograd/data.h"
 #include "nograd/error.h"
 #include "nograd/loss.h"
@@ -152,8 +153,8 @@ static int checkpoint(const ng_glue_config *cfg, const char *config, int ranks, 
   return rc;
 }
 
-/* Rank 0: the history row of step t (1-based) whose loss was `loss`. */
-static int history_row(ng_history *h, int64_t t, double loss, double best, double seconds) {
+/* Rank 0: the history row of step t (1-based) whose loss was `loss`, and its --log line. */
+static int history_row(ng_history *h, FILE *log, int64_t t, double loss, double best, double seconds) {
   double row[NG_HISTORY_NCOLS] = {0};
   row[NG_HIST_generation] = (double)t;
   row[NG_HIST_evaluations] = (double)t;
@@ -161,6 +162,7 @@ static int history_row(ng_history *h, int64_t t, double loss, double best, doubl
   row[NG_HIST_gen_best] = row[NG_HIST_median] = loss;
   row[NG_HIST_popsize] = 1;
   row[NG_HIST_t_evaluate] = seconds;
+  if (log) ng__run_log(log, row, "none");
   return ng_history_append(h, row);
 }
 
@@ -223,7 +225,7 @@ int ng__glue_fullgrad(MPI_Comm comm, ng__glue *c, const ng_glue_config *cfg, con
     st = ng_run_signals_poll(comm, sig, &signal);
     *signalled = signal != 0;
     if (st == NG_OK && rank == 0) {
-      st = history_row(&hist, (int64_t)t + 1, curve[t], best, ng_time_now() - ts);
+      st = history_row(&hist, cfg->run.log, (int64_t)t + 1, curve[t], best, ng_time_now() - ts);
       bool due = cfg->run.checkpoint && (*signalled || t + 1 == steps ||
                                          ng_run_checkpoint_due(&cfg->run, (int64_t)t + 1, last_step, last_time));
       if (st == NG_OK && due) {

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json.h"
 #include "engine/reduce.h"
+#include "engine/run_impl.h"
 #include "engine/signals.h"
 #include "nograd/error.h"
 #include "nograd/timer.h"
@@ -180,4 +182,15 @@ void ng_run_signals_stop(ng_run_signals **s) {
   ng__signals_restore(&(*s)->saved);
   free(*s);
   *s = NULL;
+}
+
+void ng__run_log(FILE *f, const double *row, const char *mode) {
+  const char *const *cols = ng_history_columns();
+  fputc('{', f);
+  for (int c = 0; c < NG_HISTORY_NCOLS; c++) {
+    fprintf(f, "%s\"%s\":", c ? "," : "", cols[c]);
+    ng_json_number(f, row[c]);
+  }
+  fprintf(f, ",\"broadcast\":\"%s\"}\n", mode);
+  fflush(f);
 }

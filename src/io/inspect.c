@@ -175,7 +175,11 @@ static int ckpt_load(const char *path, ckpt_summary *s) {
   s->restarts = state_i64(s->opt, "run/counters", COUNTER_RESTARTS);
   s->stop = state_i64(s->opt, "run/counters", COUNTER_STOP);
   s->stop_name = s->stop == UNKNOWN ? NULL : ng_stop_name((ng_stop)s->stop);
-  s->sigma = s->hist.nrows ? s->hist.rows[(s->hist.nrows - 1) * NG_HISTORY_NCOLS + NG_HIST_sigma] : NAN;
+  const double *last = s->hist.nrows ? s->hist.rows + (s->hist.nrows - 1) * NG_HISTORY_NCOLS : NULL;
+  s->sigma = last ? last[NG_HIST_sigma] : NAN;
+  /* a loop that is not an ng_opt (glue's fullgrad) keeps no run/counters: its history says where it is */
+  if (s->generation == UNKNOWN && last) s->generation = (int64_t)last[NG_HIST_generation];
+  if (s->evaluations == UNKNOWN && last) s->evaluations = (int64_t)last[NG_HIST_evaluations];
   return NG_OK;
 }
 

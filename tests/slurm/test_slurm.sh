@@ -18,7 +18,9 @@
 #     equals an uninterrupted run's, bit for bit ("seconds" aside);
 #  4. the same with SIGTERM to every process of the job (scancel --signal=TERM --full), where mpirun exits
 #     with its own code and the script must still see a resumable run;
-#  5. a plain scancel ends a preemptible job for good (CANCELLED, not requeued).
+#  5. a plain scancel ends a preemptible job for good (CANCELLED, not requeued);
+#  6. preemptible.sbatch running `nograd glue` (every optimizing command follows one run policy): USR1,
+#     checkpoint, requeue, resume, and the prior and result equal an uninterrupted run's.
 # About two minutes on 2 cores (NOGRAD_SLURM_KEEP=1 keeps the temporary directory for inspection).
 set -uo pipefail
 
@@ -265,7 +267,7 @@ same_result() {
 import json, sys
 def load(s):
     d = json.loads(s)
-    for k in ("seconds", "task", "seed", "popsize", "array_job"):
+    for k in ("seconds", "task", "seed", "popsize", "array_job", "prior"):
         d.pop(k, None)
     return d
 a, b = load(sys.argv[1]), load(sys.argv[2])
@@ -385,5 +387,43 @@ sleep 3 # a wrong requeue would show by now
 [[ $(job_state "$id") == CANCELLED && $(job_field "$id" Restarts) == 0 ]] ||
   fail "after scancel, job $id is $(job_state "$id") with Restarts=$(job_field "$id" Restarts) (want CANCELLED, 0)"
 log "5. preemptible.sbatch: ok: scancel ended it (CANCELLED, not requeued)"
+
+# ---- 6. preemptible.sbatch with nograd glue: the same run policy ----------------------------------------
+# About 15 s of mixing on 2 ranks (the first-layer cache off, so that a step costs a pass over the rows).
+log "6. preemptible.sbatch glue: experts and a target from nograd data synth"
+G=$W/glue
+mkdir -p "$G"
+printf 'input 1 16 16\nflatten\ndense fc1 48\nrelu\ndense fc2 10\n' >"$G/spec.txt"
+"$NOGRAD" data synth images --domains upright,tilted,target --rows 4000 --out-prefix "$G/d" >/dev/null ||
+  fail "data synth"
+"$NOGRAD" data split "$G/d-target.h5" --train 0.5 --val 0.5 --seed 1 --out-prefix "$G/t" >/dev/null || fail "split"
+for s in upright tilted; do
+  "$NOGRAD" train --train "$G/d-$s.h5" --spec "$G/spec.txt" --optimizer adam --lr 0.003 --epochs 2 --quiet \
+    --out "$G/e-$s.h5" >/dev/null || fail "train an expert on $s"
+done
+ARGS6=(--experts "$G/e-upright.h5" "$G/e-tilted.h5" --target-train "$G/t-train.h5" --target-val "$G/t-val.h5"
+  --granularity layer --steps 12000 --chunk-rows 64 --no-first-layer-cache)
+ref=$("$MPIRUN" -n 2 --oversubscribe "$NOGRAD" glue --json --quiet "${ARGS6[@]}" --out "$G/prior-direct.h5" |
+  tail -n 1) || fail "direct glue run"
+log "6. reference: $ref"
+id=$(submit "$SRC/jobs/preemptible.sbatch" glue "${ARGS6[@]}" --out "$G/prior-slurm.h5")
+log "6. preemptible.sbatch glue: job $id"
+out=$W/nograd-preemptible-$id.out
+genlog=$W/results/preemptible-$id.jsonl
+wait_for 120 "job $id to log 30 generations" enough_generations
+scancel --signal=USR1 --batch "$id" || fail "scancel --signal=USR1 --batch $id"
+log "6. sent SIGUSR1 to the batch script at generation $(generations)"
+wait_for 60 "the job to checkpoint and requeue itself" requeued
+wait_for 30 "scontrol to show Restarts>=1" restarted
+wait_job "$id" 240
+grep -q "resuming from .*preemptible-$id.h5" "$out" || fail "the requeued glue job did not resume from its checkpoint"
+got=$(result_line "$W/results/preemptible-$id.json")
+same_result "$got" "$ref" || fail "the interrupted and resumed glue run differs from the uninterrupted one"
+/usr/bin/python3 - "$G/prior-direct.h5" "$G/prior-slurm.h5" <<'PY' || fail "the resumed prior's parameters differ"
+import sys, h5py
+a, b = (h5py.File(p, "r")["/model/params"][()] for p in sys.argv[1:3])
+sys.exit(0 if a.tobytes() == b.tobytes() else 1)
+PY
+log "6. preemptible.sbatch glue: ok: interrupted, requeued, resumed; the same prior, bit for bit: $got"
 
 log "PASSED in $((SECONDS - t0)) s"
