@@ -101,7 +101,8 @@ typedef struct {
   size_t ncurve;
   int64_t evaluations;
   double seconds;
-  bool signalled; /* stopped by a signal after its checkpoint (spsa, cmaes, fullgrad): resume it; no prior */
+  bool signalled; /* stopped by a signal (spsa, cmaes, fullgrad): with a checkpoint, resume it (no prior was
+                   * written); without one, the prior is that of the point reached */
 } ng_glue_result;
 
 /* Builds the prior and writes it. Collective over comm; every rank returns the same status, rank 0 holds the

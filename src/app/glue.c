@@ -169,7 +169,7 @@ static int run_engine(MPI_Comm comm, ng__glue *c, const ng_glue_config *cfg, con
     if (state) st = ng_opt_save(opt, state);
   }
   st = ng_engine_agree(comm, st);
-  if (st != NG_OK || res->signalled) goto out;
+  if (st != NG_OK) goto out;
   MPI_Bcast(w, (int)n, MPI_DOUBLE, 0, comm);
   ng__glue_softmax(c->K, c->L, w, c->coef);
 out:
@@ -337,7 +337,9 @@ int ng_app_glue(MPI_Comm comm, const ng_glue_config *cfg, ng_glue_result *res) {
   } else {
     st = fixed_weights(comm, &c, cfg, &val, &train, res);
   }
-  if (st != NG_OK || res->signalled) goto out;
+  /* stopped by a signal: with a checkpoint, the run is resumed later and writes no prior now; without one,
+   * it ends here like a run whose budget is spent, with the prior of the point it reached */
+  if (st != NG_OK || (res->signalled && cfg->run.checkpoint)) goto out;
 
   /* ---- the prior: mixed, measured, written ---- */
   ng__glue_mix(&c, c.coef, c.mixed);

@@ -271,7 +271,7 @@ int ng_cmd_glue(MPI_Comm comm, int argc, char **argv) {
     st = ng_app_glue(comm, &cfg, &res[i]);
     if (st != NG_OK) break;
     signalled = res[i].signalled;
-    if (signalled) break;
+    if (signalled && cfg.run.checkpoint) break; /* resumable: no prior yet */
     done_runs = i + 1;
     const char *name = ng_glue_method_name(methods[i]);
     if (out && json)
@@ -293,11 +293,14 @@ int ng_cmd_glue(MPI_Comm comm, int argc, char **argv) {
     code = st == NG_EINVAL ? NG_EXIT_USAGE : NG_EXIT_FAILURE;
     goto done;
   }
-  if (signalled) {
+  if (signalled && cfg.run.checkpoint) {
     fprintf(err, "nograd glue: stopped by a signal after its checkpoint; continue with --resume\n");
     code = NG_EXIT_RESUMABLE;
     goto done;
   }
+  if (signalled && done_runs < nmethods)
+    fprintf(err, "nograd glue: stopped by a signal (no --checkpoint): %s ended early, the methods after it were "
+                 "not run\n", ng_glue_method_name(methods[done_runs - 1]));
   if (out && all && !json) fprintf(out, "priors: %s/METHOD.h5\n", out_dir);
   code = NG_EXIT_OK;
 done:

@@ -130,7 +130,7 @@ int ng_cmd_minimize(MPI_Comm comm, int argc, char **argv) {
     fprintf(err, "nograd minimize: %s\n", ng_errmsg()[0] ? ng_errmsg() : ng_strerror(st));
     code = st == NG_EINVAL ? NG_EXIT_USAGE : NG_EXIT_FAILURE;
   } else {
-    code = res.signalled ? NG_EXIT_RESUMABLE : NG_EXIT_OK;
+    code = res.signalled && cfg.run.checkpoint ? NG_EXIT_RESUMABLE : NG_EXIT_OK;
     if (out && json) {
       fprintf(out, "{\"evaluations\":%lld,\"f_best\":", (long long)res.evaluations);
       ng_json_number(out, res.f_best);
