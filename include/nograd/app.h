@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "nograd/export.h"
 #include "nograd/opt.h"
 #include "nograd/run.h"
 
@@ -45,7 +46,7 @@ typedef struct {
  * no budget, no bounds, no parameters, 10000 rows in chunks of 1000 with data seed 1, and the run policy's
  * defaults (a zero ng_run_policy: the default grid, auto broadcast, no checkpoint, no signal handling). The
  * command line starts from these and its --help prints them. Not collective. */
-void ng_minimize_config_init(ng_minimize_config *cfg);
+NG_EXPORT void ng_minimize_config_init(ng_minimize_config *cfg);
 
 typedef struct {
   int64_t evaluations, generations, restarts, nonfinite;
@@ -60,15 +61,15 @@ typedef struct {
 
 /* The configuration that shapes a run's trajectory, as "key=value" lines (what a resume must match), and
  * its budget lines. The caller frees both. NG_ENOMEM. Not collective. */
-int ng_minimize_config_text(const ng_minimize_config *cfg, char **config, char **budget);
+NG_EXPORT int ng_minimize_config_text(const ng_minimize_config *cfg, char **config, char **budget);
 
 /* Minimizes a benchmark function or the data objective with the engine (checkpoints, resume, signals).
  * Collective over comm; the result is filled on rank 0. Every rank returns the same status; rank 0 holds the
  * message of the failure, whichever rank it happened on. */
-int ng_app_minimize(MPI_Comm comm, const ng_minimize_config *cfg, ng_minimize_result *res);
+NG_EXPORT int ng_app_minimize(MPI_Comm comm, const ng_minimize_config *cfg, ng_minimize_result *res);
 
 /* Creates and sets up an optimizer from the configuration (shared by the commands). Not collective. */
-int ng_app_make_optimizer(const ng_minimize_config *cfg, ng_opt **out);
+NG_EXPORT int ng_app_make_optimizer(const ng_minimize_config *cfg, ng_opt **out);
 
 #ifdef __cplusplus
 }

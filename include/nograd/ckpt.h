@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nograd/export.h"
 #include "nograd/state.h"
 
 #ifdef __cplusplus
@@ -64,11 +65,11 @@ typedef struct {
 } ng_history;
 
 /* The column names in order, followed by NULL. */
-const char *const *ng_history_columns(void);
+NG_EXPORT const char *const *ng_history_columns(void);
 /* Appends a row (NG_HISTORY_NCOLS values). NG_ENOMEM. */
-int ng_history_append(ng_history *h, const double *row);
+NG_EXPORT int ng_history_append(ng_history *h, const double *row);
 /* Frees the rows and zeroes the table. */
-void ng_history_free(ng_history *h);
+NG_EXPORT void ng_history_free(ng_history *h);
 
 typedef struct {
   const char *program_version;
@@ -91,12 +92,12 @@ typedef struct {
   size_t ninputs;
 } ng_ckpt_info;
 
-void ng_ckpt_info_free(ng_ckpt_info *info);
+NG_EXPORT void ng_ckpt_info_free(ng_ckpt_info *info);
 
 /* Writes a checkpoint atomically (see above). `result` may be NULL. NG_EIO names the path and the system
  * error (an unwritable directory, a full disk); nothing is left behind but PATH.tmp's removal is attempted.
  */
-int ng_ckpt_write(const char *path, const ng_ckpt_meta *meta, const ng_state *optimizer,
+NG_EXPORT int ng_ckpt_write(const char *path, const ng_ckpt_meta *meta, const ng_state *optimizer,
                   const ng_history *history, const double *best_x, size_t n, double best_f,
                   const ng_state *result);
 
@@ -107,11 +108,11 @@ int ng_ckpt_write(const char *path, const ng_ckpt_meta *meta, const ng_state *op
  * truncated — or the state checksum differs: says which, and names PATH.prev when it exists as the
  * checkpoint to resume from instead). The whole file is read and verified even when some outputs are NULL,
  * and the outputs are written only when everything holds. */
-int ng_ckpt_read(const char *path, ng_ckpt_info *info, ng_state *optimizer, ng_history *history,
+NG_EXPORT int ng_ckpt_read(const char *path, ng_ckpt_info *info, ng_state *optimizer, ng_history *history,
                  double *best_x, size_t *n, double *best_f, ng_state *result);
 
 /* FNV-1a 64 checksum of a file's bytes as 16 hex digits + NUL, for the input checksums of /meta. NG_EIO. */
-int ng_file_checksum(const char *path, char out[17]);
+NG_EXPORT int ng_file_checksum(const char *path, char out[17]);
 
 #ifdef __cplusplus
 }

@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nograd/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -55,13 +57,13 @@ typedef struct ng_label_map ng_label_map;
 /* Allocates the arrays of an empty dataset of n rows shaped xdims[0..xrank) (xrank 1 or 3) with labels
  * (t == 0) or t targets per row; x and y are zeroed, classes 0, no statistics, empty name and domain.
  * NG_EINVAL names the bad shape; NG_ENOMEM. `D` is overwritten (free it first if it held anything). */
-int ng_data_alloc(ng_data *D, size_t n, int xrank, const size_t *xdims, size_t t);
+NG_EXPORT int ng_data_alloc(ng_data *D, size_t n, int xrank, const size_t *xdims, size_t t);
 
 /* Frees the arrays and zeroes *D; accepts NULL and a zeroed struct. */
-void ng_data_free(ng_data *D);
+NG_EXPORT void ng_data_free(ng_data *D);
 
 /* Sets `classes` to max label + 1 (0 with no rows or with targets). */
-void ng_data_count_classes(ng_data *D);
+NG_EXPORT void ng_data_count_classes(ng_data *D);
 
 /* ---- Files ----------------------------------------------------------------------------------------------
  */
@@ -70,11 +72,11 @@ void ng_data_count_classes(ng_data *D);
  * synced. Checks first that D is consistent (shape, labels in [0, classes), classes > 0 with labels, n >= 1):
  * NG_EINVAL names what is wrong; NG_EIO names the file and the HDF5 path that failed. On failure neither
  * PATH.tmp nor a new PATH is left (an old PATH is untouched). */
-int ng_data_write(const char *path, const ng_data *D);
+NG_EXPORT int ng_data_write(const char *path, const ng_data *D);
 
 /* Reads a whole dataset file into D (which is overwritten; ng_data_free it afterwards). Same checks and
  * statuses as ng_dataset_open and ng_dataset_read_rows. */
-int ng_data_load(const char *path, ng_data *D);
+NG_EXPORT int ng_data_load(const char *path, ng_data *D);
 
 typedef struct ng_dataset ng_dataset;
 
@@ -92,23 +94,23 @@ typedef struct ng_data_info {
 /* Opens a dataset file and checks its layout: /x float32 of rank 2 or 4, /y int32 of rank 1 or float32 of
  * rank 2, the same N, the attributes' types and sizes. NG_EIO (cannot open), NG_EFORMAT (not a dataset, or a
  * wrong dtype or shape: the message names the HDF5 path, expected and found), NG_ENOMEM. */
-int ng_dataset_open(const char *path, ng_dataset **out);
+NG_EXPORT int ng_dataset_open(const char *path, ng_dataset **out);
 
 /* Closes; accepts NULL and clears the caller's pointer. */
-void ng_dataset_close(ng_dataset **ds);
+NG_EXPORT void ng_dataset_close(ng_dataset **ds);
 
 /* The shape and attributes; never fails. */
-const ng_data_info *ng_dataset_info(const ng_dataset *ds);
+NG_EXPORT const ng_data_info *ng_dataset_info(const ng_dataset *ds);
 
 /* Reads rows [first, first+count) with one hyperslab per array: count*d floats into x, and into y count
  * int32 labels (t == 0) or count*t floats. x or y may be NULL to skip that array; count 0 reads nothing.
  * NG_EINVAL names a range beyond N; NG_ECORRUPT names the HDF5 path that could not be read, or the row whose
  * label is outside [0, classes). */
-int ng_dataset_read_rows(ng_dataset *ds, size_t first, size_t count, float *x, void *y);
+NG_EXPORT int ng_dataset_read_rows(ng_dataset *ds, size_t first, size_t count, float *x, void *y);
 
 /* The per-feature mean and std stored on /x of `path` (d floats each, malloc'd, the caller frees).
  * NG_ENOTFOUND when the file has none; NG_EMISMATCH when they do not have d values. */
-int ng_data_read_stats(const char *path, size_t d, float **mean, float **std);
+NG_EXPORT int ng_data_read_stats(const char *path, size_t d, float **mean, float **std);
 
 /* ---- Importers (src/data/import.c) ----------------------------------------------------------------------
  */
@@ -136,12 +138,12 @@ typedef struct ng_text_options {
  * see ng_label_map_parse). Blank lines are skipped. NG_EFORMAT with "FILE:LINE: column K ('name'): ..." for
  * text in a numeric column, a ragged row, a missing value without a policy, a label that is not a whole
  * number; NG_EIO when the file cannot be read; NG_EINVAL for a label column that does not exist. */
-int ng_import_text(const char *path, const ng_text_options *opt, const ng_label_map *label_map, ng_data *D);
+NG_EXPORT int ng_import_text(const char *path, const ng_text_options *opt, const ng_label_map *label_map, ng_data *D);
 
 /* Reads MNIST-style IDX files (gzip-compressed or not): images (magic 2051, N x H x W uint8) and labels
  * (magic 2049, N uint8) into D as N x 1 x H x W floats with the raw values 0..255. NG_EFORMAT names the file
  * and what is wrong (magic, dimensions, counts that differ, a file shorter than its header says). */
-int ng_import_idx(const char *images, const char *labels, const ng_label_map *label_map, ng_data *D);
+NG_EXPORT int ng_import_idx(const char *images, const char *labels, const ng_label_map *label_map, ng_data *D);
 
 /* ---- Transforms (src/data/transform.c) ------------------------------------------------------------------
  */
@@ -151,45 +153,45 @@ int ng_import_idx(const char *images, const char *labels, const ng_label_map *la
  *   "add:K"                      label + K (shift 1..10 to 0..9: "add:-1");
  *   "A=B,C=D,..."                explicit: label A becomes B ...; a label not listed is an error.
  * NG_EINVAL names the specification at fault. */
-int ng_label_map_parse(const char *spec, ng_label_map **out);
-void ng_label_map_destroy(ng_label_map **m);
+NG_EXPORT int ng_label_map_parse(const char *spec, ng_label_map **out);
+NG_EXPORT void ng_label_map_destroy(ng_label_map **m);
 
 /* Maps one raw label; NG_EINVAL when an explicit map does not list it (the caller names the row). */
-int ng_label_map_apply(const ng_label_map *m, double raw, double *mapped);
+NG_EXPORT int ng_label_map_apply(const ng_label_map *m, double raw, double *mapped);
 
 /* Gives the rows of a feature dataset (xrank 1) the image shape C x H x W (C*H*W must equal d). NG_EINVAL. */
-int ng_data_reshape(ng_data *D, size_t c, size_t h, size_t w);
+NG_EXPORT int ng_data_reshape(ng_data *D, size_t c, size_t h, size_t w);
 
 /* Maps x linearly so that lo becomes 0 and hi becomes 1 (lo != hi). */
-int ng_data_rescale(ng_data *D, double lo, double hi);
+NG_EXPORT int ng_data_rescale(ng_data *D, double lo, double hi);
 
 /* Resamples image rows (xrank 3) to H x W, channel by channel, separably. Downsampling along an axis uses
  * area averaging: an output pixel is the mean of the input area it covers, fractional pixels weighted by
  * their overlap, which is exact for integer factors and does not alias as bilinear sampling would. Upsampling
  * uses bilinear interpolation between pixel centres (edges clamped). Both weight sets are convex, so values
  * stay within the input's range. NG_EINVAL (not images, zero size), NG_ENOMEM. */
-int ng_data_resample(ng_data *D, size_t h, size_t w);
+NG_EXPORT int ng_data_resample(ng_data *D, size_t h, size_t w);
 
 /* Computes the per-feature mean and (population) standard deviation of D, stores them in D->mean/std and
  * standardizes x with them. A constant feature gets std 1 so that it maps to 0 instead of NaN. With
  * D->mean already set it fails (NG_EINVAL: already standardized). */
-int ng_data_standardize(ng_data *D);
+NG_EXPORT int ng_data_standardize(ng_data *D);
 
 /* Standardizes x with given statistics (d values each, copied into D->mean/std), e.g. a training split's. */
-int ng_data_apply_stats(ng_data *D, const float *mean, const float *std);
+NG_EXPORT int ng_data_apply_stats(ng_data *D, const float *mean, const float *std);
 
 /* Splits D into train, val and test by the fractions frac[0..3) (each >= 0, summing to 1 within 1e-9),
  * stratified by label: the rows of each class are shuffled with the Philox stream (seed, NG_RNG_SPLIT, 0,
  * class) and cut so that each part holds frac*count of the class rounded by largest remainders (within 1
  * example per class). Targets are one stratum. Each part keeps the rows in their original order, the
  * attributes and the statistics of D; out[k].n may be 0. NG_EINVAL, NG_ENOMEM. */
-int ng_data_split(const ng_data *D, const double frac[3], uint64_t seed, ng_data out[3]);
+NG_EXPORT int ng_data_split(const ng_data *D, const double frac[3], uint64_t seed, ng_data out[3]);
 
 /* A seeded, stratified subset of k of D's rows (labels only), in their original order, with D's attributes
  * and statistics: each class gets floor(k n_c / n) rows plus one for the largest remainders (ties: the lower
  * class) until k are taken, drawn by a partial Fisher-Yates shuffle of the class's rows from the stream
  * (seed, NG_RNG_DATA, 1, class). NG_EINVAL (float targets, k > n, a label outside [0, classes)), NG_ENOMEM. */
-int ng_data_subset(const ng_data *D, size_t k, uint64_t seed, ng_data *out);
+NG_EXPORT int ng_data_subset(const ng_data *D, size_t k, uint64_t seed, ng_data *out);
 
 #ifdef __cplusplus
 }

@@ -31,6 +31,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "nograd/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -73,10 +75,10 @@ typedef struct {
  * returns the same status; rank 0 holds the message and the result. NG_EINVAL names the field out of range;
  * NG_EIO names the directory that could not be made; the statuses of ng_app_train, ng_app_glue and
  * ng_app_eval (their messages name the file at fault). On failure a temporary directory is still removed. */
-int ng_app_demo(MPI_Comm comm, const ng_demo_config *cfg, ng_demo_result *res);
+NG_EXPORT int ng_app_demo(MPI_Comm comm, const ng_demo_config *cfg, ng_demo_result *res);
 
 /* Frees the arrays of a result and zeroes it; accepts NULL and a zeroed result. Not collective. */
-void ng_demo_result_free(ng_demo_result *res);
+NG_EXPORT void ng_demo_result_free(ng_demo_result *res);
 
 #ifdef __cplusplus
 }

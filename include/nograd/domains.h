@@ -61,6 +61,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nograd/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -89,35 +91,35 @@ typedef struct ng_domain_shift {
 } ng_domain_shift;
 
 /* The presets, in the order of the table above; *count receives their number. */
-const ng_domain_shift *ng_domains_presets(size_t *count);
+NG_EXPORT const ng_domain_shift *ng_domains_presets(size_t *count);
 
 /* The preset named `name`, or NULL. */
-const ng_domain_shift *ng_domains_find(const char *name);
+NG_EXPORT const ng_domain_shift *ng_domains_find(const char *name);
 
 /* Writes the presets' names as "upright, tilted, ..." into buf (cut to size); returns buf. */
-const char *ng_domains_names(char *buf, size_t size);
+NG_EXPORT const char *ng_domains_names(char *buf, size_t size);
 
 /* Floats per row: 256 for images, d for vectors (0 for a configuration with an unknown kind). */
-size_t ng_domains_row_size(const ng_domains_config *cfg);
+NG_EXPORT size_t ng_domains_row_size(const ng_domains_config *cfg);
 
 /* The class priors of a domain: K probabilities summing to 1 into p. */
-void ng_domains_priors(const ng_domain_shift *shift, size_t classes, double *p);
+NG_EXPORT void ng_domains_priors(const ng_domain_shift *shift, size_t classes, double *p);
 
 /* Generates rows row0 .. row0+rows-1 of domain `shift`: rows * ng_domains_row_size floats into x (row-major;
  * an image row is 16 x 16, row 0 on top) and rows labels in [0, K) into y. NG_EINVAL names the value at
  * fault (kind, classes, shift field out of range, rows beyond 2^32); NG_ENOMEM. */
-int ng_domains_generate_shift(const ng_domains_config *cfg, const ng_domain_shift *shift, size_t rows,
+NG_EXPORT int ng_domains_generate_shift(const ng_domains_config *cfg, const ng_domain_shift *shift, size_t rows,
                               uint64_t row0, float *x, int32_t *y);
 
 /* Same, for the preset named `domain`; NG_ENOTFOUND for an unknown name, the message listing the known ones.
  */
-int ng_domains_generate(const ng_domains_config *cfg, const char *domain, size_t rows, uint64_t row0,
+NG_EXPORT int ng_domains_generate(const ng_domains_config *cfg, const char *domain, size_t rows, uint64_t row0,
                         float *x, int32_t *y);
 
 /* Writes rows 0 .. rows-1 of the preset `domain` to a dataset file (ng_data_write: atomic), x shaped
  * N x 1 x 16 x 16 or N x d, with the attributes name "synth-images" or "synth-vectors", domain = the preset's
  * name and classes = K. Statuses of ng_domains_generate (rows must be >= 1) and of ng_data_write. */
-int ng_domains_write(const ng_domains_config *cfg, const char *domain, size_t rows, const char *path);
+NG_EXPORT int ng_domains_write(const ng_domains_config *cfg, const char *domain, size_t rows, const char *path);
 
 #ifdef __cplusplus
 }

@@ -23,6 +23,7 @@
 #include <stdio.h>
 
 #include "nograd/ckpt.h"
+#include "nograd/export.h"
 #include "nograd/objective.h"
 #include "nograd/opt.h"
 
@@ -33,8 +34,8 @@ extern "C" {
 typedef enum { NG_BCAST_AUTO = 0, NG_BCAST_EXPLICIT = 1, NG_BCAST_SEEDED = 2 } ng_bcast_mode;
 
 /* "auto", "explicit", "seeded"; and back (-1 for an unknown name). */
-const char *ng_bcast_name(ng_bcast_mode mode);
-int ng_bcast_from_name(const char *name);
+NG_EXPORT const char *ng_bcast_name(ng_bcast_mode mode);
+NG_EXPORT int ng_bcast_from_name(const char *name);
 
 typedef struct {
   int groups;              /* G >= 1; must divide the number of ranks */
@@ -71,13 +72,13 @@ typedef struct {
  * (eval; or eval_stats and finish). Every rank returns the same status: NG_OK when
  * the run stopped for one of its reasons (or a signal: res->signalled), otherwise the first error. Rank 0
  * then holds the error's message, prefixed with the rank it happened on when that is not 0. */
-int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_engine_config *cfg,
+NG_EXPORT int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_engine_config *cfg,
                   ng_engine_result *res);
 
 /* Agrees on a status after a phase that may fail on some ranks: returns on every rank the status of the
  * lowest failing rank (NG_OK if none), and moves that rank's message to rank 0 ("rank R: ..."). Collective.
  */
-int ng_engine_agree(MPI_Comm comm, int status);
+NG_EXPORT int ng_engine_agree(MPI_Comm comm, int status);
 
 /* What one chunk contributes to a measurement: ADDS w numbers for chunk `chunk` to partial (zero on entry).
  * Returns NG_OK or a status with ng_error's message. */
@@ -90,11 +91,11 @@ typedef int (*ng_chunk_fn)(void *ctx, size_t chunk, double *partial);
  * candidate and one group. Collective; every rank returns the same status: NG_EINVAL (no chunks, w = 0, or
  * more than 2^31 - 1 doubles), NG_ENOMEM, NG_EMPI, or the first failing rank's error from fn, whose message
  * rank 0 then holds ("rank R: ..."). */
-int ng_engine_measure(MPI_Comm comm, size_t nchunks, size_t w, ng_chunk_fn fn, void *ctx, double *sum);
+NG_EXPORT int ng_engine_measure(MPI_Comm comm, size_t nchunks, size_t w, ng_chunk_fn fn, void *ctx, double *sum);
 
 /* The block [first, first + count) of `total` items that part `index` of `parts` owns (sizes differ by <= 1).
  */
-void ng_engine_block(size_t total, size_t parts, size_t index, size_t *first, size_t *count);
+NG_EXPORT void ng_engine_block(size_t total, size_t parts, size_t index, size_t *first, size_t *count);
 
 #ifdef __cplusplus
 }

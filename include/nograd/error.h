@@ -7,6 +7,8 @@
 #ifndef NOGRAD_ERROR_H
 #define NOGRAD_ERROR_H
 
+#include "nograd/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -35,18 +37,18 @@ typedef enum {
 } ng_status;
 
 /* The fixed description of a status code ("invalid argument"); never NULL. Not collective. */
-const char *ng_strerror(int status);
+NG_EXPORT const char *ng_strerror(int status);
 
 /* Records the message of the failure being returned, printf-style, and returns `status` so that a
  * function can write `return ng_error(NG_EINVAL, "--dim: expected a positive integer, got '%s'", s);`.
  * The message is kept per thread until the next call. Not collective. */
-int ng_error(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+NG_EXPORT int ng_error(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The message of the last ng_error on this thread, or "" if there was none. Not collective. */
-const char *ng_errmsg(void);
+NG_EXPORT const char *ng_errmsg(void);
 
 /* Clears the message of this thread. */
-void ng_error_clear(void);
+NG_EXPORT void ng_error_clear(void);
 
 /* Returns early with the status of `expr` when it is not NG_OK; the message is left as the callee set it. */
 #define NG_CALL(expr)                                 \

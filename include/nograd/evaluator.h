@@ -35,6 +35,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "nograd/export.h"
 #include "nograd/objective.h"
 
 #ifdef __cplusplus
@@ -83,7 +84,7 @@ typedef struct ng_evaluator ng_evaluator;
 /* Fills a configuration with the defaults: n 0 (must be set), nchunks 1, no model, rank 0 of 1, timeout
  * NG_EVALUATOR_DEFAULT_TIMEOUT, start_timeout 60 s, NG_EVALUATOR_DEFAULT_RESTARTS, stderr inherited, log
  * stderr. */
-void ng_evaluator_config_init(ng_evaluator_config *cfg);
+NG_EXPORT void ng_evaluator_config_init(ng_evaluator_config *cfg);
 
 /* Starts an evaluator from its spec ("exec:PROGRAM ARGS", "plugin:LIB.so WORDS"). For exec it starts the
  * program and exchanges HELLO frames; for plugin it loads the library, checks its ABI and calls init.
@@ -92,7 +93,7 @@ void ng_evaluator_config_init(ng_evaluator_config *cfg);
  * without the entry symbol; NG_EMISMATCH: a HELLO reply of another version or an ABI version nograd does
  * not speak; NG_EIO: a program that fails during HELLO (exit, signal, timeout, garbage), a plugin's init
  * failing (with its message); NG_ENOMEM. On failure *out is NULL and nothing is left running. */
-int ng_evaluator_open(const char *spec, const ng_evaluator_config *cfg, ng_evaluator **out);
+NG_EXPORT int ng_evaluator_open(const char *spec, const ng_evaluator_config *cfg, ng_evaluator **out);
 
 /* Writes the losses of the m candidates x[0..m*n) (row-major) of generation `generation` on chunk `chunk`
  * into losses[0..m), and, when counts is not NULL, their counts into counts[0..m) (1 unless the evaluator
@@ -101,29 +102,29 @@ int ng_evaluator_open(const char *spec, const ng_evaluator_config *cfg, ng_evalu
  * limit gives NaN losses and NG_OK (see the top of this file). NG_EINVAL: chunk >= nchunks, m >= 2^32, a
  * NULL array; NG_EIO: the restart limit was passed (the losses are NaN) or a plugin's evaluate failed;
  * NG_ENOMEM. */
-int ng_evaluator_eval(ng_evaluator *ev, const double *x, size_t m, uint64_t generation, size_t chunk,
+NG_EXPORT int ng_evaluator_eval(ng_evaluator *ev, const double *x, size_t m, uint64_t generation, size_t chunk,
                       size_t first, double *losses, double *counts);
 
 /* Ends the evaluator: exec sends BYE, closes the pipes, waits up to min(timeout, 5 s) for the program to
  * exit, then kills its process group and reaps it; plugin calls finish and dlclose. Accepts NULL and clears
  * the pointer. */
-void ng_evaluator_close(ng_evaluator **ev);
+NG_EXPORT void ng_evaluator_close(ng_evaluator **ev);
 
 /* The counters so far. */
-void ng_evaluator_get_stats(const ng_evaluator *ev, ng_evaluator_stats *out);
+NG_EXPORT void ng_evaluator_get_stats(const ng_evaluator *ev, ng_evaluator_stats *out);
 
 /* The spec as given ("exec:./score.py --fast"), for messages. */
-const char *ng_evaluator_spec(const ng_evaluator *ev);
+NG_EXPORT const char *ng_evaluator_spec(const ng_evaluator *ev);
 
 /* The bridge to the engine (nograd/objective.h): fills obj's n, nchunks, eval, eval_batch and ctx (load NULL,
  * nstats 0). The engine calls eval_batch, so all of a rank's candidates of a chunk travel in one request
  * (one frame, one plugin call; `first` is the first one's index in the generation); each loss is the
  * chunk's sum and its count the count. eval, one candidate per request, gives the same numbers at one round
  * trip each (about 13 us with the C example, see tools/bench). The objective lives as long as ev. */
-void ng_evaluator_objective(ng_evaluator *ev, ng_objective *obj);
+NG_EXPORT void ng_evaluator_objective(ng_evaluator *ev, ng_objective *obj);
 
 /* The process id of a running exec evaluator, or -1 (plugin, or none running). For tests and diagnostics. */
-long ng_evaluator_pid(const ng_evaluator *ev);
+NG_EXPORT long ng_evaluator_pid(const ng_evaluator *ev);
 
 #ifdef __cplusplus
 }

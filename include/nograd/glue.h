@@ -37,6 +37,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "nograd/export.h"
 #include "nograd/run.h"
 
 #ifdef __cplusplus
@@ -57,8 +58,8 @@ typedef enum {
 
 /* "spsa", "cmaes", "uniform", "datasize", "proxy", "best", "fullgrad"; NULL out of range. And back: -1 if
  * unknown. */
-const char *ng_glue_method_name(ng_glue_method m);
-int ng_glue_method_from_name(const char *name);
+NG_EXPORT const char *ng_glue_method_name(ng_glue_method m);
+NG_EXPORT int ng_glue_method_from_name(const char *name);
 
 typedef struct {
   const char *const *experts; /* K >= 2 model files */
@@ -87,7 +88,7 @@ typedef struct {
 /* The library's defaults, the one place they are written: method spsa, granularity model, 100 steps, q 1,
  * sigma0 0.1, lr 0.05, proxy by accuracy, seed 1, chunks of 256 rows, a zero run policy; no experts, datasets
  * or output. The command line starts from these and its --help prints them. Not collective. */
-void ng_glue_config_init(ng_glue_config *cfg);
+NG_EXPORT void ng_glue_config_init(ng_glue_config *cfg);
 
 typedef struct {
   double prior_loss;     /* mean cross-entropy of the prior on target_val (or target_train) */
@@ -112,7 +113,7 @@ typedef struct {
  * lacking train_rows (named) and no sizes given; the statuses of the model, dataset and engine functions.
  * Nothing is written on error. A run stopped by a signal (res->signalled) leaves its checkpoint and writes no
  * prior. */
-int ng_app_glue(MPI_Comm comm, const ng_glue_config *cfg, ng_glue_result *res);
+NG_EXPORT int ng_app_glue(MPI_Comm comm, const ng_glue_config *cfg, ng_glue_result *res);
 
 #ifdef __cplusplus
 }

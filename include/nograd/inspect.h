@@ -7,6 +7,8 @@
 
 #include <stdio.h>
 
+#include "nograd/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -27,7 +29,7 @@ extern "C" {
  * The file is verified as ng_ckpt_read does, with its status codes and messages: NG_EIO (cannot open),
  * NG_ECORRUPT (truncated, damaged, checksum mismatch), NG_EFORMAT (not a nograd file: names the HDF5 path
  * that is missing). NG_EIO also when writing to `out` fails. */
-int ng_inspect(const char *path, int json, int last_rows, FILE *out);
+NG_EXPORT int ng_inspect(const char *path, int json, int last_rows, FILE *out);
 
 #ifdef __cplusplus
 }

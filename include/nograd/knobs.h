@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "nograd/export.h"
 #include "nograd/nn.h"
 
 #ifdef __cplusplus
@@ -50,38 +51,38 @@ typedef struct ng_knobs ng_knobs;
  * `nograd retrofit --list-params`); NG_EINVAL for a malformed item, a slice out of range, scale: of a layer
  * without weights, temperature or offsets when the model's output is not a dense layer, threshold on a
  * model without exactly 2 outputs, an item given twice, overlapping slices, an empty spec; NG_ENOMEM. */
-int ng_knobs_parse(const ng_model *m, const char *spec, ng_knobs **out);
+NG_EXPORT int ng_knobs_parse(const ng_model *m, const char *spec, ng_knobs **out);
 
 /* Frees; accepts NULL and clears the pointer. */
-void ng_knobs_destroy(ng_knobs **k);
+NG_EXPORT void ng_knobs_destroy(ng_knobs **k);
 
 /* The dimension n of the search vector. */
-size_t ng_knobs_dim(const ng_knobs *k);
+NG_EXPORT size_t ng_knobs_dim(const ng_knobs *k);
 
 /* The starting point (n doubles): the model's values at parse time, see above. */
-void ng_knobs_x0(const ng_knobs *k, double *x);
+NG_EXPORT void ng_knobs_x0(const ng_knobs *k, double *x);
 
 /* The bounds (n doubles each): -INFINITY / INFINITY where a coordinate is unbounded. */
-void ng_knobs_bounds(const ng_knobs *k, double *lo, double *hi);
+NG_EXPORT void ng_knobs_bounds(const ng_knobs *k, double *lo, double *hi);
 
 /* The parameters of the candidate x: params = base_params with the knobs applied (nparams floats each,
  * not overlapping). *threshold (when threshold is not NULL) receives x's threshold coordinate as it is, or
  * NaN when there is no threshold knob. x should lie within the bounds (a temperature of 0 gives infinite
  * weights); nothing is clamped. Deterministic, no allocation, no error. */
-void ng_knobs_apply(const ng_knobs *k, const float *base_params, const double *x, float *params,
+NG_EXPORT void ng_knobs_apply(const ng_knobs *k, const float *base_params, const double *x, float *params,
                     double *threshold);
 
 /* A readable name of coordinate i, written into buf (len bytes, cut if needed) and returned: "offsets[3]",
  * "fc3.bias[2]", "conv1.weight[0,1,2,2]", "scale:fc2", "temperature", "threshold". "?" when i >= n. */
-const char *ng_knobs_coord_name(const ng_knobs *k, size_t i, char *buf, size_t len);
+NG_EXPORT const char *ng_knobs_coord_name(const ng_knobs *k, size_t i, char *buf, size_t len);
 
 /* Whether the spec has a threshold item. */
-bool ng_knobs_has_threshold(const ng_knobs *k);
+NG_EXPORT bool ng_knobs_has_threshold(const ng_knobs *k);
 
 /* For `nograd retrofit --list-params MODEL.h5`: a table of every tensor (name, shape, size, slice syntax),
  * the layers scale: accepts, whether temperature and offsets are available (and C), whether threshold is.
  * NG_EIO when writing fails. */
-int ng_knobs_list(const ng_model *m, FILE *out);
+NG_EXPORT int ng_knobs_list(const ng_model *m, FILE *out);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 
+#include "nograd/export.h"
 #include "nograd/loss.h"
 
 #ifdef __cplusplus
@@ -43,15 +44,15 @@ typedef struct {
 } ng_metric_def;
 
 /* The rows, in the table's order: ng_metric_def_at(i) for i < ng_metric_def_count(). */
-size_t ng_metric_def_count(void);
-const ng_metric_def *ng_metric_def_at(size_t i);
+NG_EXPORT size_t ng_metric_def_count(void);
+NG_EXPORT const ng_metric_def *ng_metric_def_at(size_t i);
 
 /* The row of a name, or NULL. */
-const ng_metric_def *ng_metric_def_find(const char *name);
+NG_EXPORT const ng_metric_def *ng_metric_def_find(const char *name);
 
 /* "a, b, c": the names of the rows with every flag of `need` and, when objective_only, a loss; for help
  * texts and messages (cut at len). */
-void ng_metric_names(unsigned need, int objective_only, char *buf, size_t len);
+NG_EXPORT void ng_metric_names(unsigned need, int objective_only, char *buf, size_t len);
 
 #ifdef __cplusplus
 }

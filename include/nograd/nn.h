@@ -36,6 +36,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nograd/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -46,67 +48,67 @@ typedef struct ng_model ng_model;
 
 /* Builds a model from a spec; parameters are zero, running variances one. NG_EINVAL names the line and what
  * is wrong (an unknown layer, a missing argument, a shape that does not fit, an unclosed residual group). */
-int ng_model_from_spec(const char *spec, ng_model **out);
+NG_EXPORT int ng_model_from_spec(const char *spec, ng_model **out);
 
 /* PyTorch's default initialisation: weights and biases of dense and conv2d uniform in +-1/sqrt(fan_in)
  * (kaiming_uniform with a = sqrt(5)), norm weights 1 and biases 0, running mean 0 and variance 1; drawn from
  * the stream (seed, NG_RNG_INIT, 0, tensor index). */
-void ng_model_init(ng_model *m, uint64_t seed);
+NG_EXPORT void ng_model_init(ng_model *m, uint64_t seed);
 
 /* Reads a model file. Errors name the file and the HDF5 path: NG_EIO (cannot open), NG_EFORMAT (not a model
  * file, an unknown layer in the spec, a tensor missing from the index or of the wrong shape, params of the
  * wrong length or type), NG_ENUMERIC (a NaN or infinite weight: names the tensor and element). */
-int ng_model_read(const char *path, ng_model **out);
+NG_EXPORT int ng_model_read(const char *path, ng_model **out);
 
 /* Writes a model file atomically (PATH.tmp, fsync, rename). NG_EIO names the path. */
-int ng_model_write(const ng_model *m, const char *path);
+NG_EXPORT int ng_model_write(const ng_model *m, const char *path);
 
 /* Frees; accepts NULL and clears the pointer. */
-void ng_model_destroy(ng_model **m);
+NG_EXPORT void ng_model_destroy(ng_model **m);
 
 /* A copy (spec, parameters and attributes). */
-int ng_model_clone(const ng_model *m, ng_model **out);
+NG_EXPORT int ng_model_clone(const ng_model *m, ng_model **out);
 
-const char *ng_model_spec_text(const ng_model *m);
-size_t ng_model_nparams(const ng_model *m);
-float *ng_model_params(ng_model *m);
-const float *ng_model_params_const(const ng_model *m);
-size_t ng_model_input_size(const ng_model *m);  /* floats per example */
-size_t ng_model_output_size(const ng_model *m); /* floats per example out (classes for a classifier) */
+NG_EXPORT const char *ng_model_spec_text(const ng_model *m);
+NG_EXPORT size_t ng_model_nparams(const ng_model *m);
+NG_EXPORT float *ng_model_params(ng_model *m);
+NG_EXPORT const float *ng_model_params_const(const ng_model *m);
+NG_EXPORT size_t ng_model_input_size(const ng_model *m);  /* floats per example */
+NG_EXPORT size_t ng_model_output_size(const ng_model *m); /* floats per example out (classes for a classifier) */
 /* The input shape: ndim 1 (F) or 3 (C H W). */
-void ng_model_input_shape(const ng_model *m, size_t *ndim, size_t shape[3]);
+NG_EXPORT void ng_model_input_shape(const ng_model *m, size_t *ndim, size_t shape[3]);
 
 /* The named-tensor index. */
-size_t ng_model_ntensors(const ng_model *m);
-int ng_model_tensor(const ng_model *m, size_t i, const char **name, size_t *offset, size_t *ndim,
+NG_EXPORT size_t ng_model_ntensors(const ng_model *m);
+NG_EXPORT int ng_model_tensor(const ng_model *m, size_t i, const char **name, size_t *offset, size_t *ndim,
                     size_t shape[4]);
 /* By name; NG_ENOTFOUND names it. */
-int ng_model_find(const ng_model *m, const char *name, size_t *offset, size_t *ndim, size_t shape[4]);
+NG_EXPORT int ng_model_find(const ng_model *m, const char *name, size_t *offset, size_t *ndim, size_t shape[4]);
 
 /* Integer attributes stored with the model (classes, train_rows); absent ones are -1. set_attr refuses
  * (NG_EINVAL) the names format_version, dataset and threshold, which have their own meaning and type. */
-int64_t ng_model_attr(const ng_model *m, const char *name);
-int ng_model_set_attr(ng_model *m, const char *name, int64_t value);
+NG_EXPORT int64_t ng_model_attr(const ng_model *m, const char *name);
+NG_EXPORT int ng_model_set_attr(ng_model *m, const char *name, int64_t value);
 
 /* The decision threshold stored with a binary classifier (e.g. by `nograd retrofit`): class 1 when
  * softmax(output)[1] >= threshold. NaN when the model has none (then 0.5 is the usual default). Written to
  * and read from the model file, copied by ng_model_clone. set_threshold: NaN removes it; NG_EINVAL for a
  * value outside [0, 1]. */
-double ng_model_threshold(const ng_model *m);
-int ng_model_set_threshold(ng_model *m, double threshold);
+NG_EXPORT double ng_model_threshold(const ng_model *m);
+NG_EXPORT int ng_model_set_threshold(ng_model *m, double threshold);
 
 /* A workspace: every buffer a forward (and, in training mode, backward) pass of up to max_batch examples
  * needs, allocated once. Not shared between threads. */
 typedef struct ng_nn_work ng_nn_work;
 
-int ng_nn_work_create(const ng_model *m, size_t max_batch, bool training, ng_nn_work **out);
-void ng_nn_work_destroy(ng_nn_work **w);
+NG_EXPORT int ng_nn_work_create(const ng_model *m, size_t max_batch, bool training, ng_nn_work **out);
+NG_EXPORT void ng_nn_work_destroy(ng_nn_work **w);
 
 /* The seed and step that key dropout masks in training mode: stream (seed, NG_RNG_DROPOUT, step, layer),
  * layer being the layer's index in the spec (0 = the first line after input) and step taken modulo 2^32. One
  * u32 draw per element, batch-major; an element is kept when draw / 2^32 >= p. The backward pass regenerates
  * the mask of the forward pass it follows (no mask is stored), even if this is called in between. */
-void ng_nn_work_set_dropout(ng_nn_work *w, uint64_t seed, uint64_t step);
+NG_EXPORT void ng_nn_work_set_dropout(ng_nn_work *w, uint64_t seed, uint64_t step);
 
 /* Forward pass of `batch` examples (x: batch x input_size floats) with the parameters `params` (a vector laid
  * out like the model's, e.g. a candidate of an optimizer). *out points into the workspace (or at x itself
@@ -114,7 +116,7 @@ void ng_nn_work_set_dropout(ng_nn_work *w, uint64_t seed, uint64_t step);
  * workspace. A training workspace copies x when the backward pass needs it, so x may change afterwards. The
  * bits of an example's output may depend on the batch size (sgemm's blocking), never on anything else. No
  * allocation. NG_EINVAL for batch > max_batch or a workspace made for another model. */
-int ng_nn_forward(const ng_model *m, const float *params, ng_nn_work *w, const float *x, size_t batch,
+NG_EXPORT int ng_nn_forward(const ng_model *m, const float *params, ng_nn_work *w, const float *x, size_t batch,
                   const float **out);
 
 /* The layers [from, to) of a forward pass on an evaluation workspace: act is the value entering layer `from`
@@ -123,23 +125,23 @@ int ng_nn_forward(const ng_model *m, const float *params, ng_nn_work *w, const f
  * range that holds the relu, so a range may end between them (e.g. to compute a linear first layer once and
  * combine its outputs). `from` must not be inside a residual group. No allocation. NG_EINVAL for a training
  * workspace, a range out of order or beyond the layers, batch > max_batch. */
-int ng_nn_forward_range(const ng_model *m, const float *params, ng_nn_work *w, size_t from, size_t to,
+NG_EXPORT int ng_nn_forward_range(const ng_model *m, const float *params, ng_nn_work *w, size_t from, size_t to,
                         const float *act, size_t batch, const float **out);
 
 /* The index of the model's first computing layer, its output size per example and its multiply-adds per
  * output value (dense: its inputs; conv2d: in channels x k x k), when it is dense or conv2d (only a flatten
  * may come before it): a layer whose output is linear in its parameters. NG_ENOTFOUND otherwise. */
-int ng_model_first_linear(const ng_model *m, size_t *layer, size_t *out_size, size_t *fan_in);
+NG_EXPORT int ng_model_first_linear(const ng_model *m, size_t *layer, size_t *out_size, size_t *fan_in);
 
 /* The number of layers: the spec's lines after `input` (a residual group's `residual` and `end` count). */
-size_t ng_model_nlayers(const ng_model *m);
+NG_EXPORT size_t ng_model_nlayers(const ng_model *m);
 
 /* Backward pass after a forward pass in training mode on the same workspace: dout (batch x output_size) is
  * the gradient of the loss with respect to the outputs; the gradient with respect to the parameters is ADDED
  * to grad (nparams floats). Batch-norm running statistics are constants (inference form): their entries of
  * grad are left as they are. `params` must be the vector of the forward pass. No allocation. NG_EORDER
  * without a training forward (or on an evaluation workspace). */
-int ng_nn_backward(const ng_model *m, const float *params, ng_nn_work *w, const float *dout, float *grad);
+NG_EXPORT int ng_nn_backward(const ng_model *m, const float *params, ng_nn_work *w, const float *dout, float *grad);
 
 #ifdef __cplusplus
 }

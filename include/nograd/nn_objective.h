@@ -39,6 +39,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "nograd/export.h"
 #include "nograd/objective.h"
 #include "nograd/data.h"
 #include "nograd/nn.h"
@@ -60,10 +61,10 @@ typedef enum {
 #define NG_NN_OBJECTIVE_BATCH 256 /* rows per forward pass when the configuration says 0 */
 
 /* "cross_entropy", "mse", "error", "threshold_error", "balanced_error", "macro_f1"; NULL out of range. */
-const char *ng_nn_loss_name(ng_nn_loss loss);
+NG_EXPORT const char *ng_nn_loss_name(ng_nn_loss loss);
 
 /* The loss of a name; "accuracy" gives NG_NN_LOSS_ERROR. NG_EINVAL lists the known names. */
-int ng_nn_loss_from_name(const char *name, ng_nn_loss *out);
+NG_EXPORT int ng_nn_loss_from_name(const char *name, ng_nn_loss *out);
 
 typedef struct {
   size_t chunk_rows;          /* rows per chunk, >= 1; results depend on it, never on the ranks */
@@ -84,48 +85,48 @@ typedef struct ng_nn_objective ng_nn_objective;
  * and a threshold in [0, 1]; use_threshold a loss that predicts classes), a tensor named twice; NG_ENOTFOUND
  * names an unknown tensor; NG_EMISMATCH: a model that does not fit the dataset; the statuses of
  * ng_dataset_open; NG_ENOMEM. */
-int ng_nn_objective_create(const ng_model *model, const char *data_path, const ng_nn_objective_config *cfg,
+NG_EXPORT int ng_nn_objective_create(const ng_model *model, const char *data_path, const ng_nn_objective_config *cfg,
                            ng_nn_objective **out);
 
 /* Frees; accepts NULL and clears the pointer. */
-void ng_nn_objective_destroy(ng_nn_objective **o);
+NG_EXPORT void ng_nn_objective_destroy(ng_nn_objective **o);
 
 /* The engine's view: n, nchunks, load and ctx = o; eval for the sums (nstats 0, the classic pair), or
  * nstats = C*C, eval_stats and finish for balanced_error and macro_f1. */
-void ng_nn_objective_get(ng_nn_objective *o, ng_objective *obj);
+NG_EXPORT void ng_nn_objective_get(ng_nn_objective *o, ng_objective *obj);
 
 /* The number of stats of one chunk: 2 for the sums, C*C for the confusion losses. */
-size_t ng_nn_objective_nstats(const ng_nn_objective *o);
+NG_EXPORT size_t ng_nn_objective_nstats(const ng_nn_objective *o);
 
 /* The loss of stats summed over chunks (element-wise, in chunk order): sum / count for the sums (NaN for a
  * count of 0); the metric of the confusion counts for balanced_error, 1 - the metric for macro_f1 (NaN with
  * no rows, or for counts that are not whole numbers in [0, 2^53]). Uses a scratch matrix of the objective:
  * not for two threads at once. */
-double ng_nn_objective_finish(const ng_nn_objective *o, const double *stats);
+NG_EXPORT double ng_nn_objective_finish(const ng_nn_objective *o, const double *stats);
 
-size_t ng_nn_objective_dim(const ng_nn_objective *o);    /* n */
-size_t ng_nn_objective_chunks(const ng_nn_objective *o); /* ceil(rows / chunk_rows) */
-size_t ng_nn_objective_batch(const ng_nn_objective *o);  /* the batch in use */
+NG_EXPORT size_t ng_nn_objective_dim(const ng_nn_objective *o);    /* n */
+NG_EXPORT size_t ng_nn_objective_chunks(const ng_nn_objective *o); /* ceil(rows / chunk_rows) */
+NG_EXPORT size_t ng_nn_objective_batch(const ng_nn_objective *o);  /* the batch in use */
 
 /* The model's current values of the mapped parameters as a candidate (n doubles): a natural x0. */
-void ng_nn_objective_x0(const ng_nn_objective *o, double *x);
+NG_EXPORT void ng_nn_objective_x0(const ng_nn_objective *o, double *x);
 
 /* The full parameter vector (nparams floats) of candidate x: the model's values with the mapped ones
  * replaced, e.g. to write the best candidate back into a model. */
-void ng_nn_objective_params(const ng_nn_objective *o, const double *x, float *params);
+NG_EXPORT void ng_nn_objective_params(const ng_nn_objective *o, const double *x, float *params);
 
 /* Loads chunks [first_chunk, first_chunk + count) (replacing what was loaded); count 0 unloads. NG_EINVAL
  * for a range beyond the chunks; NG_EMISMATCH names a row whose label is outside the model's classes; the
  * statuses of ng_dataset_read_rows; NG_ENOMEM. */
-int ng_nn_objective_load(ng_nn_objective *o, size_t first_chunk, size_t count);
+NG_EXPORT int ng_nn_objective_load(ng_nn_objective *o, size_t first_chunk, size_t count);
 
 /* Adds the loss sum of candidate x on a loaded chunk to *sum and its rows to *count. NG_EINVAL names a chunk
  * that is not loaded, or a confusion loss (not a sum: use ng_nn_objective_eval_stats). No allocation. */
-int ng_nn_objective_eval(ng_nn_objective *o, const double *x, size_t chunk, double *sum, double *count);
+NG_EXPORT int ng_nn_objective_eval(ng_nn_objective *o, const double *x, size_t chunk, double *sum, double *count);
 
 /* ADDS the nstats stats of candidate x on a loaded chunk to stats (for the sums: stats[0] += sum, stats[1]
  * += rows). NG_EINVAL names a chunk that is not loaded. No allocation. */
-int ng_nn_objective_eval_stats(ng_nn_objective *o, const double *x, size_t chunk, double *stats);
+NG_EXPORT int ng_nn_objective_eval_stats(ng_nn_objective *o, const double *x, size_t chunk, double *stats);
 
 /* As ng_nn_objective_eval_stats for a FULL parameter vector (nparams floats, laid out as the model's, e.g.
  * from ng_nn_objective_params or ng_model_params), which is copied into the objective's aligned scratch
@@ -134,13 +135,13 @@ int ng_nn_objective_eval_stats(ng_nn_objective *o, const double *x, size_t chunk
  * balanced_error, macro_f1, which then predict class 1 when softmax[1] >= threshold). NG_EINVAL: a chunk
  * that is not loaded; a threshold that is outside [0, 1], or given for cross_entropy or mse, or for a model
  * that is not binary. No allocation. */
-int ng_nn_objective_eval_params(ng_nn_objective *o, const float *params, double threshold, size_t chunk,
+NG_EXPORT int ng_nn_objective_eval_params(ng_nn_objective *o, const float *params, double threshold, size_t chunk,
                                 double *stats);
 
 /* Checks that a model fits a dataset: the same input shape (a vector model also takes image rows of as many
  * floats), and outputs that match the data: at least two classes for labels, t outputs for t targets.
  * NG_EMISMATCH names both files and both shapes. Not collective. */
-int ng_model_check_fit(const ng_model *m, const char *model_path, const ng_data_info *info,
+NG_EXPORT int ng_model_check_fit(const ng_model *m, const char *model_path, const ng_data_info *info,
                      const char *data_path);
 
 #ifdef __cplusplus

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nograd/export.h"
 #include "nograd/state.h"
 
 #ifdef __cplusplus
@@ -62,9 +63,9 @@ typedef enum {
 } ng_stop;
 
 /* "ftarget", "tolfun", ... ; "unknown" for a value out of range. */
-const char *ng_stop_name(ng_stop reason);
+NG_EXPORT const char *ng_stop_name(ng_stop reason);
 /* The reason named `name`, or -1. */
-int ng_stop_from_name(const char *name);
+NG_EXPORT int ng_stop_from_name(const char *name);
 
 typedef enum { NG_RESTART_NONE = 0, NG_RESTART_IPOP = 1, NG_RESTART_BIPOP = 2 } ng_restart;
 
@@ -86,64 +87,64 @@ typedef struct {
 
 /* Creates optimizer `name` ("cmaes", "sepcmaes", "spsa") for an n-dimensional problem. NG_EINVAL names an
  * unknown optimizer and lists the known ones. */
-int ng_opt_create(const char *name, size_t n, ng_opt **out);
+NG_EXPORT int ng_opt_create(const char *name, size_t n, ng_opt **out);
 
 /* Frees; accepts NULL and clears the caller's pointer. */
-void ng_opt_destroy(ng_opt **opt);
+NG_EXPORT void ng_opt_destroy(ng_opt **opt);
 
 /* The names of the optimizers, NULL-terminated, in the order of the library's table. */
-const char *const *ng_opt_names(void);
+NG_EXPORT const char *const *ng_opt_names(void);
 
 /* A one-line description of optimizer `name` for help texts; NULL for an unknown name. */
-const char *ng_opt_summary(const char *name);
+NG_EXPORT const char *ng_opt_summary(const char *name);
 
 /* The name of opt's algorithm ("cmaes", ...). */
-const char *ng_opt_name(const ng_opt *opt);
+NG_EXPORT const char *ng_opt_name(const ng_opt *opt);
 
 /* Configuration, before ng_opt_setup (NG_EORDER after). Each returns NG_EINVAL with the value at fault. */
-int ng_opt_set_x0(ng_opt *opt, const double *x0);                       /* initial mean; default all zeros */
-int ng_opt_set_sigma0(ng_opt *opt, double sigma0);                      /* initial step size > 0; default 1 */
-int ng_opt_set_seed(ng_opt *opt, uint64_t seed);                        /* default 1 */
-int ng_opt_set_popsize(ng_opt *opt, size_t lambda);                     /* 0: the algorithm's default */
-int ng_opt_set_bounds(ng_opt *opt, const double *lo, const double *hi); /* NULL: unbounded */
-int ng_opt_set_ftarget(ng_opt *opt, double ftarget);                    /* default -inf */
-int ng_opt_set_max_evals(ng_opt *opt, int64_t max_evals); /* over all restarts; <= 0: unlimited */
-int ng_opt_set_restarts(ng_opt *opt, ng_restart policy, int max_restarts);
+NG_EXPORT int ng_opt_set_x0(ng_opt *opt, const double *x0);                       /* initial mean; default all zeros */
+NG_EXPORT int ng_opt_set_sigma0(ng_opt *opt, double sigma0);                      /* initial step size > 0; default 1 */
+NG_EXPORT int ng_opt_set_seed(ng_opt *opt, uint64_t seed);                        /* default 1 */
+NG_EXPORT int ng_opt_set_popsize(ng_opt *opt, size_t lambda);                     /* 0: the algorithm's default */
+NG_EXPORT int ng_opt_set_bounds(ng_opt *opt, const double *lo, const double *hi); /* NULL: unbounded */
+NG_EXPORT int ng_opt_set_ftarget(ng_opt *opt, double ftarget);                    /* default -inf */
+NG_EXPORT int ng_opt_set_max_evals(ng_opt *opt, int64_t max_evals); /* over all restarts; <= 0: unlimited */
+NG_EXPORT int ng_opt_set_restarts(ng_opt *opt, ng_restart policy, int max_restarts);
 /* A named numeric parameter of the algorithm or of its stopping rules ("tolfun", "spsa_a", ...). Unknown
  * names are reported by ng_opt_setup, which knows the algorithm's list. */
-int ng_opt_set_param(ng_opt *opt, const char *name, double value);
+NG_EXPORT int ng_opt_set_param(ng_opt *opt, const char *name, double value);
 
 /* Checks the configuration and allocates the state. NG_EINVAL names the parameter at fault. */
-int ng_opt_setup(ng_opt *opt);
+NG_EXPORT int ng_opt_setup(ng_opt *opt);
 
 /* The number of candidates the next ask returns (changes at IPOP/BIPOP restarts). */
-size_t ng_opt_popsize(const ng_opt *opt);
+NG_EXPORT size_t ng_opt_popsize(const ng_opt *opt);
 /* The dimension n. */
-size_t ng_opt_dim(const ng_opt *opt);
+NG_EXPORT size_t ng_opt_dim(const ng_opt *opt);
 
 /* Writes ng_opt_popsize(opt) candidates, row-major, into x. NG_EORDER before setup, after a stop, or when
  * the previous ask was not told. */
-int ng_opt_ask(ng_opt *opt, double *x);
+NG_EXPORT int ng_opt_ask(ng_opt *opt, double *x);
 
 /* Takes the losses of the candidates of the last ask, in the same order; updates the state, the best point
  * and the stop reason, and starts a restart when the policy asks for one. NG_EORDER without an ask. */
-int ng_opt_tell(ng_opt *opt, const double *f);
+NG_EXPORT int ng_opt_tell(ng_opt *opt, const double *f);
 
 /* NG_STOP_NONE while the run goes on; the final reason afterwards. */
-ng_stop ng_opt_stop(const ng_opt *opt);
+NG_EXPORT ng_stop ng_opt_stop(const ng_opt *opt);
 
 /* Ends the run for a reason of the caller's (NG_STOP_SIGNAL, NG_STOP_CALLBACK). */
-void ng_opt_request_stop(ng_opt *opt, ng_stop reason);
+NG_EXPORT void ng_opt_request_stop(ng_opt *opt, ng_stop reason);
 
 /* The best point seen so far (n values) and its loss; the initial mean and +inf before any finite loss. */
-const double *ng_opt_best(const ng_opt *opt, double *best_f);
+NG_EXPORT const double *ng_opt_best(const ng_opt *opt, double *best_f);
 
 /* The current mean (the point an anytime user would take): the distribution mean, or SPSA's iterate
  * (its average, with iterate averaging). */
-const double *ng_opt_mean(const ng_opt *opt);
+NG_EXPORT const double *ng_opt_mean(const ng_opt *opt);
 
 /* A snapshot of the run. */
-void ng_opt_get_info(const ng_opt *opt, ng_opt_info *info);
+NG_EXPORT void ng_opt_get_info(const ng_opt *opt, ng_opt_info *info);
 
 /* How the candidates of a generation are drawn, for the seeded broadcast: with this description any rank
  * regenerates any candidate, bit-identical to what ask returned on rank 0. */
@@ -171,13 +172,13 @@ typedef struct {
 
 /* Describes the pending generation (after ask, before tell). The pointers stay valid until the next tell.
  * NG_EORDER when no ask is pending. */
-int ng_opt_sampler(const ng_opt *opt, ng_sampler *s);
+NG_EXPORT int ng_opt_sampler(const ng_opt *opt, ng_sampler *s);
 
 /* Writes candidates [first, first + count) of the generation `s` describes into x (count x n, row-major),
  * bit-identical to rows first.. of what ask returned. Full-covariance candidates are computed in blocks of
  * 32 (one matrix product each, as ask does), so a rank pays for whole blocks. NG_EINVAL for a range past
  * lambda or an EXPLICIT sampler; NG_ENOMEM. Not collective. */
-int ng_sampler_generate(const ng_sampler *s, size_t first, size_t count, double *x);
+NG_EXPORT int ng_sampler_generate(const ng_sampler *s, size_t first, size_t count, double *x);
 
 /* The complete state (configuration included) as named arrays, and back. ng_opt_load needs a set-up optimizer
  * of the same name and dimension (NG_EMISMATCH otherwise, naming both); it adopts the saved configuration
@@ -186,8 +187,8 @@ int ng_sampler_generate(const ng_sampler *s, size_t first, size_t count, double 
  * Whether a resume may go ahead with another configuration is the caller's decision (the commands compare
  * their configuration text and refuse without --force). NG_ENOTFOUND for a missing entry. Between an ask and
  * its tell, save returns NG_EORDER: checkpoints are taken between generations. */
-int ng_opt_save(const ng_opt *opt, ng_state *st);
-int ng_opt_load(ng_opt *opt, const ng_state *st);
+NG_EXPORT int ng_opt_save(const ng_opt *opt, ng_state *st);
+NG_EXPORT int ng_opt_load(ng_opt *opt, const ng_state *st);
 
 #ifdef __cplusplus
 }

@@ -34,6 +34,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "nograd/export.h"
 #include "nograd/run.h"
 
 #ifdef __cplusplus
@@ -75,7 +76,7 @@ typedef struct {
  * optimizer by dimension, a budget of 200 evaluations, sigma0 0.3 (about a quarter of the useful range of a
  * scale, an offset in logits, a threshold), seed 1, delta 0.05, chunks of 256 rows, 1 evaluator chunk, the
  * evaluator's own timeout and restarts, a zero run policy. Not collective. */
-void ng_retrofit_config_init(ng_retrofit_config *cfg);
+NG_EXPORT void ng_retrofit_config_init(ng_retrofit_config *cfg);
 
 typedef struct {
   size_t n;           /* dimension of the search */
@@ -102,12 +103,12 @@ typedef struct {
  * the statuses of ng_knobs_parse, ng_model_read, the dataset and nn objective functions (features that do
  * not fit the model: NG_EMISMATCH naming the file), the evaluator and the engine. Nothing is written on an
  * error found before the first generation. */
-int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_retrofit_result *res);
+NG_EXPORT int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_retrofit_result *res);
 
 /* ln N and the bound of the header's comment, for lambda candidates over G generations, T examples and
  * delta; the per-class form when class_rows is not NULL (C counts). Exposed for the tests. */
-double ng_retrofit_log_outputs(size_t lambda, int64_t generations);
-double ng_retrofit_bound(double log_outputs, double delta, size_t T, const size_t *class_rows, size_t C);
+NG_EXPORT double ng_retrofit_log_outputs(size_t lambda, int64_t generations);
+NG_EXPORT double ng_retrofit_bound(double log_outputs, double delta, size_t T, const size_t *class_rows, size_t C);
 
 #ifdef __cplusplus
 }

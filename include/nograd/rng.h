@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nograd/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -44,33 +46,33 @@ typedef struct ng_rng {
 #define NG_RNG_STATE_LEN 6 /* seed, purpose, generation, index, block, used */
 
 /* Positions `r` at the start of stream (seed, purpose, generation, index). */
-void ng_rng_init(ng_rng *r, uint64_t seed, uint32_t purpose, uint32_t generation, uint32_t index);
+NG_EXPORT void ng_rng_init(ng_rng *r, uint64_t seed, uint32_t purpose, uint32_t generation, uint32_t index);
 
 /* Raw draws. */
-uint32_t ng_rng_u32(ng_rng *r);
-uint64_t ng_rng_u64(ng_rng *r); /* two consecutive words, the first in the high half */
+NG_EXPORT uint32_t ng_rng_u32(ng_rng *r);
+NG_EXPORT uint64_t ng_rng_u64(ng_rng *r); /* two consecutive words, the first in the high half */
 
 /* A uniform double in the open interval (0,1), from 53 random bits (one u64 draw). */
-double ng_rng_uniform(ng_rng *r);
+NG_EXPORT double ng_rng_uniform(ng_rng *r);
 
 /* A standard normal deviate (one or, rarely, more u64 draws). */
-double ng_rng_normal(ng_rng *r);
+NG_EXPORT double ng_rng_normal(ng_rng *r);
 
 /* +1.0 or -1.0 with probability 1/2 each (one u32 draw). */
-double ng_rng_rademacher(ng_rng *r);
+NG_EXPORT double ng_rng_rademacher(ng_rng *r);
 
 /* An integer uniform in [0, n), without modulo bias; n >= 1. */
-uint64_t ng_rng_below(ng_rng *r, uint64_t n);
+NG_EXPORT uint64_t ng_rng_below(ng_rng *r, uint64_t n);
 
 /* Fill out[0..count) with what `count` single draws would give, faster. */
-void ng_rng_uniform_fill(ng_rng *r, double *out, size_t count);
-void ng_rng_normal_fill(ng_rng *r, double *out, size_t count);
-void ng_rng_rademacher_fill(ng_rng *r, double *out, size_t count);
+NG_EXPORT void ng_rng_uniform_fill(ng_rng *r, double *out, size_t count);
+NG_EXPORT void ng_rng_normal_fill(ng_rng *r, double *out, size_t count);
+NG_EXPORT void ng_rng_rademacher_fill(ng_rng *r, double *out, size_t count);
 
 /* The stream's position as NG_RNG_STATE_LEN integers, and back. ng_rng_state_load returns NG_EINVAL for a
  * state that no stream can have (used > 4, a field out of range). */
-void ng_rng_state_save(const ng_rng *r, int64_t state[NG_RNG_STATE_LEN]);
-int ng_rng_state_load(ng_rng *r, const int64_t state[NG_RNG_STATE_LEN]);
+NG_EXPORT void ng_rng_state_save(const ng_rng *r, int64_t state[NG_RNG_STATE_LEN]);
+NG_EXPORT int ng_rng_state_load(ng_rng *r, const int64_t state[NG_RNG_STATE_LEN]);
 
 #ifdef __cplusplus
 }

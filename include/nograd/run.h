@@ -18,6 +18,7 @@
 
 #include "nograd/ckpt.h"
 #include "nograd/engine.h"
+#include "nograd/export.h"
 #include "nograd/objective.h"
 #include "nograd/opt.h"
 
@@ -56,45 +57,45 @@ typedef struct {
 /* The grid for P ranks and nchunks data chunks: `requested` when it is > 0 (NG_EINVAL when it does not divide
  * P, naming --groups), else the fewest groups that give every data shard a chunk (G = 1, pure data
  * parallelism, when there are at least P chunks; G = P for a one-chunk objective). Not collective. */
-int ng_run_groups(int requested, int P, size_t nchunks, int *groups);
+NG_EXPORT int ng_run_groups(int requested, int P, size_t nchunks, int *groups);
 
 /* Rank 0: reads checkpoint `path` written with the same configuration text (else NG_EMISMATCH names the first
  * line that differs and suggests --force, unless force): its /optimizer into state (empty on entry) and its
  * history rows into *history (empty on entry). For a command's own loop (glue's fullgrad). Errors name the
  * file: those of ng_ckpt_read. Not collective. */
-int ng_run_load(const char *path, const char *config, bool force, ng_state *state, ng_history *history);
+NG_EXPORT int ng_run_load(const char *path, const char *config, bool force, ng_state *state, ng_history *history);
 
 /* Rank 0: continues from checkpoint `path` written with the same configuration text (else NG_EMISMATCH names
  * the first line that differs and suggests --force, unless force) and the same optimizer (name and
  * dimension, always): loads the optimizer's state into opt and the history rows into *history (empty on
  * entry). Errors name the file: those of ng_ckpt_read and ng_opt_load. Not collective. */
-int ng_run_resume(const char *path, const char *config, bool force, ng_opt *opt, ng_history *history);
+NG_EXPORT int ng_run_resume(const char *path, const char *config, bool force, ng_opt *opt, ng_history *history);
 
 /* Runs opt on obj through the engine under the policy. Collective over comm: rank 0 passes its set-up
  * optimizer and history table (filled from policy->resume first, if given), the other ranks NULL for both.
  * Every rank returns the same status (rank 0 holds the message): NG_EINVAL (the grid), the errors of
  * ng_run_resume, ng_engine_run's. res->signalled says the run stopped for a signal after its checkpoint. */
-int ng_run_engine(MPI_Comm comm, const ng_run_policy *policy, const ng_run_spec *spec, ng_opt *opt,
+NG_EXPORT int ng_run_engine(MPI_Comm comm, const ng_run_policy *policy, const ng_run_spec *spec, ng_opt *opt,
                   const ng_objective *obj, ng_history *history, ng_engine_result *res);
 
 /* The /meta of a run's checkpoints under the policy (what ng_run_engine writes), with the checksums of
  * spec->inputs, which ng_run_meta_free releases. Rank 0 only (it reads the input files). NG_EIO names an
  * input file that cannot be read; NG_ENOMEM. Not collective. */
-int ng_run_meta(const ng_run_policy *policy, const ng_run_spec *spec, const char *optimizer, int ranks,
+NG_EXPORT int ng_run_meta(const ng_run_policy *policy, const ng_run_spec *spec, const char *optimizer, int ranks,
                 int groups, ng_ckpt_meta *meta);
-void ng_run_meta_free(ng_ckpt_meta *meta);
+NG_EXPORT void ng_run_meta_free(ng_ckpt_meta *meta);
 
 /* Whether a checkpoint is due at step `step` (generations or steps), given the step and time of the last one
  * (time from ng_time_now). */
-bool ng_run_checkpoint_due(const ng_run_policy *policy, int64_t step, int64_t last_step, double last_time);
+NG_EXPORT bool ng_run_checkpoint_due(const ng_run_policy *policy, int64_t step, int64_t last_step, double last_time);
 
 /* A command's own step loop: install the policy's signal handling (nothing without handle_signals), and ask
  * after each step whether any rank received a signal; ng_run_signals_poll is collective and returns the
  * same signal number (or 0) on every rank. */
 typedef struct ng_run_signals ng_run_signals;
-int ng_run_signals_start(const ng_run_policy *policy, ng_run_signals **out);
-int ng_run_signals_poll(MPI_Comm comm, const ng_run_signals *s, int *signal);
-void ng_run_signals_stop(ng_run_signals **s);
+NG_EXPORT int ng_run_signals_start(const ng_run_policy *policy, ng_run_signals **out);
+NG_EXPORT int ng_run_signals_poll(MPI_Comm comm, const ng_run_signals *s, int *signal);
+NG_EXPORT void ng_run_signals_stop(ng_run_signals **s);
 
 #ifdef __cplusplus
 }

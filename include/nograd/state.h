@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nograd/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -22,37 +24,37 @@ typedef struct ng_state ng_state;
 typedef enum { NG_STATE_F64 = 1, NG_STATE_I64 = 2, NG_STATE_STR = 3 } ng_state_type;
 
 /* Creates an empty state. Returns NG_OK or NG_ENOMEM. */
-int ng_state_create(ng_state **out);
+NG_EXPORT int ng_state_create(ng_state **out);
 
 /* Frees a state; accepts NULL and clears the caller's pointer. */
-void ng_state_destroy(ng_state **st);
+NG_EXPORT void ng_state_destroy(ng_state **st);
 
 /* Adds (or replaces) an entry; the values are copied. NG_EINVAL for an empty name, NG_ENOMEM. */
-int ng_state_put_f64(ng_state *st, const char *name, const double *values, size_t len);
-int ng_state_put_i64(ng_state *st, const char *name, const int64_t *values, size_t len);
+NG_EXPORT int ng_state_put_f64(ng_state *st, const char *name, const double *values, size_t len);
+NG_EXPORT int ng_state_put_i64(ng_state *st, const char *name, const int64_t *values, size_t len);
 /* A string entry (copied; see above for its layout). NG_EINVAL for an empty name, NG_ENOMEM. */
-int ng_state_put_str(ng_state *st, const char *name, const char *value);
+NG_EXPORT int ng_state_put_str(ng_state *st, const char *name, const char *value);
 /* A one-value convenience for scalars. */
-int ng_state_put_scalar(ng_state *st, const char *name, double value);
-int ng_state_put_int(ng_state *st, const char *name, int64_t value);
+NG_EXPORT int ng_state_put_scalar(ng_state *st, const char *name, double value);
+NG_EXPORT int ng_state_put_int(ng_state *st, const char *name, int64_t value);
 
 /* Copies an entry out. The entry must exist, have the type asked for and exactly `len` values:
  * NG_ENOTFOUND names the missing entry, NG_EMISMATCH gives the expected and found type or length. */
-int ng_state_get_f64(const ng_state *st, const char *name, double *values, size_t len);
-int ng_state_get_i64(const ng_state *st, const char *name, int64_t *values, size_t len);
-int ng_state_get_scalar(const ng_state *st, const char *name, double *value);
-int ng_state_get_int(const ng_state *st, const char *name, int64_t *value);
+NG_EXPORT int ng_state_get_f64(const ng_state *st, const char *name, double *values, size_t len);
+NG_EXPORT int ng_state_get_i64(const ng_state *st, const char *name, int64_t *values, size_t len);
+NG_EXPORT int ng_state_get_scalar(const ng_state *st, const char *name, double *value);
+NG_EXPORT int ng_state_get_int(const ng_state *st, const char *name, int64_t *value);
 /* A string entry: *value points into the state (valid until it changes). NG_ENOTFOUND, NG_EMISMATCH. */
-int ng_state_get_str(const ng_state *st, const char *name, const char **value);
+NG_EXPORT int ng_state_get_str(const ng_state *st, const char *name, const char **value);
 
 /* Iteration, for writers: the number of entries, and entry i's name, type, length and values (the
  * pointer stays valid until the state changes). NG_EINVAL for i out of range. */
-size_t ng_state_count(const ng_state *st);
-int ng_state_entry(const ng_state *st, size_t i, const char **name, ng_state_type *type, size_t *len,
+NG_EXPORT size_t ng_state_count(const ng_state *st);
+NG_EXPORT int ng_state_entry(const ng_state *st, size_t i, const char **name, ng_state_type *type, size_t *len,
                    const void **values);
 
 /* Length of the named entry, or NG_ENOTFOUND. */
-int ng_state_length(const ng_state *st, const char *name, size_t *len);
+NG_EXPORT int ng_state_length(const ng_state *st, const char *name, size_t *len);
 
 #ifdef __cplusplus
 }

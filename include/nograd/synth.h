@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nograd/export.h"
 #include "nograd/objective.h"
 
 #ifdef __cplusplus
@@ -36,50 +37,50 @@ typedef struct ng_synth ng_synth;
  * true parameters drawn from `seed`. No chunk is loaded yet. NG_EINVAL names the value at fault: an unknown
  * kind (the message lists the known ones), a zero count, more than 2^32 - 2 chunks, or more features or
  * chunk rows than a BLAS int holds; NG_ENOMEM. */
-int ng_synth_create(const char *kind, size_t rows, size_t features, size_t chunk_rows, uint64_t seed,
+NG_EXPORT int ng_synth_create(const char *kind, size_t rows, size_t features, size_t chunk_rows, uint64_t seed,
                     ng_synth **out);
 
 /* Frees; accepts NULL and clears the caller's pointer. */
-void ng_synth_destroy(ng_synth **s);
+NG_EXPORT void ng_synth_destroy(ng_synth **s);
 
 /* The kinds, NULL-terminated. */
-const char *const *ng_synth_kinds(void);
+NG_EXPORT const char *const *ng_synth_kinds(void);
 
 /* The number of chunks, ceil(rows / chunk_rows). */
-size_t ng_synth_chunks(const ng_synth *s);
+NG_EXPORT size_t ng_synth_chunks(const ng_synth *s);
 
 /* The dimension of a candidate: features + 1. */
-size_t ng_synth_dim(const ng_synth *s);
+NG_EXPORT size_t ng_synth_dim(const ng_synth *s);
 
 /* The number of rows of chunk `chunk` (chunk_rows, or fewer for the last one); 0 for a chunk out of range. */
-size_t ng_synth_chunk_rows(const ng_synth *s, size_t chunk);
+NG_EXPORT size_t ng_synth_chunk_rows(const ng_synth *s, size_t chunk);
 
 /* Generates chunks first_chunk .. first_chunk+count-1 and keeps them, replacing whatever was loaded; count 0
  * unloads everything. The old chunks are freed before the new ones are allocated, so that a rank never holds
  * both: after a failure nothing is loaded. NG_EINVAL names a range beyond the last chunk; NG_ENOMEM. */
-int ng_synth_load(ng_synth *s, size_t first_chunk, size_t count);
+NG_EXPORT int ng_synth_load(ng_synth *s, size_t first_chunk, size_t count);
 
 /* The loaded range: its first chunk and its number of chunks (0 when nothing is loaded). */
-void ng_synth_loaded(const ng_synth *s, size_t *first_chunk, size_t *count);
+NG_EXPORT void ng_synth_loaded(const ng_synth *s, size_t *first_chunk, size_t *count);
 
 /* The rows of a loaded chunk: *x (rows x features, row-major), *y (rows values: labels 0/1 or targets) and
  * *rows. Read-only views, valid until the next ng_synth_load or ng_synth_destroy. NG_EINVAL names a chunk
  * that is not loaded and the loaded range. */
-int ng_synth_chunk(const ng_synth *s, size_t chunk, const double **x, const double **y, size_t *rows);
+NG_EXPORT int ng_synth_chunk(const ng_synth *s, size_t chunk, const double **x, const double **y, size_t *rows);
 
 /* ng_objective.eval with ctx the ng_synth: adds the loss of candidate x (d weights, then the bias) on chunk
  * `chunk`, summed over its rows from zero in row order, to *sum, and the chunk's number of rows to *count.
  * `generation` and `k` are not used: the data do not depend on them. NG_EINVAL names a chunk that is not
  * loaded and the loaded range; *sum and *count are then unchanged. */
-int ng_synth_eval(void *ctx, const double *x, uint64_t generation, size_t k, size_t chunk, double *sum,
+NG_EXPORT int ng_synth_eval(void *ctx, const double *x, uint64_t generation, size_t k, size_t chunk, double *sum,
                   double *count);
 
 /* The true parameters (w*_0 .. w*_{d-1}, b*): d + 1 values owned by s. */
-const double *ng_synth_true_weights(const ng_synth *s);
+NG_EXPORT const double *ng_synth_true_weights(const ng_synth *s);
 
 /* Fills obj with this problem: n = d + 1, nchunks, load (ng_synth_load on ctx), eval = ng_synth_eval,
  * ctx = s; any other field zero. The engine then has every rank generate only the chunks it owns. */
-void ng_synth_objective(ng_synth *s, ng_objective *obj);
+NG_EXPORT void ng_synth_objective(ng_synth *s, ng_objective *obj);
 
 #ifdef __cplusplus
 }

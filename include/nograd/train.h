@@ -22,6 +22,7 @@
 #include <stdio.h>
 
 #include "nograd/data.h"
+#include "nograd/export.h"
 #include "nograd/loss.h"
 #include "nograd/metrics.h"
 #include "nograd/nn.h"
@@ -69,7 +70,7 @@ typedef struct {
 /* The library's defaults, the one place they are written: SGD with lr 0.01 and momentum 0.9, no weight
  * decay, Adam's betas 0.9, 0.999 and eps 1e-8, batches of 64, at most 20 epochs, patience 5, seed 1, the loss
  * chosen by the data; no files. The command line starts from these and its --help prints them. */
-void ng_train_config_init(ng_train_config *cfg);
+NG_EXPORT void ng_train_config_init(ng_train_config *cfg);
 
 /* Trains a model and writes it to cfg->out with the attributes classes (the training set's; not set for
  * targets) and train_rows (rows of the training set). Collective over comm: rank 0 trains, the other ranks
@@ -77,13 +78,13 @@ void ng_train_config_init(ng_train_config *cfg);
  * (a bad configuration), NG_EIO / NG_EFORMAT / NG_ECORRUPT naming the file and HDF5 path, NG_EMISMATCH naming
  * the model's and the data's shapes or the row with a label outside the model's classes, NG_ENUMERIC when the
  * training loss became NaN or infinite. On failure no output file is left. */
-int ng_app_train(MPI_Comm comm, const ng_train_config *config, ng_train_result *res);
+NG_EXPORT int ng_app_train(MPI_Comm comm, const ng_train_config *config, ng_train_result *res);
 
 
 /* "accuracy", "error", "balanced_error", "macro_f1", "threshold_error", "top5_error"; NULL out of range. */
-const char *ng_eval_metric_name(int metric);
+NG_EXPORT const char *ng_eval_metric_name(int metric);
 /* The metric of a name, or -1. */
-int ng_eval_metric_from_name(const char *name);
+NG_EXPORT int ng_eval_metric_from_name(const char *name);
 
 #define NG_EVAL_CHUNK_ROWS 4096 /* default rows per chunk: the unit of work and of summation order */
 
@@ -97,7 +98,7 @@ typedef struct {
 
 /* The library's defaults: no metric (the command line asks for accuracy), threshold NaN (the model's), batches of
  * 256 rows, chunks of NG_EVAL_CHUNK_ROWS. */
-void ng_eval_config_init(ng_eval_config *cfg);
+NG_EXPORT void ng_eval_config_init(ng_eval_config *cfg);
 
 typedef struct {
   double loss;                      /* mean cross-entropy (labels) or mean MSE (targets); may be NaN or inf */
@@ -114,7 +115,7 @@ typedef struct {
  * naming the file and HDF5 path or tensor, NG_EMISMATCH naming both shapes or the row whose label is outside
  * the model's classes, NG_EINVAL for a metric that does not fit the data (a classification metric with
  * targets, threshold_error without two classes). Allocates only before the first batch. */
-int ng_app_eval(MPI_Comm comm, const ng_eval_config *cfg, ng_eval_result *res);
+NG_EXPORT int ng_app_eval(MPI_Comm comm, const ng_eval_config *cfg, ng_eval_result *res);
 
 #ifdef __cplusplus
 }
