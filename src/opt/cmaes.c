@@ -94,14 +94,18 @@ static void set_parameters(cmaes *es) {
   }
 }
 
+double ng__cmaes_popf(size_t n) {
+  return 4.0 + 3.0 * log((double)n);
+}
+
 static int setup(ng_opt *opt, bool diagonal) {
   size_t n = opt->n;
   cmaes *es = calloc(1, sizeof *es);
   if (!es) return ng_error(NG_ENOMEM, "cmaes: out of memory");
   es->diagonal = diagonal;
   es->n = n;
-  double default_popf = 4.0 + 3.0 * log((double)n);
-  if (!opt->run_popsize) opt->run_popsize = (size_t)(4.0 + floor(3.0 * log((double)n)));
+  double default_popf = ng__cmaes_popf(n);
+  if (!opt->run_popsize) opt->run_popsize = (size_t)floor(default_popf); /* = 4 + floor(3 ln n) for every n */
   if (opt->run_popsize < 2) {
     es_free(es);
     return ng_error(NG_EINVAL, "cmaes: popsize must be at least 2, got %zu", opt->run_popsize);

@@ -103,6 +103,10 @@ double ng_opt_param(ng_opt *opt, const char *name, double fallback);
  * another; if so sets opt->run_popsize and opt->run_sigma0 for it and returns true. */
 bool ng_restart_next(ng_opt *opt, ng_stop reason);
 
+/* CMA-ES's default population for dimension n, 4 + 3 ln n (pycma's; real-valued: a first run takes its floor,
+ * IPOP and BIPOP double it, maxiter and tolstagnation read it). Shared by cmaes.c and restart.c. */
+double ng__cmaes_popf(size_t n);
+
 extern const ng_opt_type ng_opt_cmaes;
 extern const ng_opt_type ng_opt_sepcmaes;
 extern const ng_opt_type ng_opt_spsa;

@@ -36,7 +36,7 @@ bool ng_restart_next(ng_opt *opt, ng_stop reason) {
   bool finished_small = opt->restart_policy == NG_RESTART_BIPOP && !opt->run_large && opt->restarts > 0;
   if (!finished_small && opt->large_restarts >= opt->max_restarts) return false;
 
-  double lambda0 = opt->popsize_req ? (double)opt->popsize_req : 4.0 + 3.0 * log((double)opt->n);
+  double lambda0 = opt->popsize_req ? (double)opt->popsize_req : ng__cmaes_popf(opt->n);
   opt->run_maxiter = 0;
   opt->run_sigma0 = opt->sigma0;
   bool small = opt->restart_policy == NG_RESTART_BIPOP &&
