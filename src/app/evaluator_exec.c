@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "app/evaluator_frame.h"
 #include "app/evaluator_impl.h"
 #include "nograd/error.h"
 #include "nograd/plugin.h"
@@ -73,84 +74,7 @@ typedef struct {
   char *fatal;
 } exec_state;
 
-typedef struct {
-  uint32_t type;  /* NG_FRAME_HELLO_REPLY or NG_FRAME_EVAL_REPLY */
-  uint32_t seq;   /* EVAL: the request's */
-  uint32_t m;     /* EVAL: the request's */
-  size_t len;     /* the reply's bytes */
-  uint64_t start; /* out_bytes when the reply began, for messages */
-} expect;
-
-/* ------------------------------------------------------------------------------------------------------ */
-/* Little-endian encoding, whatever the host's order. */
-
-static bool host_is_little_endian(void) {
-  const uint16_t one = 1;
-  unsigned char c;
-  memcpy(&c, &one, 1);
-  return c == 1;
-}
-
-static void put_u32(unsigned char *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u64(unsigned char *p, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const unsigned char *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_u64(const unsigned char *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--)
-    v = v << 8 | p[i];
-  return v;
-}
-
-static void put_f64s(unsigned char *p, const double *x, size_t count) {
-  if (host_is_little_endian()) {
-    memcpy(p, x, count * sizeof *x);
-    return;
-  }
-  for (size_t k = 0; k < count; k++) {
-    uint64_t bits;
-    memcpy(&bits, &x[k], sizeof bits);
-    put_u64(p + 8 * k, bits);
-  }
-}
-
-static double get_f64(const unsigned char *p) {
-  uint64_t bits = get_u64(p);
-  double v;
-  memcpy(&v, &bits, sizeof v);
-  return v;
-}
-
-static const unsigned char magic[4] = {'N', 'G', 'E', 'V'}; /* NG_FRAME_MAGIC without its NUL */
-
-static void put_header(unsigned char *p, uint32_t type, uint64_t body) {
-  memcpy(p, magic, sizeof magic);
-  put_u32(p + 4, type);
-  put_u64(p + 8, body);
-}
-
-/* Grows *buf to `need` bytes; false (and ng_error's message) when memory runs out. */
-static bool reserve(unsigned char **buf, size_t *cap, size_t need) {
-  if (*cap >= need && *buf) return true;
-  unsigned char *b = realloc(*buf, need);
-  if (!b) {
-    ng_error(NG_ENOMEM, "out of memory (%zu bytes for an evaluator frame)", need);
-    return false;
-  }
-  *buf = b;
-  *cap = need;
-  return true;
-}
+typedef ng__frame_expect expect;
 
 /* ------------------------------------------------------------------------------------------------------ */
 /* SIGPIPE: blocked in this thread while we write, and consumed when a write raised it. */
@@ -220,99 +144,6 @@ static void drain_stderr(const ng_evaluator *ev, exec_state *ex) {
 }
 
 /* ------------------------------------------------------------------------------------------------------ */
-/* Checking a reply as it arrives. */
-
-/* Up to 24 bytes as 'text' when they are printable, else in hex. */
-static void show_bytes(const unsigned char *p, size_t len, char *out, size_t outlen) {
-  bool text = true;
-  size_t n = len < 24 ? len : 24;
-  for (size_t i = 0; i < n; i++)
-    if (!((p[i] >= 0x20 && p[i] < 0x7f) || p[i] == '\n' || p[i] == '\t' || p[i] == '\r')) text = false;
-  size_t o = 0;
-  out[0] = '\0';
-  if (text) {
-    o += (size_t)snprintf(out + o, outlen - o, "'");
-    for (size_t i = 0; i < n && o + 4 < outlen; i++) {
-      char c = (char)p[i];
-      const char *esc = c == '\n' ? "\\n" : c == '\t' ? "\\t" : c == '\r' ? "\\r" : NULL;
-      if (esc)
-        o += (size_t)snprintf(out + o, outlen - o, "%s", esc);
-      else
-        out[o++] = c;
-    }
-    out[o] = '\0';
-    snprintf(out + o, outlen - o, "'%s", len > n ? "..." : "");
-  } else {
-    for (size_t i = 0; i < n && o + 4 < outlen; i++)
-      o += (size_t)snprintf(out + o, outlen - o, "%s%02x", i ? " " : "", p[i]);
-    if (len > n && o + 4 < outlen) snprintf(out + o, outlen - o, " ...");
-  }
-}
-
-/* The start of a malformed-reply message, where it went wrong; GARBAGE adds what was wrong. */
-static void garbage_prefix(exec_state *ex, const expect *e, size_t at) {
-  int o = snprintf(ex->why, sizeof ex->why,
-                   "sent a malformed reply, at byte %zu of the reply (byte %llu of its stdout): ", at,
-                   (unsigned long long)e->start + (unsigned long long)at);
-  ex->why_len = o > 0 && (size_t)o < sizeof ex->why ? (size_t)o : 0;
-}
-
-#define GARBAGE(ex, e, at, ...)     \
-  (garbage_prefix((ex), (e), (at)), \
-   snprintf((ex)->why + (ex)->why_len, sizeof(ex)->why - (ex)->why_len, __VA_ARGS__), IO_GARBAGE)
-
-/* Whether the `got` bytes of ex->rep received so far can still be the start of the expected reply. */
-static io_result check_reply(exec_state *ex, const expect *e, size_t got) {
-  const unsigned char *r = ex->rep;
-  for (size_t i = 0; i < 4 && i < got; i++)
-    if (r[i] != magic[i]) {
-      char shown[160];
-      show_bytes(r, got, shown, sizeof shown);
-      bool text = shown[0] == '\'';
-      return GARBAGE(
-          ex, e, i, "expected the magic 'NGEV', found %s%s", shown,
-          text ? " (text on stdout? an evaluator must write only frames there, and its logs to stderr)" : "");
-    }
-  if (got >= 8) {
-    uint32_t type = get_u32(r + 4);
-    if (type != e->type) {
-      if (type == NG_FRAME_HELLO || type == NG_FRAME_EVAL || type == NG_FRAME_BYE)
-        return GARBAGE(ex, e, 4,
-                       "a frame of type %u, which only nograd sends (is the program echoing its input, like "
-                       "cat?)",
-                       type);
-      return GARBAGE(ex, e, 4, "a frame of type 0x%x where type 0x%x (%s reply) was expected", type, e->type,
-                     e->type == NG_FRAME_HELLO_REPLY ? "HELLO" : "EVAL");
-    }
-  }
-  if (e->type == NG_FRAME_HELLO_REPLY) {
-    if (got >= 12 && get_u32(r + 8) != NG_FRAME_VERSION) {
-      snprintf(ex->why, sizeof ex->why,
-               "speaks frame version %u, but this nograd speaks version %u (see nograd/plugin.h)",
-               get_u32(r + 8), NG_FRAME_VERSION);
-      return IO_VERSION;
-    }
-    if (got >= 16 && (get_u32(r + 12) & ~NG_FRAME_FLAG_COUNTS) != 0)
-      return GARBAGE(ex, e, 12, "unknown flags 0x%x in its HELLO reply (version %u knows 0x%x)",
-                     get_u32(r + 12), NG_FRAME_VERSION, NG_FRAME_FLAG_COUNTS);
-  } else {
-    if (got >= 12 && get_u32(r + 8) != e->seq)
-      return GARBAGE(ex, e, 8,
-                     "it answers request %u, but request %u is the one pending (a reply too many or "
-                     "too few?)",
-                     get_u32(r + 8), e->seq);
-    if (got >= 16 && get_u32(r + 12) != e->m)
-      return GARBAGE(ex, e, 12, "it carries %u losses for the %u candidates sent", get_u32(r + 12), e->m);
-  }
-  if (got > e->len) {
-    char shown[160];
-    show_bytes(r + e->len, got - e->len, shown, sizeof shown);
-    return GARBAGE(ex, e, e->len, "%zu bytes after the end of the reply: %s", got - e->len, shown);
-  }
-  return IO_OK;
-}
-
-/* ------------------------------------------------------------------------------------------------------ */
 /* The I/O loop. */
 
 /* Writes w[0..wlen) to the program while reading the reply `e` into ex->rep, until both are done or
@@ -321,7 +152,7 @@ static io_result check_reply(exec_state *ex, const expect *e, size_t got) {
 static io_result pump(const ng_evaluator *ev, exec_state *ex, const unsigned char *w, size_t wlen,
                       const expect *e, double deadline) {
   size_t wdone = 0, got = 0, cap = e->len + READ_SLACK;
-  if (!reserve(&ex->rep, &ex->rep_cap, cap)) {
+  if (!ng__frame_reserve(&ex->rep, &ex->rep_cap, cap)) {
     snprintf(ex->why, sizeof ex->why, "%s", ng_errmsg());
     return IO_SYS;
   }
@@ -388,7 +219,8 @@ static io_result pump(const ng_evaluator *ev, exec_state *ex, const unsigned cha
       if (k > 0) {
         got += (size_t)k;
         ex->out_bytes += (uint64_t)k;
-        io_result c = check_reply(ex, e, got);
+        ng__frame_check fc = ng__frame_check_reply(ex->rep, got, e, ex->why, sizeof ex->why);
+        io_result c = fc == NG__FRAME_OK ? IO_OK : fc == NG__FRAME_VERSION ? IO_VERSION : IO_GARBAGE;
         if (c != IO_OK) return c;
       }
     }
@@ -592,18 +424,18 @@ static io_result hello(const ng_evaluator *ev, exec_state *ex) {
   size_t plen = ev->cfg.model_path ? strlen(ev->cfg.model_path) : 0;
   if (plen > UINT32_MAX) plen = 0; /* cannot be told; the evaluator sees "no model" */
   size_t len = NG_FRAME_HEADER_BYTES + NG_FRAME_HELLO_BODY_BYTES + plen;
-  if (!reserve(&ex->req, &ex->req_cap, len)) {
+  if (!ng__frame_reserve(&ex->req, &ex->req_cap, len)) {
     snprintf(ex->why, sizeof ex->why, "%s", ng_errmsg());
     return IO_SYS;
   }
   unsigned char *p = ex->req;
-  put_header(p, NG_FRAME_HELLO, NG_FRAME_HELLO_BODY_BYTES + plen);
-  put_u32(p + 16, NG_FRAME_VERSION);
-  put_u32(p + 20, (uint32_t)ev->cfg.n);
-  put_u32(p + 24, (uint32_t)ev->cfg.nchunks);
-  put_u32(p + 28, (uint32_t)ev->cfg.rank);
-  put_u32(p + 32, (uint32_t)ev->cfg.nranks);
-  put_u32(p + 36, (uint32_t)plen);
+  ng__frame_put_header(p, NG_FRAME_HELLO, NG_FRAME_HELLO_BODY_BYTES + plen);
+  ng__frame_put_u32(p + 16, NG_FRAME_VERSION);
+  ng__frame_put_u32(p + 20, (uint32_t)ev->cfg.n);
+  ng__frame_put_u32(p + 24, (uint32_t)ev->cfg.nchunks);
+  ng__frame_put_u32(p + 28, (uint32_t)ev->cfg.rank);
+  ng__frame_put_u32(p + 32, (uint32_t)ev->cfg.nranks);
+  ng__frame_put_u32(p + 36, (uint32_t)plen);
   if (plen) memcpy(p + 40, ev->cfg.model_path, plen);
   expect e = {.type = NG_FRAME_HELLO_REPLY, .len = NG_FRAME_REPLY_BYTES, .start = ex->out_bytes};
   pipe_guard g;
@@ -611,7 +443,7 @@ static io_result hello(const ng_evaluator *ev, exec_state *ex) {
   ex->broken_pipe = false;
   io_result r = pump(ev, ex, ex->req, len, &e, ng_time_now() + fmax(ev->cfg.start_timeout, ev->cfg.timeout));
   unguard_sigpipe(&g, ex->broken_pipe);
-  if (r == IO_OK) ex->flags = get_u32(ex->rep + 12);
+  if (r == IO_OK) ex->flags = ng__frame_get_u32(ex->rep + 12);
   return r;
 }
 
@@ -679,17 +511,17 @@ static int exec_eval(ng_evaluator *ev, const double *x, size_t m, uint64_t gener
     return ng_error(NG_EINVAL, "%s: %zu candidates of %zu values do not fit a frame", ev->spec, m, n);
   size_t width = (ex->flags & NG_FRAME_FLAG_COUNTS) ? 2 : 1;
   size_t len = head + 8 * m * n, rlen = NG_FRAME_REPLY_BYTES + 8 * width * m;
-  if (!reserve(&ex->req, &ex->req_cap, len)) return NG_ENOMEM;
+  if (!ng__frame_reserve(&ex->req, &ex->req_cap, len)) return NG_ENOMEM;
   unsigned char *p = ex->req;
-  put_header(p, NG_FRAME_EVAL, NG_FRAME_EVAL_BODY_BYTES + 8 * m * n);
-  put_u64(p + 16, generation);
-  put_u32(p + 24, (uint32_t)chunk);
-  put_u32(p + 28, ex->seq);
-  put_u32(p + 32, (uint32_t)first);
-  put_u32(p + 36, (uint32_t)m);
-  put_u32(p + 40, (uint32_t)n);
-  put_u32(p + 44, 0);
-  put_f64s(p + head, x, m * n);
+  ng__frame_put_header(p, NG_FRAME_EVAL, NG_FRAME_EVAL_BODY_BYTES + 8 * m * n);
+  ng__frame_put_u64(p + 16, generation);
+  ng__frame_put_u32(p + 24, (uint32_t)chunk);
+  ng__frame_put_u32(p + 28, ex->seq);
+  ng__frame_put_u32(p + 32, (uint32_t)first);
+  ng__frame_put_u32(p + 36, (uint32_t)m);
+  ng__frame_put_u32(p + 40, (uint32_t)n);
+  ng__frame_put_u32(p + 44, 0);
+  ng__frame_put_f64s(p + head, x, m * n);
   expect e = {
       .type = NG_FRAME_EVAL_REPLY, .seq = ex->seq, .m = (uint32_t)m, .len = rlen, .start = ex->out_bytes};
 
@@ -699,19 +531,9 @@ static int exec_eval(ng_evaluator *ev, const double *x, size_t m, uint64_t gener
   double deadline = ng_time_now() + ev->cfg.timeout;
   io_result r = pump(ev, ex, ex->req, len, &e, deadline);
   unguard_sigpipe(&g, ex->broken_pipe);
-  if (r == IO_OK) {
-    const unsigned char *v = ex->rep + NG_FRAME_REPLY_BYTES;
-    for (size_t k = 0; k < m && r == IO_OK; k++) {
-      losses[k] = get_f64(v + 8 * width * k);
-      if (width == 2) {
-        double c = get_f64(v + 8 * width * k + 8);
-        if (!(c >= 0) || isinf(c))
-          r = GARBAGE(ex, &e, NG_FRAME_REPLY_BYTES + 8 * width * k + 8,
-                      "the count of candidate %zu is %g (a count must be finite and >= 0)", k, c);
-        counts[k] = c;
-      }
-    }
-  }
+  if (r == IO_OK &&
+      ng__frame_read_values(ex->rep, &e, width, losses, counts, ex->why, sizeof ex->why) != NG__FRAME_OK)
+    r = IO_GARBAGE;
   ex->seq++;
   if (r == IO_OK) return NG_OK;
 
@@ -737,7 +559,7 @@ static void exec_close(ng_evaluator *ev) {
   if (ex->pid > 0) {
     double grace = fmin(ev->cfg.timeout, CLOSE_WAIT_SECONDS);
     unsigned char bye[NG_FRAME_HEADER_BYTES];
-    put_header(bye, NG_FRAME_BYE, 0);
+    ng__frame_put_header(bye, NG_FRAME_BYE, 0);
     expect none = {.type = NG_FRAME_EVAL_REPLY};
     pipe_guard g;
     guard_sigpipe(&g);
