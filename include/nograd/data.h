@@ -190,7 +190,7 @@ NG_EXPORT int ng_data_split(const ng_data *D, const double frac[3], uint64_t see
 /* A seeded, stratified subset of k of D's rows (labels only), in their original order, with D's attributes
  * and statistics: each class gets floor(k n_c / n) rows plus one for the largest remainders (ties: the lower
  * class) until k are taken, drawn by a partial Fisher-Yates shuffle of the class's rows from the stream
- * (seed, NG_RNG_DATA, 1, class). NG_EINVAL (float targets, k > n, a label outside [0, classes)), NG_ENOMEM. */
+ * (seed, NG_RNG_SPLIT, 1, class) (ng_data_split draws from generation 0 of the same purpose). NG_EINVAL (float targets, k > n, a label outside [0, classes)), NG_ENOMEM. */
 NG_EXPORT int ng_data_subset(const ng_data *D, size_t k, uint64_t seed, ng_data *out);
 
 #ifdef __cplusplus

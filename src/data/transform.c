@@ -434,7 +434,7 @@ int ng_data_subset(const ng_data *D, size_t k, uint64_t seed, ng_data *out) {
     for (size_t i = 0; i < n; i++)
       if ((size_t)D->y[i] == c) idx[m++] = i;
     ng_rng r;
-    ng_rng_init(&r, seed, NG_RNG_DATA, 1, (uint32_t)c);
+    ng_rng_init(&r, seed, NG_RNG_SPLIT, 1, (uint32_t)c); /* generation 1: the split uses 0 */
     for (size_t j = 0; j < quota[c]; j++) { /* a partial Fisher-Yates shuffle */
       size_t t = j + (size_t)ng_rng_below(&r, m - j);
       size_t v = idx[t];

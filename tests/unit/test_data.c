@@ -493,6 +493,42 @@ static void test_split(void **state) {
   ng_data_free(&D);
 }
 
+/* ng_data_subset: k rows in their original order, each class floor(k n_c / n) or one more (the largest
+ * remainders), the same rows for the same seed, other rows for another seed; refused beyond n rows. */
+static void test_subset(void **state) {
+  ng_data D, a, b, c;
+  make_features(&D, 1003, 1, 1);
+  for (size_t i = 0; i < D.n; i++)
+    D.y[i] = i % 7 == 0 ? 0 : i % 3 == 0 ? 1 : 2; /* uneven classes */
+  D.classes = 3;
+  size_t k = 200;
+  check(ng_data_subset(&D, k, 42, &a), "subset");
+  check(ng_data_subset(&D, k, 42, &b), "subset again");
+  check(ng_data_subset(&D, k, 43, &c), "other seed");
+  assert_int_equal(a.n, k);
+  assert_memory_equal(a.x, b.x, k * sizeof(float));
+  assert_true(memcmp(a.x, c.x, k * sizeof(float)) != 0);
+  long per[3] = {0}, all[3] = {0};
+  for (size_t i = 0; i < D.n; i++)
+    all[D.y[i]]++;
+  for (size_t i = 0; i < a.n; i++) {
+    size_t row = (size_t)a.x[i];
+    assert_int_equal(a.y[i], D.y[row]);
+    if (i) assert_true(a.x[i] > a.x[i - 1]); /* original order, no row twice */
+    per[a.y[i]]++;
+  }
+  for (int cl = 0; cl < 3; cl++) {
+    double want = (double)k * (double)all[cl] / (double)D.n;
+    assert_true((double)per[cl] >= floor(want) && (double)per[cl] <= floor(want) + 1);
+  }
+  assert_string_equal(a.name, "toy");
+  ng_data_free(&a);
+  ng_data_free(&b);
+  ng_data_free(&c);
+  expect_error(ng_data_subset(&D, D.n + 1, 1, &a), NG_EINVAL, "only 1003");
+  ng_data_free(&D);
+}
+
 static int setup(void **state) {
   snprintf(dir, sizeof dir, "/tmp/ng_test_data_XXXXXX");
   return mkdtemp(dir) ? 0 : -1;
@@ -518,6 +554,7 @@ int main(void) {
       cmocka_unit_test(test_resample),
       cmocka_unit_test(test_standardize),
       cmocka_unit_test(test_split),
+      cmocka_unit_test(test_subset),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
