@@ -24,6 +24,7 @@
 #ifndef NOGRAD_OPT_H
 #define NOGRAD_OPT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -100,6 +101,10 @@ NG_EXPORT const char *ng_opt_summary(const char *name);
 
 /* The name of opt's algorithm ("cmaes", ...). */
 NG_EXPORT const char *ng_opt_name(const ng_opt *opt);
+
+/* Whether the algorithm sees the losses only through their ranking within each generation (CMA-ES; not SPSA,
+ * which steps along loss differences). */
+NG_EXPORT bool ng_opt_rank_based(const ng_opt *opt);
 
 /* Configuration, before ng_opt_setup (NG_EORDER after). Each returns NG_EINVAL with the value at fault. */
 NG_EXPORT int ng_opt_set_x0(ng_opt *opt, const double *x0);                       /* initial mean; default all zeros */

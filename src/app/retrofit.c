@@ -73,7 +73,8 @@ typedef struct {
   double *x0, *lo, *hi;
   bool bounded;
   const char *optimizer;
-  ng_opt *opt; /* rank 0 */
+  bool rank_based; /* the optimizer sees only rankings (the bound holds) */
+  ng_opt *opt;     /* rank 0 */
   int64_t max_evals;
   /* the validation rows: all of --val, or a --val-size subset in a per-rank temporary file */
   char tmpdir[4096], valpath[4200];
@@ -367,7 +368,7 @@ static int make_optimizer(const rf_run *r, int64_t max_evals, ng_opt **out) {
   if (st == NG_OK) st = ng_opt_set_popsize(opt, cfg->popsize);
   if (st == NG_OK) st = ng_opt_set_max_evals(opt, max_evals);
   if (st == NG_OK && r->bounded) st = ng_opt_set_bounds(opt, r->lo, r->hi);
-  if (st == NG_OK && strcmp(r->optimizer, "spsa") != 0) {
+  if (st == NG_OK && ng_opt_rank_based(opt)) { /* off: the rules that read loss values (the bound needs it) */
     const char *names[] = {"tolfun", "tolfunhist", "tolstagnation", "tolflatfitness"};
     const double values[] = {0, 0, 1e18, 1e9};
     for (size_t i = 0; i < 4 && st == NG_OK; i++)
@@ -394,7 +395,9 @@ static int open_optimizer(rf_run *r, ng_retrofit_result *res) {
                     "default for %zu dimensions)",
                     (long long)cfg->budget, res->lambda, r->n);
   r->max_evals = cfg->budget / (int64_t)res->lambda * (int64_t)res->lambda;
-  return make_optimizer(r, r->max_evals, &r->opt);
+  NG_CALL(make_optimizer(r, r->max_evals, &r->opt));
+  r->rank_based = ng_opt_rank_based(r->opt);
+  return NG_OK;
 }
 
 static int open_evaluator(int rank, int size, rf_run *r) {
@@ -494,9 +497,10 @@ static int best_point(MPI_Comm comm, rf_run *r, ng_retrofit_result *res) {
 static void bound(const rf_run *r, ng_retrofit_result *res) {
   const char *label = r->metric ? r->metric->label : r->cfg->metric;
   unsigned flags = r->metric ? r->metric->flags : 0;
-  if (strcmp(r->optimizer, "spsa") == 0)
+  if (!r->rank_based)
     snprintf(res->no_bound, sizeof res->no_bound,
-             "SPSA steps along loss differences, not rankings: the count of possible outputs does not hold");
+             "%s steps along loss differences, not rankings: the count of possible outputs does not hold",
+             strcmp(r->optimizer, "spsa") == 0 ? "SPSA" : r->optimizer);
   else if (r->cfg->evaluator)
     snprintf(res->no_bound, sizeof res->no_bound,
              "an external evaluator's scores are not known to be a mean of bounded terms over examples");

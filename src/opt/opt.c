@@ -41,6 +41,10 @@ const char *ng_opt_name(const ng_opt *opt) {
   return opt->type->name;
 }
 
+bool ng_opt_rank_based(const ng_opt *opt) {
+  return opt->type->rank_based;
+}
+
 /* "a, b, c" of the optimizers' names, for messages. */
 static void known_names(char *buf, size_t len) {
   size_t used = 0;

@@ -50,6 +50,9 @@ typedef struct ng_opt_type {
   const double *(*mean)(const ng_opt *opt);
   /* Whether the algorithm supports restarts (CMA-ES does, SPSA does not). */
   bool restartable;
+  /* Whether it sees the losses only through their ranking within a generation (CMA-ES; not SPSA, which steps
+   * along loss differences): what retrofit's overfitting bound needs. */
+  bool rank_based;
 } ng_opt_type;
 
 struct ng_opt {

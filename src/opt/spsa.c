@@ -450,4 +450,5 @@ const ng_opt_type ng_opt_spsa = {
     .candidate = candidate,
     .sampler = sampler,
     .mean = mean,
-    .restartable = false};
+    .restartable = false,
+    .rank_based = false};
