@@ -42,10 +42,13 @@ typedef struct {
   double *Y; /* lambda x n steps BD z (genotype x = mean + sigma y) */
   double *X; /* lambda x n candidates as the caller got them (after the bound transform) */
   size_t *order;
-  double *work, *work2; /* n each */
-  double *A;            /* (lambda + 1) x n: the weighted vectors of the covariance update */
-  double *fsorted;      /* lambda losses, ascending */
-  ng_ranked *ranked;    /* lambda */
+  double *work, *work2;  /* n each */
+  double *A;             /* (lambda + 1) x n: the weighted vectors of the covariance update */
+  double *fsorted;       /* lambda losses, ascending */
+  ng_ranked *ranked;     /* lambda */
+  double *plan;          /* the last tell's plan (tell_dist.h) */
+  double *shares;        /* full: the blocks' shares of a tell (the means only when there is one block) */
+  double *share_scratch; /* full, more than one block: ng__tell_share's scratch */
 
   /* stopping rules */
   int64_t maxiter, tolstagnation;
