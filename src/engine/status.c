@@ -1,0 +1,53 @@
+/* Agreeing on a status after a phase that may fail on some ranks, in O(log P) on every rank: one allreduce
+ * finds the lowest failing rank (and the largest signal any rank received), and only that rank sends its
+ * message, to rank 0. Rank 0 never loops over the ranks, so its work does not grow with P. */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine/protocol.h"
+#include "engine/reduce.h"
+#include "engine/status.h"
+#include "nograd/engine.h"
+#include "nograd/error.h"
+
+int ng__status_agree(MPI_Comm comm, int status, int signal, int *first_rank, int *signal_out) {
+  int rank;
+  MPI_Comm_rank(comm, &rank);
+  *first_rank = INT_MAX;
+  *signal_out = 0;
+  int mine[2] = {status != NG_OK ? rank : INT_MAX, -signal}, all[2];
+  int rc = ng__mpi_status(MPI_Allreduce(mine, all, 2, MPI_INT, MPI_MIN, comm), "agreeing on the status");
+  if (rc != NG_OK) return rc;
+  *first_rank = all[0];
+  *signal_out = -all[1];
+  if (all[0] == INT_MAX) return NG_OK;
+  ng_error_msg m;
+  if (all[0] == rank) {
+    memset(&m, 0, sizeof m);
+    m.status = status;
+    snprintf(m.msg, sizeof m.msg, "%s", ng_errmsg()[0] ? ng_errmsg() : ng_strerror(status));
+    if (rank != 0) {
+      rc = ng__mpi_status(MPI_Send(&m, sizeof m, MPI_BYTE, 0, NG_TAG_ERROR, comm), "forwarding an error");
+      return rc != NG_OK ? rc : status;
+    }
+    return status; /* rank 0's own message stays as it is */
+  }
+  if (rank != 0) return status;
+  rc = ng__mpi_status(MPI_Recv(&m, sizeof m, MPI_BYTE, all[0], NG_TAG_ERROR, comm, MPI_STATUS_IGNORE),
+                      "receiving an error");
+  if (rc != NG_OK) return rc;
+  m.msg[NG_ERRMSG_LEN - 1] = '\0';
+  return ng_error(m.status != NG_OK ? m.status : NG_EINTERNAL, "rank %d: %s", all[0], m.msg);
+}
+
+int ng_engine_agree(MPI_Comm comm, int status) {
+  int first, signal, rank;
+  MPI_Comm_rank(comm, &rank);
+  int st = ng__status_agree(comm, status, 0, &first, &signal);
+  if (first == INT_MAX) return st;
+  /* every rank returns the lowest failing rank's status */
+  int agreed = st;
+  if (MPI_Bcast(&agreed, 1, MPI_INT, first, comm) != MPI_SUCCESS) MPI_Abort(comm, 1); /* cannot even agree */
+  return agreed;
+}
