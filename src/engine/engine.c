@@ -298,10 +298,10 @@ static int evaluate(engine *e, const ng_gen_header *h) {
 /* Agrees on the status and signals (one allreduce), then gathers the partials; rank 0 adds each candidate's
  * chunks element-wise in chunk order and turns the sums into its loss. Every rank returns the agreed outcome:
  * NG_OK, or an error (rank 0: the lowest failing rank's; the others: NG_EINTERNAL unless theirs). */
-static int reduce(engine *e, const ng_gen_header *h, int my_status, int *signal_seen) {
+static int reduce(engine *e, const ng_gen_header *h, int my_status, ng__phase_time *eval, int *signal_seen) {
   size_t lambda = (size_t)h->lambda;
   int first;
-  int st = ng__status_agree(e->comm, my_status, (int)ng__signal_pending(), &first, signal_seen);
+  int st = ng__status_agree(e->comm, my_status, (int)ng__signal_pending(), eval, &first, signal_seen);
   if (first != INT_MAX)
     return st != NG_OK ? st : ng_error(NG_EINTERNAL, "rank %d failed this generation", first);
   NG_CALL(st);
@@ -367,7 +367,9 @@ static void progress_line(engine *e, const ng_opt_info *in, bool last) {
   fflush(e->cfg->progress);
 }
 
-static void log_line(engine *e, const double *row, bool seeded) {
+/* One JSON line: the history row, the broadcast mode, and the evaluation phase across the ranks (the slowest
+ * rank, its seconds and the mean): a straggler shows there, and in t_reduce, where rank 0 waits for it. */
+static void log_line(engine *e, const double *row, const ng__phase_time *eval, bool seeded) {
   FILE *f = e->cfg->log;
   if (!f) return;
   const char *const *cols = ng_history_columns();
@@ -376,13 +378,19 @@ static void log_line(engine *e, const double *row, bool seeded) {
     fprintf(f, "%s\"%s\":", c ? "," : "", cols[c]);
     ng_json_number(f, row[c]);
   }
-  fprintf(f, ",\"broadcast\":\"%s\"}\n", seeded ? "seeded" : "explicit");
+  fprintf(f, ",\"broadcast\":\"%s\",\"slowest_rank\":%d,\"t_evaluate_max\":", seeded ? "seeded" : "explicit",
+          eval->slowest);
+  ng_json_number(f, eval->max);
+  fputs(",\"t_evaluate_mean\":", f);
+  ng_json_number(f, eval->mean);
+  fputs("}\n", f);
   fflush(f);
 }
 
 /* Rank 0 after the tell: history, progress, log, checkpoint. times: sample, broadcast, evaluate, reduce,
  * update (the tell). */
-static int conclude(engine *e, const ng_gen_header *h, const double *times, int64_t bytes, bool signalled) {
+static int conclude(engine *e, const ng_gen_header *h, const double *times, const ng__phase_time *eval,
+                    int64_t bytes, bool signalled) {
   ng_opt_info in;
   ng_opt_get_info(e->opt, &in);
   double row[NG_HISTORY_NCOLS] = {0};
@@ -406,7 +414,7 @@ static int conclude(engine *e, const ng_gen_header *h, const double *times, int6
   if (e->cfg->on_generation) NG_CALL(e->cfg->on_generation(e->cfg->on_generation_ctx, e->opt));
   bool done = in.stop != NG_STOP_NONE;
   progress_line(e, &in, done || signalled);
-  log_line(e, row, h->seeded);
+  log_line(e, row, eval, h->seeded);
   if (e->cfg->checkpoint) {
     bool due =
         done || signalled ||
@@ -564,7 +572,8 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
     my_status = evaluate(&e, &h);
     times[2] = ng_time_now() - t0;
     t0 = ng_time_now();
-    int rst = reduce(&e, &h, my_status, &signal_seen);
+    ng__phase_time eval = {.seconds = times[2]};
+    int rst = reduce(&e, &h, my_status, &eval, &signal_seen);
     times[3] = ng_time_now() - t0;
     t0 = ng_time_now();
     if (rst == NG_OK && h.tell_blocked) /* every rank saw the same outcome of reduce */
@@ -574,7 +583,7 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
     times[4] = ng_time_now() - t0;
     if (e.rank == 0) {
       st = rst;
-      if (st == NG_OK) st = conclude(&e, &h, times, bytes, signal_seen != 0);
+      if (st == NG_OK) st = conclude(&e, &h, times, &eval, bytes, signal_seen != 0);
       e.bytes_total += bytes;
     } else if (my_status != NG_OK) {
       st = my_status; /* keep serving until rank 0 says stop: it knows of this failure */

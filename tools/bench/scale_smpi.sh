@@ -13,8 +13,11 @@
 # and the sleeps alone). For each configuration the script prints bench_scale's table (one line per generation:
 # wall time, efficiency, phases, bytes broadcast), the simulator's own wall time and peak memory, and last
 #   P=... lambda=... n=... efficiency=E
-# (E over the whole run, first generation included). --check-native also runs the configuration natively (one
-# process, no sleeps) and fails unless the result has the same bits.
+# (E over the whole run, first generation included; without the time SMPI charges for the creation of the
+# engine's communicator, which bench_scale measures and reports: see bench_scale.c). With a --jitter, a line per
+# generation names the slowest rank of the evaluation and its seconds against the mean (the engine's log).
+# --check-native also runs the configuration natively (one process, no sleeps) and fails unless the result has
+# the same bits.
 #
 # Settings the simulation needs: at P >= 2048 --cfg=smpi/bcast:binomial_tree (SimGrid's default broadcast
 # set-up is quadratic in P); at n >= 500, buffers of 6 n^2 bytes or more are shared between the simulated ranks
@@ -31,7 +34,7 @@ NATIVE_BUILD=${NOGRAD_BUILD_DIR:-$ROOT/build}
 export OPENBLAS_NUM_THREADS=1
 
 ranks="" lambdas="" dims="" generations=10 cost=50 bcasts=seeded jitter=none groups="" bw=25Gbps lat=2us
-compute=yes quiet="" check=no extra=()
+compute=yes quiet=() check=no extra=()
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while (($#)); do
   case $1 in
@@ -46,7 +49,7 @@ while (($#)); do
     --bw) bw=$2; shift ;;
     --lat) lat=$2; shift ;;
     --no-compute) compute=no ;;
-    --quiet) quiet=--quiet ;;
+    --quiet) quiet=(--quiet) ;;
     --check-native) check=yes ;;
     --) shift; extra=("$@"); break ;;
     -h|--help) usage ;;
@@ -55,8 +58,10 @@ while (($#)); do
   shift
 done
 [[ -n $ranks && -n $lambdas && -n $dims ]] || usage
-command -v smpicc >/dev/null && command -v smpirun >/dev/null ||
-  { echo "scale_smpi.sh: smpicc/smpirun not found (Debian package libsimgrid-dev)" >&2; exit 77; }
+if ! command -v smpicc >/dev/null || ! command -v smpirun >/dev/null; then
+  echo "scale_smpi.sh: smpicc/smpirun not found (Debian package libsimgrid-dev)" >&2
+  exit 77
+fi
 
 # The SMPI build: smpicc must pretend to be a plain compiler while CMake probes it, and wrap the build proper.
 if [[ ! -f $SMPI_BUILD/CMakeCache.txt ]]; then
@@ -94,18 +99,19 @@ for P in "${R[@]}"; do
         ((P >= 2048)) && cfg+=(--cfg=smpi/bcast:binomial_tree)
         ((n >= 500)) && cfg+=(--cfg=smpi/shared-malloc:local --cfg=smpi/auto-shared-malloc-thresh:$((6 * n * n)))
         args=(--dim "$n" --popsize "$lam" --generations "$generations" --bcast "$mode" --jitter "$jitter"
-              $quiet "${extra[@]}")
+              "${quiet[@]}" "${extra[@]}")
+        smpi_args=(--measure-dup --log "$tmp/log.jsonl" ${groups:+--groups "$groups"})
         echo "== P=$P lambda=$lam n=$n bcast=$mode cost=${cost}ms jitter=$jitter compute=$compute bw=$bw lat=$lat"
         t0=$(date +%s%N)
         rc=0
         if [[ -x /usr/bin/time ]]; then
           /usr/bin/time -f "%e %M" -o "$tmp/time" smpirun -np "$P" -platform "$tmp/platform.xml" \
             -hostfile "$tmp/hosts" "${cfg[@]}" "$SMPI_BUILD/bench_scale" "${args[@]}" --cost-ms "$cost" \
-            ${groups:+--groups "$groups"} \
+            "${smpi_args[@]}" \
             >"$tmp/out" 2>"$tmp/err" || rc=$?
         else
           smpirun -np "$P" -platform "$tmp/platform.xml" -hostfile "$tmp/hosts" "${cfg[@]}" \
-            "$SMPI_BUILD/bench_scale" "${args[@]}" --cost-ms "$cost" ${groups:+--groups "$groups"} \
+            "$SMPI_BUILD/bench_scale" "${args[@]}" --cost-ms "$cost" "${smpi_args[@]}" \
             >"$tmp/out" 2>"$tmp/err" || rc=$?
           echo "$((($(date +%s%N) - t0) / 1000000000)) 0" >"$tmp/time"
         fi
@@ -117,6 +123,13 @@ for P in "${R[@]}"; do
           continue
         fi
         grep -v '^P=' "$tmp/out"
+        if [[ $jitter != none ]]; then
+          awk -F'[{:,}]' '{for (i = 1; i < NF; i++) { if ($i == "\"generation\"") g = $(i + 1);
+            if ($i == "\"slowest_rank\"") r = $(i + 1); if ($i == "\"t_evaluate_max\"") m = $(i + 1);
+            if ($i == "\"t_evaluate_mean\"") a = $(i + 1) }
+            printf "gen %d: slowest rank %d evaluated for %.3f ms, the mean rank %.3f ms\n", g, r, m * 1e3, a * 1e3}' \
+            "$tmp/log.jsonl"
+        fi
         read -r secs kb <"$tmp/time"
         if ((kb > 0)); then
           echo "simulator: ${secs} s wall, peak memory $((kb / 1024)) MB"
