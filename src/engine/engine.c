@@ -368,7 +368,7 @@ static void progress_line(engine *e, const ng_opt_info *in, bool last) {
 }
 
 /* One JSON line: the history row, the broadcast mode, and the evaluation phase across the ranks (the slowest
- * rank, its seconds and the mean): a straggler shows there, and in t_reduce, where rank 0 waits for it. */
+ * rank, its seconds and the fastest rank's): a straggler shows there, and in t_reduce, where rank 0 waits. */
 static void log_line(engine *e, const double *row, const ng__phase_time *eval, bool seeded) {
   FILE *f = e->cfg->log;
   if (!f) return;
@@ -381,8 +381,8 @@ static void log_line(engine *e, const double *row, const ng__phase_time *eval, b
   fprintf(f, ",\"broadcast\":\"%s\",\"slowest_rank\":%d,\"t_evaluate_max\":", seeded ? "seeded" : "explicit",
           eval->slowest);
   ng_json_number(f, eval->max);
-  fputs(",\"t_evaluate_mean\":", f);
-  ng_json_number(f, eval->mean);
+  fputs(",\"t_evaluate_min\":", f);
+  ng_json_number(f, eval->min);
   fputs("}\n", f);
   fflush(f);
 }

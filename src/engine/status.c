@@ -1,7 +1,7 @@
 /* Agreeing on a status after a phase that may fail on some ranks, in O(log P) on every rank: one allreduce
- * finds the lowest failing rank (and the largest signal any rank received, and the slowest rank of the
- * phase), and only that rank sends its message, to rank 0. Rank 0 never loops over the ranks, so its work
- * does not grow with P. */
+ * finds the lowest failing rank (and the largest signal any rank received, and the slowest and fastest
+ * ranks' times of the phase), and only that rank sends its message, to rank 0. Rank 0 never loops over the
+ * ranks, so its work does not grow with P. */
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,55 +12,35 @@
 #include "nograd/engine.h"
 #include "nograd/error.h"
 
-/* What one allreduce agrees on: the lowest failing rank, minus the largest signal, and the slowest rank of
- * the phase with its seconds and the sum of everybody's (for the mean). */
-typedef struct {
-  int first, neg_signal, slowest, unused;
-  double seconds, sum;
-} status_word;
-
-static void combine(void *in, void *inout, int *len, MPI_Datatype *type) {
-  const status_word *a = in;
-  status_word *b = inout;
-  for (int i = 0; i < *len; i++) {
-    if (a[i].first < b[i].first) b[i].first = a[i].first;
-    if (a[i].neg_signal < b[i].neg_signal) b[i].neg_signal = a[i].neg_signal;
-    if (a[i].seconds > b[i].seconds || (a[i].seconds == b[i].seconds && a[i].slowest < b[i].slowest)) {
-      b[i].seconds = a[i].seconds;
-      b[i].slowest = a[i].slowest;
-    }
-    b[i].sum += a[i].sum;
-  }
-}
-
 int ng__status_agree(MPI_Comm comm, int status, int signal, ng__phase_time *phase, int *first_rank,
                      int *signal_out) {
-  int rank, size;
+  int rank;
   MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &size);
   *first_rank = INT_MAX;
   *signal_out = 0;
+  /* One allreduce of predefined type and operation (MPI_MAXLOC on value-rank pairs: the lowest rank among
+   * equal values), so that it takes whatever tree the MPI library has for it: minus the lowest failing rank,
+   * the largest signal, the slowest phase and minus the fastest. */
   double seconds = phase ? phase->seconds : 0;
-  status_word mine = {status != NG_OK ? rank : INT_MAX, -signal, rank, 0, seconds, seconds}, all;
-  MPI_Datatype type;
-  MPI_Op op;
-  int rc = ng__mpi_status(MPI_Type_contiguous(sizeof mine, MPI_BYTE, &type), "agreeing on the status");
-  if (rc == NG_OK) rc = ng__mpi_status(MPI_Type_commit(&type), "agreeing on the status");
-  if (rc == NG_OK) rc = ng__mpi_status(MPI_Op_create(combine, 1, &op), "agreeing on the status");
-  if (rc == NG_OK) {
-    rc = ng__mpi_status(MPI_Allreduce(&mine, &all, 1, type, op, comm), "agreeing on the status");
-    MPI_Op_free(&op);
-  }
-  MPI_Type_free(&type);
+  struct {
+    double value;
+    int rank;
+  } mine[4] = {{status != NG_OK ? -(double)rank : -(double)INT_MAX, rank},
+               {(double)signal, rank},
+               {seconds, rank},
+               {-seconds, rank}},
+    all[4];
+  int rc =
+      ng__mpi_status(MPI_Allreduce(mine, all, 4, MPI_DOUBLE_INT, MPI_MAXLOC, comm), "agreeing on the status");
   if (rc != NG_OK) return rc;
-  *first_rank = all.first;
-  *signal_out = -all.neg_signal;
+  *first_rank = (int)-all[0].value;
+  *signal_out = (int)all[1].value;
   if (phase) {
-    phase->slowest = all.slowest;
-    phase->max = all.seconds;
-    phase->mean = all.sum / size;
+    phase->slowest = all[2].rank;
+    phase->max = all[2].value;
+    phase->min = -all[3].value;
   }
-  int first = all.first;
+  int first = *first_rank;
   if (first == INT_MAX) return NG_OK;
   ng_error_msg m;
   if (first == rank) {

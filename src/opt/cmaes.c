@@ -129,7 +129,7 @@ static int setup(ng_opt *opt, bool diagonal) {
   es->D = malloc(n * sizeof(double));
   es->Z = malloc(ln * sizeof(double));
   es->Y = malloc(ln * sizeof(double));
-  es->X = malloc(ln * sizeof(double));
+  es->X = malloc(n * sizeof(double));
   es->order = malloc(es->lambda * sizeof(size_t));
   es->work = malloc(n * sizeof(double));
   es->work2 = malloc(n * sizeof(double));
@@ -274,8 +274,7 @@ static int ask(ng_opt *opt, double *x) {
     size_t b = lambda - k0 < NG_SAMPLER_BLOCK ? lambda - k0 : NG_SAMPLER_BLOCK;
     ng_sampler_gauss_block(&s, k0, b, es->Z + k0 * n, es->Y + k0 * n);
   }
-  ng_sampler_gauss_finish(&s, es->Y, lambda, es->X);
-  memcpy(x, es->X, lambda * n * sizeof(double));
+  ng_sampler_gauss_finish(&s, es->Y, lambda, x);
   return NG_OK;
 }
 
@@ -473,9 +472,14 @@ static int tell(ng_opt *opt, const double *f, size_t nfinite) {
   return tell_finish(opt, es->shares, es->Z, es->Y, nfinite);
 }
 
+/* Candidate k of the pending generation, made again from its step as ask made it (the mean and step size are
+ * still those of the ask: the generic tell asks before the update), so that ask need not keep a copy. */
 static const double *candidate(const ng_opt *opt, size_t k) {
-  const cmaes *es = opt->impl;
-  return es->X + k * es->n;
+  cmaes *es = opt->impl;
+  ng_sampler s;
+  sampler(opt, &s);
+  ng_sampler_gauss_finish(&s, es->Y + k * es->n, 1, es->X);
+  return es->X;
 }
 
 static const double *mean(const ng_opt *opt) {

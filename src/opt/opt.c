@@ -282,16 +282,47 @@ int ng_opt_ask(ng_opt *opt, double *x) {
   return NG_OK;
 }
 
-static int compare_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
+/* Moves the k-th smallest of v[0..len) to v[k], the smaller ones before it and the others after (Hoare's
+ * selection, expected O(len)). v holds no NaN. */
+static void select_kth(double *v, size_t len, size_t k) {
+  size_t lo = 0, hi = len - 1;
+  while (lo < hi) {
+    double pivot = v[lo + (hi - lo) / 2];
+    size_t i = lo, j = hi;
+    while (i <= j) {
+      while (v[i] < pivot)
+        i++;
+      while (v[j] > pivot)
+        j--;
+      if (i <= j) {
+        double t = v[i];
+        v[i] = v[j];
+        v[j] = t;
+        i++;
+        if (j == 0) break;
+        j--;
+      }
+    }
+    if (k <= j)
+      hi = j;
+    else if (k >= i)
+      lo = i;
+    else
+      return;
+  }
 }
 
-/* The median of the told losses (non-finite ones already mapped to +inf). */
+/* The median of the told losses (non-finite ones already mapped to +inf): the value a sorted copy has in its
+ * middle (the mean of the two middle ones for an even count), found by selection in O(lambda). */
 static double median_of(const double *f, size_t lambda, double *scratch) {
   memcpy(scratch, f, lambda * sizeof *f);
-  qsort(scratch, lambda, sizeof *scratch, compare_double);
-  return lambda % 2 ? scratch[lambda / 2] : 0.5 * (scratch[lambda / 2 - 1] + scratch[lambda / 2]);
+  size_t mid = lambda / 2;
+  select_kth(scratch, lambda, mid);
+  if (lambda % 2) return scratch[mid];
+  double below = scratch[0];
+  for (size_t i = 1; i < mid; i++)
+    if (scratch[i] > below) below = scratch[i];
+  return 0.5 * (below + scratch[mid]);
 }
 
 /* After a tell (or a load): the stop rules of the whole run, then the algorithm's, which may start a restart.

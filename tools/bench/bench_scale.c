@@ -24,7 +24,7 @@
  * much out: the engine duplicates its communicator, for which SMPI with computation simulated charges time that
  * grows as P^2 (some 70 ms at P = 1024; 0.2 ms when computation is not simulated), where Open MPI spends one
  * allreduce. --log FILE writes the engine's JSON log (one line per generation, with the slowest rank of the
- * evaluation, its seconds and the mean over the ranks). */
+ * evaluation, its seconds and the fastest rank's). */
 // clang-format on
 #include <math.h>
 #include <mpi.h>

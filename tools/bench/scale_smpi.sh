@@ -15,7 +15,7 @@
 #   P=... lambda=... n=... efficiency=E
 # (E over the whole run, first generation included; without the time SMPI charges for the creation of the
 # engine's communicator, which bench_scale measures and reports: see bench_scale.c). With a --jitter, a line per
-# generation names the slowest rank of the evaluation and its seconds against the mean (the engine's log).
+# generation names the slowest rank of the evaluation and its seconds against the fastest's (the engine's log).
 # --check-native also runs the configuration natively (one process, no sleeps) and fails unless the result has
 # the same bits.
 #
@@ -126,8 +126,8 @@ for P in "${R[@]}"; do
         if [[ $jitter != none ]]; then
           awk -F'[{:,}]' '{for (i = 1; i < NF; i++) { if ($i == "\"generation\"") g = $(i + 1);
             if ($i == "\"slowest_rank\"") r = $(i + 1); if ($i == "\"t_evaluate_max\"") m = $(i + 1);
-            if ($i == "\"t_evaluate_mean\"") a = $(i + 1) }
-            printf "gen %d: slowest rank %d evaluated for %.3f ms, the mean rank %.3f ms\n", g, r, m * 1e3, a * 1e3}' \
+            if ($i == "\"t_evaluate_min\"") a = $(i + 1) }
+            printf "gen %d: slowest rank %d evaluated for %.3f ms, the fastest for %.3f ms\n", g, r, m * 1e3, a * 1e3}' \
             "$tmp/log.jsonl"
         fi
         read -r secs kb <"$tmp/time"
