@@ -39,6 +39,15 @@ def need(*modules):
             sys.exit(77)
 
 
+def must(args, mpi=0):
+    """Runs nograd and returns its stdout; a failure ends the test (status 1) with the command and its output."""
+    rc, out, err = run(args, mpi)
+    if rc != 0:
+        print("FAIL command failed (%d): %s\n%s%s" % (rc, " ".join(args), out, err))
+        sys.exit(1)
+    return out
+
+
 def finish():
     """Ends the test: status 1 with the number of failures, else 0."""
     if failures:

@@ -21,7 +21,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pkgtest import MPIRUN, check, finish, need, run  # noqa: E402
+from pkgtest import MPIRUN, check, finish, must, need, run  # noqa: E402
 
 need("numpy", "h5py")
 import h5py  # noqa: E402
@@ -161,8 +161,8 @@ with tempfile.TemporaryDirectory() as d:
     # a minimize checkpoint that ended on its budget goes on in Python as minimize --resume would
     base = ["minimize", "--function", "rosenbrock", "--dim", "10", "--x0", "0", "--sigma0", "0.5", "--seed", "4",
             "--checkpoint-every", "1000000", "--quiet"]
-    run(base + ["--max-evals", "1500", "--checkpoint", p("short.h5")])
-    run(base + ["--max-evals", "3000", "--checkpoint", p("long.h5")])
+    must(base + ["--max-evals", "1500", "--checkpoint", p("short.h5")])
+    must(base + ["--max-evals", "3000", "--checkpoint", p("long.h5")])
     e = nograd.load(p("short.h5"), maxfevals=3000)
     stopped = e.stop()
     f = nograd.Function("rosenbrock", 10, seed=4)
