@@ -185,10 +185,14 @@ def panel_time(ax, h):
         ax.stackplot(g, *[1e3 * h[c] for _, c, _ in present], labels=[label for _, _, label in present],
                      colors=["C%d" % i for i, _, _ in present], alpha=0.8)
         total = sum(1e3 * h[c] for _, c, _ in present)
-        top = 1.5 * np.percentile(total, 99)
+        # a few slow generations (a busy machine) would flatten the rest: the axis ends at twice the largest
+        # running median over 25 generations, the level a run sustains, and says what lies above it
+        window = min(25, len(total))
+        level = np.median(np.lib.stride_tricks.sliding_window_view(total, window), axis=1).max()
+        top = 2 * level
         above = np.flatnonzero(total > top)
         xlabel = "generation"
-        if top > 0 and above.size and total.max() > 2 * top:  # a few slow generations would flatten the rest
+        if top > 0 and above.size:
             ax.set_ylim(0, top)
             xlabel += " (%d above the axis, up to %.3g ms)" % (above.size, total.max())
     if "t_eigen" in h and np.any(h["t_eigen"] > 0):
