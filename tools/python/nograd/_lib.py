@@ -14,11 +14,9 @@ Where the library is looked for, first match wins:
 """
 import ctypes
 import os
+from ctypes import POINTER, c_char_p, c_double, c_int, c_int64, c_size_t, c_uint64, c_void_p
 
 _here = os.path.dirname(os.path.abspath(__file__))
-
-c_int, c_int64, c_uint64, c_size_t, c_double = ctypes.c_int, ctypes.c_int64, ctypes.c_uint64, ctypes.c_size_t, ctypes.c_double
-c_char_p, c_void_p, POINTER = ctypes.c_char_p, ctypes.c_void_p, ctypes.POINTER
 
 
 class OptInfo(ctypes.Structure):
