@@ -11,7 +11,8 @@ and what the command's /result adds, as a fifth panel across the bottom:
   - `nograd retrofit`: the metric before and after, on validation and test, with the overfitting bound as an
     interval around the returned model's validation metric, or the reason there is none.
 
-The format follows --out's suffix: .png (the default: RUN.png beside RUN.h5), .svg or .pdf. It needs h5py and
+A glue checkpoint of a method that runs no generations (uniform, datasize, proxy, best) gets the weights panel
+alone. The format follows --out's suffix: .png (the default: RUN.png beside RUN.h5), .svg or .pdf. It needs h5py and
 matplotlib (Debian: python3-h5py, python3-matplotlib); without them it says which package to install and
 exits 1. It exits 1 on a file it cannot use (missing, not HDF5, not a checkpoint, no history) or an --out it
 cannot write, with a message naming the file, and 2 on a bad command line. On success it prints what it wrote
@@ -340,7 +341,7 @@ def main(argv=None):
     except PlotError as e:
         sys.stderr.write("nograd plot: %s\n" % e)
         return 1
-    print("wrote %s: %d panels (%d generations)" % (out, panels, rows))
+    print("wrote %s: %d panel%s (%d generations)" % (out, panels, "s" * (panels != 1), rows))
     return 0
 
 
