@@ -11,11 +11,11 @@ import argparse
 import os
 import sys
 
-import numpy as np
-
 # Run from a checkout, use its package (tools/python); installed, the package is on Python's path.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
-from nograd.evaluator import serve  # noqa: E402
+from nograd.evaluator import serve  # noqa: E402  (it says so when numpy is missing)
+
+import numpy as np  # noqa: E402
 
 parser = argparse.ArgumentParser(description="the shifted sphere as an exec: evaluator")
 parser.add_argument("--shift", type=float, default=1.0, help="s in sum_i (x_i - s)^2 (default 1)")

@@ -36,7 +36,11 @@ import struct
 import sys
 import traceback
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError as e:  # an evaluator's stderr is what nograd quotes when it fails to start: say what to do
+    raise ImportError("nograd.evaluator needs numpy, which %s does not have (Debian: apt-get install "
+                      "python3-numpy)" % sys.executable) from e
 
 __all__ = ["serve", "Hello", "GENERATION_START"]
 
