@@ -205,8 +205,14 @@ with tempfile.TemporaryDirectory() as d:
     raises("save between ask and tell", nograd.NogradOrderError, ["save between ask and tell"],
            lambda: es.save(p("never.h5")))
     raises("tell with 3 losses for 7 candidates", ValueError, ["expected 7 losses"], lambda: es.tell([1, 2, 3]))
-    raises("tell(X, f) with another X", ValueError, ["not the population of the last ask"],
+    raises("tell(X, f) with another X", ValueError, ["row 0 of X is not the candidate the last ask returned"],
            lambda: es.tell(X + 1, np.zeros(len(X))))
+    raises("tell(X, f) with X of another shape", ValueError, ["X has shape (7, 2)", "(7, 3)"],
+           lambda: es.tell(X[:, :2], np.zeros(len(X))))
+    X[3, 1] += 1
+    raises("tell(f) after X[3] was changed in place", ValueError, ["row 3", "changed after ask"],
+           lambda: es.tell(np.zeros(len(X))))
+    X[3, 1] -= 1
     es.tell(X.copy(), np.full(len(X), np.nan))  # an equal X is the population; NaN losses are data
     check(es.countevals == len(X) and not os.path.exists(p("never.h5")),
           "tell(copy of X, NaN losses): accepted, counted, nothing written by the refused save")

@@ -138,7 +138,7 @@ class _Optimizer:
             self._rows[:len(rows)] = rows
             self._nrows = len(rows)
         self._info = _lib.OptInfo()
-        self._asked = None
+        self._asked = self._asked_copy = None
         self._L.ng_opt_get_info(self._handle, ctypes.byref(self._info))
         self._eigen_before = self._info.seconds_eigen
 
@@ -173,27 +173,30 @@ class _Optimizer:
         check(self._L.ng_opt_ask(self._handle, X.ctypes.data))
         self._t_asked = time.perf_counter()
         self._t_sample = self._t_asked - t0
-        self._asked = X
+        self._asked, self._asked_copy = X, X.copy()  # tell checks that the candidates were not changed
         return X
 
     def tell(self, X_or_losses, losses=None):
         """Takes the losses of the last ask's candidates, in its order: tell(losses) or pycma's tell(X, losses).
 
         X must be the population of the last ask (nograd regenerates candidates from its streams, so it takes
-        no injected or repaired ones): the array ask returned, or an equal one. A NaN or infinite loss ranks
-        after every finite one and is counted; it never stops the run by itself."""
+        no injected or repaired ones): the array ask returned, or an equal one, and neither form accepts an
+        array that was changed after ask (a ValueError names the first row that differs). A NaN or infinite
+        loss ranks after every finite one and is counted; it never stops the run by itself."""
         t0 = time.perf_counter()
         if self._asked is None:  # the library says what is wrong: tell without a preceding ask
             check(self._L.ng_opt_tell(self._handle, np.zeros(self._L.ng_opt_popsize(self._handle)).ctypes.data))
             raise _lib.NogradOrderError("tell without a preceding ask", -3, "call out of order")
+        X = self._asked if losses is None else np.asarray(X_or_losses)
         if losses is None:
             losses = X_or_losses
-        elif X_or_losses is not self._asked:
-            X = np.asarray(X_or_losses)
-            if X.shape != self._asked.shape or not np.array_equal(X, self._asked):
-                raise ValueError("tell(X, losses): X is not the population of the last ask (shape %s, asked %s); "
-                                 "nograd takes no injected or repaired candidates: pass the array ask returned"
-                                 % (X.shape, self._asked.shape))
+        if X.shape != self._asked_copy.shape or not np.array_equal(X, self._asked_copy):
+            rows = np.flatnonzero(np.any(X != self._asked_copy, axis=1)) if X.shape == self._asked_copy.shape else []
+            raise ValueError("tell: %s; nograd learns from the candidates it asked for and takes no injected or "
+                             "repaired ones: evaluate and pass the array ask returned, unchanged" % (
+                                 "X has shape %s, the last ask %s" % (X.shape, self._asked_copy.shape)
+                                 if not len(rows) else "row %d of X is not the candidate the last ask returned%s"
+                                 % (rows[0], " (the array was changed after ask)" if X is self._asked else "")))
         f = np.ascontiguousarray(losses, dtype=np.float64)
         lam = len(self._asked)
         if f.size != lam or (f.ndim > 1 and f.shape[0] != lam):
@@ -203,7 +206,7 @@ class _Optimizer:
         t1 = time.perf_counter()
         self._L.ng_opt_get_info(self._handle, ctypes.byref(self._info))
         self._append_row(lam, self._t_sample, t0 - self._t_asked, t1 - t0)
-        self._asked = None
+        self._asked = self._asked_copy = None
 
     def stop(self):
         """None while the run goes on; afterwards the stop reason's name ("ftarget", "maxfevals", "tolfun",
