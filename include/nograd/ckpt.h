@@ -94,6 +94,10 @@ typedef struct {
 
 NG_EXPORT void ng_ckpt_info_free(ng_ckpt_info *info);
 
+/* The library's version ("0.1.0"): what the commands record as /meta's program_version. Bindings that write
+ * checkpoints themselves (tools/python's nograd.CMAES.save) put it there too. Never NULL; not collective. */
+NG_EXPORT const char *ng_version(void);
+
 /* Writes a checkpoint atomically (see above). `result` may be NULL. NG_EIO names the path and the system
  * error (an unwritable directory, a full disk); nothing is left behind but PATH.tmp's removal is attempted.
  */

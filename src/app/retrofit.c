@@ -15,6 +15,7 @@
 
 #include "app/candcache.h"
 #include "nograd/app.h"
+#include "nograd/ckpt.h"
 #include "nograd/data.h"
 #include "nograd/engine.h"
 #include "nograd/error.h"
@@ -518,6 +519,49 @@ static void bound(const rf_run *r, ng_retrofit_result *res) {
   res->val_rows = r->T;
 }
 
+/* Rank 0, after a run that ended: its checkpoint once more, with /result added (the metric before and after,
+ * the bound and its inputs, or why there is none), so that the file tells what retrofit measured; nograd plot
+ * draws it. The rest is read back and written as it was, and the engine's last write becomes PATH.prev. */
+static int write_result(const rf_run *r, const ng_retrofit_result *res) {
+  const char *path = r->cfg->run.checkpoint;
+  ng_ckpt_info info = {0};
+  ng_state *opt = NULL, *result = NULL;
+  ng_history history = {0};
+  size_t n = r->n;
+  double best_f, *best_x = malloc(n * sizeof *best_x);
+  int st = best_x ? NG_OK : ng_error(NG_ENOMEM, "retrofit: out of memory");
+  if (st == NG_OK) st = ng_state_create(&opt);
+  if (st == NG_OK) st = ng_state_create(&result);
+  if (st == NG_OK) st = ng_ckpt_read(path, &info, opt, &history, best_x, &n, &best_f, NULL);
+  const char *names[] = {"val_before", "val_after",   "test_before", "test_after",
+                         "bound",      "log_outputs", "delta"};
+  const double values[] = {res->val_before, res->val_after,   res->test_before, res->test_after,
+                           res->bound,      res->log_outputs, r->cfg->delta};
+  for (size_t i = 0; i < sizeof values / sizeof values[0] && st == NG_OK; i++)
+    st = ng_state_put_scalar(result, names[i], values[i]);
+  if (st == NG_OK) st = ng_state_put_str(result, "metric", r->cfg->evaluator ? "evaluator" : r->cfg->metric);
+  if (st == NG_OK && res->no_bound[0]) st = ng_state_put_str(result, "no_bound", res->no_bound);
+  if (st == NG_OK) st = ng_state_put_int(result, "val_rows", (int64_t)res->val_rows);
+  if (st == NG_OK) st = ng_state_put_int(result, "kept_start", res->kept_start);
+  ng_ckpt_meta meta = {.program_version = info.program_version,
+                       .command_line = info.command_line,
+                       .config = info.config,
+                       .budget = info.budget,
+                       .optimizer = info.optimizer,
+                       .ranks = info.ranks,
+                       .groups = info.groups,
+                       .input_files = (const char *const *)info.input_files,
+                       .input_checksums = (const char *const *)info.input_checksums,
+                       .ninputs = info.ninputs};
+  if (st == NG_OK) st = ng_ckpt_write(path, &meta, opt, &history, best_x, n, best_f, result);
+  ng_ckpt_info_free(&info);
+  ng_history_free(&history);
+  ng_state_destroy(&opt);
+  ng_state_destroy(&result);
+  free(best_x);
+  return st;
+}
+
 int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_retrofit_result *res) {
   int rank, size;
   MPI_Comm_rank(comm, &rank);
@@ -556,6 +600,8 @@ int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_retrofit_re
   }
   NG_TRY(st, ng_engine_agree(comm, st), out);
   bound(&r, res);
+  if (rank == 0 && cfg->run.checkpoint) st = write_result(&r, res);
+  NG_TRY(st, ng_engine_agree(comm, st), out);
   res->seconds = ng_time_now() - t0;
 out:
   if (st != NG_OK) {

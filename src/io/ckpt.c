@@ -30,7 +30,9 @@
 #define NOGRAD_VERSION "unknown"
 #endif
 
-
+const char *ng_version(void) {
+  return NOGRAD_VERSION;
+}
 
 /* ---- The history table ----------------------------------------------------------------------------------
  */
