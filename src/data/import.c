@@ -161,8 +161,8 @@ static int find_label(const char *path, const ng_text_options *o, size_t ncols, 
       *out = (size_t)v - 1;
       return NG_OK;
     }
-    if (v < 0 && (size_t)-v <= ncols) {
-      *out = ncols - (size_t)-v;
+    if (v < 0 && (size_t)(-(v + 1)) < ncols) { /* -(v + 1): no overflow for the most negative long */
+      *out = ncols - 1 - (size_t)(-(v + 1));
       return NG_OK;
     }
     return ng_error(

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "io/h5read.h"
 #include "io/h5util.h"
 #include "nn/nn_impl.h"
 #include "nograd/error.h"
@@ -148,50 +149,27 @@ static int read_error(const reader *r, int status, const char *fmt, ...) {
   return st;
 }
 
-/* Opens a dataset, checks its type class and shape (rank dims; dims[i] == 0 means any) and returns its
- * dimensions in got. */
+/* Opens a dataset and checks its type class (a float must be float32) and shape: `rank` dimensions, each
+ * dims[i] exactly, or any extents when dims is NULL (ng_h5_dataset_open); got receives the extents. */
 static int open_checked(const reader *r, const char *h5path, H5T_class_t cls, int rank, const hsize_t *dims,
                         hid_t *out, hsize_t *got) {
-  *out = -1;
-  if (H5Lexists(r->fid, h5path, H5P_DEFAULT) <= 0)
-    return read_error(r, NG_EFORMAT, "no HDF5 path '%s'", h5path);
-  hid_t d = H5Dopen2(r->fid, h5path, H5P_DEFAULT);
-  if (d < 0) return read_error(r, NG_EFORMAT, "HDF5 path '%s' is not a dataset", h5path);
-  hid_t type = H5Dget_type(d), space = H5Dget_space(d);
-  int st = NG_OK, nd = space < 0 ? -1 : H5Sget_simple_extent_ndims(space);
-  static const char *const cls_names[] = {"an integer", "a float", "a time", "a string"};
-  if (type < 0 || nd < 0) {
-    st = read_error(r, NG_EFORMAT, "cannot read HDF5 path '%s' (damaged?)", h5path);
-  } else if (H5Tget_class(type) != cls) {
-    st = read_error(r, NG_EFORMAT, "HDF5 path '%s' has the wrong type, expected %s", h5path,
-                    cls <= H5T_STRING ? cls_names[cls] : "another type");
-  } else if (cls == H5T_FLOAT && H5Tget_size(type) != 4) {
-    st = read_error(r, NG_EFORMAT, "HDF5 path '%s' holds %zu-byte floats, expected float32", h5path,
-                    H5Tget_size(type));
-  } else if (nd != rank) {
-    st = read_error(r, NG_EFORMAT, "HDF5 path '%s' has %d dimensions, expected %d", h5path, nd, rank);
-  } else if (rank) {
-    H5Sget_simple_extent_dims(space, got, NULL);
-    for (int i = 0; i < rank && st == NG_OK; i++)
-      if (dims[i] && got[i] != dims[i])
-        st = read_error(r, NG_EFORMAT, "HDF5 path '%s' has %llu entries along dimension %d, expected %llu",
-                        h5path, (unsigned long long)got[i], i, (unsigned long long)dims[i]);
-  }
-  ng_h5_close(&space);
-  ng_h5_close(&type);
-  if (st != NG_OK)
-    ng_h5_close(&d);
-  else
-    *out = d;
-  return st;
+  static const char *const cls_names[] = {"an integer", "float32", "a time", "a string"};
+  ng_h5_src src = {"model file", r->path, NULL};
+  ng_h5_want want = {NG_H5_CLASS(cls),
+                     cls == H5T_FLOAT ? 4 : 0,
+                     rank,
+                     rank,
+                     dims,
+                     cls <= H5T_STRING ? cls_names[cls] : "another type"};
+  return ng_h5_dataset_open(&src, r->fid, h5path, &want, out, NULL, got);
 }
 
 /* A whole string dataset (scalar or 1-D; variable-length or fixed) as malloc'd strings. */
 static int read_strings(const reader *r, const char *h5path, int rank, size_t *count, char ***out) {
-  hsize_t any = 0, got[1] = {1};
+  hsize_t got[1] = {1};
   hid_t d, ftype;
   *out = NULL;
-  NG_CALL(open_checked(r, h5path, H5T_STRING, rank, &any, &d, got));
+  NG_CALL(open_checked(r, h5path, H5T_STRING, rank, NULL, &d, got));
   size_t k = rank ? (size_t)got[0] : 1;
   int st = NG_OK;
   ftype = H5Dget_type(d);
@@ -225,44 +203,37 @@ typedef struct {
 } attr_ctx;
 
 /* One attribute of /model: integers become model attributes, "dataset" the dataset string, "threshold" (a
- * float) the decision threshold, checked to lie in [0, 1]. */
+ * float) the decision threshold, checked to lie in [0, 1]. Each is read through ng_h5_attr_get, so only after
+ * its type and size are checked; an integer attribute of several values, or one beyond the table, is skipped
+ * as before. */
 static herr_t visit_attr(hid_t obj, const char *name, const H5A_info_t *info, void *data) {
   attr_ctx *c = data;
+  ng_h5_src src = {"model file", c->r->path, NULL};
   if (!strcmp(name, "format_version")) return 0;
-  hid_t a = H5Aopen(obj, name, H5P_DEFAULT), type = a < 0 ? -1 : H5Aget_type(a), space = -1, mtype = -1;
-  H5T_class_t cls = type < 0 ? H5T_NO_CLASS : H5Tget_class(type);
   if (!strcmp(name, "threshold")) {
     double t = NAN;
-    space = a < 0 ? -1 : H5Aget_space(a);
-    if (cls != H5T_FLOAT || space < 0 || H5Sget_simple_extent_npoints(space) != 1 ||
-        H5Aread(a, H5T_NATIVE_DOUBLE, &t) < 0)
-      c->status = read_error(c->r, NG_EFORMAT,
-                             "HDF5 path '/model' attribute 'threshold': expected one float in [0, 1]");
-    else if (!(t >= 0 && t <= 1))
+    c->status = ng_h5_attr_get(&src, obj, "/model", name, NG_H5_F64, 1, &t);
+    if (c->status == NG_OK && !(t >= 0 && t <= 1))
       c->status = read_error(
           c->r, NG_EFORMAT, "HDF5 path '/model' attribute 'threshold' is %g, expected a number in [0, 1]", t);
-    else
-      c->status = ng_model_set_threshold(c->m, t);
-  } else if (cls == H5T_INTEGER) {
+    if (c->status == NG_OK) c->status = ng_model_set_threshold(c->m, t);
+  } else if (!strcmp(name, "dataset")) {
+    char *s = NULL;
+    c->status = ng_h5_attr_get(&src, obj, "/model", name, NG_H5_STR, 1, &s);
+    if (c->status == NG_OK) c->status = ng_nn_set_dataset(c->m, s);
+    free(s);
+  } else {
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT), type = a < 0 ? -1 : H5Aget_type(a);
+    int is_int = type >= 0 && H5Tget_class(type) == H5T_INTEGER;
+    ng_h5_close(&type);
+    ng_h5_close(&a);
     int64_t v = 0;
-    space = H5Aget_space(a);
-    if (H5Sget_simple_extent_npoints(space) == 1 && H5Aread(a, H5T_NATIVE_INT64, &v) >= 0 &&
-        strlen(name) < sizeof c->m->attrs[0].name && c->m->nattrs < NG_NN_ATTR_MAX) {
+    if (is_int && strlen(name) < sizeof c->m->attrs[0].name && c->m->nattrs < NG_NN_ATTR_MAX &&
+        ng_h5_attr_get(&src, obj, "/model", name, NG_H5_I64, 1, &v) == NG_OK) {
       snprintf(c->m->attrs[c->m->nattrs].name, sizeof c->m->attrs[0].name, "%s", name);
       c->m->attrs[c->m->nattrs++].value = v;
     }
-  } else if (cls == H5T_STRING && !strcmp(name, "dataset") && H5Tis_variable_str(type) > 0) {
-    char *s = NULL;
-    mtype = ng_h5_vlen_utf8();
-    if (mtype >= 0 && H5Aread(a, mtype, &s) >= 0 && s) {
-      c->status = ng_nn_set_dataset(c->m, s);
-      H5free_memory(s);
-    }
   }
-  ng_h5_close(&mtype);
-  ng_h5_close(&space);
-  ng_h5_close(&type);
-  ng_h5_close(&a);
   return c->status == NG_OK ? 0 : -1;
 }
 
@@ -356,11 +327,10 @@ static int read_model(reader *r, ng_model **out) {
     st = read_error(r, NG_EFORMAT, "not a nograd model file (no HDF5 path '/model' with format_version)");
     goto done;
   }
-  hid_t a = H5Aopen(g, "format_version", H5P_DEFAULT);
+  ng_h5_src src = {"model file", r->path, NULL};
   int64_t version = -1;
-  herr_t s = a < 0 ? -1 : H5Aread(a, H5T_NATIVE_INT64, &version);
-  ng_h5_close(&a);
-  if (s < 0 || version != NG_MODEL_FORMAT_VERSION) {
+  NG_TRY(st, ng_h5_attr_get(&src, g, "/model", "format_version", NG_H5_I64, 1, &version), done);
+  if (version != NG_MODEL_FORMAT_VERSION) {
     st = read_error(r, NG_EFORMAT, "HDF5 path '/model/format_version' is %" PRId64 ", this nograd reads %d",
                     version, NG_MODEL_FORMAT_VERSION);
     goto done;

@@ -467,7 +467,7 @@ static void test_threshold_model(void **state) {
     assert_contains(ng_errmsg(), bad);
     assert_contains(ng_errmsg(), "attribute 'threshold' is 1.5");
     assert_int_equal(ng_model_read(badint, &r), NG_EFORMAT);
-    assert_contains(ng_errmsg(), "attribute 'threshold'");
+    assert_contains(ng_errmsg(), "attribute '/model/threshold' holds int64");
   } else {
     print_message("h5py not available: the file-level threshold checks are skipped\n");
   }
