@@ -77,6 +77,8 @@ int ng_cmd_retrofit(MPI_Comm comm, int argc, char **argv) {
        "exec:PROGRAM [ARGS] or plugin:LIB.so: an external scorer (see tools/evaluators/README.md)"},
       {"--eval-timeout", NG_ARG_POSDOUBLE, &cfg.eval_timeout, "S", "seconds an evaluator may take a request",
        false, true},
+      {"--eval-start-timeout", NG_ARG_POSDOUBLE, &cfg.eval_start_timeout, "S",
+       "seconds an evaluator may take to start and answer HELLO (default: --eval-timeout)", false, true},
       {"--max-restarts", NG_ARG_SIZE, &max_restarts, "R", "evaluator restarts before the run stops", false,
        true},
       {"--chunks", NG_ARG_POSINT, &cfg.nchunks, "K", "chunks the evaluator is asked about"},

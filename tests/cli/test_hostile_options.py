@@ -8,13 +8,14 @@ Each case is a command line that nograd 0.1 accepted and then ran with another v
 whose size had wrapped: --dim and --popsize near 2^61, train and eval --batch near 2^61, more than 32 --param
 options, --param maxiter=1e300 or -5, --checkpoint-every 1e19, --max-restarts 2^32+1, --groups 2^32+2,
 inspect --last 2^32, data import --shape whose product wraps, --resize larger than int, --classes beyond
-int32, and --label of the most negative integer (undefined behaviour in 0.1, which the sanitizer build
-catches). Each must exit with status 2 (a bad command line) or 1 (a runtime error that names the value), print
+int32, --label of the most negative integer (undefined behaviour in 0.1, which the sanitizer build
+catches), and an exec evaluator that never answers HELLO (0.1 waited 60 s whatever --eval-timeout said). Each must exit with status 2 (a bad command line) or 1 (a runtime error that names the value), print
 one line on stderr naming the option, and finish within seconds.
 """
 import os
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import clitest  # noqa: E402
@@ -91,6 +92,13 @@ with tempfile.TemporaryDirectory() as tmp:
     refused(imp + ["--classes", "4294967296"], ["--classes", "2147483647"])
     refused(imp + ["--label", "-9223372036854775808"], ["label column -9223372036854775808"], codes=(1,))
     refused(imp + ["--label", "9223372036854775808"], ["9223372036854775808"], codes=(1, 2))
+
+# An exec evaluator that never answers HELLO: --eval-timeout bounds its start too (nograd 0.1 waited 60 s).
+t0 = time.time()
+refused(["retrofit", "--evaluator", "exec:/bin/sleep 100", "--dim", "2", "--eval-timeout", "1", "--max-restarts",
+         "0", "--budget", "10", "--quiet"], ["timed out after 1 s"], codes=(1,))
+check(time.time() - t0 < 15, "a program that never answers HELLO costs --eval-timeout, not 60 s: %.1f s" %
+      (time.time() - t0))
 
 if failures:
     print("%d check(s) failed" % len(failures))
