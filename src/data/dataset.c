@@ -17,8 +17,11 @@
 #include <sys/stat.h>
 
 #include "core/checked.h"
+#include "core/text.h"
+#include "data/dataset_impl.h"
 #include "io/h5read.h"
 #include "io/h5util.h"
+#include "io/seal.h"
 #include "nograd/error.h"
 
 #define DATA_CHUNK_BYTES (256u * 1024u) /* target size of one chunk of /x: a few hundred rows of images */
@@ -151,19 +154,12 @@ static int check_data(const char *path, const ng_data *D) {
   return NG_OK;
 }
 
-/* Fills PATH.tmp (ng_h5_write_atomic's callback). */
-static int write_file(const char *tmp, void *ctx) {
+/* Fills the dataset file being built in memory as `tmp` (ng_h5_write_atomic's callback). */
+static int write_file(hid_t fid, const char *tmp, void *ctx) {
   const ng_data *D = ctx;
   hid_t dx = -1, dy = -1;
   int st = NG_OK;
   int64_t *counts = NULL;
-  hid_t fid = ng_h5_create(tmp);
-  if (fid < 0) {
-    int e = errno;
-    st = ng_error(NG_EIO, "cannot write dataset '%s': HDF5 cannot create it (%s)", tmp,
-                  e ? strerror(e) : "HDF5 error");
-    goto done;
-  }
   NG_TRY(st, put_attr_str(tmp, fid, "/", "format", DATA_FORMAT_NAME), done);
   NG_TRY(st, put_attr_i64(tmp, fid, "/", "format_version", NG_DATA_FORMAT_VERSION), done);
   NG_TRY(st, put_attr_str(tmp, fid, "/", "name", D->name), done);
@@ -196,16 +192,10 @@ static int write_file(const char *tmp, void *ctx) {
         put_attr(tmp, dy, "/y", "class_counts", H5T_STD_I64LE, H5T_NATIVE_INT64, counts, (hsize_t)D->classes),
         done);
   }
-  errno = 0;
-  if (H5Fflush(fid, H5F_SCOPE_GLOBAL) < 0) st = write_failed(tmp, "/");
 done:
   free(counts);
   ng_h5_close(&dy);
   ng_h5_close(&dx);
-  if (fid >= 0) {
-    errno = 0;
-    if (H5Fclose(fid) < 0 && st == NG_OK) st = write_failed(tmp, "/");
-  }
   return st;
 }
 
@@ -274,13 +264,31 @@ static int read_attr_floats(ng_dataset *ds, const char *name, size_t d, float **
   return st;
 }
 
+/* The whole read (dataset_impl.h), also run by the child process that checks a dataset without nograd's
+ * header (io/seal.h). */
+int ng__dataset_read_all(const char *path, void *ctx) {
+  ng_dataset *ds = NULL;
+  NG_CALL(ng_dataset_open(path, &ds));
+  const ng_data_info *in = &ds->info;
+  size_t row = in->d + (in->t ? in->t : 1), block = ((size_t)4 << 20) / (row * sizeof(float)) + 1;
+  if (block > in->n) block = in->n ? in->n : 1;
+  float *x = ng__mallocn(block, in->d, sizeof *x), *y = ng__mallocn(block, in->t ? in->t : 1, sizeof(float));
+  int st = x && y ? NG_OK : ng_error(NG_ENOMEM, "dataset '%s': out of memory", path);
+  for (size_t first = 0; first < in->n && st == NG_OK; first += block)
+    st = ng_dataset_read_rows(ds, first, in->n - first < block ? in->n - first : block, x, y);
+  free(x);
+  free(y);
+  float *mean = NULL, *std = NULL;
+  if (st == NG_OK && in->standardized) st = ng_data_read_stats(path, in->d, &mean, &std);
+  free(mean);
+  free(std);
+  ng_dataset_close(&ds);
+  return st;
+}
+
 static int open_checked(ng_dataset *ds) {
-  struct stat sb;
-  if (stat(ds->path, &sb) != 0)
-    return ng_error(NG_EIO, "cannot open dataset '%s': %s", ds->path, strerror(errno));
-  ds->fid = ng_h5_open(ds->path, H5F_ACC_RDONLY);
-  if (ds->fid < 0)
-    return ng_error(NG_EIO, "cannot open dataset '%s': not an HDF5 file, or unreadable", ds->path);
+  ng_h5_reading how = {"dataset", NULL, ng__dataset_read_all, NULL};
+  NG_CALL(ng_h5_open_checked(ds->path, &how, &ds->fid, NULL));
   ng_data_info *in = &ds->info;
   int xr, yr;
   hsize_t xd[4], yd[4];
@@ -330,6 +338,8 @@ static int open_checked(ng_dataset *ds) {
   if (r < 0) return r;
   r = read_attr_str(ds, "domain", in->domain, sizeof in->domain);
   if (r < 0) return r;
+  ng__text_sanitize(in->name, 0); /* shown by `nograd data info` and in messages */
+  ng__text_sanitize(in->domain, 0);
   r = read_attr_i64(ds, "classes", &in->classes);
   if (r < 0) return r;
   if (labels && (r == 1 || in->classes < 1 || in->classes > INT32_MAX))

@@ -19,6 +19,7 @@
 #include "io/ckpt_internal.h"
 #include "io/h5read.h"
 #include "io/h5util.h"
+#include "io/seal.h"
 #include "nograd/error.h"
 
 #ifndef NOGRAD_VERSION
@@ -376,16 +377,18 @@ void ng_ckpt_info_free(ng_ckpt_info *info) {
   memset(info, 0, sizeof *info);
 }
 
-/* Opens the file and checks that it is a checkpoint of this format; r->fid is open on success. */
+/* The whole read, run by the child process that checks a checkpoint without nograd's header (io/seal.h). */
+static int probe(const char *path, void *ctx) {
+  return ng_ckpt_read(path, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+}
+
+/* Opens the file, sealed or checked by a child (ng_h5_open_checked), and checks that it is a checkpoint of
+ * this format; r->fid is open on success. */
 static int open_checkpoint(reader *r, int64_t *version) {
-  int fd = open(r->path, O_RDONLY);
-  if (fd < 0)
-    return ng_error(NG_EIO, "cannot read checkpoint '%s': %s%s%s%s", r->path, strerror(errno), PREV_HINT(r));
-  close(fd);
-  r->fid = ng_h5_open(r->path, H5F_ACC_RDONLY);
-  if (r->fid < 0)
-    return ng_error(NG_ECORRUPT, "checkpoint '%s' is not a readable HDF5 file (truncated or damaged?)%s%s%s",
-                    r->path, PREV_HINT(r));
+  char hint[1024];
+  snprintf(hint, sizeof hint, "%s%s%s", PREV_HINT(r));
+  ng_h5_reading how = {"checkpoint", hint, probe, NULL};
+  NG_CALL(ng_h5_open_checked(r->path, &how, &r->fid, NULL));
   if (H5Lexists(r->fid, "meta", H5P_DEFAULT) <= 0 ||
       H5Aexists_by_name(r->fid, "meta", "format_version", H5P_DEFAULT) <= 0)
     return ng_error(NG_EFORMAT, "'%s' is not a nograd checkpoint (no /meta/format_version)", r->path);

@@ -17,8 +17,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/text.h"
 #include "io/h5read.h"
 #include "io/h5util.h"
+#include "io/seal.h"
 #include "nn/nn_impl.h"
 #include "nograd/error.h"
 
@@ -95,8 +97,6 @@ static int write_contents(writer *w, const ng_model *m) {
   NG_TRY(st, put_dataset(w, "/model/index/offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, offsets, 1, &t1), done);
   NG_TRY(st, put_dataset(w, "/model/index/shapes", H5T_STD_I64LE, H5T_NATIVE_INT64, shapes, 2, t4), done);
   NG_TRY(st, put_dataset(w, "/model/index/ndims", H5T_STD_I32LE, H5T_NATIVE_INT32, ndims, 1, &t1), done);
-  errno = 0;
-  if (H5Fflush(w->fid, H5F_SCOPE_GLOBAL) < 0) st = write_failed(w, "/");
 done:
   ng_h5_close(&gi);
   ng_h5_close(&g);
@@ -107,22 +107,17 @@ done:
   return st;
 }
 
-/* Fills PATH.tmp (ng_h5_write_atomic's callback). */
-static int write_file(const char *tmp, void *ctx) {
+/* Fills the model file being built in memory as `tmp` (ng_h5_write_atomic's callback). */
+static int write_file(hid_t fid, const char *tmp, void *ctx) {
   const ng_model *m = ctx;
-  writer w = {tmp, -1, -1};
+  writer w = {tmp, fid, -1};
   int st;
-  w.fid = ng_h5_create(tmp);
   w.vstr = ng_h5_vlen_utf8();
-  if (w.fid < 0 || w.vstr < 0)
+  if (w.vstr < 0)
     st = write_failed(&w, "/");
   else
     st = write_contents(&w, m);
   ng_h5_close(&w.vstr);
-  if (w.fid >= 0) {
-    errno = 0;
-    if (H5Fclose(w.fid) < 0 && st == NG_OK) st = write_failed(&w, "/");
-  }
   return st;
 }
 
@@ -220,6 +215,7 @@ static herr_t visit_attr(hid_t obj, const char *name, const H5A_info_t *info, vo
   } else if (!strcmp(name, "dataset")) {
     char *s = NULL;
     c->status = ng_h5_attr_get(&src, obj, "/model", name, NG_H5_STR, 1, &s);
+    ng__text_sanitize(s, 0); /* a name that is printed */
     if (c->status == NG_OK) c->status = ng_nn_set_dataset(c->m, s);
     free(s);
   } else {
@@ -237,8 +233,11 @@ static herr_t visit_attr(hid_t obj, const char *name, const H5A_info_t *info, vo
   return c->status == NG_OK ? 0 : -1;
 }
 
+/* "[4, 5]": the shape's ndim entries, and those after them that are not 1 (a file's index may hold any). */
 static void shape_text(const int64_t *s, int64_t ndim, char *buf, size_t size) {
   size_t used = (size_t)snprintf(buf, size, "[");
+  for (int64_t j = ndim < 0 ? 0 : ndim; j < 4; j++)
+    if (s[j] != 1) ndim = j + 1;
   for (int64_t i = 0; i < ndim && i < 4 && used < size; i++)
     used += (size_t)snprintf(buf + used, size - used, "%s%" PRId64, i ? ", " : "", s[i]);
   if (used < size) snprintf(buf + used, size - used, "]");
@@ -379,21 +378,23 @@ done:
   return st;
 }
 
+/* The whole read, run by the child process that checks a model file without nograd's header (io/seal.h). */
+static int probe(const char *path, void *ctx) {
+  ng_model *m = NULL;
+  int st = ng_model_read(path, &m);
+  ng_model_destroy(&m);
+  return st;
+}
+
 int ng_model_read(const char *path, ng_model **out) {
   if (!out) return ng_error(NG_EINVAL, "ng_model_read: out is NULL");
   *out = NULL;
   if (!path || !*path) return ng_error(NG_EINVAL, "ng_model_read: no path");
-  int fd = open(path, O_RDONLY);
-  if (fd < 0) return ng_error(NG_EIO, "cannot read model file '%s': %s", path, strerror(errno));
-  close(fd);
   ng_h5_quiet q = ng_h5_quiet_begin();
   reader r = {path, -1};
-  int st;
-  r.fid = ng_h5_open(path, H5F_ACC_RDONLY);
-  if (r.fid < 0)
-    st = ng_error(NG_EFORMAT, "model file '%s' is not a readable HDF5 file", path);
-  else
-    st = read_model(&r, out);
+  ng_h5_reading how = {"model file", NULL, probe, NULL};
+  int st = ng_h5_open_checked(path, &how, &r.fid, NULL);
+  if (st == NG_OK) st = read_model(&r, out);
   if (r.fid >= 0) H5Fclose(r.fid);
   ng_h5_quiet_end(q);
   return st;
