@@ -129,7 +129,7 @@ static int setup(ng_opt *opt, bool diagonal) {
   if (es->lambda > (size_t)INT32_MAX || !ng__mul3(es->lambda + 1, n, sizeof(double), &bytes)) {
     es_free(es);
     return ng_error(NG_EINVAL, "cmaes: a population of %zu in dimension %zu is more than can be sampled",
-                    es->lambda, n);
+                    opt->run_popsize, n);
   }
   /* pycma keeps the first run's real-valued default popsize for maxiter and tolstagnation. */
   es->popf = opt->popsize_req ? (double)opt->popsize_req : default_popf;
