@@ -178,9 +178,9 @@ int ng__probe_run(const char *path, const char *kind, const unsigned char *image
         "%s '%s' is damaged or hostile: reading it crashed (%s) in the separate process that checks "
         "files without a nograd header; it was not read",
         kind, path, signal_name(WTERMSIG(status)));
-  return ng_error(
-      NG_ECORRUPT,
-      "%s '%s' is damaged or hostile: the separate process that checks it ended (status %d) without "
-      "an answer; it was not read",
-      kind, path, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  /* a sanitizer that caught the crash ends the process with a status of its own instead of the signal */
+  return ng_error(NG_ECORRUPT,
+                  "%s '%s' is damaged or hostile: reading it crashed (the separate process that checks files "
+                  "without a nograd header ended with status %d, without an answer); it was not read",
+                  kind, path, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }
