@@ -61,7 +61,8 @@ typedef struct {
   const char *model_path; /* told to the evaluator; NULL: none */
   int rank, nranks;       /* told to the evaluator and used in stderr prefixes */
   double timeout;         /* seconds for one request (write and complete reply), > 0; INFINITY: none */
-  double start_timeout;   /* seconds for start and HELLO; the larger of this and timeout applies */
+  double start_timeout; /* seconds for start and HELLO, > 0; 0: the request timeout (so --eval-timeout bounds
+                         * a program that never answers HELLO) */
   int max_restarts;       /* restarts allowed over the evaluator's life, >= 0 */
   ng_evaluator_stderr stderr_mode;
   FILE *log; /* one line per failed request and per restart, so that absorbed failures are seen; NULL: none */
@@ -82,8 +83,8 @@ typedef struct {
 typedef struct ng_evaluator ng_evaluator;
 
 /* Fills a configuration with the defaults: n 0 (must be set), nchunks 1, no model, rank 0 of 1, timeout
- * NG_EVALUATOR_DEFAULT_TIMEOUT, start_timeout 60 s, NG_EVALUATOR_DEFAULT_RESTARTS, stderr inherited, log
- * stderr. */
+ * NG_EVALUATOR_DEFAULT_TIMEOUT, start_timeout 0 (the timeout), NG_EVALUATOR_DEFAULT_RESTARTS, stderr
+ * inherited, log stderr. */
 NG_EXPORT void ng_evaluator_config_init(ng_evaluator_config *cfg);
 
 /* Starts an evaluator from its spec ("exec:PROGRAM ARGS", "plugin:LIB.so WORDS"). For exec it starts the

@@ -37,6 +37,9 @@ extern "C" {
 
 typedef struct ng_opt ng_opt;
 
+/* The largest dimension and population: BLAS indexes with int, and a size from an option must not wrap. */
+#define NG_OPT_DIM_MAX 2147483647
+
 /* Why a run stopped: an outcome, not an error. X-macro: (enum, name printed and saved). */
 #define NG_STOP_TABLE(X)                                                                                  \
   X(NG_STOP_NONE, "none")                   /* still running */                                           \
@@ -86,8 +89,8 @@ typedef struct {
   double seconds_eigen; /* time spent in eigendecompositions so far */
 } ng_opt_info;
 
-/* Creates optimizer `name` ("cmaes", "sepcmaes", "spsa") for an n-dimensional problem. NG_EINVAL names an
- * unknown optimizer and lists the known ones. */
+/* Creates optimizer `name` ("cmaes", "sepcmaes", "spsa") for an n-dimensional problem, 1 <= n <=
+ * NG_OPT_DIM_MAX. NG_EINVAL names an unknown optimizer (listing the known ones) or the dimension at fault. */
 NG_EXPORT int ng_opt_create(const char *name, size_t n, ng_opt **out);
 
 /* Frees; accepts NULL and clears the caller's pointer. */
@@ -110,7 +113,7 @@ NG_EXPORT bool ng_opt_rank_based(const ng_opt *opt);
 NG_EXPORT int ng_opt_set_x0(ng_opt *opt, const double *x0);                       /* initial mean; default all zeros */
 NG_EXPORT int ng_opt_set_sigma0(ng_opt *opt, double sigma0);                      /* initial step size > 0; default 1 */
 NG_EXPORT int ng_opt_set_seed(ng_opt *opt, uint64_t seed);                        /* default 1 */
-NG_EXPORT int ng_opt_set_popsize(ng_opt *opt, size_t lambda);                     /* 0: the algorithm's default */
+NG_EXPORT int ng_opt_set_popsize(ng_opt *opt, size_t lambda);                     /* 0: default; <= NG_OPT_DIM_MAX */
 NG_EXPORT int ng_opt_set_bounds(ng_opt *opt, const double *lo, const double *hi); /* NULL: unbounded */
 NG_EXPORT int ng_opt_set_ftarget(ng_opt *opt, double ftarget);                    /* default -inf */
 NG_EXPORT int ng_opt_set_max_evals(ng_opt *opt, int64_t max_evals); /* over all restarts; <= 0: unlimited */

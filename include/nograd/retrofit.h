@@ -66,6 +66,7 @@ typedef struct {
   /* an external evaluator */
   const char *evaluator; /* "exec:PROGRAM ARGS" or "plugin:LIB.so", or NULL */
   double eval_timeout;   /* seconds per request (0: the evaluator's default) */
+  double eval_start_timeout; /* seconds to start and answer HELLO (0: eval_timeout, or the default) */
   int max_restarts;      /* -1: the default */
   size_t nchunks;        /* chunks the evaluator is asked about, >= 1 */
   size_t dim;            /* without a model: the dimension (with one: must be 0) */

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/checked.h"
 #include "nograd/engine.h"
 #include "nograd/error.h"
 #include "nograd/timer.h"
@@ -85,13 +86,13 @@ static int setup(const ng_eval_config *cfg, eval_state *s) {
                       cfg->model, classes);
   }
   s->cfg = cfg;
-  s->nchunks = (info->n + cfg->chunk_rows - 1) / cfg->chunk_rows;
+  s->nchunks = ng__ceil_div(info->n, cfg->chunk_rows);
   size_t batch = cfg->batch < cfg->chunk_rows ? cfg->batch : cfg->chunk_rows;
   NG_CALL(ng_nn_work_create(s->model, batch, false, &s->work));
   if (!info->t) NG_CALL(ng_confusion_create(classes, &s->conf));
-  s->x = malloc(batch * info->d * sizeof *s->x);
+  s->x = ng__mallocn(batch, info->d, sizeof *s->x);
   s->y = info->t ? NULL : malloc(batch * sizeof *s->y);
-  s->yt = info->t ? malloc(batch * info->t * sizeof *s->yt) : NULL;
+  s->yt = info->t ? ng__mallocn(batch, info->t, sizeof *s->yt) : NULL;
   if (!s->x || (!s->y && !s->yt))
     return ng_error(NG_ENOMEM, "out of memory for batches of %zu rows of %s", batch, cfg->data);
   return NG_OK;

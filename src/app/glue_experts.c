@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/checked.h"
 #include "app/glue_impl.h"
 #include "nograd/data.h"
 #include "nograd/error.h"
@@ -196,7 +197,7 @@ int ng__glue_read_rows(const ng_model *m, const char *path, size_t r0, size_t ro
                   (long long)in->classes, classes);
   else if (r0 + rows > in->n)
     st = ng_error(NG_EINVAL, "%s: rows %zu..%zu of %zu", path, r0, r0 + rows, in->n);
-  *x = malloc((rows * in->d + 1) * sizeof **x);
+  *x = ng__mallocn(rows ? rows : 1, in->d, sizeof **x);
   *y = malloc((rows + 1) * sizeof **y);
   if (st == NG_OK && (!*x || !*y)) st = ng_error(NG_ENOMEM, "%s: out of memory for %zu rows", path, rows);
   if (st == NG_OK && rows) st = ng_dataset_read_rows(ds, r0, rows, *x, *y);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/checked.h"
 #include "app/glue_impl.h"
 #include "engine/run_impl.h"
 #include "nograd/data.h"
@@ -62,7 +63,7 @@ static int fullgrad_open(MPI_Comm comm, const ng__glue *c, const ng_glue_config 
   f->d = ng_model_input_size(m);
   f->classes = ng_model_output_size(m);
   f->batch = chunk_rows < NG_NN_OBJECTIVE_BATCH ? chunk_rows : NG_NN_OBJECTIVE_BATCH;
-  f->nchunks = (total + chunk_rows - 1) / chunk_rows;
+  f->nchunks = ng__ceil_div(total, chunk_rows);
   ng_engine_block(f->nchunks, (size_t)size, (size_t)rank, &f->first, &f->count); /* ng_engine_measure's */
   size_t r0 = f->first * chunk_rows, r1 = (f->first + f->count) * chunk_rows;
   if (r1 > total) r1 = total;
@@ -70,7 +71,7 @@ static int fullgrad_open(MPI_Comm comm, const ng__glue *c, const ng_glue_config 
   NG_CALL(ng__glue_read_rows(m, path, f->rows ? r0 : 0, f->rows, &f->x, &f->y));
   f->params = malloc((c->nparams + 1) * sizeof *f->params);
   f->grad = malloc((c->nparams + 1) * sizeof *f->grad);
-  f->dout = malloc(f->batch * f->classes * sizeof *f->dout);
+  f->dout = ng__mallocn(f->batch, f->classes, sizeof *f->dout);
   f->dot = malloc(c->K * sizeof *f->dot);
   if (!f->params || !f->grad || !f->dout || !f->dot)
     st = ng_error(NG_ENOMEM, "--method fullgrad: out of memory for %zu parameters", c->nparams);

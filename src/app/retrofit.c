@@ -411,6 +411,7 @@ static int open_evaluator(int rank, int size, rf_run *r) {
   ecfg.rank = rank;
   ecfg.nranks = size;
   if (cfg->eval_timeout > 0) ecfg.timeout = cfg->eval_timeout;
+  if (cfg->eval_start_timeout > 0) ecfg.start_timeout = cfg->eval_start_timeout;
   if (cfg->max_restarts >= 0) ecfg.max_restarts = cfg->max_restarts;
   ecfg.log = rank == 0 ? stderr : NULL;
   return ng_evaluator_open(cfg->evaluator, &ecfg, &r->ev);

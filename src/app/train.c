@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/checked.h"
 #include "nograd/error.h"
 #include "opt/adam.h"
 #include "nograd/rng.h"
@@ -148,9 +149,9 @@ static int setup(const ng_train_config *cfg, trainer *t) {
   t->m1 = calloc(n, sizeof *t->m1);
   t->m2 = calloc(n, sizeof *t->m2);
   t->best = malloc(n * sizeof *t->best);
-  t->xb = malloc(rows * t->train.d * sizeof *t->xb);
-  t->yb = malloc(rows * out * sizeof *t->yb);
-  t->dout = malloc(B * out * sizeof *t->dout);
+  t->xb = ng__mallocn(rows, t->train.d, sizeof *t->xb);
+  t->yb = ng__mallocn(rows, out, sizeof *t->yb);
+  t->dout = ng__mallocn(B, out, sizeof *t->dout);
   t->lb = malloc(rows * sizeof *t->lb);
   t->order = calloc(t->train.n, sizeof *t->order);
   if (!t->grad || !t->m1 || !t->m2 || !t->best || !t->xb || !t->yb || !t->dout || !t->lb || !t->order)

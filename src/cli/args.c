@@ -125,7 +125,7 @@ int ng_args_parse(const char *command, const char *usage, ng_arg *table, size_t 
     }
     bool ok = true;
     const char *expect = "";
-    uint64_t u;
+    uint64_t u = 0;
     int64_t s;
     double d;
     switch (opt->kind) {
@@ -136,8 +136,9 @@ int ng_args_parse(const char *command, const char *usage, ng_arg *table, size_t 
         break;
       case NG_ARG_LIST: {
         ng_arg_list *l = opt->dest;
-        ok = *v != '\0' && l->count < sizeof l->items / sizeof l->items[0];
-        expect = "a non-empty value";
+        size_t cap = sizeof l->items / sizeof l->items[0];
+        ok = *v != '\0' && l->count < cap;
+        expect = l->count < cap ? "a non-empty value" : "at most 64 of them";
         if (ok) l->items[l->count++] = v;
         break;
       }
@@ -169,6 +170,13 @@ int ng_args_parse(const char *command, const char *usage, ng_arg *table, size_t 
         break;
       case NG_ARG_FLAG:
         break;
+    }
+    if (ok && opt->max &&
+        (opt->kind == NG_ARG_SIZE || opt->kind == NG_ARG_POSINT || opt->kind == NG_ARG_UINT64) &&
+        u > opt->max) {
+      fprintf(err, "nograd %s: %s: expected %s of at most %llu, got '%s'\n", command, opt->name, expect,
+              (unsigned long long)opt->max, v);
+      return 2;
     }
     if (!ok) {
       fprintf(err, "nograd %s: %s: expected %s, got '%s'\n", command, opt->name, expect, v);

@@ -35,6 +35,8 @@ typedef struct {
   const char *help;
   bool seen;
   bool no_default; /* --help shows no "(default ...)" (the value before parsing is not the library's) */
+  uint64_t max;    /* NG_ARG_SIZE, NG_ARG_POSINT, NG_ARG_UINT64: the largest value accepted, where the library
+                    * narrows or multiplies it (NG_OPT_DIM_MAX, INT32_MAX); 0: the type's own */
 } ng_arg;
 
 /* --help lists each option with its help and, after it, the value its destination holds before parsing:

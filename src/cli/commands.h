@@ -26,7 +26,8 @@ enum {
   X(retrofit, "tune chosen parameters of a model against an exact metric (CMA-ES), with a bound")             \
   X(demo, "the glue protocol on built-in synthetic domains: every prior, fine-tuned and tested")              \
   X(inspect, "show what a checkpoint file holds")                                                             \
-  X(plot, "draw a run from its checkpoint: loss, step size, population, time per phase, result")         \
+  X(plot, "draw a run from its checkpoint: loss, step size, population, time per phase, result")             \
+  X(verify, "check checkpoint, model and dataset files (checksum, then a complete read) without running")     \
   X(version, "print the version")
 
 #define NG_COMMAND_DECLARE(name, summary) int ng_cmd_##name(MPI_Comm comm, int argc, char **argv);

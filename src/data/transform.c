@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/checked.h"
 #include "nograd/data.h"
 #include "nograd/error.h"
 #include "nograd/rng.h"
@@ -128,9 +129,14 @@ int ng_label_map_apply(const ng_label_map *m, double raw, double *mapped) {
  */
 
 int ng_data_reshape(ng_data *D, size_t c, size_t h, size_t w) {
-  if (c == 0 || h == 0 || w == 0 || c * h * w != D->d)
-    return ng_error(NG_EINVAL, "--shape %zu,%zu,%zu: %zu values, but a row has %zu features", c, h, w,
-                    c * h * w, D->d);
+  size_t chw;
+  if (!ng__mul3(c, h, w, &chw))
+    return ng_error(NG_EINVAL,
+                    "--shape %zu,%zu,%zu: more values than 64 bits count, but a row has %zu features", c, h,
+                    w, D->d);
+  if (c == 0 || h == 0 || w == 0 || chw != D->d)
+    return ng_error(NG_EINVAL, "--shape %zu,%zu,%zu: %zu values, but a row has %zu features", c, h, w, chw,
+                    D->d);
   D->xrank = 3;
   D->xdims[0] = c;
   D->xdims[1] = h;
@@ -151,7 +157,8 @@ int ng_data_rescale(ng_data *D, double lo, double hi) {
 
 /* The out x in weights of one axis (see the top of the file). */
 static double *axis_weights(size_t in, size_t out) {
-  double *w = calloc(out * in, sizeof *w);
+  size_t cells;
+  double *w = ng__mul(out, in, &cells) ? calloc(cells, sizeof *w) : NULL;
   if (!w) return NULL;
   double scale = (double)in / (double)out;
   for (size_t o = 0; o < out; o++) {
@@ -181,10 +188,13 @@ int ng_data_resample(ng_data *D, size_t oh, size_t ow) {
   if (D->xrank != 3)
     return ng_error(NG_EINVAL, "--resize: the rows are not images (give their shape with --shape C,H,W)");
   if (oh == 0 || ow == 0) return ng_error(NG_EINVAL, "--resize: %zux%zu is empty", oh, ow);
-  size_t c = D->xdims[0], h = D->xdims[1], w = D->xdims[2], od = c * oh * ow;
+  size_t c = D->xdims[0], h = D->xdims[1], w = D->xdims[2], od;
   if (oh == h && ow == w) return NG_OK;
-  double *wh = axis_weights(h, oh), *ww = axis_weights(w, ow), *tmp = malloc(h * ow * sizeof *tmp);
-  float *x = D->n && od <= SIZE_MAX / sizeof(float) / D->n ? malloc(D->n * od * sizeof *x) : NULL;
+  if (!ng__mul3(c, oh, ow, &od) || od > (size_t)INT32_MAX)
+    return ng_error(NG_EINVAL, "--resize %zux%zu: images of %zu channels would have more than %d values", oh,
+                    ow, c, INT32_MAX);
+  double *wh = axis_weights(h, oh), *ww = axis_weights(w, ow), *tmp = ng__mallocn(h, ow, sizeof *tmp);
+  float *x = ng__mallocn(D->n, od, sizeof *x);
   int st = NG_OK;
   if (!wh || !ww || !tmp || !x) {
     st = ng_error(NG_ENOMEM, "--resize: out of memory for %zu images of %zux%zu", D->n, oh, ow);

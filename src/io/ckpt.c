@@ -268,8 +268,8 @@ typedef struct {
   const char *created, *checksum;
 } contents;
 
-/* Creates and fills `tmp`, then flushes and closes it (ng_h5_write_atomic's callback). */
-static int write_file(const char *tmp, void *ctx) {
+/* Fills the checkpoint being built in memory as `tmp` (ng_h5_write_atomic's callback). */
+static int write_file(hid_t fid, const char *tmp, void *ctx) {
   const contents *c = ctx;
   const ng_ckpt_meta *meta = c->meta;
   const ng_state *optimizer = c->optimizer, *result = c->result;
@@ -281,13 +281,7 @@ static int write_file(const char *tmp, void *ctx) {
   writer w = {tmp, -1, -1, -1, -1};
   hid_t g = -1;
   int st = NG_OK;
-  w.fid = ng_h5_create(tmp);
-  if (w.fid < 0) {
-    int e = errno;
-    st = ng_error(NG_EIO, "cannot write checkpoint '%s': HDF5 cannot create it (%s)", tmp,
-                  e ? strerror(e) : "HDF5 error");
-    goto done;
-  }
+  w.fid = fid;
   w.vstr = ng_h5_vlen_utf8();
   w.lcpl = H5Pcreate(H5P_LINK_CREATE);
   w.dcpl = H5Pcreate(H5P_DATASET_CREATE);
@@ -321,20 +315,11 @@ static int write_file(const char *tmp, void *ctx) {
     ng_h5_close(&g);
   }
 
-  errno = 0;
-  if (H5Fflush(w.fid, H5F_SCOPE_GLOBAL) < 0) {
-    st = write_failed(&w, "/");
-    goto done;
-  }
 done:
   ng_h5_close(&g);
   ng_h5_close(&w.dcpl);
   ng_h5_close(&w.lcpl);
   ng_h5_close(&w.vstr);
-  if (w.fid >= 0) {
-    errno = 0;
-    if (H5Fclose(w.fid) < 0 && st == NG_OK) st = write_failed(&w, "/");
-  }
   return st;
 }
 

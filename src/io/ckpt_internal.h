@@ -38,10 +38,12 @@ int ng_h5_has_toplevel(const char *path, const char *name);
  * contiguous storage. */
 int ng_h5_dataset_offset(const char *path, const char *dataset, uint64_t *offset);
 
-/* Removes the link `object` ("/meta") from the file. NG_EIO, NG_ENOTFOUND. */
+/* Removes the link `object` ("/meta") from the file; a sealed file (io/seal.h) is sealed again for its new
+ * content, so that the readers' own checks are what a test meets. NG_EIO, NG_ENOTFOUND. */
 int ng_h5_unlink(const char *path, const char *object);
 
-/* Sets (or replaces) the int64 attribute `name` of `object`. NG_EIO, NG_ENOTFOUND. */
+/* Sets (or replaces) the int64 attribute `name` of `object`, sealing a sealed file again (as ng_h5_unlink).
+ * NG_EIO, NG_ENOTFOUND. */
 int ng_h5_set_int_attr(const char *path, const char *object, const char *name, int64_t value);
 
 #endif

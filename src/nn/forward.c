@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/checked.h"
 #include "nn/kernels.h"
 #include "nn/nn_impl.h"
 #include "nograd/error.h"
@@ -164,6 +165,8 @@ int ng_nn_work_create(const ng_model *m, size_t max_batch, bool training, ng_nn_
   *out = NULL;
   if (!m || max_batch == 0)
     return ng_error(NG_EINVAL, "ng_nn_work_create: a model and max_batch >= 1 are required");
+  if (max_batch > (size_t)INT32_MAX) /* BLAS takes the batch as an int */
+    return ng_error(NG_EINVAL, "workspace: a batch of %zu examples, more than %d", max_batch, INT32_MAX);
   size_t n = m->nlayers, V = n + 1;
   ng_nn_work *w = calloc(1, sizeof *w);
   size_t *cap = NULL;
@@ -184,7 +187,7 @@ int ng_nn_work_create(const ng_model *m, size_t max_batch, bool training, ng_nn_
   w->slots = calloc(w->nslots ? w->nslots : 1, sizeof *w->slots);
   if (!w->slots) goto nomem;
   for (size_t s = 0; s < w->nslots; s++)
-    if (!(w->slots[s] = malloc((cap[s] ? cap[s] : 1) * max_batch * sizeof(float)))) goto nomem;
+    if (!(w->slots[s] = ng__mallocn(cap[s] ? cap[s] : 1, max_batch, sizeof(float)))) goto nomem;
   size_t colsize = 0, maxact = m->in_size, depth = 0;
   for (size_t i = 0; i < n; i++) {
     const ng_layer *L = &m->layers[i];
@@ -195,7 +198,7 @@ int ng_nn_work_create(const ng_model *m, size_t max_batch, bool training, ng_nn_
       if (c > colsize) colsize = c;
     }
     if (L->kind == NG_L_MAXPOOL && training &&
-        !(w->argmax[i] = malloc(L->out_size * max_batch * sizeof(int32_t))))
+        !(w->argmax[i] = ng__mallocn(L->out_size, max_batch, sizeof(int32_t))))
       goto nomem;
     if (L->kind == NG_L_RESIDUAL) {
       size_t d = 1;
@@ -204,15 +207,15 @@ int ng_nn_work_create(const ng_model *m, size_t max_batch, bool training, ng_nn_
       if (d > depth) depth = d;
     }
   }
-  if (colsize && !(w->col = malloc(colsize * sizeof(float)))) goto nomem;
+  if (colsize && !(w->col = ng__mallocn(colsize, 1, sizeof(float)))) goto nomem;
   if (training) {
     w->depth = depth;
-    if (!(w->grad[0] = malloc(maxact * max_batch * sizeof(float))) ||
-        !(w->grad[1] = malloc(maxact * max_batch * sizeof(float))))
+    if (!(w->grad[0] = ng__mallocn(maxact, max_batch, sizeof(float))) ||
+        !(w->grad[1] = ng__mallocn(maxact, max_batch, sizeof(float))))
       goto nomem;
     if (depth && !(w->skipg = calloc(depth, sizeof *w->skipg))) goto nomem;
     for (size_t d = 0; d < depth; d++)
-      if (!(w->skipg[d] = malloc(maxact * max_batch * sizeof(float)))) goto nomem;
+      if (!(w->skipg[d] = ng__mallocn(maxact, max_batch, sizeof(float)))) goto nomem;
   }
   free(cap);
   *out = w;

@@ -5,6 +5,7 @@
  * range was loaded (sgemm's path may depend on it); the scratch parameter vector is aligned the same way; a
  * chunk is cut into batches at the same rows; and the batch losses are added in row order from zero.
  * Confusion counts are integers, exact in the doubles that carry them to the engine. */
+#include "core/checked.h"
 #include "nograd/nn_objective.h"
 
 #include <math.h>
@@ -246,7 +247,7 @@ int ng_nn_objective_create(const ng_model *model, const char *data_path, const n
   o->d = info->d;
   o->t = info->t;
   o->chunk_rows = cfg->chunk_rows;
-  o->nchunks = (o->rows + o->chunk_rows - 1) / o->chunk_rows;
+  o->nchunks = ng__ceil_div(o->rows, o->chunk_rows);
   size_t batch = cfg->batch ? cfg->batch : NG_NN_OBJECTIVE_BATCH;
   o->batch = batch < o->chunk_rows ? batch : o->chunk_rows;
   size_t align = OBJ_ALIGN / sizeof(float);
@@ -335,9 +336,9 @@ int ng_nn_objective_load(ng_nn_objective *o, size_t first_chunk, size_t count) {
   size_t cr = o->chunk_rows;
   o->x = alloc_aligned(count * o->xstride, sizeof *o->x);
   if (o->t)
-    o->yt = malloc(count * cr * o->t * sizeof *o->yt);
+    o->yt = ng__mallocn(count * cr, o->t, sizeof *o->yt);
   else
-    o->y = malloc(count * cr * sizeof *o->y);
+    o->y = ng__mallocn(count, cr, sizeof *o->y);
   if (!o->x || (!o->y && !o->yt)) {
     unload(o);
     return ng_error(NG_ENOMEM, "nn objective: out of memory for chunks %zu..%zu of %s (%zu MB)", first_chunk,

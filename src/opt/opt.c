@@ -79,7 +79,9 @@ int ng_opt_create(const char *name, size_t n, ng_opt **out) {
     known_names(known, sizeof known);
     return ng_error(NG_EINVAL, "unknown optimizer '%s' (known: %s)", name, known);
   }
-  if (n == 0) return ng_error(NG_EINVAL, "optimizer '%s': the dimension must be at least 1", name);
+  if (n == 0 || n > NG_OPT_DIM_MAX)
+    return ng_error(NG_EINVAL, "optimizer '%s': the dimension must be in [1, %d], got %zu", name,
+                    NG_OPT_DIM_MAX, n);
   ng_linalg_single_thread();
   ng_opt *opt = calloc(1, sizeof *opt);
   if (!opt) return ng_error(NG_ENOMEM, "optimizer: out of memory");
@@ -142,6 +144,8 @@ int ng_opt_set_seed(ng_opt *opt, uint64_t seed) {
 
 int ng_opt_set_popsize(ng_opt *opt, size_t lambda) {
   BEFORE_SETUP(opt, "popsize");
+  if (lambda > NG_OPT_DIM_MAX)
+    return ng_error(NG_EINVAL, "popsize must be at most %d, got %zu", NG_OPT_DIM_MAX, lambda);
   opt->popsize_req = lambda;
   return NG_OK;
 }

@@ -71,7 +71,8 @@ while True:
         is_h5 = False
         if path:
             with open(path, "rb") as f:  # a path that does not exist fails here, at HELLO: a clear error
-                is_h5 = f.read(8) == b"\x89HDF\r\n\x1a\n"
+                head = f.read(1032)  # the HDF5 signature is at 0, or after a user block of 512, 1024, ...
+                is_h5 = any(head[o:o + 8] == b"\x89HDF\r\n\x1a\n" for o in (0, 512, 1024))
         if log:
             log.write("hello n=%d nchunks=%d rank=%d nranks=%d h5=%d path=%s\n" % (n, nchunks, rank, nranks,
                                                                                  is_h5, path))

@@ -155,7 +155,7 @@ with mpitest.tempdir() as tmp:
         size = os.path.getsize(ck)
         with open(ck, "r+b") as f:
             f.truncate(size // 2)
-        refused("a checkpoint cut to half its size", [ck, "not a readable", "truncated", prev])
+        refused("a checkpoint cut to half its size", [ck, "is damaged", "truncated", prev])
 
         shutil.copy(good, ck)
         import h5py
@@ -168,7 +168,7 @@ with mpitest.tempdir() as tmp:
                 b = f.read(1)
                 f.seek(offset + nbytes // 2 + 3)
                 f.write(bytes([b[0] ^ 0x10]))
-            refused("one byte flipped inside /optimizer/algo/C", [ck, "checksum", prev])
+            refused("one byte flipped inside /optimizer/algo/C", [ck, "CRC-32", prev])
         resume_and_compare("resumed from the previous checkpoint after damage", 2, prev, ck)
 
     # ---- many resume cycles, across restarts ---------------------------------------------------------------

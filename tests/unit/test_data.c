@@ -196,7 +196,8 @@ static void write_raw(const char *path, hid_t xtype, int xrank, hid_t ytype, int
 static void test_open_checks(void **state) {
   ng_dataset *ds = NULL;
   expect_error(ng_dataset_open(tmp_path("absent.h5"), &ds), NG_EIO, "absent.h5");
-  expect_error(ng_dataset_open(write_text("text.h5", "not hdf5\n"), &ds), NG_EIO, "not an HDF5 file");
+  expect_error(ng_dataset_open(write_text("text.h5", "not hdf5\n"), &ds), NG_ECORRUPT,
+               "not a readable HDF5 file");
   const char *p = tmp_path("bad.h5");
   write_raw(p, H5T_IEEE_F64LE, 2, H5T_STD_I32LE, 1, 4);
   expect_error(ng_dataset_open(p, &ds), NG_EFORMAT, "'/x' holds float64, expected float32");

@@ -322,12 +322,18 @@ static void test_programs_that_cannot_start(void **state) {
   assert_error(ng_evaluator_open("exec:", &cfg, &ev), NG_EIO, "echo",
                WORDS("at byte 0 of the reply", "'hello\\n'", "text on stdout?"));
   cfg.argv = WORDS(NG_TEST_MISBEHAVE, "hellohang", "0");
-  cfg.timeout = 0.3;
-  cfg.start_timeout = 0.2;
+  cfg.timeout = 0.3; /* the start timeout follows it (it was at least 60 s in nograd 0.1) */
   double t0 = ng_time_now();
   assert_error(ng_evaluator_open("exec:", &cfg, &ev), NG_EIO, "HELLO hangs", WORDS("timed out after 0.3 s"));
   double dt = ng_time_now() - t0;
   if (dt < 0.3 || dt > 2) fail_msg("a hanging HELLO took %g s, want the timeout of 0.3 s", dt);
+  assert_null(ev);
+  cfg.start_timeout = 0.6; /* a slow starter may get longer than a request */
+  t0 = ng_time_now();
+  assert_error(ng_evaluator_open("exec:", &cfg, &ev), NG_EIO, "HELLO hangs", WORDS("timed out after 0.6 s"));
+  dt = ng_time_now() - t0;
+  if (dt < 0.6 || dt > 2.5) fail_msg("a hanging HELLO took %g s, want the start timeout of 0.6 s", dt);
+  cfg.start_timeout = 0;
   assert_null(ev);
   assert_no_children("programs that cannot start");
   assert_int_equal(count_fds(), fds);
