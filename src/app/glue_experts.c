@@ -140,6 +140,12 @@ int ng__glue_read_experts(ng__glue *c, const ng_glue_config *cfg) {
     return ng_error(NG_ENOMEM, "glue: out of memory");
   for (size_t k = 0; k < c->K; k++) {
     NG_CALL(ng_model_read(cfg->experts[k], &c->models[k]));
+    if (cfg->method == NG_GLUE_FULLGRAD && ng_model_is_onnx(c->models[k]))
+      return ng_error(NG_EINVAL,
+                      "%s: glue --method fullgrad backpropagates through the experts, and nograd has no "
+                      "backward pass for ONNX models; use --method spsa or cmaes (no gradients), or mix "
+                      "native models",
+                      cfg->experts[k]);
     if (k) NG_CALL(check_same(c->models[0], c->models[k], cfg->experts[0], cfg->experts[k]));
     c->theta[k] = ng_model_params_const(c->models[k]);
   }
