@@ -619,11 +619,12 @@ def export_onnx(module, path, input_shape, opset=17, input_name="input", output_
     x = torch.zeros((2,) + tuple(int(d) for d in input_shape))
     tmp = path + ".tmp"
     try:
-        with torch.no_grad():
-            torch.onnx.export(module, x, tmp, input_names=[input_name], output_names=[output_name],
-                              dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
-                              opset_version=opset, do_constant_folding=False,
-                              training=torch.onnx.TrainingMode.PRESERVE, export_params=True)
+        # Not under no_grad: in eval mode without gradients nn.TransformerEncoderLayer takes its fused fast
+        # path (aten::_transformer_encoder_layer_fwd), which has no ONNX form.
+        torch.onnx.export(module, x, tmp, input_names=[input_name], output_names=[output_name],
+                          dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
+                          opset_version=opset, do_constant_folding=False,
+                          training=torch.onnx.TrainingMode.PRESERVE, export_params=True)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
