@@ -224,9 +224,15 @@ int ng_cmd_glue(MPI_Comm comm, int argc, char **argv) {
     goto done;
   }
   /* ONNX experts give ONNX priors; fullgrad needs a backward pass, which only native models have. */
-  size_t elen = strlen(expert.items[0]);
-  bool onnx = elen > 5 && strcmp(expert.items[0] + elen - 5, ".onnx") == 0;
+  bool onnx = ng_cli_onnx_path(expert.items[0]);
   const char *suffix = onnx ? "onnx" : "h5";
+  if (!all && ng_cli_onnx_path(cfg.out) != onnx) {
+    fprintf(err, "nograd glue: --out %s: the experts are %s models, so the prior is written as %s\n", cfg.out,
+            onnx ? "ONNX" : "native",
+            onnx ? "ONNX: give --out a name ending in .onnx"
+                 : "a model file (HDF5): give --out a name that does not end in .onnx");
+    goto done;
+  }
   if (all) {
     nmethods = 0;
     for (size_t i = 0; i < NALL; i++)

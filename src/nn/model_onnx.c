@@ -4,8 +4,9 @@
  * example, the output size, forward passes on a workspace. Every command that takes a model therefore takes
  * an ONNX file without knowing it, and the data-parallel determinism contract holds as for native models.
  *
- * The model's "spec text" is a canonical description of the graph (one line per node in file order: op
- * type, name, inputs and outputs, attributes; then one line per parameter with its dimensions), so that two
+ * The model's "spec text" is a canonical description of the graph (its input, one line per node in file
+ * order: op type, name, inputs and outputs, attributes; then one line per parameter with its dimensions;
+ * not the opset, so that experts exported at different opsets mix when their graphs agree), so that two
  * experts of one architecture have the same text and the first line that differs names the node or tensor
  * at fault. It is never parsed.
  *
@@ -130,7 +131,6 @@ static void put_attr(text *t, const ng__onnx_attr *a) {
 
 static char *describe(const ng__onnx_graph *g, const ng__graph *gr) {
   text t = {0};
-  put(&t, "onnx opset=%lld\n", (long long)g->opset);
   for (size_t i = 0; i < g->ninputs; i++) {
     const ng__onnx_value *v = &g->inputs[i];
     put(&t, "input %s", v->name);
