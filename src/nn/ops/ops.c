@@ -6,12 +6,45 @@
 
 #include "nn/graph_impl.h"
 
-#define NG__OPS(X)                                                                                           \
-  X(Add)                                                                                                     \
-  X(AveragePool) X(BatchNormalization) X(Cast) X(Clip) X(Concat) X(Conv) X(Div) X(Dropout) X(Erf) X(Flatten) \
-      X(Gather) X(Gemm) X(GlobalAveragePool) X(Identity) X(LayerNormalization) X(MatMul) X(MaxPool) X(Mul)   \
-          X(Pad) X(Pow) X(ReduceMean) X(Relu) X(Reshape) X(Shape) X(Sigmoid) X(Slice) X(Softmax) X(Sqrt)     \
-              X(Squeeze) X(Sub) X(Tanh) X(Transpose) X(Unsqueeze)
+/* clang-format off */
+#define NG__OPS(X) \
+  X(Add) \
+  X(AveragePool) \
+  X(BatchNormalization) \
+  X(Cast) \
+  X(Clip) \
+  X(Concat) \
+  X(ConstantOfShape) \
+  X(Conv) \
+  X(Div) \
+  X(Dropout) \
+  X(Erf) \
+  X(Flatten) \
+  X(Gather) \
+  X(Gemm) \
+  X(GlobalAveragePool) \
+  X(Identity) \
+  X(LayerNormalization) \
+  X(MatMul) \
+  X(MaxPool) \
+  X(Mul) \
+  X(Pad) \
+  X(Pow) \
+  X(ReduceMean) \
+  X(Relu) \
+  X(Reshape) \
+  X(Shape) \
+  X(Sigmoid) \
+  X(Slice) \
+  X(Softmax) \
+  X(Sqrt) \
+  X(Squeeze) \
+  X(Sub) \
+  X(Tanh) \
+  X(Transpose) \
+  X(Unsqueeze)
+
+/* clang-format on */
 
 #define NG__DECLARE(NAME) extern const ng__op ng__op_##NAME;
 NG__OPS(NG__DECLARE)

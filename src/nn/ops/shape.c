@@ -18,9 +18,21 @@ static bool ld_is(ng__ldim d, int64_t v) {
   return d.a == 0 && d.c == v;
 }
 
-/* Output 0 as a view of input 0 with dims d (float), or a folded copy of its values (integer). */
+/* Output 0 as a view of input 0 with dims d (float), or a folded copy of its values (an integer or a float
+ * constant). */
 static int view(ng__gctx *cx, ng__gnode *n, size_t ndim, const ng__ldim *d) {
   ng__gt *x = ng__in(cx, n, 0), *y = ng__out(cx, n, 0);
+  if (x->kind == NG__T_CONST) {
+    if (!(y->fdata = malloc((x->count ? x->count : 1) * sizeof *y->fdata))) return nomem();
+    memcpy(y->fdata, x->fdata, x->count * sizeof *y->fdata);
+    y->kind = NG__T_CONST;
+    y->is_float = true;
+    y->count = x->count;
+    y->ndim = ndim;
+    memcpy(y->dims, d, ndim * sizeof *d);
+    n->folded = true;
+    return NG_OK;
+  }
   if (!x->is_float) {
     ng__ldim *v = malloc((x->count ? x->count : 1) * sizeof *v);
     if (!v) return nomem();
@@ -271,6 +283,88 @@ static void copy_box(const float *src, const int64_t *sd, size_t rank, const int
   }
 }
 
+/* copy_box for elements of `es` bytes (the folded integer tensors). */
+static void copy_box_bytes(const void *src, size_t es, const int64_t *sd, size_t rank, const int64_t *start,
+                           const int64_t *step, const int64_t *ext, void *dst) {
+  int64_t stride[NG__MAXD], total = 1, idx[NG__MAXD] = {0};
+  for (size_t k = rank, s = 1; k-- > 0;) {
+    stride[k] = (int64_t)s;
+    s *= (size_t)sd[k];
+  }
+  for (size_t k = 0; k < rank; k++)
+    total *= ext[k];
+  for (int64_t o = 0; o < total; o++) {
+    int64_t pos = 0;
+    for (size_t k = 0; k < rank; k++)
+      pos += (start[k] + idx[k] * step[k]) * stride[k];
+    memcpy((char *)dst + (size_t)o * es, (const char *)src + (size_t)pos * es, es);
+    for (size_t k = rank; k-- > 0;) {
+      if (++idx[k] < ext[k]) break;
+      idx[k] = 0;
+    }
+  }
+}
+
+/* The constant dims of an integer tensor (they never depend on the batch). */
+static bool int_dims(const ng__gt *x, int64_t *d) {
+  for (size_t k = 0; k < x->ndim; k++) {
+    if (!ng__ld_const(x->dims[k])) return false;
+    d[k] = x->dims[k].c;
+  }
+  return true;
+}
+
+/* ---- ConstantOfShape ---- */
+
+static int cos_setup(ng__gctx *cx, ng__gnode *n) {
+  static const char *const known[] = {"value", NULL};
+  NG_CALL(ng__attr_only(cx, known));
+  size_t cnt;
+  const ng__ldim *s = ng__int_input(cx, n, 0, "shape", true, &cnt);
+  if (!s) return NG_EFORMAT;
+  if (cnt > NG__MAXD) return ng__op_error(cx, "a shape of %zu dimensions", cnt);
+  const ng__onnx_tensor *v = NULL;
+  for (size_t q = 0; q < cx->src->nattrs; q++)
+    if (!strcmp(cx->src->attrs[q].name, "value")) v = cx->src->attrs[q].tensor;
+  ng__ldim d[NG__MAXD];
+  size_t total = 1;
+  for (size_t k = 0; k < cnt; k++) {
+    if (s[k].c < 0) return ng__op_error(cx, "a negative dimension");
+    d[k] = s[k];
+    total *= (size_t)s[k].c;
+  }
+  bool isf = v && (v->dtype == NG__ONNX_FLOAT || v->dtype == NG__ONNX_DOUBLE);
+  ng__gt *y = ng__out(cx, n, 0);
+  if (isf) {
+    float f = v->dtype == NG__ONNX_FLOAT ? *(const float *)v->data : (float)*(const double *)v->data;
+    if (!(y->fdata = malloc((total ? total : 1) * sizeof *y->fdata))) return nomem();
+    for (size_t i = 0; i < total; i++)
+      y->fdata[i] = f;
+    y->kind = NG__T_CONST;
+    y->is_float = true;
+    y->count = total;
+    y->ndim = cnt;
+    memcpy(y->dims, d, cnt * sizeof *d);
+  } else {
+    int64_t iv = 0;
+    if (v && v->dtype == NG__ONNX_INT64)
+      iv = *(const int64_t *)v->data;
+    else if (v && v->dtype == NG__ONNX_INT32)
+      iv = *(const int32_t *)v->data;
+    else if (v)
+      return ng__op_error(cx, "value of type %d is not supported", v->dtype);
+    ng__ldim *vals = malloc((total ? total : 1) * sizeof *vals);
+    if (!vals) return nomem();
+    for (size_t i = 0; i < total; i++)
+      vals[i] = ng__ldc(iv);
+    ng__set_int(y, cnt, d, vals, total);
+  }
+  n->folded = true;
+  return NG_OK;
+}
+
+const ng__op ng__op_ConstantOfShape = {"ConstantOfShape", cos_setup, NULL};
+
 /* ---- Concat ---- */
 
 typedef struct {
@@ -485,12 +579,18 @@ static int slice_setup(ng__gctx *cx, ng__gnode *n) {
     d[k] = ng__ldc(len);
   }
   if (!x->is_float) {
-    if (x->ndim != 1) return ng__op_error(cx, "integer slice of more than one dimension");
-    ng__ldim *v = malloc((d[0].c ? (size_t)d[0].c : 1) * sizeof *v);
+    int64_t sd[NG__MAXD], start[NG__MAXD], ext[NG__MAXD];
+    size_t total = 1;
+    if (!int_dims(x, sd)) return ng__op_error(cx, "an integer tensor whose shape depends on the batch");
+    for (size_t k = 0; k < x->ndim; k++) {
+      start[k] = a->sliced[k] ? a->start[k] : 0;
+      ext[k] = a->sliced[k] ? a->ext[k] : sd[k];
+      total *= (size_t)ext[k];
+    }
+    ng__ldim *v = malloc((total ? total : 1) * sizeof *v);
     if (!v) return nomem();
-    for (int64_t i = 0; i < d[0].c; i++)
-      v[i] = x->ivals[a->sliced[0] ? a->start[0] + i * a->step[0] : i];
-    ng__set_int(ng__out(cx, n, 0), 1, d, v, (size_t)d[0].c);
+    copy_box_bytes(x->ivals, sizeof *v, sd, x->ndim, start, a->step, ext, v);
+    ng__set_int(ng__out(cx, n, 0), x->ndim, d, v, total);
     n->folded = true;
     return NG_OK;
   }
@@ -522,7 +622,7 @@ static int transpose_setup(ng__gctx *cx, ng__gnode *n) {
   static const char *const known[] = {"perm", NULL};
   NG_CALL(ng__attr_only(cx, known));
   const ng__gt *x = ng__in(cx, n, 0);
-  if (!x || !x->is_float) return ng__op_error(cx, "expected a float input");
+  if (!x) return ng__op_error(cx, "expected an input");
   size_t cnt;
   const int64_t *p = ng__attr_ints(cx, "perm", &cnt);
   if (p && cnt != x->ndim) return ng__op_error(cx, "perm has %zu entries for rank %zu", cnt, x->ndim);
@@ -537,6 +637,31 @@ static int transpose_setup(ng__gctx *cx, ng__gnode *n) {
     seen[v] = true;
     a->perm[k] = (size_t)v;
     d[k] = x->dims[v];
+  }
+  if (!x->is_float) { /* a transposed integer constant: element by element */
+    int64_t sd[NG__MAXD], st[NG__MAXD], od[NG__MAXD], idx[NG__MAXD] = {0};
+    if (!int_dims(x, sd)) return ng__op_error(cx, "an integer tensor whose shape depends on the batch");
+    for (size_t k = x->ndim, s = 1; k-- > 0;) {
+      st[k] = (int64_t)s;
+      s *= (size_t)sd[k];
+    }
+    for (size_t k = 0; k < x->ndim; k++)
+      od[k] = sd[a->perm[k]];
+    ng__ldim *v = malloc((x->count ? x->count : 1) * sizeof *v);
+    if (!v) return nomem();
+    for (size_t o = 0; o < x->count; o++) {
+      int64_t pos = 0;
+      for (size_t k = 0; k < x->ndim; k++)
+        pos += idx[k] * st[a->perm[k]];
+      v[o] = x->ivals[pos];
+      for (size_t k = x->ndim; k-- > 0;) {
+        if (++idx[k] < od[k]) break;
+        idx[k] = 0;
+      }
+    }
+    ng__set_int(ng__out(cx, n, 0), x->ndim, d, v, x->count);
+    n->folded = true;
+    return NG_OK;
   }
   ng__set_float(ng__out(cx, n, 0), x->ndim, d);
   return NG_OK;
