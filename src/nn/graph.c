@@ -551,6 +551,7 @@ int ng__graph_compile(const ng__onnx_graph *g, ng__graph **out) {
     ng__graph_free(&gr);
     return st;
   }
+  ng__conv_fuse(gr);
   lifetimes(gr);
   *out = gr;
   return NG_OK;

@@ -106,6 +106,18 @@ const ng__op *ng__op_find(const char *name);
 /* "Add, AveragePool, ..." : the known ops, for messages. */
 void ng__op_list(char *buf, size_t len);
 
+/* Fuses each Conv with the BatchNormalization that alone reads it (with fixed statistics), and the Relu or
+ * Clip that alone reads that, into the convolution's output loop (src/nn/ops/conv.c); the fused nodes become
+ * views. No bit changes: the fused loop does BatchNormalization's own arithmetic. */
+void ng__conv_fuse(ng__graph *gr);
+extern const ng__op ng__op_Conv, ng__op_BatchNormalization, ng__op_Relu, ng__op_Clip;
+/* BatchNormalization's epsilon (norm.c) and per-channel scale and shift, computed once per pass; Clip's
+ * bounds (elementwise.c). */
+double ng__bn_eps(const ng__gnode *bn);
+void ng__bn_coef(const float *g, const float *b, const float *mu, const float *var, double eps, size_t c,
+                 float *s, float *t);
+void ng__clip_bounds(const ng__gnode *clip, float *lo, float *hi);
+
 /* ---- Helpers for ops (graph.c) ---- */
 
 /* NG_EFORMAT "FILE: node NAME (OP, opset N): MESSAGE". */

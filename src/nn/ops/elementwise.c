@@ -91,20 +91,26 @@ static int binary_setup(ng__gctx *cx, ng__gnode *n, binop op) {
   return NG_OK;
 }
 
-static inline float apply(binop op, float x, float y) {
-  switch (op) {
-    case B_ADD:
-      return x + y;
-    case B_SUB:
-      return x - y;
-    case B_MUL:
-      return x * y;
-    case B_DIV:
-      return x / y;
-    default:
-      return powf(x, y);
-  }
-}
+/* One row of the output: the loop is written per op and per stride pattern, so that the compiler
+ * vectorises the common cases (same shape, a broadcast scalar or row). */
+#define ROW(EXPR)                                     \
+  do {                                                \
+    if (ia == 1 && ib == 1)                           \
+      for (int64_t j = 0; j < inner; j++) {           \
+        float x = a[pa + j], z = b[pb + j];           \
+        y[o + j] = EXPR;                              \
+      }                                               \
+    else if (ia == 1 && ib == 0)                      \
+      for (int64_t j = 0; j < inner; j++) {           \
+        float x = a[pa + j], z = b[pb];               \
+        y[o + j] = EXPR;                              \
+      }                                               \
+    else                                              \
+      for (int64_t j = 0; j < inner; j++) {           \
+        float x = a[pa + j * ia], z = b[pb + j * ib]; \
+        y[o + j] = EXPR;                              \
+      }                                               \
+  } while (0)
 
 static void binary_run(const ng__gnode *n, const ng__graph *gr, ng__run *r) {
   const bin_attr *at = n->attr;
@@ -129,15 +135,22 @@ static void binary_run(const ng__gnode *n, const ng__graph *gr, ng__run *r) {
   int64_t idx[NG__MAXD] = {0};
   size_t pa = 0, pb = 0;
   for (size_t o = 0; o < total; o += (size_t)inner) {
-    if (ia == 1 && ib == 1)
-      for (int64_t j = 0; j < inner; j++)
-        y[o + j] = apply(at->op, a[pa + j], b[pb + j]);
-    else if (ia == 1 && ib == 0)
-      for (int64_t j = 0; j < inner; j++)
-        y[o + j] = apply(at->op, a[pa + j], b[pb]);
-    else
-      for (int64_t j = 0; j < inner; j++)
-        y[o + j] = apply(at->op, a[pa + j * ia], b[pb + j * ib]);
+    switch (at->op) {
+      case B_ADD:
+        ROW(x + z);
+        break;
+      case B_SUB:
+        ROW(x - z);
+        break;
+      case B_MUL:
+        ROW(x * z);
+        break;
+      case B_DIV:
+        ROW(x / z);
+        break;
+      default:
+        ROW(powf(x, z));
+    }
     for (size_t k = R >= 2 ? R - 1 : 0; k-- > 0;) { /* next row: odometer over the outer dims */
       idx[k]++;
       pa += sa[k];
@@ -235,3 +248,9 @@ UNARY(Tanh, U_TANH)
 UNARY(Sqrt, U_SQRT)
 UNARY(Erf, U_ERF)
 UNARY(Clip, U_CLIP)
+
+void ng__clip_bounds(const ng__gnode *clip, float *lo, float *hi) {
+  const un_attr *a = clip->attr;
+  *lo = a->lo;
+  *hi = a->hi;
+}

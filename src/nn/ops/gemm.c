@@ -135,6 +135,24 @@ static int mm_setup(ng__gctx *cx, ng__gnode *n) {
   return NG_OK;
 }
 
+#define TINY 32768 /* multiply-adds below which a product is computed here, not by sgemm */
+
+/* c[M, N] = a[M, K] b[K, N], row by row, k outer: the inner loop over a row of b vectorises. */
+static void small_product(const float *restrict a, const float *restrict b, float *restrict c, int64_t M,
+                          int64_t N, int64_t K) {
+  for (int64_t i = 0; i < M; i++) {
+    float *ci = c + i * N;
+    for (int64_t j = 0; j < N; j++)
+      ci[j] = 0;
+    for (int64_t k = 0; k < K; k++) {
+      float v = a[i * K + k];
+      const float *bk = b + k * N;
+      for (int64_t j = 0; j < N; j++)
+        ci[j] += v * bk[j];
+    }
+  }
+}
+
 static void mm_run(const ng__gnode *n, const ng__graph *gr, ng__run *r) {
   const mm_attr *a = n->attr;
   const ng__gt *A = &gr->t[n->in[0]], *Bt = &gr->t[n->in[1]];
@@ -178,8 +196,11 @@ static void mm_run(const ng__gnode *n, const ng__graph *gr, ng__run *r) {
       oa += idx[k] * sa[k];
       ob += idx[k] * sb[k];
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, x + oa, (int)K,
-                w + ob, (int)N, 0.0f, y + i * M * N, (int)N);
+    if (M * N * K <= TINY) /* attention's per-head products: a call to sgemm costs more than the work */
+      small_product(x + oa, w + ob, y + i * M * N, M, N, K);
+    else
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, x + oa, (int)K,
+                  w + ob, (int)N, 0.0f, y + i * M * N, (int)N);
     for (size_t k = R; k-- > 0;) {
       if (++idx[k] < bd[k]) break;
       idx[k] = 0;

@@ -63,8 +63,8 @@ static void bn_run(const ng__gnode *n, const ng__graph *gr, ng__run *r) {
               *var = r->ptr[n->in[4]];
   float *y = r->ptr[n->out[0]];
   for (size_t c = 0; c < C; c++) { /* y = x * s + t, s and t per channel, computed once in double */
-    double s = (double)g[c] / sqrt((double)var[c] + a->eps);
-    float sf = (float)s, tf = (float)((double)b[c] - (double)mu[c] * s);
+    float sf, tf;
+    ng__bn_coef(g, b, mu, var, a->eps, c, &sf, &tf);
     for (size_t o = 0; o < outer; o++) {
       const float *xp = x + (o * C + c) * inner;
       float *yp = y + (o * C + c) * inner;
@@ -75,6 +75,17 @@ static void bn_run(const ng__gnode *n, const ng__graph *gr, ng__run *r) {
 }
 
 const ng__op ng__op_BatchNormalization = {"BatchNormalization", bn_setup, bn_run};
+
+double ng__bn_eps(const ng__gnode *bn) {
+  return ((const norm_attr *)bn->attr)->eps;
+}
+
+void ng__bn_coef(const float *g, const float *b, const float *mu, const float *var, double eps, size_t c,
+                 float *s, float *t) {
+  double sc = (double)g[c] / sqrt((double)var[c] + eps);
+  *s = (float)sc;
+  *t = (float)((double)b[c] - (double)mu[c] * sc);
+}
 
 /* ---- LayerNormalization ---- */
 

@@ -77,9 +77,20 @@ static int setup_common(ng__gctx *cx, ng__gnode *n, bool max, bool global) {
   }
   ng__ldim od[4] = {x->dims[0], ng__ldc(a->C), ng__ldc(a->Ho), ng__ldc(a->Wo)};
   ng__set_float(ng__out(cx, n, 0), 4, od);
+  n->scratch = ng__ldc(a->Wo);
   return NG_OK;
 }
 
+/* The outputs ow in [*lo, *hi) whose input column ow*s + off lies in [0, W). */
+static void valid_cols(int64_t off, int64_t s, int64_t W, int64_t Wo, int64_t *lo, int64_t *hi) {
+  *lo = off < 0 ? (-off + s - 1) / s : 0;
+  *hi = W - off > 0 ? (W - off + s - 1) / s : 0;
+  if (*hi > Wo) *hi = Wo;
+  if (*lo > *hi) *lo = *hi;
+}
+
+/* Row by row: each kernel tap is a loop over the output columns it reaches, which vectorises. A NaN input
+ * is not propagated by MaxPool (as fmaxf). */
 static void run(const ng__gnode *n, const ng__graph *gr, ng__run *r) {
   const pool_attr *a = n->attr;
   const float *x = r->ptr[n->in[0]];
@@ -96,39 +107,50 @@ static void run(const ng__gnode *n, const ng__graph *gr, ng__run *r) {
     }
     return;
   }
+  float *cols = r->scratch; /* per output column: taps inside the input (or the padded window) */
+  for (int64_t ow = 0; ow < a->Wo; ow++) {
+    int64_t ws = ow * a->sw - a->pl, c = 0;
+    for (int64_t j = 0; j < a->kw; j++)
+      c += ws + j * a->dw >= 0 && ws + j * a->dw < a->W;
+    if (a->include_pad) c = (ws + a->kw < a->W + a->pr ? ws + a->kw : a->W + a->pr) - ws;
+    cols[ow] = (float)c;
+  }
   for (size_t q = 0; q < planes; q++) {
     const float *p = x + (int64_t)q * HW;
     float *o = y + (int64_t)q * a->Ho * a->Wo;
-    for (int64_t oh = 0; oh < a->Ho; oh++)
-      for (int64_t ow = 0; ow < a->Wo; ow++) {
-        int64_t hs = oh * a->sh - a->pt, ws = ow * a->sw - a->pl;
-        float acc = a->max ? -INFINITY : 0;
-        int64_t count = 0;
-        for (int64_t i = 0; i < a->kh; i++) {
-          int64_t ih = hs + i * a->dh;
-          if (ih < 0 || ih >= a->H) continue;
-          for (int64_t j = 0; j < a->kw; j++) {
-            int64_t iw = ws + j * a->dw;
-            if (iw < 0 || iw >= a->W) continue;
-            float v = p[ih * a->W + iw];
-            if (a->max) {
-              if (v > acc || isnan(v)) acc = v;
-            } else {
-              acc += v;
-            }
-            count++;
-          }
+    for (int64_t oh = 0; oh < a->Ho; oh++) {
+      float *orow = o + oh * a->Wo;
+      int64_t hs = oh * a->sh - a->pt, rows = 0;
+      for (int64_t ow = 0; ow < a->Wo; ow++)
+        orow[ow] = a->max ? -INFINITY : 0;
+      for (int64_t i = 0; i < a->kh; i++) {
+        int64_t ih = hs + i * a->dh;
+        if (ih < 0 || ih >= a->H) continue;
+        rows++;
+        const float *src = p + ih * a->W;
+        for (int64_t j = 0; j < a->kw; j++) {
+          int64_t off = j * a->dw - a->pl, lo, hi;
+          valid_cols(off, a->sw, a->W, a->Wo, &lo, &hi);
+          if (a->max && a->sw == 1)
+            for (int64_t ow = lo; ow < hi; ow++)
+              orow[ow] = src[ow + off] > orow[ow] ? src[ow + off] : orow[ow];
+          else if (a->max)
+            for (int64_t ow = lo; ow < hi; ow++)
+              orow[ow] = src[ow * a->sw + off] > orow[ow] ? src[ow * a->sw + off] : orow[ow];
+          else
+            for (int64_t ow = lo; ow < hi; ow++)
+              orow[ow] += src[ow * a->sw + off];
         }
-        if (!a->max) {
-          if (a->include_pad) { /* the window clipped to the padded input */
-            int64_t he = hs + a->kh < a->H + a->pb ? hs + a->kh : a->H + a->pb;
-            int64_t we = ws + a->kw < a->W + a->pr ? ws + a->kw : a->W + a->pr;
-            count = (he - hs) * (we - ws);
-          }
-          acc = count ? acc / (float)count : 0;
-        }
-        o[oh * a->Wo + ow] = acc;
       }
+      if (!a->max) {
+        float rcount = a->include_pad ? (float)((hs + a->kh < a->H + a->pb ? hs + a->kh : a->H + a->pb) - hs)
+                                      : (float)rows;
+        for (int64_t ow = 0; ow < a->Wo; ow++) {
+          float c = rcount * cols[ow];
+          orow[ow] = c > 0 ? orow[ow] / c : 0;
+        }
+      }
+    }
   }
   (void)gr;
 }
