@@ -17,7 +17,7 @@
 #include "core/checked.h"
 #include "nn/onnx_graph.h"
 #include "nograd/error.h"
-#include "onnx/onnx.pb-c.h"
+#include <onnx/onnx.pb-c.h> /* generated at build time from Debian's onnx.proto */
 
 #define MAX_FILE ((size_t)1 << 31) /* protobuf's own limit is 2 GiB; larger models use external data */
 

@@ -17,7 +17,7 @@
 #include "io/h5util.h"
 #include "nn/onnx_graph.h"
 #include "nograd/error.h"
-#include "onnx/onnx.pb-c.h"
+#include <onnx/onnx.pb-c.h> /* generated at build time from Debian's onnx.proto */
 
 typedef struct {
   Onnx__TensorProto *t; /* a patched initializer */

@@ -170,6 +170,20 @@ with tempfile.TemporaryDirectory() as d:
           "layer1.bn1.weight" not in changed,
           "retrofit: the scaled and folded tensors changed, the others did not (%s)" % sorted(changed))
 
+    # a decision threshold is stored in the ONNX file's metadata and read back
+    must(["data", "synth", "vectors", "--domain", "upright", "--rows", "400", "--classes", "2", "--out", p("bin.h5")])
+    xb, yb, _ = ngt.load_dataset(p("bin.h5"))
+    torch.manual_seed(5)
+    binnet = train(nn.Sequential(nn.Linear(xb.shape[1], 16), nn.ReLU(), nn.Linear(16, 2)), xb, yb.long(), seed=5)
+    ngt.export_onnx(binnet, p("bin.onnx"), (xb.shape[1],))
+    r = last_json(must(["retrofit", p("bin.onnx"), "--params", "threshold", "--val", p("bin.h5"), "--metric",
+                        "threshold_error", "--budget", "40", "--out", p("bin-t.onnx"), "--json"]))
+    meta = {m.key: m.value for m in onnx.load(p("bin-t.onnx")).metadata_props}
+    e = last_json(must(["eval", p("bin-t.onnx"), p("bin.h5"), "--metric", "threshold_error", "--json"]))
+    check("nograd.threshold" in meta and abs(e["threshold_error"] - r["val_after"]) < 1e-12,
+          "retrofit threshold: stored as metadata nograd.threshold=%s, and nograd eval uses it (%.4f)" %
+          (meta.get("nograd.threshold"), e["threshold_error"]))
+
     # bad input
     rc, out, err = run(glue + ["--method", "fullgrad", "--out", p("fg.onnx")])
     check(rc != 0 and experts[0] in err and "ONNX" in err and not os.path.exists(p("fg.onnx")),
