@@ -114,6 +114,24 @@ int ng__attr_only(const ng__gctx *cx, const char *const *known) {
   return NG_OK;
 }
 
+int ng__window_attrs(const ng__gctx *cx, ng__window *w) {
+  size_t cnt;
+  const int64_t *s = ng__attr_ints(cx, "strides", &cnt);
+  if (s && cnt != 2) return ng__op_error(cx, "strides must have 2 values");
+  const int64_t *d = ng__attr_ints(cx, "dilations", &cnt);
+  if (d && cnt != 2) return ng__op_error(cx, "dilations must have 2 values");
+  const int64_t *p = ng__attr_ints(cx, "pads", &cnt);
+  if (p && cnt != 4) return ng__op_error(cx, "pads must have 4 values");
+  w->sh = s ? s[0] : 1, w->sw = s ? s[1] : 1, w->dh = d ? d[0] : 1, w->dw = d ? d[1] : 1;
+  w->pt = p ? p[0] : 0, w->pl = p ? p[1] : 0, w->pb = p ? p[2] : 0, w->pr = p ? p[3] : 0;
+  const ng__onnx_attr *ap = attr(cx, "auto_pad");
+  if (ap && ap->s && strcmp(ap->s, "NOTSET") && strcmp(ap->s, "VALID"))
+    return ng__op_error(cx, "auto_pad %s is not supported (export with explicit pads)", ap->s);
+  if (w->sh < 1 || w->sw < 1 || w->dh < 1 || w->dw < 1 || w->pt < 0 || w->pl < 0 || w->pb < 0 || w->pr < 0)
+    return ng__op_error(cx, "strides and dilations must be positive and pads not negative");
+  return NG_OK;
+}
+
 size_t ng__numel(const ng__gt *t, size_t B) {
   size_t n = 1;
   for (size_t k = 0; k < t->ndim; k++)

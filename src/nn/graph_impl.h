@@ -159,6 +159,13 @@ int ng__const_scalar(ng__gctx *cx, ng__gnode *n, size_t k, const char *what, flo
 void ng__set_float(ng__gt *t, size_t ndim, const ng__ldim *dims);
 /* Sets output k as a folded integer tensor owning `vals` (malloc'd, count values). */
 void ng__set_int(ng__gt *t, size_t ndim, const ng__ldim *dims, ng__ldim *vals, size_t count);
+/* The window attributes Conv and the pools share: strides and dilations (2 values, default 1), pads (4
+ * values, default 0), auto_pad NOTSET or VALID (others refused); positive strides and dilations, pads not
+ * negative. */
+typedef struct {
+  int64_t sh, sw, dh, dw, pt, pl, pb, pr;
+} ng__window;
+int ng__window_attrs(const ng__gctx *cx, ng__window *w);
 /* Normalises an axis in [-rank, rank) to [0, rank); -1 with an error when out of range. */
 int ng__axis(ng__gctx *cx, int64_t axis, size_t rank, const char *what);
 

@@ -59,22 +59,10 @@ static int setup(ng__gctx *cx, ng__gnode *n) {
   const int64_t *ks = ng__attr_ints(cx, "kernel_shape", &cnt);
   if (ks && (cnt != 2 || ks[0] != a->kh || ks[1] != a->kw))
     return ng__op_error(cx, "kernel_shape does not match the weight %s", w->name);
-  const int64_t *s = ng__attr_ints(cx, "strides", &cnt);
-  if (s && cnt != 2) return ng__op_error(cx, "strides must have 2 values");
-  a->sh = s ? s[0] : 1, a->sw = s ? s[1] : 1;
-  const int64_t *d = ng__attr_ints(cx, "dilations", &cnt);
-  if (d && cnt != 2) return ng__op_error(cx, "dilations must have 2 values");
-  a->dh = d ? d[0] : 1, a->dw = d ? d[1] : 1;
-  const int64_t *p = ng__attr_ints(cx, "pads", &cnt);
-  if (p && cnt != 4) return ng__op_error(cx, "pads must have 4 values");
-  a->pt = p ? p[0] : 0, a->pl = p ? p[1] : 0, a->pb = p ? p[2] : 0, a->pr = p ? p[3] : 0;
-  const ng__onnx_attr *ap = NULL;
-  for (size_t k = 0; k < cx->src->nattrs; k++)
-    if (!strcmp(cx->src->attrs[k].name, "auto_pad")) ap = &cx->src->attrs[k];
-  if (ap && ap->s && strcmp(ap->s, "NOTSET") && strcmp(ap->s, "VALID"))
-    return ng__op_error(cx, "auto_pad %s is not supported (export with explicit pads)", ap->s);
-  if (a->sh < 1 || a->sw < 1 || a->dh < 1 || a->dw < 1 || a->pt < 0 || a->pl < 0 || a->pb < 0 || a->pr < 0)
-    return ng__op_error(cx, "strides and dilations must be positive and pads not negative");
+  ng__window win;
+  NG_CALL(ng__window_attrs(cx, &win));
+  a->sh = win.sh, a->sw = win.sw, a->dh = win.dh, a->dw = win.dw;
+  a->pt = win.pt, a->pl = win.pl, a->pb = win.pb, a->pr = win.pr;
   int64_t eh = (a->kh - 1) * a->dh + 1, ew = (a->kw - 1) * a->dw + 1;
   a->Ho = (a->H + a->pt + a->pb - eh) / a->sh + 1;
   a->Wo = (a->W + a->pl + a->pr - ew) / a->sw + 1;

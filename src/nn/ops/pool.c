@@ -50,25 +50,13 @@ static int setup_common(ng__gctx *cx, ng__gnode *n, bool max, bool global) {
     const int64_t *k = ng__attr_ints(cx, "kernel_shape", &cnt);
     if (!k || cnt != 2) return ng__op_error(cx, "kernel_shape must have 2 values");
     a->kh = k[0], a->kw = k[1];
-    const int64_t *s = ng__attr_ints(cx, "strides", &cnt);
-    if (s && cnt != 2) return ng__op_error(cx, "strides must have 2 values");
-    a->sh = s ? s[0] : 1, a->sw = s ? s[1] : 1;
-    const int64_t *d = ng__attr_ints(cx, "dilations", &cnt);
-    if (d && cnt != 2) return ng__op_error(cx, "dilations must have 2 values");
-    a->dh = d ? d[0] : 1, a->dw = d ? d[1] : 1;
-    const int64_t *p = ng__attr_ints(cx, "pads", &cnt);
-    if (p && cnt != 4) return ng__op_error(cx, "pads must have 4 values");
-    a->pt = p ? p[0] : 0, a->pl = p ? p[1] : 0, a->pb = p ? p[2] : 0, a->pr = p ? p[3] : 0;
-    if (a->kh < 1 || a->kw < 1 || a->sh < 1 || a->sw < 1 || a->dh < 1 || a->dw < 1 || a->pt < 0 ||
-        a->pl < 0 || a->pb < 0 || a->pr < 0)
-      return ng__op_error(cx, "kernel, strides and dilations must be positive, pads not negative");
+    ng__window win;
+    NG_CALL(ng__window_attrs(cx, &win));
+    a->sh = win.sh, a->sw = win.sw, a->dh = win.dh, a->dw = win.dw;
+    a->pt = win.pt, a->pl = win.pl, a->pb = win.pb, a->pr = win.pr;
+    if (a->kh < 1 || a->kw < 1) return ng__op_error(cx, "kernel_shape must be positive");
     if (ng__attr_int(cx, "storage_order", 0) != 0)
       return ng__op_error(cx, "storage_order 1 is not supported");
-    for (size_t q = 0; q < cx->src->nattrs; q++)
-      if (!strcmp(cx->src->attrs[q].name, "auto_pad") && cx->src->attrs[q].s &&
-          strcmp(cx->src->attrs[q].s, "NOTSET") && strcmp(cx->src->attrs[q].s, "VALID"))
-        return ng__op_error(cx, "auto_pad %s is not supported (export with explicit pads)",
-                            cx->src->attrs[q].s);
     bool ceil_mode = ng__attr_int(cx, "ceil_mode", 0) != 0;
     a->include_pad = ng__attr_int(cx, "count_include_pad", 0) != 0;
     a->Ho = out_size(a->H, a->kh, a->sh, a->dh, a->pt, a->pb, ceil_mode);
