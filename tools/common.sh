@@ -24,10 +24,11 @@ REQUIRED_PACKAGES=(
   libhdf5-dev hdf5-tools
   libopenblas-dev liblapacke-dev
   librandom123-dev libcmocka-dev zlib1g-dev
+  libprotobuf-c-dev protobuf-c-compiler libonnx-dev
   cmake gcc make pkg-config
 )
 # What the tests need beyond that (reading and writing our HDF5 files from Python).
-read -r -a TEST_PACKAGES <<<"${NOGRAD_TEST_PACKAGES:-python3-numpy python3-h5py python3-torch python3-matplotlib}"
+read -r -a TEST_PACKAGES <<<"${NOGRAD_TEST_PACKAGES:-python3-numpy python3-h5py python3-torch python3-matplotlib python3-onnx python3-torchvision}"
 # What the slurm test (tests/slurm, label "slurm") needs for its private one-node cluster. Not among the
 # default packages: slurm-wlm brings slurmctld, slurmd and their dependencies, which no other test, the
 # build or the demo use; the slurm test installs them itself (as root) when they are missing.

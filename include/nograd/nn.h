@@ -69,6 +69,12 @@ NG_EXPORT void ng_model_destroy(ng_model **m);
 /* A copy (spec, parameters and attributes). */
 NG_EXPORT int ng_model_clone(const ng_model *m, ng_model **out);
 
+/* Whether the model was read from an ONNX file (ng_model_read of a path ending in .onnx). Such a model is
+ * evaluated by the graph executor: forward passes only (no training workspace, no backward pass, no layer
+ * ranges), written back to ONNX with its graph kept, and its "spec text" is a canonical description of the
+ * graph, one line per node and parameter, that is never parsed. */
+NG_EXPORT bool ng_model_is_onnx(const ng_model *m);
+
 NG_EXPORT const char *ng_model_spec_text(const ng_model *m);
 NG_EXPORT size_t ng_model_nparams(const ng_model *m);
 NG_EXPORT float *ng_model_params(ng_model *m);

@@ -81,7 +81,15 @@ static int read_spec(const char *path, char **out) {
 }
 
 static int load_model(const ng_train_config *cfg, ng_model **out) {
-  if (cfg->init_from) return ng_model_read(cfg->init_from, out);
+  if (cfg->init_from) {
+    NG_CALL(ng_model_read(cfg->init_from, out));
+    if (!ng_model_is_onnx(*out)) return NG_OK;
+    ng_model_destroy(out);
+    return ng_error(NG_EINVAL,
+                    "%s: nograd train needs a backward pass, which nograd has for its native models only; "
+                    "fine-tune an ONNX model in PyTorch (tools/nograd_torch.py loads it back)",
+                    cfg->init_from);
+  }
   char *text = NULL;
   NG_CALL(read_spec(cfg->spec, &text));
   int st = ng_model_from_spec(text, out);

@@ -75,7 +75,8 @@ static void print_help(const char *command, const char *usage, const ng_arg *tab
     snprintf(left, sizeof left, "%s%s%s", table[i].name, table[i].metavar ? " " : "",
              table[i].metavar ? table[i].metavar : "");
     default_text(&table[i], def, sizeof def);
-    fprintf(out, "  %-26s %s%s%s%s\n", left, table[i].help, def[0] ? " (default " : "", def, def[0] ? ")" : "");
+    fprintf(out, "  %-26s %s%s%s%s\n", left, table[i].help, def[0] ? " (default " : "", def,
+            def[0] ? ")" : "");
   }
   fprintf(out, "  %-26s %s\n", "--help", "print this help and exit");
 }
@@ -238,4 +239,9 @@ void ng_args_join(const char *const *names, char *buf, size_t len) {
   buf[0] = '\0';
   for (size_t i = 0; names[i] && used < len; i++)
     used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "", names[i]);
+}
+
+bool ng_cli_onnx_path(const char *path) {
+  size_t n = path ? strlen(path) : 0;
+  return n > 5 && strcmp(path + n - 5, ".onnx") == 0;
 }

@@ -69,4 +69,7 @@ void ng_args_join(const char *const *names, char *buf, size_t len);
 /* Whether the option named `name` was given. */
 bool ng_args_seen(const ng_arg *table, size_t count, const char *name);
 
+/* Whether a model path names an ONNX file (ends in .onnx), as ng_model_read and ng_model_write decide. */
+bool ng_cli_onnx_path(const char *path);
+
 #endif

@@ -110,9 +110,18 @@ int ng_cmd_retrofit(MPI_Comm comm, int argc, char **argv) {
             dim ? "--dim" : "--x0");
     goto done;
   }
+  if (cfg.model && cfg.out && ng_cli_onnx_path(cfg.model) != ng_cli_onnx_path(cfg.out)) {
+    fprintf(err, "nograd retrofit: --out %s: %s is %s model, so the retrofitted model is written as %s\n",
+            cfg.out, cfg.model, ng_cli_onnx_path(cfg.model) ? "an ONNX" : "a native",
+            ng_cli_onnx_path(cfg.model)
+                ? "ONNX: give --out a name ending in .onnx"
+                : "a model file (HDF5): give --out a name that does not end in .onnx");
+    goto done;
+  }
   if (cfg.evaluator && ng_args_seen(table, ntable, "--metric")) {
     fprintf(err,
-            "nograd retrofit: retrofit: --metric and --evaluator exclude each other: the evaluator's score replaces "
+            "nograd retrofit: retrofit: --metric and --evaluator exclude each other: the evaluator's score "
+            "replaces "
             "the metric, so nograd measures nothing on a validation or test set (leave out one of them)\n");
     goto done;
   }
@@ -148,7 +157,8 @@ int ng_cmd_retrofit(MPI_Comm comm, int argc, char **argv) {
     goto done;
   }
   if (res.signalled && cfg.run.checkpoint) {
-    fprintf(err, "nograd retrofit: stopped by a signal after its checkpoint; continue with --resume %s%s%s%s\n",
+    fprintf(err,
+            "nograd retrofit: stopped by a signal after its checkpoint; continue with --resume %s%s%s%s\n",
             cfg.run.checkpoint, cfg.out ? " (the best model so far is at " : "", cfg.out ? cfg.out : "",
             cfg.out ? ")" : "");
     code = NG_EXIT_RESUMABLE;

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "core/checked.h"
+#include "nn/graph.h"
 #include "nn/kernels.h"
 #include "nn/nn_impl.h"
 #include "nograd/error.h"
@@ -45,6 +46,7 @@ struct ng_nn_work {
   size_t batch;     /* of the last training forward; 0 = none */
   uint64_t seed, step;
   uint64_t fwd_seed, fwd_step; /* dropout key of the last forward, which backward regenerates */
+  struct ng__graph_work *graph; /* an ONNX model's: forward passes go to the graph executor */
 };
 
 static bool alias_layer(const ng_layer *L, bool training) {
@@ -83,6 +85,7 @@ void ng_nn_work_destroy(ng_nn_work **wp) {
   free(w->fused);
   free(w->slot);
   free(w->head);
+  ng__graph_work_destroy(&w->graph);
   free(w);
   *wp = NULL;
 }
@@ -178,6 +181,11 @@ int ng_nn_work_create(const ng_model *m, size_t max_batch, bool training, ng_nn_
   w->nparams = m->nparams;
   w->in_size = m->in_size;
   w->out_size = m->out_size;
+  if (m->onnx) {
+    NG_TRY(st, ng__onnx_work_create(m, max_batch, training, &w->graph), fail);
+    *out = w;
+    return NG_OK;
+  }
   w->head = calloc(V, sizeof *w->head);
   w->slot = calloc(V, sizeof *w->slot);
   w->fused = calloc(V, sizeof *w->fused);
@@ -242,7 +250,7 @@ static float *value_ptr(const ng_nn_work *w, size_t v, const float *x) {
 
 static int check_pair(const ng_model *m, const ng_nn_work *w, const char *fn) {
   if (!m || !w) return ng_error(NG_EINVAL, "%s: NULL model or workspace", fn);
-  if (w->nlayers != m->nlayers || w->nparams != m->nparams || w->in_size != m->in_size ||
+  if (w->nlayers != m->nlayers || !w->graph != !m->onnx || w->nparams != m->nparams || w->in_size != m->in_size ||
       w->out_size != m->out_size)
     return ng_error(NG_EINVAL, "%s: the workspace was created for another model", fn);
   return NG_OK;
@@ -420,6 +428,7 @@ int ng_nn_forward(const ng_model *m, const float *params, ng_nn_work *w, const f
     return ng_error(NG_EINVAL, "ng_nn_forward: batch %zu is larger than the workspace's %zu", batch,
                     w->max_batch);
   if (!params || (!x && batch) || !out) return ng_error(NG_EINVAL, "ng_nn_forward: NULL argument");
+  if (w->graph) return ng__onnx_forward(m, params, w->graph, x, batch, out);
   size_t B = batch;
   w->batch = 0;
   if (B == 0) { /* nothing to compute; BLAS would be called with empty matrices */
@@ -598,6 +607,7 @@ int ng_nn_forward_range(const ng_model *m, const float *params, ng_nn_work *w, s
                         const float *act, size_t batch, const float **out) {
   NG_CALL(check_pair(m, w, "ng_nn_forward_range"));
   if (w->training) return ng_error(NG_EINVAL, "ng_nn_forward_range: needs an evaluation workspace");
+  if (w->graph) return ng_error(NG_EINVAL, "ng_nn_forward_range: an ONNX model runs whole (ng_nn_forward)");
   if (from > to || to > m->nlayers)
     return ng_error(NG_EINVAL, "ng_nn_forward_range: layers [%zu, %zu) of %zu", from, to, m->nlayers);
   if (batch > w->max_batch)

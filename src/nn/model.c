@@ -483,7 +483,7 @@ static void init_tensors(ng_model *m, uint64_t seed, int random) {
 }
 
 void ng_model_init(ng_model *m, uint64_t seed) {
-  if (m) init_tensors(m, seed, 1);
+  if (m && !m->onnx) init_tensors(m, seed, 1);
 }
 
 void ng_model_destroy(ng_model **mp) {
@@ -494,13 +494,34 @@ void ng_model_destroy(ng_model **mp) {
   free(m->tensors);
   free(m->params);
   free(m->dataset);
+  ng__onnx_model_release(&m->onnx);
   free(m);
   *mp = NULL;
 }
 
+/* An ONNX model's clone shares the compiled graph and the parsed file, and copies the rest. */
+static int clone_onnx(const ng_model *m, ng_model **out) {
+  ng_model *c = calloc(1, sizeof *c);
+  if (!c) return ng_error(NG_ENOMEM, "ng_model_clone: out of memory");
+  *c = *m;
+  c->dataset = NULL;
+  c->spec = strdup(m->spec);
+  c->tensors = ng__mallocn(m->ntensors ? m->ntensors : 1, 1, sizeof *c->tensors);
+  c->params = ng__mallocn(m->nparams ? m->nparams : 1, 1, sizeof *c->params);
+  c->onnx = ng__onnx_model_retain(m->onnx);
+  if (!c->spec || !c->tensors || !c->params) {
+    ng_model_destroy(&c);
+    return ng_error(NG_ENOMEM, "ng_model_clone: out of memory");
+  }
+  memcpy(c->tensors, m->tensors, m->ntensors * sizeof *c->tensors);
+  *out = c;
+  return NG_OK;
+}
+
 int ng_model_clone(const ng_model *m, ng_model **out) {
   if (!m || !out) return ng_error(NG_EINVAL, "ng_model_clone: NULL argument");
-  NG_CALL(ng_model_from_spec(m->spec, out));
+  if (m->onnx) NG_CALL(clone_onnx(m, out));
+  else NG_CALL(ng_model_from_spec(m->spec, out));
   ng_model *c = *out;
   memcpy(c->params, m->params, m->nparams * sizeof *m->params);
   memcpy(c->attrs, m->attrs, sizeof m->attrs);
@@ -516,6 +537,10 @@ int ng_nn_set_dataset(ng_model *m, const char *dataset) {
   free(m->dataset);
   m->dataset = d;
   return NG_OK;
+}
+
+bool ng_model_is_onnx(const ng_model *m) {
+  return m && m->onnx;
 }
 
 const char *ng_model_spec_text(const ng_model *m) {

@@ -123,6 +123,12 @@ static int write_file(hid_t fid, const char *tmp, void *ctx) {
 
 int ng_model_write(const ng_model *m, const char *path) {
   if (!m || !path || !*path) return ng_error(NG_EINVAL, "ng_model_write: a model and a path are required");
+  if (m->onnx) return ng__onnx_model_write(m, path);
+  if (ng__onnx_path(path))
+    return ng_error(NG_EINVAL,
+                    "%s: this model is a native nograd model, written as a model file (HDF5), not as ONNX: "
+                    "give the output another suffix (e.g. .h5)",
+                    path);
   static const ng_fs_atomic how = {"model", NULL, NULL, 0, NULL};
   return ng_h5_write_atomic(path, &how, write_file, (void *)m);
 }
@@ -390,6 +396,7 @@ int ng_model_read(const char *path, ng_model **out) {
   if (!out) return ng_error(NG_EINVAL, "ng_model_read: out is NULL");
   *out = NULL;
   if (!path || !*path) return ng_error(NG_EINVAL, "ng_model_read: no path");
+  if (ng__onnx_path(path)) return ng__onnx_model_read(path, out);
   ng_h5_quiet q = ng_h5_quiet_begin();
   reader r = {path, -1};
   ng_h5_reading how = {"model file", NULL, probe, NULL};

@@ -39,8 +39,9 @@ int ng_model_check_fit(const ng_model *m, const char *model_path, const ng_data_
     char a[96], b[96];
     shape_text(a, sizeof a, ndim, shape);
     shape_text(b, sizeof b, (size_t)info->xrank, info->xdims);
-    return ng_error(NG_EMISMATCH, "%s: the model's input is %s (/model/spec), but the rows of %s (/x) are %s",
-                    model_path, a, data_path, b);
+    return ng_error(NG_EMISMATCH, "%s: the model's input is %s (%s), but the rows of %s (/x) are %s",
+                    model_path, a, ng_model_is_onnx(m) ? "per example, the graph's input" : "/model/spec",
+                    data_path, b);
   }
   size_t out = ng_model_output_size(m);
   if (info->t && out != info->t)

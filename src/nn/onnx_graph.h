@@ -96,6 +96,9 @@ typedef struct ng__onnx_graph {
   size_t ninputs;
   ng__onnx_value *outputs;
   size_t noutputs;
+  char **meta_keys; /* the model's metadata_props, in file order */
+  char **meta_values;
+  size_t nmeta;
   void *proto; /* the reader's parsed file, kept for the writer (opaque) */
 } ng__onnx_graph;
 
@@ -109,8 +112,13 @@ void ng__onnx_free(ng__onnx_graph **g);
 
 /* Writes g's file to `path` with the float initializers named in names[0..count) given new data
  * (values[k] holds the initializer's numel floats, in its layout), every other byte of meaning as read.
- * NG_EINVAL names an initializer that is not a float initializer of g; NG_EIO names the path. */
+ * A name may also be the output of an Identity node whose input is a float initializer (torch's
+ * deduplication): that node is removed and an initializer of that name, with its source's type and dims,
+ * added. The metadata_props keys meta_keys[0..nmeta) are set to meta_values (added or replaced; the
+ * others kept). NG_EINVAL names an initializer that is not a float initializer of g; NG_EIO names the
+ * path. */
 int ng__onnx_write(const ng__onnx_graph *g, const char *path, const char *const *names,
-                   const float *const *values, size_t count);
+                   const float *const *values, size_t count, const char *const *meta_keys,
+                   const char *const *meta_values, size_t nmeta);
 
 #endif

@@ -1,0 +1,194 @@
+/* The ONNX writer (src/nn/onnx_graph.h): the file that was read, with new data for some float initializers
+ * and a few metadata entries, everything else as read.
+ *
+ * The unpacked ModelProto the reader kept is patched for the time of one pack and restored afterwards (the
+ * graph may be written many times, e.g. by retrofit after every improving generation): a replaced
+ * initializer's raw_data points at the caller's floats (ONNX's raw_data is little-endian, as the hosts
+ * nograd runs on) and its float_data is hidden; a parameter that the exporter had made an Identity of
+ * another initializer becomes an initializer of its own and its Identity node is left out. The packed bytes
+ * go to PATH.tmp, which is synced and renamed over PATH (and the directory synced): PATH is either the old
+ * file or the new one, never half of one. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/checked.h"
+#include "io/h5util.h"
+#include "nn/onnx_graph.h"
+#include "nograd/error.h"
+#include <onnx/onnx.pb-c.h> /* generated at build time from Debian's onnx.proto */
+
+typedef struct {
+  Onnx__TensorProto *t; /* a patched initializer */
+  protobuf_c_boolean has_raw;
+  ProtobufCBinaryData raw;
+  size_t n_float;
+} saved_init;
+
+static int write_bytes(const char *path, const uint8_t *buf, size_t len) {
+  char *tmp = ng_fs_suffixed(path, ".tmp");
+  if (!tmp) return ng_error(NG_ENOMEM, "ONNX model: out of memory");
+  int st = NG_OK;
+  FILE *f = fopen(tmp, "wb");
+  if (!f) {
+    st = ng_error(NG_EIO, "cannot write ONNX model '%s': %s", tmp, strerror(errno));
+    goto done;
+  }
+  size_t wrote = fwrite(buf, 1, len, f);
+  int e = errno, bad = wrote != len || fflush(f) != 0;
+  if (fclose(f) != 0 && !bad) {
+    bad = 1;
+    e = errno;
+  }
+  if (bad) {
+    st = ng_error(NG_EIO, "cannot write ONNX model '%s': %s", tmp, strerror(e));
+  } else if ((st = ng_fs_sync(tmp, 0, "ONNX model")) == NG_OK) {
+    if (rename(tmp, path) != 0)
+      st = ng_error(NG_EIO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+    else
+      st = ng_fs_sync_parent(path, "ONNX model", NULL);
+  }
+  if (st != NG_OK) remove(tmp);
+done:
+  free(tmp);
+  return st;
+}
+
+static Onnx__TensorProto *find_init(Onnx__GraphProto *gp, const char *name) {
+  for (size_t i = 0; i < gp->n_initializer; i++)
+    if (gp->initializer[i]->name && !strcmp(gp->initializer[i]->name, name)) return gp->initializer[i];
+  return NULL;
+}
+
+/* The Identity node whose output is `name` and whose input is a float initializer, or SIZE_MAX. */
+static size_t find_identity(Onnx__GraphProto *gp, const char *name) {
+  for (size_t i = 0; i < gp->n_node; i++) {
+    const Onnx__NodeProto *n = gp->node[i];
+    if (n->op_type && !strcmp(n->op_type, "Identity") && n->n_input == 1 && n->n_output == 1 &&
+        !strcmp(n->output[0], name)) {
+      const Onnx__TensorProto *src = find_init(gp, n->input[0]);
+      if (src && src->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) return i;
+    }
+  }
+  return SIZE_MAX;
+}
+
+static size_t numel_of(const Onnx__TensorProto *t) {
+  size_t n = 1;
+  for (size_t k = 0; k < t->n_dims; k++)
+    n *= (size_t)t->dims[k]; /* checked by the reader */
+  return n;
+}
+
+int ng__onnx_write(const ng__onnx_graph *g, const char *path, const char *const *names,
+                   const float *const *values, size_t count, const char *const *meta_keys,
+                   const char *const *meta_values, size_t nmeta) {
+  if (!g || !g->proto || !path) return ng_error(NG_EINVAL, "ng__onnx_write: NULL argument");
+  Onnx__ModelProto *mp = g->proto;
+  Onnx__GraphProto *gp = mp->graph;
+  saved_init *saved = calloc(count + 1, sizeof *saved);
+  Onnx__TensorProto *added = calloc(count + 1, sizeof *added); /* initializers made of Identity outputs */
+  Onnx__TensorProto **inits = calloc(gp->n_initializer + count + 1, sizeof *inits);
+  Onnx__NodeProto **nodes = calloc(gp->n_node + 1, sizeof *nodes);
+  unsigned char *drop = calloc(gp->n_node + 1, 1);
+  Onnx__StringStringEntryProto *meta = calloc(nmeta + 1, sizeof *meta);
+  Onnx__StringStringEntryProto **props = calloc(mp->n_metadata_props + nmeta + 1, sizeof *props);
+  size_t nsaved = 0, nadded = 0, ninits = gp->n_initializer, nnodes = 0, nprops = mp->n_metadata_props;
+  uint8_t *buf = NULL;
+  int st = NG_OK;
+  if (!saved || !added || !inits || !nodes || !drop || !meta || !props) {
+    st = ng_error(NG_ENOMEM, "%s: out of memory", path);
+    goto done;
+  }
+  memcpy(inits, gp->initializer, gp->n_initializer * sizeof *inits);
+  memcpy(props, mp->metadata_props, mp->n_metadata_props * sizeof *props);
+  for (size_t k = 0; k < count; k++) {
+    Onnx__TensorProto *t = find_init(gp, names[k]);
+    size_t id = t ? SIZE_MAX : find_identity(gp, names[k]);
+    if (!t && id == SIZE_MAX) {
+      st = ng_error(NG_EINVAL, "%s: %s is not a float initializer of %s (nor an Identity of one)", path,
+                    names[k], g->path);
+      goto done;
+    }
+    if (t && t->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {
+      st = ng_error(NG_EINVAL, "%s: initializer %s of %s is not float", path, names[k], g->path);
+      goto done;
+    }
+    if (!t) { /* a new initializer with the Identity's output name and its source's dims */
+      const Onnx__TensorProto *src = find_init(gp, gp->node[id]->input[0]);
+      t = &added[nadded++];
+      onnx__tensor_proto__init(t);
+      t->name = (char *)names[k];
+      t->n_dims = src->n_dims;
+      t->dims = src->dims;
+      t->has_data_type = 1;
+      t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+      inits[ninits++] = t;
+      drop[id] = 1;
+    } else {
+      saved[nsaved++] = (saved_init){t, t->has_raw_data, t->raw_data, t->n_float_data};
+    }
+    size_t bytes;
+    if (!ng__mul(numel_of(t), sizeof(float), &bytes)) {
+      st = ng_error(NG_EINVAL, "%s: initializer %s is too large", path, names[k]);
+      goto done;
+    }
+    t->has_raw_data = 1;
+    t->raw_data.len = bytes;
+    t->raw_data.data = (uint8_t *)(uintptr_t)values[k];
+    t->n_float_data = 0;
+  }
+  for (size_t i = 0; i < gp->n_node; i++)
+    if (!drop[i]) nodes[nnodes++] = gp->node[i];
+  for (size_t k = 0; k < nmeta; k++) {
+    size_t at = nprops;
+    for (size_t i = 0; i < mp->n_metadata_props; i++)
+      if (props[i]->key && !strcmp(props[i]->key, meta_keys[k])) at = i;
+    onnx__string_string_entry_proto__init(&meta[k]);
+    meta[k].key = (char *)meta_keys[k];
+    meta[k].value = (char *)meta_values[k];
+    props[at] = &meta[k];
+    if (at == nprops) nprops++;
+  }
+  /* Pack with the patched arrays, then put the originals back. */
+  Onnx__TensorProto **old_inits = gp->initializer;
+  Onnx__NodeProto **old_nodes = gp->node;
+  Onnx__StringStringEntryProto **old_props = mp->metadata_props;
+  size_t old_ninits = gp->n_initializer, old_nnodes = gp->n_node, old_nprops = mp->n_metadata_props;
+  gp->initializer = inits;
+  gp->n_initializer = ninits;
+  gp->node = nodes;
+  gp->n_node = nnodes;
+  mp->metadata_props = props;
+  mp->n_metadata_props = nprops;
+  size_t len = onnx__model_proto__get_packed_size(mp);
+  buf = malloc(len ? len : 1);
+  if (buf) onnx__model_proto__pack(mp, buf);
+  gp->initializer = old_inits;
+  gp->n_initializer = old_ninits;
+  gp->node = old_nodes;
+  gp->n_node = old_nnodes;
+  mp->metadata_props = old_props;
+  mp->n_metadata_props = old_nprops;
+  if (!buf) {
+    st = ng_error(NG_ENOMEM, "%s: out of memory for %zu bytes", path, len);
+    goto done;
+  }
+  st = write_bytes(path, buf, len);
+done:
+  for (size_t k = 0; saved && k < nsaved; k++) {
+    saved[k].t->has_raw_data = saved[k].has_raw;
+    saved[k].t->raw_data = saved[k].raw;
+    saved[k].t->n_float_data = saved[k].n_float;
+  }
+  free(buf);
+  free(props);
+  free(meta);
+  free(drop);
+  free(nodes);
+  free(inits);
+  free(added);
+  free(saved);
+  return st;
+}
