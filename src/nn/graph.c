@@ -384,6 +384,30 @@ static int add_input(ng__graph *gr, const ng__onnx_graph *g) {
   return NG_OK;
 }
 
+/* Every output's dims: not negative, and its element count (a*B + c) with both parts below NG__MAX_ELEMENTS,
+ * computed with checked arithmetic, so that no later size (the workspace, a loop bound) can wrap. */
+static int check_sizes(const ng__gctx *cx, const ng__gnode *n) {
+  for (size_t k = 0; k < n->nout; k++) {
+    if (n->out[k] < 0) continue;
+    const ng__gt *t = &cx->gr->t[n->out[k]];
+    uint64_t a = 0, c = 1; /* numel = a*B + c, as a product of linear dims with at most one in B */
+    for (size_t j = 0; j < t->ndim; j++) {
+      ng__ldim d = t->dims[j];
+      if (d.a < 0 || d.c < 0 || (d.a == 0 && d.c < 0) || d.a > NG__MAX_ELEMENTS || d.c > NG__MAX_ELEMENTS)
+        return ng__op_error(cx, "output %s has dimension %zu of %lld*batch + %lld", t->name, j, (long long)d.a,
+                            (long long)d.c);
+      if (a && d.a) return ng__op_error(cx, "output %s has two dimensions that grow with the batch", t->name);
+      size_t na, nc;
+      if (!ng__mul((size_t)a, (size_t)d.c, &na) || !ng__mul((size_t)c, (size_t)d.a, &nc) || !ng__add(na, nc, &na) ||
+          !ng__mul((size_t)c, (size_t)d.c, &nc) || na > (size_t)NG__MAX_ELEMENTS || nc > (size_t)NG__MAX_ELEMENTS)
+        return ng__op_error(cx, "output %s has more than %lld elements", t->name, (long long)NG__MAX_ELEMENTS);
+      a = na;
+      c = nc;
+    }
+  }
+  return NG_OK;
+}
+
 /* The nodes that compute, in a topological order; Identity-of-parameter and Constant nodes become tensors. */
 static int add_nodes(ng__graph *gr, const ng__onnx_graph *g) {
   size_t N = g->nnodes;
@@ -480,7 +504,7 @@ static int add_nodes(ng__graph *gr, const ng__onnx_graph *g) {
         }
         gr->t[gn->out[k]].producer = (int)(gr->nnodes - 1);
       }
-      if ((st = gn->op->setup(&cx, gn)) != NG_OK) goto out;
+      if ((st = gn->op->setup(&cx, gn)) != NG_OK || (st = check_sizes(&cx, gn)) != NG_OK) goto out;
     }
     if (!progress) break;
   }

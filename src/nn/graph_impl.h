@@ -19,6 +19,7 @@
 
 #define NG__MAXD NG__ONNX_MAX_DIMS
 #define NG__MAX_IO 8 /* inputs or outputs of one node */
+#define NG__MAX_ELEMENTS ((int64_t)1 << 40) /* elements of one tensor per example, and per unit of batch */
 
 typedef struct {
   int64_t a, c; /* a*B + c */

@@ -8,6 +8,7 @@
  * int64_data, int32_data and double_data are decoded by protobuf-c). The unpacked ModelProto is kept for
  * the writer (onnx_write.c). */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,36 +79,41 @@ static int read_tensor(const char *path, const char *what, const Onnx__TensorPro
                     path, what, dtype_name(t->data_type));
   if (!ng__mul(numel, es, &nbytes))
     return ng_error(NG_EFORMAT, "%s: %s of %zu elements is too large", path, what, numel);
-  out->nbytes = nbytes;
-  out->data = malloc(nbytes ? nbytes : 1);
-  if (!out->data) return ng_error(NG_ENOMEM, "%s: out of memory for %s (%zu bytes)", path, what, nbytes);
+  /* The bytes the file holds for it, counted before anything is allocated: a shape alone (4 TB for 8
+   * bytes of data) must not allocate. */
   size_t have;
-  const void *src = NULL;
-  if (t->has_raw_data) {
+  if (t->has_raw_data)
     have = t->raw_data.len;
-    src = t->raw_data.data;
-    if (have == nbytes && nbytes) memcpy(out->data, src, nbytes); /* little-endian hosts only (x86, arm) */
-  } else if (t->data_type == NG__ONNX_FLOAT) {
+  else if (t->data_type == NG__ONNX_FLOAT)
     have = t->n_float_data * 4;
-    if (have == nbytes) memcpy(out->data, t->float_data, nbytes);
-  } else if (t->data_type == NG__ONNX_DOUBLE) {
+  else if (t->data_type == NG__ONNX_DOUBLE)
     have = t->n_double_data * 8;
-    if (have == nbytes) memcpy(out->data, t->double_data, nbytes);
-  } else if (t->data_type == NG__ONNX_INT64) {
+  else if (t->data_type == NG__ONNX_INT64)
     have = t->n_int64_data * 8;
-    if (have == nbytes) memcpy(out->data, t->int64_data, nbytes);
-  } else if (t->data_type == NG__ONNX_INT32) {
+  else if (t->data_type == NG__ONNX_INT32)
     have = t->n_int32_data * 4;
-    if (have == nbytes) memcpy(out->data, t->int32_data, nbytes);
-  } else { /* int8, uint8, bool: one int32 each */
+  else /* int8, uint8, bool: one int32 each */
     have = t->n_int32_data;
-    if (have == nbytes)
-      for (size_t i = 0; i < numel; i++)
-        ((unsigned char *)out->data)[i] = (unsigned char)t->int32_data[i];
-  }
   if (have != nbytes)
     return ng_error(NG_EFORMAT, "%s: %s has %zu bytes of %s data for %zu elements (%zu bytes expected)", path,
                     what, have, dtype_name(t->data_type), numel, nbytes);
+  out->nbytes = nbytes;
+  out->data = malloc(nbytes ? nbytes : 1);
+  if (!out->data) return ng_error(NG_ENOMEM, "%s: out of memory for %s (%zu bytes)", path, what, nbytes);
+  if (!nbytes) return NG_OK;
+  if (t->has_raw_data) /* little-endian by the ONNX spec, as the hosts nograd runs on (x86, arm) */
+    memcpy(out->data, t->raw_data.data, nbytes);
+  else if (t->data_type == NG__ONNX_FLOAT)
+    memcpy(out->data, t->float_data, nbytes);
+  else if (t->data_type == NG__ONNX_DOUBLE)
+    memcpy(out->data, t->double_data, nbytes);
+  else if (t->data_type == NG__ONNX_INT64)
+    memcpy(out->data, t->int64_data, nbytes);
+  else if (t->data_type == NG__ONNX_INT32)
+    memcpy(out->data, t->int32_data, nbytes);
+  else
+    for (size_t i = 0; i < numel; i++)
+      ((unsigned char *)out->data)[i] = (unsigned char)t->int32_data[i];
   return NG_OK;
 }
 
@@ -215,6 +221,40 @@ static int read_node(const char *path, size_t index, const Onnx__NodeProto *p, n
   return NG_OK;
 }
 
+/* Whether no message in the tree under m keeps an unknown field of number 0. protobuf-c accepts such a field
+ * when its tag is written in more than one byte and keeps it, but refuses the one-byte tag it packs for it,
+ * so a file read with one could not be read again once nograd wrote it: it is refused as malformed (found
+ * by tests/fuzz/fuzz_onnx.c). Walks every message field through protobuf-c's descriptors, oneof members only
+ * when set; the recursion is as deep as protobuf-c's own unpacking went. */
+static bool field_numbers_valid(const ProtobufCMessage *m) {
+  for (unsigned k = 0; k < m->n_unknown_fields; k++)
+    if (m->unknown_fields[k].tag == 0) return false;
+  const ProtobufCMessageDescriptor *d = m->descriptor;
+  const char *base = (const char *)m;
+  for (unsigned f = 0; f < d->n_fields; f++) {
+    const ProtobufCFieldDescriptor *fd = &d->fields[f];
+    if (fd->type != PROTOBUF_C_TYPE_MESSAGE) continue;
+    if (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+      uint32_t which;
+      memcpy(&which, base + fd->quantifier_offset, sizeof which);
+      if (which != fd->id) continue;
+    }
+    if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+      size_t n;
+      ProtobufCMessage **v;
+      memcpy(&n, base + fd->quantifier_offset, sizeof n);
+      memcpy(&v, base + fd->offset, sizeof v);
+      for (size_t i = 0; i < n; i++)
+        if (v[i] && !field_numbers_valid(v[i])) return false;
+    } else {
+      ProtobufCMessage *sub;
+      memcpy(&sub, base + fd->offset, sizeof sub);
+      if (sub && !field_numbers_valid(sub)) return false;
+    }
+  }
+  return true;
+}
+
 /* The whole file in memory. */
 static int slurp(const char *path, uint8_t **buf, size_t *len) {
   FILE *f = fopen(path, "rb");
@@ -304,6 +344,10 @@ int ng__onnx_read(const char *path, ng__onnx_graph **out) {
   NG_CALL(slurp(path, &buf, &len));
   Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, buf);
   free(buf);
+  if (mp && !field_numbers_valid(&mp->base)) {
+    onnx__model_proto__free_unpacked(mp, NULL);
+    mp = NULL;
+  }
   if (!mp)
     return ng_error(NG_EFORMAT, "%s: not an ONNX model, or truncated (the protobuf message does not parse)",
                     path);

@@ -101,8 +101,8 @@ int ng__onnx_write(const ng__onnx_graph *g, const char *path, const char *const 
     st = ng_error(NG_ENOMEM, "%s: out of memory", path);
     goto done;
   }
-  memcpy(inits, gp->initializer, gp->n_initializer * sizeof *inits);
-  memcpy(props, mp->metadata_props, mp->n_metadata_props * sizeof *props);
+  if (gp->n_initializer) memcpy(inits, gp->initializer, gp->n_initializer * sizeof *inits);
+  if (mp->n_metadata_props) memcpy(props, mp->metadata_props, mp->n_metadata_props * sizeof *props);
   for (size_t k = 0; k < count; k++) {
     Onnx__TensorProto *t = find_init(gp, names[k]);
     size_t id = t ? SIZE_MAX : find_identity(gp, names[k]);

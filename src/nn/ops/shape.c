@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/checked.h"
 #include "nn/graph_impl.h"
 #include "nograd/error.h"
 
@@ -331,7 +332,8 @@ static int cos_setup(ng__gctx *cx, ng__gnode *n) {
   for (size_t k = 0; k < cnt; k++) {
     if (s[k].c < 0) return ng__op_error(cx, "a negative dimension");
     d[k] = s[k];
-    total *= (size_t)s[k].c;
+    if (!ng__mul(total, (size_t)s[k].c, &total) || total > NG__MAX_ELEMENTS)
+      return ng__op_error(cx, "a constant of more than %lld elements", (long long)NG__MAX_ELEMENTS);
   }
   bool isf = v && (v->dtype == NG__ONNX_FLOAT || v->dtype == NG__ONNX_DOUBLE);
   ng__gt *y = ng__out(cx, n, 0);
