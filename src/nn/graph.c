@@ -504,6 +504,10 @@ static int add_nodes(ng__graph *gr, const ng__onnx_graph *g) {
         }
         gr->t[gn->out[k]].producer = (int)(gr->nnodes - 1);
       }
+      if (gn->nout < 1 || gn->out[0] < 0) {
+        st = ng__op_error(&cx, "the node has no output");
+        goto out;
+      }
       if ((st = gn->op->setup(&cx, gn)) != NG_OK || (st = check_sizes(&cx, gn)) != NG_OK) goto out;
     }
     if (!progress) break;
