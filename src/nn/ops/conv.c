@@ -13,6 +13,10 @@
 #include "nn/graph_impl.h"
 #include "nograd/error.h"
 
+#define MAX_TAPS 4096       /* kernels with more taps than this are refused */
+#define GATHER_MAX_P 16     /* maps of up to this many pixels are unfolded through an index map per tap */
+#define PER_EXAMPLE_MIN 256 /* output pixels from which each example gets its own sgemm (no scatter) */
+
 typedef struct {
   int64_t group, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
   int64_t C, H, W, O, Ho, Wo;
@@ -23,9 +27,11 @@ typedef struct {
   double eps;
   int act; /* 0 none, 1 Relu, 2 Clip */
   float lo, hi;
+  /* The taps (i*kw + j) that see the input for some output pixel; the others only ever see padding and are
+   * left out of the product (resnet18's 3x3 convolutions on 1x1 maps become 1x1). */
+  int64_t taps[MAX_TAPS];
+  int64_t ntaps;
 } conv_attr;
-
-#define PER_EXAMPLE_MIN 256 /* output pixels from which each example gets its own sgemm (no scatter) */
 
 static int setup(ng__gctx *cx, ng__gnode *n) {
   static const char *const known[] = {"auto_pad", "dilations", "group", "kernel_shape",
@@ -73,53 +79,92 @@ static int setup(ng__gctx *cx, ng__gnode *n) {
     return ng__op_error(cx, "bias %s must be a float vector of %lld values", b->name, (long long)a->O);
   a->depthwise = a->group == a->C && a->O == a->C;
   a->bn[0] = -1;
+  if (a->kh * a->kw > MAX_TAPS) return ng__op_error(cx, "a kernel of more than %d taps", MAX_TAPS);
+  for (int64_t i = 0; i < a->kh; i++)
+    for (int64_t j = 0; j < a->kw; j++) {
+      bool rows = false, cols = false;
+      for (int64_t oh = 0; oh < a->Ho && !rows; oh++)
+        rows = oh * a->sh - a->pt + i * a->dh >= 0 && oh * a->sh - a->pt + i * a->dh < a->H;
+      for (int64_t ow = 0; ow < a->Wo && !cols; ow++)
+        cols = ow * a->sw - a->pl + j * a->dw >= 0 && ow * a->sw - a->pl + j * a->dw < a->W;
+      if (rows && cols) a->taps[a->ntaps++] = i * a->kw + j;
+    }
   ng__ldim od[4] = {x->dims[0], ng__ldc(a->O), ng__ldc(a->Ho), ng__ldc(a->Wo)};
   ng__set_float(ng__out(cx, n, 0), 4, od);
   if (a->depthwise) {
     n->scratch = ng__ldc((a->H + a->pt + a->pb) * (a->W + a->pl + a->pr));
   } else {
-    int64_t K = a->C / a->group * a->kh * a->kw, Og = a->O / a->group, P = a->Ho * a->Wo;
-    n->scratch = (ng__ldim){(K + Og) * P * x->dims[0].a, (K + Og) * P * x->dims[0].c};
+    int64_t K = a->C / a->group * a->ntaps, Og = a->O / a->group, P = a->Ho * a->Wo, wk = a->O * K;
+    n->scratch = (ng__ldim){(K + Og) * P * x->dims[0].a, (K + Og) * P * x->dims[0].c + wk};
   }
   return NG_OK;
 }
 
-/* col[k, b*P + p] for the channels [c0, c0 + Cg) of every example. */
+/* col[c*ntaps + t, b*P + p] for the channels [c0, c0 + Cg) of every example and the live taps. Tiny maps go
+ * through an index map per tap (the geometry per row would cost more than the copy); a tap of a stride-1
+ * "same"-width map is the plane shifted by one offset: one contiguous copy, then the wrapped columns zeroed.
+ */
 static void im2col(const conv_attr *a, const float *x, size_t B, int64_t c0, int64_t Cg, float *col) {
-  int64_t P = a->Ho * a->Wo, N = (int64_t)B * P;
-  for (int64_t c = 0; c < Cg; c++)
-    for (int64_t i = 0; i < a->kh; i++)
-      for (int64_t j = 0; j < a->kw; j++) {
-        float *row = col + ((c * a->kh + i) * a->kw + j) * N;
+  int64_t P = a->Ho * a->Wo, N = (int64_t)B * P, HW = a->H * a->W, nt = a->ntaps;
+  for (int64_t t = 0; t < nt; t++) {
+    int64_t i = a->taps[t] / a->kw, j = a->taps[t] % a->kw, off = j * a->dw - a->pl;
+    if (P <= GATHER_MAX_P) {
+      int64_t idx[GATHER_MAX_P];
+      for (int64_t oh = 0; oh < a->Ho; oh++)
+        for (int64_t ow = 0; ow < a->Wo; ow++) {
+          int64_t ih = oh * a->sh - a->pt + i * a->dh, iw = ow * a->sw + off;
+          idx[oh * a->Wo + ow] = ih >= 0 && ih < a->H && iw >= 0 && iw < a->W ? ih * a->W + iw : -1;
+        }
+      for (int64_t c = 0; c < Cg; c++)
         for (size_t b = 0; b < B; b++) {
-          const float *plane = x + ((int64_t)b * a->C + c0 + c) * a->H * a->W;
-          float *dst = row + (int64_t)b * P;
-          for (int64_t oh = 0; oh < a->Ho; oh++) {
-            int64_t ih = oh * a->sh - a->pt + i * a->dh;
-            float *d = dst + oh * a->Wo;
-            if (ih < 0 || ih >= a->H) {
-              memset(d, 0, (size_t)a->Wo * sizeof *d);
-              continue;
-            }
-            const float *src = plane + ih * a->W;
-            int64_t off = j * a->dw - a->pl;
-            if (a->sw == 1) {
-              int64_t lo = off < 0 ? -off : 0, hi = a->W - off < a->Wo ? a->W - off : a->Wo;
-              if (hi < lo) hi = lo;
-              for (int64_t ow = 0; ow < lo; ow++)
-                d[ow] = 0;
-              if (hi > lo) memcpy(d + lo, src + lo + off, (size_t)(hi - lo) * sizeof *d);
-              for (int64_t ow = hi; ow < a->Wo; ow++)
-                d[ow] = 0;
-            } else {
-              for (int64_t ow = 0; ow < a->Wo; ow++) {
-                int64_t iw = ow * a->sw + off;
-                d[ow] = iw >= 0 && iw < a->W ? src[iw] : 0;
-              }
-            }
+          const float *plane = x + ((int64_t)b * a->C + c0 + c) * HW;
+          float *d = col + (c * nt + t) * N + (int64_t)b * P;
+          for (int64_t q = 0; q < P; q++)
+            d[q] = idx[q] >= 0 ? plane[idx[q]] : 0.0f;
+        }
+      continue;
+    }
+    int64_t lo = off < 0 ? (-off + a->sw - 1) / a->sw : 0;
+    int64_t hi = a->W - off > 0 ? (a->W - off + a->sw - 1) / a->sw : 0;
+    if (hi > a->Wo) hi = a->Wo;
+    if (lo > hi) lo = hi;
+    for (int64_t c = 0; c < Cg; c++)
+      for (size_t b = 0; b < B; b++) {
+        const float *plane = x + ((int64_t)b * a->C + c0 + c) * HW;
+        float *dst = col + (c * nt + t) * N + (int64_t)b * P;
+        for (int64_t oh = 0; oh < a->Ho; oh++) {
+          int64_t ih = oh * a->sh - a->pt + i * a->dh;
+          float *d = dst + oh * a->Wo;
+          if (ih < 0 || ih >= a->H) {
+            for (int64_t ow = 0; ow < a->Wo; ow++)
+              d[ow] = 0;
+            continue;
           }
+          const float *src = plane + ih * a->W + off;
+          for (int64_t ow = 0; ow < lo; ow++)
+            d[ow] = 0;
+          if (a->sw == 1)
+            for (int64_t ow = lo; ow < hi; ow++)
+              d[ow] = src[ow];
+          else
+            for (int64_t ow = lo; ow < hi; ow++)
+              d[ow] = src[ow * a->sw];
+          for (int64_t ow = hi; ow < a->Wo; ow++)
+            d[ow] = 0;
         }
       }
+  }
+}
+
+/* The weights of the live taps, [O, Cg*ntaps] (w itself when every tap is live). */
+static const float *live_weights(const conv_attr *a, const float *w, float *buf) {
+  int64_t kk = a->kh * a->kw, Cg = a->C / a->group;
+  if (a->ntaps == kk) return w;
+  for (int64_t o = 0; o < a->O; o++)
+    for (int64_t c = 0; c < Cg; c++)
+      for (int64_t t = 0; t < a->ntaps; t++)
+        buf[(o * Cg + c) * a->ntaps + t] = w[(o * Cg + c) * kk + a->taps[t]];
+  return buf;
 }
 
 /* A depthwise convolution, plane by plane: each input plane is copied once into a zero-padded buffer, so that
@@ -210,9 +255,11 @@ static void run(const ng__gnode *n, const ng__graph *gr, ng__run *r) {
     }
     return;
   }
-  int64_t Cg = a->C / a->group, Og = a->O / a->group, K = Cg * a->kh * a->kw;
+  int64_t Cg = a->C / a->group, Og = a->O / a->group, K = Cg * a->ntaps;
+  w = live_weights(a, w, r->scratch);
+  float *scratch = r->scratch + (w == r->scratch ? a->O * K : 0);
   if (a->group == 1 && P >= PER_EXAMPLE_MIN) { /* wide enough per example: NCHW written directly */
-    float *col = r->scratch;
+    float *col = scratch;
     for (size_t b = 0; b < B; b++) {
       float *yb = y + (int64_t)b * a->O * P;
       im2col(a, x + (int64_t)b * a->C * a->H * a->W, 1, 0, Cg, col);
@@ -226,7 +273,7 @@ static void run(const ng__gnode *n, const ng__graph *gr, ng__run *r) {
     return;
   }
   int64_t N = (int64_t)B * P;
-  float *col = r->scratch, *tmp = col + K * N;
+  float *col = scratch, *tmp = col + K * N;
   for (int64_t g = 0; g < a->group; g++) {
     im2col(a, x, B, g * Cg, Cg, col);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Og, (int)N, (int)K, 1.0f, w + g * Og * K,
