@@ -18,7 +18,7 @@
 #include "nn/onnx_graph.h"
 
 #define NG__MAXD NG__ONNX_MAX_DIMS
-#define NG__MAX_IO 8 /* inputs or outputs of one node */
+#define NG__MAX_IO 8                        /* inputs or outputs of one node */
 #define NG__MAX_ELEMENTS ((int64_t)1 << 40) /* elements of one tensor per example, and per unit of batch */
 
 typedef struct {
@@ -142,6 +142,20 @@ static inline bool ng__ld_const(ng__ldim d) {
 static inline ng__ldim ng__ldc(int64_t c) {
   ng__ldim d = {0, c};
   return d;
+}
+/* Linear-dimension arithmetic with overflow checks (false: it overflows; the values come from files). */
+static inline bool ng__ld_add(ng__ldim x, ng__ldim y, ng__ldim *r) {
+  return !__builtin_add_overflow(x.a, y.a, &r->a) && !__builtin_add_overflow(x.c, y.c, &r->c);
+}
+static inline bool ng__ld_sub(ng__ldim x, ng__ldim y, ng__ldim *r) {
+  return !__builtin_sub_overflow(x.a, y.a, &r->a) && !__builtin_sub_overflow(x.c, y.c, &r->c);
+}
+/* The product, when it stays linear (one side constant). */
+static inline bool ng__ld_mul(ng__ldim x, ng__ldim y, ng__ldim *r) {
+  int64_t p, q;
+  if (x.a && y.a) return false;
+  return !__builtin_mul_overflow(x.a, y.c, &p) && !__builtin_mul_overflow(y.a, x.c, &q) &&
+         !__builtin_add_overflow(p, q, &r->a) && !__builtin_mul_overflow(x.c, y.c, &r->c);
 }
 /* Elements of t for batch B. */
 size_t ng__numel(const ng__gt *t, size_t B);

@@ -94,8 +94,13 @@ static int setup(ng__gctx *cx, ng__gnode *n) {
   if (a->depthwise) {
     n->scratch = ng__ldc((a->H + a->pt + a->pb) * (a->W + a->pl + a->pr));
   } else {
-    int64_t K = a->C / a->group * a->ntaps, Og = a->O / a->group, P = a->Ho * a->Wo, wk = a->O * K;
-    n->scratch = (ng__ldim){(K + Og) * P * x->dims[0].a, (K + Og) * P * x->dims[0].c + wk};
+    int64_t K = a->C / a->group * a->ntaps, Og = a->O / a->group, P = a->Ho * a->Wo, wk, per, sa, sc;
+    if (__builtin_mul_overflow(a->O, K, &wk) || __builtin_mul_overflow(K + Og, P, &per) ||
+        __builtin_mul_overflow(per, x->dims[0].a, &sa) || __builtin_mul_overflow(per, x->dims[0].c, &sc) ||
+        __builtin_add_overflow(sc, wk, &sc) || sa > NG__MAX_ELEMENTS || sc > NG__MAX_ELEMENTS)
+      return ng__op_error(cx, "the convolution's unfolded input is larger than %lld elements",
+                          (long long)NG__MAX_ELEMENTS);
+    n->scratch = (ng__ldim){sa, sc};
   }
   return NG_OK;
 }

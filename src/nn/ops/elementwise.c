@@ -28,17 +28,17 @@ static int fold_int(ng__gctx *cx, ng__gnode *n, binop op, const ng__gt *a, const
     bool ok = true;
     switch (op) {
       case B_ADD:
-        r = (ng__ldim){x.a + y.a, x.c + y.c};
+        ok = ng__ld_add(x, y, &r);
         break;
       case B_SUB:
-        r = (ng__ldim){x.a - y.a, x.c - y.c};
+        ok = ng__ld_sub(x, y, &r);
         break;
       case B_MUL:
-        ok = x.a == 0 || y.a == 0;
-        r = (ng__ldim){x.a * y.c + y.a * x.c, x.c * y.c};
+        ok = ng__ld_mul(x, y, &r);
         break;
       case B_DIV: /* integer division of a shape by a constant */
-        ok = y.a == 0 && y.c != 0 && x.a % y.c == 0 && (x.a == 0 || x.c % y.c == 0);
+        ok = y.a == 0 && y.c != 0 && !(y.c == -1 && (x.a == INT64_MIN || x.c == INT64_MIN)) &&
+             x.a % y.c == 0 && (x.a == 0 || x.c % y.c == 0);
         if (ok) r = (ng__ldim){x.a / y.c, x.c / y.c};
         break;
       default:
@@ -46,7 +46,8 @@ static int fold_int(ng__gctx *cx, ng__gnode *n, binop op, const ng__gt *a, const
     }
     if (!ok) {
       free(v);
-      return ng__op_error(cx, "integer arithmetic on shapes that is not linear in the batch size");
+      return ng__op_error(cx,
+                          "integer arithmetic on shapes that overflows or is not linear in the batch size");
     }
     v[i] = r;
   }

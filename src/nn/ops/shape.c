@@ -56,8 +56,7 @@ static void view_run(const ng__gnode *n, const ng__graph *gr, ng__run *r) {
 static bool product(const ng__ldim *d, size_t from, size_t to, ng__ldim *out) {
   ng__ldim p = ng__ldc(1);
   for (size_t k = from; k < to; k++) {
-    if (p.a && d[k].a) return false;
-    p = (ng__ldim){p.a * d[k].c + d[k].a * p.c, p.c * d[k].c};
+    if (!ng__ld_mul(p, d[k], &p)) return false;
   }
   *out = p;
   return true;
@@ -113,14 +112,15 @@ static int reshape_setup(ng__gctx *cx, ng__gnode *n) {
       continue;
     }
     if (d[k].a == 0 && d[k].c < 0) return ng__op_error(cx, "shape entry %zu is %lld", k, (long long)d[k].c);
-    if (known_p.a && d[k].a) return ng__op_error(cx, "the shape has two dimensions that depend on the batch");
-    known_p = (ng__ldim){known_p.a * d[k].c + d[k].a * known_p.c, known_p.c * d[k].c};
+    if (!ng__ld_mul(known_p, d[k], &known_p))
+      return ng__op_error(cx, "the shape's size overflows or has two dimensions that depend on the batch");
   }
   if (infer >= 0) {
     ng__ldim q;
     if (known_p.a == 0 && known_p.c != 0 && total.a % known_p.c == 0 && total.c % known_p.c == 0)
       q = (ng__ldim){total.a / known_p.c, total.c / known_p.c};
-    else if (known_p.a != 0 && total.a % known_p.a == 0 && total.a / known_p.a * known_p.c == total.c)
+    else if (known_p.a > 0 && total.a % known_p.a == 0 && total.a / known_p.a <= NG__MAX_ELEMENTS &&
+             known_p.c <= NG__MAX_ELEMENTS && total.a / known_p.a * known_p.c == total.c)
       q = ng__ldc(total.a / known_p.a);
     else
       return ng__op_error(cx, "cannot infer the -1 dimension of the reshape of %s", x->name);
@@ -392,7 +392,7 @@ static int concat_setup(ng__gctx *cx, ng__gnode *n) {
     for (size_t k = 0; k < x->ndim; k++)
       if (k != (size_t)ax && (x->dims[k].a != x0->dims[k].a || x->dims[k].c != x0->dims[k].c))
         return ng__op_error(cx, "input %s differs from %s outside the axis", x->name, x0->name);
-    d[ax] = (ng__ldim){d[ax].a + x->dims[ax].a, d[ax].c + x->dims[ax].c};
+    if (!ng__ld_add(d[ax], x->dims[ax], &d[ax])) return ng__op_error(cx, "the concatenated size overflows");
     count += x->count;
   }
   if (!isf) {
@@ -732,6 +732,7 @@ static int pad_setup(ng__gctx *cx, ng__gnode *n) {
     if (b < 0 || e < 0) return ng__op_error(cx, "negative pads are not supported");
     if ((b || e) && !ng__ld_const(x->dims[k])) return ng__op_error(cx, "padding the batch dimension");
     a->before[k] = b;
+    if (b > NG__MAX_ELEMENTS || e > NG__MAX_ELEMENTS) return ng__op_error(cx, "pads of more than 2^40");
     d[k] = (ng__ldim){x->dims[k].a, x->dims[k].c + b + e};
   }
   ng__set_float(ng__out(cx, n, 0), x->ndim, d);
