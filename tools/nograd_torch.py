@@ -29,7 +29,7 @@ for convolutions, "fc1", "fc2" for dense layers, "bn1" for batch norms (1d and 2
 the tensors are NAME.weight and NAME.bias, plus NAME.running_mean and NAME.running_var for batch norms. The
 names depend only on the order of the layers, so saving a loaded model writes the same file.
 
-Dataset files (DESIGN.md "Files", include/nograd/data.h): /x float32 (N x d, or N x C x H x W), /y int32 labels
+Dataset files (DESIGN.md "Files", include/nograd/data.h): /x float32 (N x d, N x S x d, or N x C x H x W), /y int32 labels
 (N) or float32 targets (N x t), both chunked along N only (whole rows per chunk); root attributes format
 ("nograd dataset"), format_version (1), name and domain (strings), classes (int64; 0 for targets).
 
@@ -524,8 +524,8 @@ def save_dataset(x, y, path, name=None, domain=None, classes=None, chunk_rows=No
     class_counts; /x carries mean and std (d floats) when given, for standardized features."""
     x = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x)
     y = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
-    if x.ndim not in (2, 4):
-        raise ValueError("x has shape %s: expected N x d or N x C x H x W" % (x.shape,))
+    if x.ndim not in (2, 3, 4):
+        raise ValueError("x has shape %s: expected N x d, N x S x d (sequences) or N x C x H x W" % (x.shape,))
     n = x.shape[0]
     if n < 1:
         raise ValueError("a dataset needs at least one row")

@@ -33,11 +33,12 @@ extern "C" {
 #define NG_DATA_FORMAT_VERSION 1 /* the "format_version" attribute written */
 #define NG_DATA_NAME_MAX 256     /* bytes of name and domain, with the terminator; longer ones are cut */
 
-/* A dataset in memory. Row i of x is x[i*d .. (i+1)*d); with xrank 3 a row is C x H x W in that order. */
+/* A dataset in memory. Row i of x is x[i*d .. (i+1)*d); with xrank 3 a row is C x H x W in that order, with
+ * xrank 2 a sequence S x d (tokens or time steps, for ONNX models whose input is one). */
 typedef struct ng_data {
   size_t n;          /* rows */
-  int xrank;         /* 1: a row is d features; 3: a row is a C x H x W image */
-  size_t xdims[3];   /* the shape of a row: {d} or {C, H, W} */
+  int xrank;         /* 1: a row is d features; 2: a sequence S x d; 3: a C x H x W image */
+  size_t xdims[3];   /* the shape of a row: {d}, {S, d} or {C, H, W} */
   size_t d;          /* floats per row: the product of xdims */
   float *x;          /* n * d */
   size_t t;          /* 0: labels in y; >= 1: t float targets per row in yt */
@@ -54,7 +55,7 @@ typedef struct ng_label_map ng_label_map;
 /* ---- In memory ------------------------------------------------------------------------------------------
  */
 
-/* Allocates the arrays of an empty dataset of n rows shaped xdims[0..xrank) (xrank 1 or 3) with labels
+/* Allocates the arrays of an empty dataset of n rows shaped xdims[0..xrank) (xrank 1 to 3) with labels
  * (t == 0) or t targets per row; x and y are zeroed, classes 0, no statistics, empty name and domain.
  * NG_EINVAL names the bad shape; NG_ENOMEM. `D` is overwritten (free it first if it held anything). */
 NG_EXPORT int ng_data_alloc(ng_data *D, size_t n, int xrank, const size_t *xdims, size_t t);
@@ -83,7 +84,7 @@ typedef struct ng_dataset ng_dataset;
 /* The shape and attributes of an open dataset file. */
 typedef struct ng_data_info {
   size_t n, d;      /* rows, floats per row */
-  int xrank;        /* 1 or 3 */
+  int xrank;        /* 1 to 3 */
   size_t xdims[3];  /* a row's shape */
   size_t t;         /* 0: int32 labels; else float32 targets per row */
   int64_t classes;  /* from the root attribute; 0 with targets */

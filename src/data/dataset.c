@@ -34,8 +34,8 @@
 
 int ng_data_alloc(ng_data *D, size_t n, int xrank, const size_t *xdims, size_t t) {
   memset(D, 0, sizeof *D);
-  if (xrank != 1 && xrank != 3)
-    return ng_error(NG_EINVAL, "dataset: a row must have 1 or 3 dimensions, not %d", xrank);
+  if (xrank < 1 || xrank > 3)
+    return ng_error(NG_EINVAL, "dataset: a row must have 1 to 3 dimensions, not %d", xrank);
   size_t d = 1;
   for (int k = 0; k < xrank; k++) {
     if (xdims[k] == 0 || d > SIZE_MAX / xdims[k])
@@ -130,8 +130,8 @@ static int put_array(const char *file, hid_t fid, const char *path, int rank, co
 
 static int check_data(const char *path, const ng_data *D) {
   if (D->n == 0) return ng_error(NG_EINVAL, "cannot write dataset '%s': it has no rows", path);
-  if (D->xrank != 1 && D->xrank != 3)
-    return ng_error(NG_EINVAL, "cannot write dataset '%s': a row has %d dimensions, expected 1 or 3", path,
+  if (D->xrank < 1 || D->xrank > 3)
+    return ng_error(NG_EINVAL, "cannot write dataset '%s': a row has %d dimensions, expected 1 to 3", path,
                     D->xrank);
   size_t d = 1;
   for (int k = 0; k < D->xrank; k++)
@@ -294,9 +294,10 @@ static int open_checked(ng_dataset *ds) {
   hsize_t xd[4], yd[4];
   NG_CALL(open_array(ds, "/x", &ds->dx, &xr, xd));
   NG_CALL(open_array(ds, "/y", &ds->dy, &yr, yd));
-  if (xr != 2 && xr != 4)
+  if (xr < 2 || xr > 4)
     return ng_error(NG_EFORMAT,
-                    "dataset '%s': HDF5 path '/x' has %d dimensions, expected 2 (N x d) or 4 (N x C x H x W)",
+                    "dataset '%s': HDF5 path '/x' has %d dimensions, expected 2 (N x d), 3 (N x S x d: "
+                    "sequences) or 4 (N x C x H x W)",
                     ds->path, xr);
   hid_t t = H5Dget_type(ds->dy);
   H5T_class_t cls = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;

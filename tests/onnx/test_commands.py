@@ -170,6 +170,27 @@ with tempfile.TemporaryDirectory() as d:
           "layer1.bn1.weight" not in changed,
           "retrofit: the scaled and folded tensors changed, the others did not (%s)" % sorted(changed))
 
+    # sequences: a dataset of N x S x d rows for a TransformerEncoder, on 1 and 2 ranks
+    torch.manual_seed(7)
+    class Seq(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, batch_first=True), 1)
+            self.head = nn.Linear(16, 3)
+
+        def forward(self, x):
+            return self.head(self.enc(x).mean(1))
+    seq = Seq().eval()
+    ngt.export_onnx(seq, p("seq.onnx"), (6, 16))
+    xs, ys = torch.randn(70, 6, 16), torch.randint(0, 3, (70,))
+    ngt.save_dataset(xs, ys, p("seq.h5"), classes=3)
+    r1 = last_json(must(["eval", p("seq.onnx"), p("seq.h5"), "--json", "--chunk-rows", "16"]))
+    r2 = last_json(must(["eval", p("seq.onnx"), p("seq.h5"), "--json", "--chunk-rows", "16"], mpi=2))
+    want = torch_loss(seq, p("seq.h5"))
+    check(abs(r1["loss"] - want) <= 1e-4 * want and r1["loss"] == r2["loss"],
+          "a sequence dataset (70 x 6 x 16) through a TransformerEncoder: loss %.7f on 1 and 2 ranks, PyTorch %.7f"
+          % (r1["loss"], want))
+
     # a decision threshold is stored in the ONNX file's metadata and read back
     must(["data", "synth", "vectors", "--domain", "upright", "--rows", "400", "--classes", "2", "--out", p("bin.h5")])
     xb, yb, _ = ngt.load_dataset(p("bin.h5"))
