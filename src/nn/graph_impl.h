@@ -18,7 +18,7 @@
 #include "nn/onnx_graph.h"
 
 #define NG__MAXD NG__ONNX_MAX_DIMS
-#define NG__MAX_IO 8                        /* inputs or outputs of one node */
+#define NG__MAX_IO 64                       /* inputs or outputs of one node (a DenseNet-201 Concat has 49) */
 #define NG__MAX_ELEMENTS ((int64_t)1 << 40) /* elements of one tensor per example, and per unit of batch */
 
 typedef struct {

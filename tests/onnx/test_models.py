@@ -181,7 +181,10 @@ with tempfile.TemporaryDirectory() as d:
               ("Sequential CNN", seq, (3, 32, 32)),
               ("resnet34", torchvision.models.resnet34(num_classes=10), (3, 32, 32)),
               ("shufflenet_v2_x0_5", torchvision.models.shufflenet_v2_x0_5(num_classes=10), (3, 32, 32)),
-              ("mnasnet0_5", torchvision.models.mnasnet0_5(num_classes=10), (3, 32, 32))]
+              ("mnasnet0_5", torchvision.models.mnasnet0_5(num_classes=10), (3, 32, 32)),
+              ("densenet121", torchvision.models.densenet121(num_classes=10), (3, 32, 32)),
+              ("convnext_tiny", torchvision.models.convnext_tiny(num_classes=10), (3, 32, 32)),
+              ("efficientnet_b0", torchvision.models.efficientnet_b0(num_classes=10), (3, 32, 32))]
     for name, m, shape in models:
         torch.manual_seed(2)
         randomise_bn(m)

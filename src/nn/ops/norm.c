@@ -89,12 +89,13 @@ void ng__bn_coef(const float *g, const float *b, const float *mu, const float *v
 
 /* ---- LayerNormalization ---- */
 
-/* The sum of x[i] (m = 0) or of (x[i] - m)^2 over n values, in eight float partial sums added in double in a
- * fixed order: independent chains that vectorise, and the same bits for the same row. */
-static double sum8(const float *x, size_t n, double m) {
+/* The sum of x[i] (squares false) or of (x[i] - m)^2 (squares true) over n values, in eight float partial
+ * sums added in double in a fixed order: independent chains that vectorise, and the same bits for the same
+ * row. */
+static double sum8(const float *x, size_t n, bool squares, double m) {
   float p[8] = {0, 0, 0, 0, 0, 0, 0, 0}, mf = (float)m;
   size_t i = 0;
-  if (m == 0)
+  if (!squares)
     for (; i + 8 <= n; i += 8)
       for (size_t k = 0; k < 8; k++)
         p[k] += x[i + k];
@@ -106,7 +107,7 @@ static double sum8(const float *x, size_t n, double m) {
   for (size_t k = 0; k < 8; k++)
     s += p[k];
   for (; i < n; i++)
-    s += m == 0 ? (double)x[i] : ((double)x[i] - m) * ((double)x[i] - m);
+    s += !squares ? (double)x[i] : ((double)x[i] - m) * ((double)x[i] - m);
   return s;
 }
 
@@ -149,8 +150,8 @@ static void ln_run(const ng__gnode *n, const ng__graph *gr, ng__run *r) {
   for (size_t o = 0; o < outer; o++) {
     const float *xp = x + o * F;
     float *yp = y + o * F;
-    double m = sum8(xp, F, 0) / (double)F;
-    double rs = 1.0 / sqrt(sum8(xp, F, m) / (double)F + a->eps);
+    double m = sum8(xp, F, false, 0) / (double)F;
+    double rs = 1.0 / sqrt(sum8(xp, F, true, m) / (double)F + a->eps);
     float mf = (float)m, rsf = (float)rs;
     if (b)
       for (size_t i = 0; i < F; i++)
@@ -193,7 +194,7 @@ static void sm_run(const ng__gnode *n, const ng__graph *gr, ng__run *r) {
         mx = xp[l] > mx ? xp[l] : mx;
       for (size_t l = 0; l < L; l++)
         yp[l] = expf(xp[l] - mx);
-      float inv = (float)(1.0 / sum8(yp, L, 0));
+      float inv = (float)(1.0 / sum8(yp, L, false, 0));
       for (size_t l = 0; l < L; l++)
         yp[l] *= inv;
       continue;
