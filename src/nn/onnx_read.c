@@ -221,6 +221,56 @@ static int read_node(const char *path, size_t index, const Onnx__NodeProto *p, n
   return NG_OK;
 }
 
+/* How deep messages may nest in a file: protobuf-c unpacks recursively, and a 2 MB file of graphs nested in
+ * graphs overflows its stack. ONNX models nest a few levels per subgraph (graph, node, attribute). */
+#define MAX_NESTING 100
+
+/* Reads a varint at b[*at..len); false when it runs past the end or over 10 bytes. */
+static bool read_varint(const uint8_t *b, size_t len, size_t *at, uint64_t *v) {
+  *v = 0;
+  for (unsigned shift = 0; shift < 70 && *at < len; shift += 7) {
+    uint8_t c = b[(*at)++];
+    if (shift < 64) *v |= (uint64_t)(c & 0x7f) << shift;
+    if (!(c & 0x80)) return true;
+  }
+  return false;
+}
+
+/* Whether the message of type d encoded in b[0..len) nests its message fields at most MAX_NESTING - depth
+ * levels deeper, scanning the wire format with protobuf-c's descriptors before it unpacks anything (and
+ * recursing no deeper than that itself). Bytes that are not well formed end the scan with true: protobuf-c
+ * refuses them. (Written on branch onnxio, where a file of 100,000 nested graphs crashed the unpacking.) */
+static bool nesting_ok(const ProtobufCMessageDescriptor *d, const uint8_t *b, size_t len, int depth) {
+  size_t at = 0;
+  while (at < len) {
+    uint64_t key, n;
+    if (!read_varint(b, len, &at, &key)) return true;
+    switch (key & 7) {
+      case 0:
+        if (!read_varint(b, len, &at, &n)) return true;
+        break;
+      case 1:
+      case 5:
+        if (len - at < ((key & 7) == 1 ? 8u : 4u)) return true;
+        at += (key & 7) == 1 ? 8 : 4;
+        break;
+      case 2: {
+        if (!read_varint(b, len, &at, &n) || n > len - at) return true;
+        const ProtobufCFieldDescriptor *fd =
+            key >> 3 <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3)) : NULL;
+        if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE) {
+          if (depth + 1 >= MAX_NESTING) return false;
+          if (!nesting_ok(fd->descriptor, b + at, (size_t)n, depth + 1)) return false;
+        }
+        at += (size_t)n;
+      } break;
+      default:
+        return true;
+    }
+  }
+  return true;
+}
+
 /* Whether no message in the tree under m keeps an unknown field of number 0. protobuf-c accepts such a field
  * when its tag is written in more than one byte and keeps it, but refuses the one-byte tag it packs for it,
  * so a file read with one could not be read again once nograd wrote it: it is refused as malformed (found
@@ -342,6 +392,11 @@ int ng__onnx_read(const char *path, ng__onnx_graph **out) {
   uint8_t *buf = NULL;
   size_t len = 0;
   NG_CALL(slurp(path, &buf, &len));
+  if (!nesting_ok(&onnx__model_proto__descriptor, buf, len, 0)) {
+    free(buf);
+    return ng_error(NG_EFORMAT, "%s: messages nested more than %d deep (not an ONNX model nograd reads)",
+                    path, MAX_NESTING);
+  }
   Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, buf);
   free(buf);
   if (mp && !field_numbers_valid(&mp->base)) {

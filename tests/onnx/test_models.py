@@ -231,6 +231,25 @@ with tempfile.TemporaryDirectory() as d:
     torch.onnx.export(Fn(lambda x: torch.floor(x)), torch.zeros(1, 4), unk, opset_version=17,
                       dynamic_axes={"x": {0: "b"}}, input_names=["x"])
     refused(unk, ["Floor", "not in nograd's op set", "Conv", "MatMul"], "an op outside the set (the set listed)")
+    # graphs nested 100,000 deep (ModelProto.graph 7, GraphProto.node 1, NodeProto.attribute 5,
+    # AttributeProto.g 6): refused before protobuf-c's recursive unpacking could overflow its stack
+    def field(number, payload):
+        key, out = (number << 3) | 2, bytearray()
+        for v in (key, len(payload)):
+            while True:
+                b = v & 0x7F
+                v >>= 7
+                out.append(b | (0x80 if v else 0))
+                if not v:
+                    break
+        return bytes(out) + payload
+    g = b""
+    for _ in range(100000):
+        g = field(1, field(5, field(6, g)))
+    deep = os.path.join(d, "deep.onnx")
+    with open(deep, "wb") as f:
+        f.write(field(7, g))
+    refused(deep, ["nested more than"], "graphs nested 100,000 deep")
     sym = os.path.join(d, "symbolic.onnx")
     torch.onnx.export(small, torch.zeros(2, 4), sym, opset_version=17, input_names=["x"],
                       dynamic_axes={"x": {0: "b", 1: "features"}})
