@@ -553,7 +553,10 @@ static int write_result(const rf_run *r, const ng_retrofit_result *res) {
                        .groups = info.groups,
                        .input_files = (const char *const *)info.input_files,
                        .input_checksums = (const char *const *)info.input_checksums,
-                       .ninputs = info.ninputs};
+                       .ninputs = info.ninputs,
+                       .blas_core = info.blas_core,
+                       .blas_config = info.blas_config,
+                       .cpu_model = info.cpu_model};
   if (st == NG_OK) st = ng_ckpt_write(path, &meta, opt, &history, best_x, n, best_f, result);
   ng_ckpt_info_free(&info);
   ng_history_free(&history);

@@ -72,7 +72,6 @@ void ng_history_free(ng_history *h) {
 /* ---- FNV-1a 64 and the state checksum -------------------------------------------------------------------
  */
 
-
 uint64_t ng__fnv_bytes(uint64_t h, const void *data, size_t len) {
   const unsigned char *p = data;
   for (size_t i = 0; i < len; i++) {
@@ -115,7 +114,7 @@ static int by_name(const void *a, const void *b) {
  * little-endian bytes, values), then the history's rows x columns doubles, then best f and best x. It does
  * not depend on the order of the entries in the state nor on anything HDF5 adds. */
 int ng__ckpt_checksum(const ng_state *st, const ng_history *hist, const double *best_x, size_t n,
-                          double best_f, uint64_t *out) {
+                      double best_f, uint64_t *out) {
   uint64_t h = NG__FNV_OFFSET;
   size_t count = st ? ng_state_count(st) : 0;
   named_index *order = malloc((count ? count : 1) * sizeof *order);
@@ -232,6 +231,9 @@ static int put_meta(const writer *w, hid_t g, const ng_ckpt_meta *m, const char 
   NG_CALL(put_attr_int(w, g, "/meta", "groups", m->groups));
   NG_CALL(put_attr_str(w, g, "/meta", "created", created));
   NG_CALL(put_attr_str(w, g, "/meta", "state_checksum", checksum));
+  if (m->blas_core) NG_CALL(put_attr_str(w, g, "/meta", "blas_core", m->blas_core));
+  if (m->blas_config) NG_CALL(put_attr_str(w, g, "/meta", "blas_config", m->blas_config));
+  if (m->cpu_model) NG_CALL(put_attr_str(w, g, "/meta", "cpu_model", m->cpu_model));
   if (m->ninputs) {
     NG_CALL(put_dataset(w, g, "/meta", "input_files", w->vstr, w->vstr, m->input_files, m->ninputs, 0));
     NG_CALL(
@@ -388,4 +390,3 @@ int ng_file_checksum(const char *path, char out[17]) {
   if (st == NG_OK) snprintf(out, 17, "%016" PRIx64, h);
   return st;
 }
-

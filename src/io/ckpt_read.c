@@ -26,7 +26,6 @@
 #define NOGRAD_VERSION "unknown"
 #endif
 
-
 /* H5Lvisit's callback type changed in HDF5 1.12. */
 #if H5_VERSION_GE(1, 12, 0)
 typedef H5L_info2_t ng_h5l_info;
@@ -225,6 +224,19 @@ static int read_meta(const reader *r, hid_t g, ng_ckpt_info *info, char **checks
   NG_CALL(read_attr_str(r, g, "/meta", "budget", &info->budget));
   NG_CALL(read_attr_str(r, g, "/meta", "optimizer", &info->optimizer));
   NG_CALL(read_attr_str(r, g, "/meta", "created", &info->created));
+  /* Optional: the kernels (files written before nograd recorded them have none). */
+  const char *const optional[] = {"blas_core", "blas_config", "cpu_model"};
+  char **dest[] = {&info->blas_core, &info->blas_config, &info->cpu_model};
+  for (size_t k = 0; k < 3; k++) {
+    char hint[1024];
+    ng_h5_src src = src_of(r, hint, sizeof hint);
+    int st = ng_h5_attr_get(&src, g, "/meta", optional[k], NG_H5_STR, 1, dest[k]);
+    if (st == NG_ENOTFOUND) {
+      *dest[k] = NULL;
+      continue;
+    }
+    NG_CALL(st);
+  }
   NG_CALL(read_attr_small_int(r, g, "/meta", "ranks", &info->ranks));
   NG_CALL(read_attr_small_int(r, g, "/meta", "groups", &info->groups));
   NG_CALL(read_attr_str(r, g, "/meta", "state_checksum", checksum));
@@ -368,6 +380,9 @@ void ng_ckpt_info_free(ng_ckpt_info *info) {
   free(info->budget);
   free(info->optimizer);
   free(info->created);
+  free(info->blas_core);
+  free(info->blas_config);
+  free(info->cpu_model);
   for (size_t i = 0; i < info->ninputs; i++) {
     if (info->input_files) free(info->input_files[i]);
     if (info->input_checksums) free(info->input_checksums[i]);
@@ -492,4 +507,3 @@ done:
   free(r.prev);
   return st;
 }
-

@@ -37,7 +37,7 @@ class CkptMeta(ctypes.Structure):
     _fields_ = [("program_version", c_char_p), ("command_line", c_char_p), ("config", c_char_p),
                 ("budget", c_char_p), ("optimizer", c_char_p), ("ranks", c_int), ("groups", c_int),
                 ("input_files", POINTER(c_char_p)), ("input_checksums", POINTER(c_char_p)),
-                ("ninputs", c_size_t)]
+                ("ninputs", c_size_t), ("blas_core", c_char_p), ("blas_config", c_char_p), ("cpu_model", c_char_p)]
 
 
 class CkptInfo(ctypes.Structure):
@@ -45,7 +45,8 @@ class CkptInfo(ctypes.Structure):
     _fields_ = [("format_version", c_int), ("program_version", c_char_p), ("command_line", c_char_p),
                 ("config", c_char_p), ("budget", c_char_p), ("optimizer", c_char_p), ("created", c_char_p),
                 ("ranks", c_int), ("groups", c_int), ("input_files", POINTER(c_char_p)),
-                ("input_checksums", POINTER(c_char_p)), ("ninputs", c_size_t)]
+                ("input_checksums", POINTER(c_char_p)), ("ninputs", c_size_t), ("blas_core", c_char_p),
+                ("blas_config", c_char_p), ("cpu_model", c_char_p)]
 
 
 # name: (restype, argtypes). Pointers to arrays are passed as c_void_p (numpy's .ctypes.data), which is the
