@@ -1,5 +1,5 @@
-/* `nograd eval MODEL.h5 DATA.h5`: loss, metrics and forward throughput of a model on a dataset, data-parallel
- * under mpirun and the same bits for any number of ranks. */
+/* `nograd eval MODEL.h5 DATA.h5` (or MODEL.onnx): loss, metrics and forward throughput of a model on a
+ * dataset, data-parallel under mpirun and the same bits for any number of ranks. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

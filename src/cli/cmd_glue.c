@@ -133,13 +133,15 @@ int ng_cmd_glue(MPI_Comm comm, int argc, char **argv) {
   bool json = false, no_cache = false;
   ng_arg table[] = {
       {"--experts", NG_ARG_LIST, &experts, "E.h5",
-       "expert model files of one architecture; takes the following non-option arguments too"},
+       "expert model files of one architecture (nograd's .h5 or ONNX .onnx); takes the following non-option "
+       "arguments too"},
       {"--expert", NG_ARG_LIST, &expert, "E.h5", "one expert model file (repeatable)"},
       {"--target-train", NG_ARG_STRING, &cfg.target_train, "T.h5", "target train split (dataset)"},
       {"--target-val", NG_ARG_STRING, &cfg.target_val, "V.h5",
        "target validation split: where the prior is measured (default: the train split)"},
       {"--out", NG_ARG_STRING, &cfg.out, "PRIOR.h5",
-       "the prior's model file; with --method all a directory, which gets METHOD.h5 for each method"},
+       "the prior's model file (.onnx for ONNX experts); with --method all a directory, which gets METHOD.h5 "
+       "(METHOD.onnx) for each method"},
       {"--method", NG_ARG_STRING, &method, "M",
        "spsa, cmaes, fullgrad, uniform, datasize, proxy, best, or all of them"},
       {"--granularity", NG_ARG_STRING, &granularity, "G",

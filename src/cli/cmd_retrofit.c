@@ -52,7 +52,8 @@ int ng_cmd_retrofit(MPI_Comm comm, int argc, char **argv) {
   ng_arg table[] = {
       {"--list-params", NG_ARG_STRING, &list, "MODEL.h5", "show what --params can name in a model, and exit"},
       {"--params", NG_ARG_STRING, &cfg.params, "SPEC",
-       "what to tune: NAME, NAME[a:b], scale:LAYER, temperature, offsets, threshold (comma-separated)"},
+       "what to tune: NAME, NAME[a:b], scale:LAYER (ONNX: scale:NODE, scale:MODULE), temperature, offsets, "
+       "threshold (comma-separated)"},
       {"--val", NG_ARG_STRING, &cfg.val, "V.h5", "the validation set the metric is minimized on"},
       {"--val-size", NG_ARG_SIZE, &cfg.val_size, "N",
        "a seeded, stratified subset of N validation rows (0: all)"},
@@ -71,7 +72,9 @@ int ng_cmd_retrofit(MPI_Comm comm, int argc, char **argv) {
       {"--delta", NG_ARG_POSDOUBLE, &cfg.delta, "D", "the bound holds with probability 1 - D"},
       {"--chunk-rows", NG_ARG_POSINT, &cfg.chunk_rows, "C", "rows per data chunk"},
       {"--out", NG_ARG_STRING, &cfg.out, "MODEL.h5",
-       "the retrofitted model: rewritten after every generation that improves it, and at the end"},
+       "the retrofitted model (.onnx for an ONNX model): rewritten after every generation that improves it, "
+       "and "
+       "at the end"},
       NG_CLI_RUN_OPTIONS(&run),
       {"--evaluator", NG_ARG_STRING, &cfg.evaluator, "SPEC",
        "exec:PROGRAM [ARGS] or plugin:LIB.so: an external scorer (see tools/evaluators/README.md)"},
