@@ -267,6 +267,15 @@ static int commit(const ng_fs_atomic *how, const char *path, const char *tmp, co
   return ng_fs_sync_parent(path, how->noun, how->dir_what);
 }
 
+int ng_fs_write_atomic(const char *path, const ng_fs_atomic *how, const void *bytes, size_t len) {
+  char *tmp = ng_fs_suffixed(path, ".tmp"), *prev = how->keep_prev ? ng_fs_suffixed(path, ".prev") : NULL;
+  int st = !tmp || (how->keep_prev && !prev) ? ng_error(NG_ENOMEM, "%s: out of memory", how->noun) : NG_OK;
+  if (st == NG_OK) st = commit(how, path, tmp, prev, write_bytes(how, tmp, bytes, len));
+  free(prev);
+  free(tmp);
+  return st;
+}
+
 int ng_h5_write_atomic(const char *path, const ng_fs_atomic *how,
                        int (*fill)(hid_t fid, const char *name, void *ctx), void *ctx) {
   char *tmp = ng_fs_suffixed(path, ".tmp"), *prev = how->keep_prev ? ng_fs_suffixed(path, ".prev") : NULL;

@@ -110,6 +110,12 @@ typedef struct {
 int ng_h5_write_atomic(const char *path, const ng_fs_atomic *how,
                        int (*fill)(hid_t fid, const char *name, void *ctx), void *ctx);
 
+/* Writes the len bytes to PATH atomically, as ng_h5_write_atomic does once the file is built (for files that
+ * are not HDF5, like ONNX models): PATH.tmp written and fsynced, before_rename, PATH.prev kept when asked,
+ * PATH.tmp renamed over PATH, the directory fsynced; on any failure PATH.tmp is removed and PATH left as it
+ * was. Returns NG_OK, or the statuses and messages of ng_h5_write_atomic (but none from fill). */
+int ng_fs_write_atomic(const char *path, const ng_fs_atomic *how, const void *bytes, size_t len);
+
 #define NG_H5PATH_MAX 512 /* HDF5 paths in messages; longer ones are cut */
 
 /* Whether every component of the absolute HDF5 path exists (H5Lexists alone fails on a missing parent). */

@@ -26,35 +26,6 @@ typedef struct {
   size_t n_float;
 } saved_init;
 
-static int write_bytes(const char *path, const uint8_t *buf, size_t len) {
-  char *tmp = ng_fs_suffixed(path, ".tmp");
-  if (!tmp) return ng_error(NG_ENOMEM, "ONNX model: out of memory");
-  int st = NG_OK;
-  FILE *f = fopen(tmp, "wb");
-  if (!f) {
-    st = ng_error(NG_EIO, "cannot write ONNX model '%s': %s", tmp, strerror(errno));
-    goto done;
-  }
-  size_t wrote = fwrite(buf, 1, len, f);
-  int e = errno, bad = wrote != len || fflush(f) != 0;
-  if (fclose(f) != 0 && !bad) {
-    bad = 1;
-    e = errno;
-  }
-  if (bad) {
-    st = ng_error(NG_EIO, "cannot write ONNX model '%s': %s", tmp, strerror(e));
-  } else if ((st = ng_fs_sync(tmp, 0, "ONNX model")) == NG_OK) {
-    if (rename(tmp, path) != 0)
-      st = ng_error(NG_EIO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-    else
-      st = ng_fs_sync_parent(path, "ONNX model", NULL);
-  }
-  if (st != NG_OK) remove(tmp);
-done:
-  free(tmp);
-  return st;
-}
-
 static Onnx__TensorProto *find_init(Onnx__GraphProto *gp, const char *name) {
   for (size_t i = 0; i < gp->n_initializer; i++)
     if (gp->initializer[i]->name && !strcmp(gp->initializer[i]->name, name)) return gp->initializer[i];
@@ -175,7 +146,8 @@ int ng__onnx_write(const ng__onnx_graph *g, const char *path, const char *const 
     st = ng_error(NG_ENOMEM, "%s: out of memory for %zu bytes", path, len);
     goto done;
   }
-  st = write_bytes(path, buf, len);
+  static const ng_fs_atomic how = {"ONNX model", "ONNX model", NULL, 0, NULL};
+  st = ng_fs_write_atomic(path, &how, buf, len);
 done:
   for (size_t k = 0; saved && k < nsaved; k++) {
     saved[k].t->has_raw_data = saved[k].has_raw;
