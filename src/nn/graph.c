@@ -298,45 +298,73 @@ static int add_param(ng__graph *gr, const ng__onnx_tensor *src, const char *name
   return NG_OK;
 }
 
-/* Parameters: float initializers a node reads, in file order, then Identity copies of them in node order. */
+/* A parameter in the making: its name, the initializer holding its values, and that initializer's name when
+ * it comes from an Identity copy. */
+typedef struct {
+  const char *name;
+  const ng__onnx_tensor *src;
+  const char *source;
+} param_ref;
+
+/* The tensor a compute node's input names when it is a parameter: a float initializer, or the output of an
+ * Identity of one (*source set); NULL otherwise. */
+static const ng__onnx_tensor *param_of(const ng__onnx_graph *g, const char *name, const char **source) {
+  *source = NULL;
+  const ng__onnx_tensor *t = find_init(g, name);
+  if (t) return t->dtype == NG__ONNX_FLOAT ? t : NULL;
+  for (size_t i = 0; i < g->nnodes; i++)
+    if (is_param_identity(g, &g->nodes[i]) && !strcmp(g->nodes[i].outputs[0], name)) {
+      t = find_init(g, g->nodes[i].inputs[0]);
+      *source = t->name;
+      return t;
+    }
+  return NULL;
+}
+
+/* Parameters: every float initializer a computing node reads, directly or through torch's Identity copy of
+ * an equal initializer, in the order the nodes first read them (file order, Identity copies skipped). The
+ * order does not depend on which tensors the exporter deduplicated, so every model of one architecture has
+ * the same layout: a fresh expert whose BatchNorm statistics equal its biases, and a trained one. */
 static int add_params(ng__graph *gr, const ng__onnx_graph *g) {
-  size_t total = 0, count = 0;
-  for (size_t pass = 0; pass < 2; pass++) {
-    if (pass == 1) {
-      gr->params = ng__mallocn(total ? total : 1, 1, sizeof *gr->params);
-      gr->param_tensors = calloc(count + 1, sizeof *gr->param_tensors);
-      if (!gr->params || !gr->param_tensors) return oom(gr);
-      gr->nparams = total;
-    }
-    size_t used = 0;
-    for (size_t i = 0; i < g->ninits; i++) {
-      const ng__onnx_tensor *it = &g->inits[i];
-      if (it->dtype != NG__ONNX_FLOAT || !is_read(g, it->name)) continue;
+  size_t cap = 1, n = 0, total = 0;
+  for (size_t i = 0; i < g->nnodes; i++)
+    cap += g->nodes[i].ninputs;
+  param_ref *refs = calloc(cap, sizeof *refs);
+  if (!refs) return oom(gr);
+  int st = NG_OK;
+  for (size_t i = 0; i < g->nnodes; i++) {
+    const ng__onnx_node *nd = &g->nodes[i];
+    if (is_param_identity(g, nd)) continue;
+    for (size_t k = 0; k < nd->ninputs; k++) {
+      const char *source;
+      const ng__onnx_tensor *t = nd->inputs[k][0] ? param_of(g, nd->inputs[k], &source) : NULL;
+      bool seen = !t;
+      for (size_t j = 0; j < n && !seen; j++)
+        seen = !strcmp(refs[j].name, nd->inputs[k]);
+      if (seen) continue;
       size_t numel = 1;
-      for (size_t k = 0; k < it->ndim; k++)
-        numel *= (size_t)it->dims[k];
-      if (pass == 0) {
-        if (!ng__add(total, numel, &total)) return oom(gr);
-        count++;
-      } else {
-        NG_CALL(add_param(gr, it, it->name, NULL, &used));
+      for (size_t d = 0; d < t->ndim; d++)
+        numel *= (size_t)t->dims[d];
+      if (!ng__add(total, numel, &total)) {
+        st = oom(gr);
+        goto done;
       }
-    }
-    for (size_t i = 0; i < g->nnodes; i++) {
-      const ng__onnx_node *n = &g->nodes[i];
-      if (!is_param_identity(g, n)) continue;
-      const ng__onnx_tensor *src = find_init(g, n->inputs[0]);
-      size_t numel = 1;
-      for (size_t k = 0; k < src->ndim; k++)
-        numel *= (size_t)src->dims[k];
-      if (pass == 0) {
-        if (!ng__add(total, numel, &total)) return oom(gr);
-        count++;
-      } else {
-        NG_CALL(add_param(gr, src, n->outputs[0], src->name, &used));
-      }
+      refs[n++] = (param_ref){nd->inputs[k], t, source};
     }
   }
+  gr->params = ng__mallocn(total ? total : 1, 1, sizeof *gr->params);
+  gr->param_tensors = calloc(n + 1, sizeof *gr->param_tensors);
+  if (!gr->params || !gr->param_tensors) {
+    st = oom(gr);
+    goto done;
+  }
+  gr->nparams = total;
+  size_t used = 0;
+  for (size_t j = 0; j < n && st == NG_OK; j++)
+    st = add_param(gr, refs[j].src, refs[j].name, refs[j].source, &used);
+done:
+  free(refs);
+  if (st != NG_OK) return st;
   /* Integer and unread float initializers: constants. */
   for (size_t i = 0; i < g->ninits; i++) {
     const ng__onnx_tensor *it = &g->inits[i];
@@ -394,13 +422,15 @@ static int check_sizes(const ng__gctx *cx, const ng__gnode *n) {
     for (size_t j = 0; j < t->ndim; j++) {
       ng__ldim d = t->dims[j];
       if (d.a < 0 || d.c < 0 || (d.a == 0 && d.c < 0) || d.a > NG__MAX_ELEMENTS || d.c > NG__MAX_ELEMENTS)
-        return ng__op_error(cx, "output %s has dimension %zu of %lld*batch + %lld", t->name, j, (long long)d.a,
-                            (long long)d.c);
+        return ng__op_error(cx, "output %s has dimension %zu of %lld*batch + %lld", t->name, j,
+                            (long long)d.a, (long long)d.c);
       if (a && d.a) return ng__op_error(cx, "output %s has two dimensions that grow with the batch", t->name);
       size_t na, nc;
-      if (!ng__mul((size_t)a, (size_t)d.c, &na) || !ng__mul((size_t)c, (size_t)d.a, &nc) || !ng__add(na, nc, &na) ||
-          !ng__mul((size_t)c, (size_t)d.c, &nc) || na > (size_t)NG__MAX_ELEMENTS || nc > (size_t)NG__MAX_ELEMENTS)
-        return ng__op_error(cx, "output %s has more than %lld elements", t->name, (long long)NG__MAX_ELEMENTS);
+      if (!ng__mul((size_t)a, (size_t)d.c, &na) || !ng__mul((size_t)c, (size_t)d.a, &nc) ||
+          !ng__add(na, nc, &na) || !ng__mul((size_t)c, (size_t)d.c, &nc) || na > (size_t)NG__MAX_ELEMENTS ||
+          nc > (size_t)NG__MAX_ELEMENTS)
+        return ng__op_error(cx, "output %s has more than %lld elements", t->name,
+                            (long long)NG__MAX_ELEMENTS);
       a = na;
       c = nc;
     }

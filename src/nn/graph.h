@@ -7,9 +7,9 @@
  * Parameters. The float initializers that nodes read, and the outputs of Identity nodes whose input is such an
  * initializer (torch 1.13 replaces an initializer equal to another one by an Identity of it, e.g. a fresh
  * model's BatchNorm tensors), are the model's parameters: each name has its own entry in one flat float32
- * vector, in the order of the file's initializers, then of those Identity nodes, each tensor contiguous in its
- * ONNX layout (row-major). Models of one architecture therefore have one layout whatever the exporter
- * deduplicated. Forward passes read the parameters from a vector the caller passes (a candidate), never from
+ * vector, in the order the computing nodes first read them (file order, the Identity copies themselves
+ * skipped), each tensor contiguous in its ONNX layout (row-major). Models of one architecture therefore have
+ * one layout whatever the exporter deduplicated. Forward passes read the parameters from a vector the caller passes (a candidate), never from
  * the graph; the graph's own copy (ng__graph_params) is the file's values. Integer initializers and folded
  * constants belong to the graph.
  *

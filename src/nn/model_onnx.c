@@ -4,8 +4,9 @@
  * example, the output size, forward passes on a workspace. Every command that takes a model therefore takes
  * an ONNX file without knowing it, and the data-parallel determinism contract holds as for native models.
  *
- * The model's "spec text" is a canonical description of the graph (its input, one line per node in file
- * order: op type, name, inputs and outputs, attributes; then one line per parameter with its dimensions;
+ * The model's "spec text" is a canonical description of the graph (its input, one line per computing node in
+ * file order: op type, name, inputs and outputs, attributes; then one line per parameter with its dimensions;
+ * torch's Identity copies of equal tensors are parameters, not nodes, there;
  * not the opset, so that experts exported at different opsets mix when their graphs agree), so that two
  * experts of one architecture have the same text and the first line that differs names the node or tensor
  * at fault. It is never parsed.
@@ -129,6 +130,14 @@ static void put_attr(text *t, const ng__onnx_attr *a) {
   }
 }
 
+/* Whether n is an Identity of a float initializer (torch's deduplication): not a computing node. */
+static bool param_identity(const ng__onnx_graph *g, const ng__onnx_node *n) {
+  if (strcmp(n->op_type, "Identity") || n->ninputs != 1 || n->noutputs != 1) return false;
+  for (size_t i = 0; i < g->ninits; i++)
+    if (!strcmp(g->inits[i].name, n->inputs[0])) return g->inits[i].dtype == NG__ONNX_FLOAT;
+  return false;
+}
+
 static char *describe(const ng__onnx_graph *g, const ng__graph *gr) {
   text t = {0};
   for (size_t i = 0; i < g->ninputs; i++) {
@@ -142,6 +151,7 @@ static char *describe(const ng__onnx_graph *g, const ng__graph *gr) {
   }
   for (size_t i = 0; i < g->nnodes; i++) {
     const ng__onnx_node *n = &g->nodes[i];
+    if (param_identity(g, n)) continue; /* torch's copy of an equal tensor: a parameter, listed below */
     put(&t, "node %s %s%s%s", n->name, n->domain[0] ? n->domain : "", n->domain[0] ? "." : "", n->op_type);
     for (size_t k = 0; k < n->ninputs; k++)
       put(&t, "%s%s", k ? "," : " (", n->inputs[k]);

@@ -144,6 +144,16 @@ with tempfile.TemporaryDirectory() as d:
               "glue %s: the prior loaded into PyTorch (%d tensors changed) has loss %.7f, nograd reported %.7f"
               % (gran, len(report), got, r["prior_loss"]))
 
+    # a fresh expert (torch replaces its BatchNorm statistics equal to biases by Identity copies) has the
+    # layout of the trained ones, so they mix
+    torch.manual_seed(99)
+    ngt.export_onnx(Net(), p("fresh.onnx"), (1, 16, 16))
+    fresh_ids = sum(n.op_type == "Identity" for n in onnx.load(p("fresh.onnx")).graph.node)
+    rc, out, err = run(["glue", "--experts", experts[0], p("fresh.onnx"), "--target-train", p("t-train.h5"),
+                        "--method", "uniform", "--out", p("with-fresh.onnx"), "--json"])
+    check(fresh_ids > 0 and rc == 0 and os.path.exists(p("with-fresh.onnx")),
+          "a fresh expert (%d Identity copies) mixes with a trained one: exit %d %s" % (fresh_ids, rc, err.strip()[-200:]))
+
     # retrofit: the same bytes on 1 and 2 ranks; the result in PyTorch has the reported loss
     listing = must(["retrofit", "--list-params", experts[0]])
     check("scale:" in listing and "module layer1.conv1" in listing and "offsets      yes" in listing,
