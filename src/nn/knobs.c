@@ -69,36 +69,8 @@ struct ng_knobs {
 
 /* ---- The model's layers ---- */
 
-static const char *kind_word(ng_layer_kind k) {
-  static const char *const words[] = {"conv2d",    "maxpool",   "avgpool", "flatten",  "dense",
-                                      "relu",      "gelu",      "tanh",    "sigmoid",  "softmax",
-                                      "batchnorm", "layernorm", "dropout", "residual", "end"};
-  return (size_t)k < sizeof words / sizeof words[0] ? words[k] : "?";
-}
-
 static size_t numel(const ng_tensor *t) {
   return t->shape[0] * t->shape[1] * t->shape[2] * t->shape[3];
-}
-
-/* The dense layer that produces the model's output (only softmax or dropout may follow it), or NONE with a
- * reason in why. */
-static size_t last_dense(const ng_model *m, char *why, size_t len) {
-  size_t i = m->nlayers;
-  while (i > 0 && (m->layers[i - 1].kind == NG_L_SOFTMAX || m->layers[i - 1].kind == NG_L_DROPOUT))
-    i--;
-  if (i == 0) {
-    snprintf(why, len, "the model has no dense layer before its output");
-    return NONE;
-  }
-  const ng_layer *L = &m->layers[i - 1];
-  if (L->kind != NG_L_DENSE) {
-    snprintf(why, len,
-             "the model's output comes from a %s layer (spec line %d), not from a dense layer followed by "
-             "nothing but softmax",
-             kind_word(L->kind), L->line);
-    return NONE;
-  }
-  return i - 1;
 }
 
 static size_t find_layer(const ng_model *m, const char *name) {
@@ -237,7 +209,7 @@ static int parse_tensor_item(const ng_model *m, const char *text, knob_item *it)
                           name, name, name, name);
       return item_error(NG_ENOTFOUND, text,
                         "'%s' is a %s layer, not a tensor: name one of its tensors, e.g. %s", name,
-                        kind_word(ly->kind), m->tensors[ly->tensor].name);
+                        ng__knob_kind_word(ly->kind), m->tensors[ly->tensor].name);
     }
     char hint[256];
     suggest_tensor(m, name, hint, sizeof hint);
@@ -318,7 +290,7 @@ static int parse_scale_item(const ng_model *m, ng_knobs *k, const char *text, kn
   size_t L = find_layer(m, name);
   if (L == NONE) {
     for (size_t i = 0; i < m->nlayers; i++)
-      if (!strcmp(kind_word(m->layers[i].kind), name))
+      if (!strcmp(ng__knob_kind_word(m->layers[i].kind), name))
         return item_error(
             NG_EINVAL, text,
             "a %s layer has no weights to scale; scale: takes a dense or conv2d layer by name: %s", name,
@@ -334,7 +306,7 @@ static int parse_scale_item(const ng_model *m, ng_knobs *k, const char *text, kn
     return item_error(
         NG_EINVAL, text,
         "'%s' is a %s layer; scale: multiplies the weight and bias of a dense or conv2d layer: %s", name,
-        kind_word(ly->kind), layers);
+        ng__knob_kind_word(ly->kind), layers);
   for (size_t u = 0; u < k->nunits; u++)
     if (k->units[u].layer == L) return mark_scaled(k, u, self, text);
   return ng_error(NG_EINTERNAL, "knobs: layer %s has no unit", name);
@@ -342,11 +314,7 @@ static int parse_scale_item(const ng_model *m, ng_knobs *k, const char *text, kn
 
 /* The unit temperature and offsets fold into, or NONE with the reason in why. */
 static size_t output_unit(const ng_model *m, const ng_knobs *k, char *why, size_t len) {
-  if (m->onnx) return ng__knob_onnx_output_unit(m, k->units, k->nunits, why, len);
-  size_t L = last_dense(m, why, len);
-  for (size_t u = 0; L != NONE && u < k->nunits; u++)
-    if (k->units[u].layer == L) return u;
-  return NONE;
+  return ng__knob_output_unit(m, k->units, k->nunits, why, len);
 }
 
 static int parse_item(const ng_model *m, ng_knobs *k, const char *text, knob_item *it, size_t *last) {
@@ -693,83 +661,4 @@ const char *ng_knobs_coord_name(const ng_knobs *k, size_t i, char *buf, size_t l
     }
   }
   return buf;
-}
-
-/* ---- --list-params ---- */
-
-static void shape_text(const ng_tensor *T, char *buf, size_t len) {
-  size_t used = (size_t)snprintf(buf, len, "[");
-  for (size_t d = 0; d < T->ndim && used < len; d++)
-    used += (size_t)snprintf(buf + used, len - used, "%s%zu", d ? ", " : "", T->shape[d]);
-  if (used < len) snprintf(buf + used, len - used, "]");
-}
-
-int ng_knobs_list(const ng_model *m, FILE *out) {
-  if (!m || !out) return ng_error(NG_EINVAL, "ng_knobs_list: NULL argument");
-  size_t wname = 4, wshape = 5, wlayer = 0;
-  char shape[64];
-  ng_knobs units = {0}; /* only its units, for the table and the output unit */
-  NG_CALL(ng__knob_units(m, &units.units, &units.nunits));
-  for (size_t i = 0; i < m->ntensors; i++) {
-    shape_text(&m->tensors[i], shape, sizeof shape);
-    if (strlen(m->tensors[i].name) > wname) wname = strlen(m->tensors[i].name);
-    if (strlen(shape) > wshape) wshape = strlen(shape);
-  }
-  for (size_t u = 0; u < units.nunits; u++)
-    if (strlen(units.units[u].name) > wlayer) wlayer = strlen(units.units[u].name);
-  fprintf(out,
-          "Tensors: NAME (all of it), NAME[a:b] (rows a to b-1 of its first dimension), NAME[i] (row i)\n");
-  fprintf(out, "  %-*s  %-*s  %9s  %5s\n", (int)wname, "name", (int)wshape, "shape", "size", "rows");
-  for (size_t i = 0; i < m->ntensors; i++) {
-    const ng_tensor *T = &m->tensors[i];
-    shape_text(T, shape, sizeof shape);
-    fprintf(out, "  %-*s  %-*s  %9zu  %5zu\n", (int)wname, T->name, (int)wshape, shape, numel(T),
-            T->shape[0]);
-  }
-  fprintf(out, "  %zu tensors, %zu parameters\n\n", m->ntensors, m->nparams);
-
-  if (m->onnx)
-    fprintf(out,
-            "Nodes for scale:NODE, scale:MODULE or scale:PREFIX (one multiplier on the weight and bias of "
-            "each node it names)\n");
-  else
-    fprintf(out, "Layers for scale:LAYER (one multiplier on the layer's weight and bias)\n");
-  for (size_t u = 0; u < units.nunits; u++) {
-    const ng__knob_unit *U = &units.units[u];
-    if (m->onnx)
-      fprintf(out, "  scale:%-*s  %s, module %s, weight %s%s%s\n", (int)wlayer, U->name, U->kind, U->module,
-              m->tensors[U->weight].name, U->bias != NONE ? ", bias " : "",
-              U->bias != NONE ? m->tensors[U->bias].name : "");
-    else if (!strcmp(U->kind, "dense"))
-      fprintf(out, "  scale:%-*s  dense, %zu outputs\n", (int)wlayer, U->name, U->outputs);
-    else
-      fprintf(out, "  scale:%-*s  conv2d, %zu output channels\n", (int)wlayer, U->name, U->outputs);
-  }
-  if (!units.nunits)
-    fprintf(out, "  (none: the model has no %s)\n",
-            m->onnx ? "Conv, Gemm or MatMul node with a parameter weight" : "dense or conv2d layer");
-  fprintf(out, "\n");
-
-  char why[256];
-  size_t last = output_unit(m, &units, why, sizeof why);
-  if (last != NONE) {
-    const ng__knob_unit *U = &units.units[last];
-    fprintf(out, "temperature  yes: the logits of %s divided by T (its weight and bias over T)\n", U->name);
-    fprintf(out, "offsets      yes: C = %zu per-class offsets added to %s\n", U->outputs,
-            m->tensors[U->bias].name);
-  } else {
-    fprintf(out, "temperature  no: %s\n", why);
-    fprintf(out, "offsets      no: the same reason\n");
-  }
-  free(units.units);
-  if (m->out_size == 2) {
-    double t = ng_model_threshold(m);
-    if (isnan(t))
-      fprintf(out, "threshold    yes: binary classifier, no threshold stored (starts at 0.5)\n");
-    else
-      fprintf(out, "threshold    yes: binary classifier, stored threshold %.17g\n", t);
-  } else {
-    fprintf(out, "threshold    no: the model has %zu outputs; a threshold needs 2\n", m->out_size);
-  }
-  return ferror(out) ? ng_error(NG_EIO, "--list-params: cannot write the table") : NG_OK;
 }

@@ -69,6 +69,34 @@ int ng__knob_units(const ng_model *m, ng__knob_unit **units, size_t *n) {
   return m->onnx ? onnx_units(m, *units, cap, n) : native_units(m, *units, n);
 }
 
+const char *ng__knob_kind_word(int k) {
+  static const char *const words[] = {"conv2d",    "maxpool",   "avgpool", "flatten",  "dense",
+                                      "relu",      "gelu",      "tanh",    "sigmoid",  "softmax",
+                                      "batchnorm", "layernorm", "dropout", "residual", "end"};
+  return (size_t)k < sizeof words / sizeof words[0] ? words[k] : "?";
+}
+
+/* The dense layer that produces the model's output (only softmax or dropout may follow it), or NONE with a
+ * reason in why. */
+static size_t last_dense(const ng_model *m, char *why, size_t len) {
+  size_t i = m->nlayers;
+  while (i > 0 && (m->layers[i - 1].kind == NG_L_SOFTMAX || m->layers[i - 1].kind == NG_L_DROPOUT))
+    i--;
+  if (i == 0) {
+    snprintf(why, len, "the model has no dense layer before its output");
+    return SIZE_MAX;
+  }
+  const ng_layer *L = &m->layers[i - 1];
+  if (L->kind != NG_L_DENSE) {
+    snprintf(why, len,
+             "the model's output comes from a %s layer (spec line %d), not from a dense layer followed by "
+             "nothing but softmax",
+             ng__knob_kind_word(L->kind), L->line);
+    return SIZE_MAX;
+  }
+  return i - 1;
+}
+
 /* The node ops that may stand between the output unit and the graph's output. */
 static bool passes_through(const char *op) {
   return !strcmp(op, "Softmax") || !strcmp(op, "Dropout") || !strcmp(op, "Identity") ||
@@ -113,4 +141,12 @@ bool ng__knob_unit_matches(const ng_model *m, const ng__knob_unit *u, const char
   if (!m->onnx) return false;
   size_t len = strlen(name);
   return !strcmp(u->module, name) || (!strncmp(u->module, name, len) && u->module[len] == '.');
+}
+
+size_t ng__knob_output_unit(const ng_model *m, const ng__knob_unit *u, size_t n, char *why, size_t len) {
+  if (m->onnx) return ng__knob_onnx_output_unit(m, u, n, why, len);
+  size_t L = last_dense(m, why, len);
+  for (size_t k = 0; L != SIZE_MAX && k < n; k++)
+    if (u[k].layer == L) return k;
+  return SIZE_MAX;
 }

@@ -25,6 +25,14 @@ int ng__knob_units(const ng_model *m, ng__knob_unit **units, size_t *n);
  * and has a bias of out_size values, for temperature and offsets; SIZE_MAX with the reason in why. */
 size_t ng__knob_onnx_output_unit(const ng_model *m, const ng__knob_unit *u, size_t n, char *why, size_t len);
 
+/* The unit temperature and offsets fold into: the dense layer (native) or the Gemm/MatMul node (ONNX) that
+ * produces the output, followed by nothing but softmax, dropout or identity; SIZE_MAX with the reason in why.
+ */
+size_t ng__knob_output_unit(const ng_model *m, const ng__knob_unit *u, size_t n, char *why, size_t len);
+
+/* A native layer kind's spec word ("conv2d", "dense", ...; "?" out of range). */
+const char *ng__knob_kind_word(int kind);
+
 /* Whether scale:NAME takes unit u: its name, or (ONNX) its module or a module prefix ending at a dot. */
 bool ng__knob_unit_matches(const ng_model *m, const ng__knob_unit *u, const char *name);
 
