@@ -139,12 +139,14 @@ typedef struct ng_text_options {
  * see ng_label_map_parse). Blank lines are skipped. NG_EFORMAT with "FILE:LINE: column K ('name'): ..." for
  * text in a numeric column, a ragged row, a missing value without a policy, a label that is not a whole
  * number; NG_EIO when the file cannot be read; NG_EINVAL for a label column that does not exist. */
-NG_EXPORT int ng_import_text(const char *path, const ng_text_options *opt, const ng_label_map *label_map, ng_data *D);
+NG_EXPORT int ng_import_text(const char *path, const ng_text_options *opt, const ng_label_map *label_map,
+                             ng_data *D);
 
 /* Reads MNIST-style IDX files (gzip-compressed or not): images (magic 2051, N x H x W uint8) and labels
  * (magic 2049, N uint8) into D as N x 1 x H x W floats with the raw values 0..255. NG_EFORMAT names the file
  * and what is wrong (magic, dimensions, counts that differ, a file shorter than its header says). */
-NG_EXPORT int ng_import_idx(const char *images, const char *labels, const ng_label_map *label_map, ng_data *D);
+NG_EXPORT int ng_import_idx(const char *images, const char *labels, const ng_label_map *label_map,
+                            ng_data *D);
 
 /* ---- Transforms (src/data/transform.c) ------------------------------------------------------------------
  */
@@ -191,7 +193,8 @@ NG_EXPORT int ng_data_split(const ng_data *D, const double frac[3], uint64_t see
 /* A seeded, stratified subset of k of D's rows (labels only), in their original order, with D's attributes
  * and statistics: each class gets floor(k n_c / n) rows plus one for the largest remainders (ties: the lower
  * class) until k are taken, drawn by a partial Fisher-Yates shuffle of the class's rows from the stream
- * (seed, NG_RNG_SPLIT, 1, class) (ng_data_split draws from generation 0 of the same purpose). NG_EINVAL (float targets, k > n, a label outside [0, classes)), NG_ENOMEM. */
+ * (seed, NG_RNG_SPLIT, 1, class) (ng_data_split draws from generation 0 of the same purpose). NG_EINVAL
+ * (float targets, k > n, a label outside [0, classes)), NG_ENOMEM. */
 NG_EXPORT int ng_data_subset(const ng_data *D, size_t k, uint64_t seed, ng_data *out);
 
 #ifdef __cplusplus

@@ -63,7 +63,7 @@ typedef struct {
   double timeout;         /* seconds for one request (write and complete reply), > 0; INFINITY: none */
   double start_timeout; /* seconds for start and HELLO, > 0; 0: the request timeout (so --eval-timeout bounds
                          * a program that never answers HELLO) */
-  int max_restarts;       /* restarts allowed over the evaluator's life, >= 0 */
+  int max_restarts;     /* restarts allowed over the evaluator's life, >= 0 */
   ng_evaluator_stderr stderr_mode;
   FILE *log; /* one line per failed request and per restart, so that absorbed failures are seen; NULL: none */
   /* exec: the program and its arguments, NULL-terminated; when not NULL it replaces the spec's words, and
@@ -103,8 +103,8 @@ NG_EXPORT int ng_evaluator_open(const char *spec, const ng_evaluator_config *cfg
  * limit gives NaN losses and NG_OK (see the top of this file). NG_EINVAL: chunk >= nchunks, m >= 2^32, a
  * NULL array; NG_EIO: the restart limit was passed (the losses are NaN) or a plugin's evaluate failed;
  * NG_ENOMEM. */
-NG_EXPORT int ng_evaluator_eval(ng_evaluator *ev, const double *x, size_t m, uint64_t generation, size_t chunk,
-                      size_t first, double *losses, double *counts);
+NG_EXPORT int ng_evaluator_eval(ng_evaluator *ev, const double *x, size_t m, uint64_t generation,
+                                size_t chunk, size_t first, double *losses, double *counts);
 
 /* Ends the evaluator: exec sends BYE, closes the pipes, waits up to min(timeout, 5 s) for the program to
  * exit, then kills its process group and reaps it; plugin calls finish and dlclose. Accepts NULL and clears

@@ -110,10 +110,10 @@ NG_EXPORT const char *ng_opt_name(const ng_opt *opt);
 NG_EXPORT bool ng_opt_rank_based(const ng_opt *opt);
 
 /* Configuration, before ng_opt_setup (NG_EORDER after). Each returns NG_EINVAL with the value at fault. */
-NG_EXPORT int ng_opt_set_x0(ng_opt *opt, const double *x0);                       /* initial mean; default all zeros */
-NG_EXPORT int ng_opt_set_sigma0(ng_opt *opt, double sigma0);                      /* initial step size > 0; default 1 */
-NG_EXPORT int ng_opt_set_seed(ng_opt *opt, uint64_t seed);                        /* default 1 */
-NG_EXPORT int ng_opt_set_popsize(ng_opt *opt, size_t lambda);                     /* 0: default; <= NG_OPT_DIM_MAX */
+NG_EXPORT int ng_opt_set_x0(ng_opt *opt, const double *x0);   /* initial mean; default all zeros */
+NG_EXPORT int ng_opt_set_sigma0(ng_opt *opt, double sigma0);  /* initial step size > 0; default 1 */
+NG_EXPORT int ng_opt_set_seed(ng_opt *opt, uint64_t seed);    /* default 1 */
+NG_EXPORT int ng_opt_set_popsize(ng_opt *opt, size_t lambda); /* 0: default; <= NG_OPT_DIM_MAX */
 NG_EXPORT int ng_opt_set_bounds(ng_opt *opt, const double *lo, const double *hi); /* NULL: unbounded */
 NG_EXPORT int ng_opt_set_ftarget(ng_opt *opt, double ftarget);                    /* default -inf */
 NG_EXPORT int ng_opt_set_max_evals(ng_opt *opt, int64_t max_evals); /* over all restarts; <= 0: unlimited */

@@ -131,8 +131,8 @@ static int load_cb(void *ctx, size_t first_chunk, size_t count) {
  * and the mixed parameters as floats for the cache's passes. */
 static int candidate(ng__glue *c, const double *x, uint64_t generation, size_t k, double **a, float **pf) {
   bool fresh;
-  NG_CALL(ng__cand_slot(&c->cand, generation, k, c->K * c->L + c->nparams, c->fl ? c->nparams : 0, "glue", a, pf,
-                        &fresh));
+  NG_CALL(ng__cand_slot(&c->cand, generation, k, c->K * c->L + c->nparams, c->fl ? c->nparams : 0, "glue", a,
+                        pf, &fresh));
   if (fresh) {
     double *mixed = *a + c->K * c->L;
     ng__glue_softmax(c->K, c->L, x, *a);

@@ -114,7 +114,8 @@ static int rf_load(void *ctx, size_t first_chunk, size_t count) {
   return ng_nn_objective_load(r->obj, first_chunk, count);
 }
 
-static int rf_eval_stats(void *ctx, const double *x, uint64_t generation, size_t k, size_t chunk, double *stats) {
+static int rf_eval_stats(void *ctx, const double *x, uint64_t generation, size_t k, size_t chunk,
+                         double *stats) {
   rf_run *r = ctx;
   double *thr;
   float *pf;
@@ -177,7 +178,8 @@ static int measure(MPI_Comm comm, const rf_run *r, const char *path, const doubl
   metric_point p = {NULL, NULL, NAN};
   float *params = malloc((r->nparams + 1) * sizeof *params);
   double *sum = NULL;
-  int st = params ? ng_nn_objective_create(r->model, path, &r->oc, &p.o) : ng_error(NG_ENOMEM, "retrofit: out of memory");
+  int st = params ? ng_nn_objective_create(r->model, path, &r->oc, &p.o)
+                  : ng_error(NG_ENOMEM, "retrofit: out of memory");
   size_t nch = 0, first, count;
   if (st == NG_OK) {
     apply_knobs(r, x, params, &p.threshold);
@@ -236,10 +238,7 @@ static int score(MPI_Comm comm, const rf_run *r, const double *x, double *val, d
 /* The options that conflict, checked alike on every rank. */
 static int check_config(const ng_retrofit_config *cfg) {
   /* the options that only make sense when nograd measures the metric itself */
-  const char *metric_option = cfg->val        ? "--val"
-                              : cfg->val_size ? "--val-size"
-                              : cfg->test     ? "--test"
-                                              : NULL;
+  const char *metric_option = cfg->val ? "--val" : cfg->val_size ? "--val-size" : cfg->test ? "--test" : NULL;
   if (!cfg->model && !cfg->evaluator)
     return ng_error(NG_EINVAL, "retrofit: a model (MODEL.h5) is needed, or an --evaluator with --dim");
   if (cfg->model && !cfg->params)
@@ -249,22 +248,26 @@ static int check_config(const ng_retrofit_config *cfg) {
   if (!cfg->model && cfg->dim == 0)
     return ng_error(NG_EINVAL, "retrofit: --dim N is required with an evaluator and no model");
   if (!cfg->model && cfg->params)
-    return ng_error(NG_EINVAL,
-                    "retrofit: --params names knobs of a model, and there is none (--dim runs search a plain vector)");
+    return ng_error(
+        NG_EINVAL,
+        "retrofit: --params names knobs of a model, and there is none (--dim runs search a plain vector)");
   if (!cfg->model && cfg->out)
-    return ng_error(NG_EINVAL,
-                    "retrofit: --out writes the retrofitted model, and there is none (the best vector is in the "
-                    "report, and in --json's \"x\")");
+    return ng_error(
+        NG_EINVAL,
+        "retrofit: --out writes the retrofitted model, and there is none (the best vector is in the "
+        "report, and in --json's \"x\")");
   if (cfg->model && (cfg->dim || cfg->x0))
-    return ng_error(NG_EINVAL,
-                    "retrofit: %s is for runs without a model (with a model, --params gives the dimension and the "
-                    "knobs' current values are the start)",
-                    cfg->dim ? "--dim" : "--x0");
+    return ng_error(
+        NG_EINVAL,
+        "retrofit: %s is for runs without a model (with a model, --params gives the dimension and the "
+        "knobs' current values are the start)",
+        cfg->dim ? "--dim" : "--x0");
   if (cfg->evaluator && metric_option)
-    return ng_error(NG_EINVAL,
-                    "retrofit: %s and --evaluator exclude each other: the evaluator's score replaces the metric, so "
-                    "nograd measures nothing on a validation or test set (leave out one of them)",
-                    metric_option);
+    return ng_error(
+        NG_EINVAL,
+        "retrofit: %s and --evaluator exclude each other: the evaluator's score replaces the metric, so "
+        "nograd measures nothing on a validation or test set (leave out one of them)",
+        metric_option);
   if (!(cfg->delta > 0 && cfg->delta < 1))
     return ng_error(NG_EINVAL, "--delta: expected a number in (0, 1), got %g", cfg->delta);
   if (!cfg->chunk_rows || !cfg->nchunks || !(cfg->sigma0 > 0) || cfg->budget < 1)
@@ -284,7 +287,8 @@ static int open_search(rf_run *r) {
   r->x0 = calloc(r->n, sizeof *r->x0);
   r->lo = malloc(r->n * sizeof *r->lo);
   r->hi = malloc(r->n * sizeof *r->hi);
-  if (!r->x0 || !r->lo || !r->hi) return ng_error(NG_ENOMEM, "retrofit: out of memory for %zu dimensions", r->n);
+  if (!r->x0 || !r->lo || !r->hi)
+    return ng_error(NG_ENOMEM, "retrofit: out of memory for %zu dimensions", r->n);
   if (r->knobs) {
     ng_knobs_x0(r->knobs, r->x0);
     ng_knobs_bounds(r->knobs, r->lo, r->hi);
@@ -316,7 +320,8 @@ static int open_validation(rf_run *r) {
     if (st == NG_OK) {
       snprintf(r->tmpdir, sizeof r->tmpdir, "%s/nograd-retrofit-XXXXXX", base && *base ? base : "/tmp");
       if (!mkdtemp(r->tmpdir)) {
-        st = ng_error(NG_EIO, "--val-size: cannot create a temporary directory under %s", base && *base ? base : "/tmp");
+        st = ng_error(NG_EIO, "--val-size: cannot create a temporary directory under %s",
+                      base && *base ? base : "/tmp");
         r->tmpdir[0] = '\0';
       }
     }
@@ -329,7 +334,8 @@ static int open_validation(rf_run *r) {
   if (st == NG_OK) {
     r->T = use->n;
     r->C = use->t == 0 && use->classes > 0 ? (size_t)use->classes : 0;
-    if (!(r->class_rows = calloc(r->C + 1, sizeof *r->class_rows))) st = ng_error(NG_ENOMEM, "retrofit: out of memory");
+    if (!(r->class_rows = calloc(r->C + 1, sizeof *r->class_rows)))
+      st = ng_error(NG_ENOMEM, "retrofit: out of memory");
     for (size_t i = 0; st == NG_OK && r->C && i < use->n; i++)
       r->class_rows[use->y[i]]++;
   }
@@ -391,10 +397,11 @@ static int open_optimizer(rf_run *r, ng_retrofit_result *res) {
   res->lambda = ng_opt_popsize(probe);
   ng_opt_destroy(&probe);
   if (cfg->budget < (int64_t)res->lambda)
-    return ng_error(NG_EINVAL,
-                    "--budget %lld is smaller than one generation of %zu candidates (--popsize, or the optimizer's "
-                    "default for %zu dimensions)",
-                    (long long)cfg->budget, res->lambda, r->n);
+    return ng_error(
+        NG_EINVAL,
+        "--budget %lld is smaller than one generation of %zu candidates (--popsize, or the optimizer's "
+        "default for %zu dimensions)",
+        (long long)cfg->budget, res->lambda, r->n);
   r->max_evals = cfg->budget / (int64_t)res->lambda * (int64_t)res->lambda;
   NG_CALL(make_optimizer(r, r->max_evals, &r->opt));
   r->rank_based = ng_opt_rank_based(r->opt);
@@ -420,12 +427,13 @@ static int open_evaluator(int rank, int size, rf_run *r) {
 /* The configuration text of the checkpoint: what a resume must match. */
 static void config_text(const rf_run *r, char *t, size_t len) {
   const ng_retrofit_config *cfg = r->cfg;
-  snprintf(t, len,
-           "model=%s\nparams=%s\nval=%s\nval-size=%zu\nmetric=%s\noptimizer=%s\nn=%zu\npopsize=%zu\nsigma0=%.17g\n"
-           "seed=%llu\nchunk-rows=%zu\nevaluator=%s\n",
-           cfg->model ? cfg->model : "", cfg->params ? cfg->params : "", cfg->val ? cfg->val : "", cfg->val_size,
-           cfg->metric, r->optimizer, r->n, cfg->popsize, cfg->sigma0,
-           (unsigned long long)cfg->seed, cfg->chunk_rows, cfg->evaluator ? cfg->evaluator : "");
+  snprintf(
+      t, len,
+      "model=%s\nparams=%s\nval=%s\nval-size=%zu\nmetric=%s\noptimizer=%s\nn=%zu\npopsize=%zu\nsigma0=%.17g\n"
+      "seed=%llu\nchunk-rows=%zu\nevaluator=%s\n",
+      cfg->model ? cfg->model : "", cfg->params ? cfg->params : "", cfg->val ? cfg->val : "", cfg->val_size,
+      cfg->metric, r->optimizer, r->n, cfg->popsize, cfg->sigma0, (unsigned long long)cfg->seed,
+      cfg->chunk_rows, cfg->evaluator ? cfg->evaluator : "");
 }
 
 /* The search through the engine, under the run policy. */
@@ -446,7 +454,8 @@ static int search(MPI_Comm comm, rf_run *r, ng_retrofit_result *res) {
                          .finish = rf_finish};
   char config[8192], budget[96];
   config_text(r, config, sizeof config);
-  snprintf(budget, sizeof budget, "budget=%lld\nevaluations=%lld\n", (long long)cfg->budget, (long long)r->max_evals);
+  snprintf(budget, sizeof budget, "budget=%lld\nevaluations=%lld\n", (long long)cfg->budget,
+           (long long)r->max_evals);
   const char *inputs[2];
   size_t ninputs = 0;
   if (cfg->model) inputs[ninputs++] = cfg->model;

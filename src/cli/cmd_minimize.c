@@ -119,8 +119,8 @@ int ng_cmd_minimize(MPI_Comm comm, int argc, char **argv) {
   int pv = x0s ? ng_args_vector(x0s, cfg.dim, x0) : 0;
   if (pv != 0) {
     if (pv < 0)
-      fprintf(err, "nograd minimize: --x0: expected a number or %zu comma-separated numbers, got '%s'\n", cfg.dim,
-              x0s);
+      fprintf(err, "nograd minimize: --x0: expected a number or %zu comma-separated numbers, got '%s'\n",
+              cfg.dim, x0s);
     else
       fprintf(err, "nograd minimize: --x0: expected 1 or %zu values, got %d\n", cfg.dim, pv);
     goto done;

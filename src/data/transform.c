@@ -411,7 +411,8 @@ done:
 
 int ng_data_subset(const ng_data *D, size_t k, uint64_t seed, ng_data *out) {
   memset(out, 0, sizeof *out);
-  if (D->t) return ng_error(NG_EINVAL, "a stratified subset needs class labels, and the rows have float targets");
+  if (D->t)
+    return ng_error(NG_EINVAL, "a stratified subset needs class labels, and the rows have float targets");
   if (k > D->n) return ng_error(NG_EINVAL, "a subset of %zu rows, but there are only %zu", k, D->n);
   size_t C = (size_t)D->classes, n = D->n;
   for (size_t i = 0; i < n; i++)
@@ -421,10 +422,13 @@ int ng_data_subset(const ng_data *D, size_t k, uint64_t seed, ng_data *out) {
          *idx = malloc((n + 1) * sizeof *idx);
   unsigned char *take = calloc(n + 1, 1);
   double *rem = calloc(C + 1, sizeof *rem);
-  int st = count && quota && idx && take && rem ? NG_OK : ng_error(NG_ENOMEM, "subset: out of memory for %zu rows", n);
+  int st = count && quota && idx && take && rem
+               ? NG_OK
+               : ng_error(NG_ENOMEM, "subset: out of memory for %zu rows", n);
   for (size_t i = 0; st == NG_OK && i < n; i++)
     count[D->y[i]]++;
-  /* each class gets floor(k n_c / n) rows, then one more for the largest remainders (ties: the lower class) */
+  /* each class gets floor(k n_c / n) rows, then one more for the largest remainders (ties: the lower class)
+   */
   size_t given = 0;
   for (size_t c = 0; st == NG_OK && c < C; c++) {
     quota[c] = (size_t)((double)k * (double)count[c] / (double)n);
@@ -445,7 +449,7 @@ int ng_data_subset(const ng_data *D, size_t k, uint64_t seed, ng_data *out) {
       if ((size_t)D->y[i] == c) idx[m++] = i;
     ng_rng r;
     ng_rng_init(&r, seed, NG_RNG_SPLIT, 1, (uint32_t)c); /* generation 1: the split uses 0 */
-    for (size_t j = 0; j < quota[c]; j++) { /* a partial Fisher-Yates shuffle */
+    for (size_t j = 0; j < quota[c]; j++) {              /* a partial Fisher-Yates shuffle */
       size_t t = j + (size_t)ng_rng_below(&r, m - j);
       size_t v = idx[t];
       idx[t] = idx[j];

@@ -26,8 +26,8 @@ uint64_t ng__fnv_bytes(uint64_t h, const void *data, size_t len);
 /* The canonical checksum of a checkpoint's state: the optimizer's entries sorted by name (name bytes, type
  * byte, length as 8 little-endian bytes, values as little-endian 8-byte words), then the history's rows x
  * columns, then best f and best x. NG_ENOMEM. */
-int ng__ckpt_checksum(const ng_state *st, const ng_history *hist, const double *best_x, size_t n, double best_f,
-                      uint64_t *out);
+int ng__ckpt_checksum(const ng_state *st, const ng_history *hist, const double *best_x, size_t n,
+                      double best_f, uint64_t *out);
 
 /* 1 when `path` opens as an HDF5 file and has a top-level link `name` ("meta", "model"); 0 otherwise
  * (missing, unreadable or without it). Never fails and leaves the error message alone. */

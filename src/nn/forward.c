@@ -45,7 +45,7 @@ struct ng_nn_work {
   size_t depth;     /* deepest residual nesting */
   size_t batch;     /* of the last training forward; 0 = none */
   uint64_t seed, step;
-  uint64_t fwd_seed, fwd_step; /* dropout key of the last forward, which backward regenerates */
+  uint64_t fwd_seed, fwd_step;  /* dropout key of the last forward, which backward regenerates */
   struct ng__graph_work *graph; /* an ONNX model's: forward passes go to the graph executor */
 };
 
@@ -250,8 +250,8 @@ static float *value_ptr(const ng_nn_work *w, size_t v, const float *x) {
 
 static int check_pair(const ng_model *m, const ng_nn_work *w, const char *fn) {
   if (!m || !w) return ng_error(NG_EINVAL, "%s: NULL model or workspace", fn);
-  if (w->nlayers != m->nlayers || !w->graph != !m->onnx || w->nparams != m->nparams || w->in_size != m->in_size ||
-      w->out_size != m->out_size)
+  if (w->nlayers != m->nlayers || !w->graph != !m->onnx || w->nparams != m->nparams ||
+      w->in_size != m->in_size || w->out_size != m->out_size)
     return ng_error(NG_EINVAL, "%s: the workspace was created for another model", fn);
   return NG_OK;
 }

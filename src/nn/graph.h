@@ -4,14 +4,14 @@
  * Shape, Gather, Concat, Unsqueeze, ... that computes a constant folded, and one workspace per maximum batch
  * planned by the tensors' lifetimes and allocated once: a forward pass allocates nothing.
  *
- * Parameters. The float initializers that nodes read, and the outputs of Identity nodes whose input is such an
- * initializer (torch 1.13 replaces an initializer equal to another one by an Identity of it, e.g. a fresh
+ * Parameters. The float initializers that nodes read, and the outputs of Identity nodes whose input is such
+ * an initializer (torch 1.13 replaces an initializer equal to another one by an Identity of it, e.g. a fresh
  * model's BatchNorm tensors), are the model's parameters: each name has its own entry in one flat float32
  * vector, in the order the computing nodes first read them (file order, the Identity copies themselves
  * skipped), each tensor contiguous in its ONNX layout (row-major). Models of one architecture therefore have
- * one layout whatever the exporter deduplicated. Forward passes read the parameters from a vector the caller passes (a candidate), never from
- * the graph; the graph's own copy (ng__graph_params) is the file's values. Integer initializers and folded
- * constants belong to the graph.
+ * one layout whatever the exporter deduplicated. Forward passes read the parameters from a vector the caller
+ * passes (a candidate), never from the graph; the graph's own copy (ng__graph_params) is the file's values.
+ * Integer initializers and folded constants belong to the graph.
  *
  * Ops: one file per op under src/nn/ops/ and one row in the table of src/nn/ops/ops.c (ng__op_find). An op
  * outside the table, or an attribute value an op does not support, is refused when the graph is compiled,
@@ -50,8 +50,10 @@ void ng__graph_tensor(const ng__graph *gr, size_t i, const char **name, size_t *
                       const int64_t **dims, const char **source);
 
 /* One example's input and output: rank and dimensions without the batch, and the number of floats. */
-void ng__graph_input(const ng__graph *gr, const char **name, size_t *ndim, const int64_t **dims, size_t *size);
-void ng__graph_output(const ng__graph *gr, const char **name, size_t *ndim, const int64_t **dims, size_t *size);
+void ng__graph_input(const ng__graph *gr, const char **name, size_t *ndim, const int64_t **dims,
+                     size_t *size);
+void ng__graph_output(const ng__graph *gr, const char **name, size_t *ndim, const int64_t **dims,
+                      size_t *size);
 
 /* The nodes after compilation, in execution order (constant nodes that were folded are not among them): name
  * and op type, and for Conv, Gemm and MatMul the parameter entry of the weight (input 1) and of the bias
@@ -67,7 +69,7 @@ void ng__graph_work_destroy(ng__graph_work **w);
 /* Forward pass of `batch` examples (x: batch x input size floats) with the parameter vector `params`;
  * *out points into the workspace: batch x output size floats, valid until the next pass. No allocation.
  * NG_EINVAL for batch > max_batch or a workspace made for another graph. */
-int ng__graph_forward(const ng__graph *gr, const float *params, ng__graph_work *w, const float *x, size_t batch,
-                      const float **out);
+int ng__graph_forward(const ng__graph *gr, const float *params, ng__graph_work *w, const float *x,
+                      size_t batch, const float **out);
 
 #endif

@@ -520,8 +520,10 @@ static int clone_onnx(const ng_model *m, ng_model **out) {
 
 int ng_model_clone(const ng_model *m, ng_model **out) {
   if (!m || !out) return ng_error(NG_EINVAL, "ng_model_clone: NULL argument");
-  if (m->onnx) NG_CALL(clone_onnx(m, out));
-  else NG_CALL(ng_model_from_spec(m->spec, out));
+  if (m->onnx)
+    NG_CALL(clone_onnx(m, out));
+  else
+    NG_CALL(ng_model_from_spec(m->spec, out));
   ng_model *c = *out;
   memcpy(c->params, m->params, m->nparams * sizeof *m->params);
   memcpy(c->attrs, m->attrs, sizeof m->attrs);

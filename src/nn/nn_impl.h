@@ -14,9 +14,9 @@
 #include "nograd/nn.h"
 #include "nograd/rng.h"
 
-#define NG_NN_NAME_MAX 64  /* layer names; tensor names add ".running_mean" */
+#define NG_NN_NAME_MAX 64   /* layer names; tensor names add ".running_mean" */
 #define NG_NN_TNAME_MAX 128 /* tensor names (ONNX ones such as encoder.layers.0.self_attn.in_proj_weight) */
-#define NG_NN_ATTR_MAX 16  /* integer attributes of a model */
+#define NG_NN_ATTR_MAX 16   /* integer attributes of a model */
 
 typedef enum {
   NG_L_CONV2D,
@@ -73,7 +73,8 @@ struct ng_model {
   ng_model_attr_entry attrs[NG_NN_ATTR_MAX];
   size_t nattrs;
   char *dataset; /* the string attribute "dataset" of a model file, or NULL; kept through read and write */
-  struct ng__onnx_model *onnx; /* an ONNX model (src/nn/model_onnx.c), shared by clones; NULL: native, layers */
+  struct ng__onnx_model
+      *onnx; /* an ONNX model (src/nn/model_onnx.c), shared by clones; NULL: native, layers */
 };
 
 /* ONNX models (src/nn/model_onnx.c). An ONNX model has no layers (nlayers 0): its forward passes go to the

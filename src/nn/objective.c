@@ -27,7 +27,7 @@ static void shape_text(char *buf, size_t len, size_t ndim, const size_t *dims) {
 }
 
 int ng_model_check_fit(const ng_model *m, const char *model_path, const ng_data_info *info,
-                     const char *data_path) {
+                       const char *data_path) {
   size_t ndim, shape[3], mdims = 1;
   ng_model_input_shape(m, &ndim, shape);
   for (size_t k = 0; k < ndim; k++)
@@ -55,7 +55,6 @@ int ng_model_check_fit(const ng_model *m, const char *model_path, const ng_data_
 }
 
 #define OBJ_ALIGN 64
-
 
 /* A piece of the parameter vector that x fills: params[offset .. offset + len) = x[xoffset ...]. */
 typedef struct {

@@ -37,7 +37,7 @@ typedef struct ng__onnx_tensor {
   int32_t dtype; /* NG__ONNX_* */
   size_t ndim;
   int64_t dims[NG__ONNX_MAX_DIMS];
-  void *data;    /* numel * element size bytes, host order (float_data/int64_data/raw_data unified) */
+  void *data; /* numel * element size bytes, host order (float_data/int64_data/raw_data unified) */
   size_t nbytes;
 } ng__onnx_tensor;
 
@@ -76,16 +76,16 @@ typedef struct {
 
 typedef struct {
   char *name;
-  int32_t dtype;                                /* 0 when the file does not say */
-  size_t ndim;                                  /* 0 with has_shape 0: the file does not say */
+  int32_t dtype; /* 0 when the file does not say */
+  size_t ndim;   /* 0 with has_shape 0: the file does not say */
   int has_shape;
-  int64_t dims[NG__ONNX_MAX_DIMS];              /* -1: symbolic or unknown */
-  char dim_param[NG__ONNX_MAX_DIMS][32];        /* the symbolic name ("batch"), or "" */
+  int64_t dims[NG__ONNX_MAX_DIMS];       /* -1: symbolic or unknown */
+  char dim_param[NG__ONNX_MAX_DIMS][32]; /* the symbolic name ("batch"), or "" */
 } ng__onnx_value;
 
 typedef struct ng__onnx_graph {
-  char *path;     /* the file, for messages */
-  int64_t opset;  /* of the default domain ("" or "ai.onnx") */
+  char *path;    /* the file, for messages */
+  int64_t opset; /* of the default domain ("" or "ai.onnx") */
   int64_t ir_version;
   char *producer; /* "pytorch 1.13.0", ... */
   ng__onnx_node *nodes;
@@ -104,7 +104,8 @@ typedef struct ng__onnx_graph {
 
 /* Reads an ONNX file. Errors name the file and what is wrong: NG_EIO (cannot open or read), NG_EFORMAT (not
  * an ONNX model, truncated, an opset outside 13..17, a tensor of rank > NG__ONNX_MAX_DIMS, an initializer
- * stored as external data (named), a string or unknown data type where numbers are needed). Not collective. */
+ * stored as external data (named), a string or unknown data type where numbers are needed). Not collective.
+ */
 int ng__onnx_read(const char *path, ng__onnx_graph **out);
 
 /* Frees; accepts NULL and clears the pointer. */
