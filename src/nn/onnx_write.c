@@ -1,11 +1,11 @@
 /* The ONNX writer (src/nn/onnx_graph.h): the file that was read, with new data for some float initializers
  * and a few metadata entries, everything else as read.
  *
- * The unpacked ModelProto the reader kept is patched for the time of one pack and restored afterwards (the
- * graph may be written many times, e.g. by retrofit after every improving generation): a replaced
- * initializer's raw_data points at the caller's floats (ONNX's raw_data is little-endian, as the hosts
- * nograd runs on) and its float_data is hidden; a parameter that the exporter had made an Identity of
- * another initializer becomes an initializer of its own and its Identity node is left out. The packed bytes
+ * What is packed is a shallow copy of the ModelProto the reader kept, which stays as read (the graph may be
+ * written many times, e.g. by retrofit after every improving generation): a replaced initializer is a copy
+ * whose raw_data points at the caller's floats (ONNX's raw_data is little-endian, as the hosts nograd runs
+ * on) and whose float_data is empty; a parameter that the exporter had made an Identity of another
+ * initializer becomes an initializer of its own and its Identity node is left out. The packed bytes
  * go to PATH.tmp, which is synced and renamed over PATH (and the directory synced): PATH is either the old
  * file or the new one, never half of one. */
 #include <errno.h>
@@ -19,21 +19,20 @@
 #include "nograd/error.h"
 #include <onnx/onnx.pb-c.h> /* generated at build time from Debian's onnx.proto */
 
-typedef struct {
-  Onnx__TensorProto *t; /* a patched initializer */
-  protobuf_c_boolean has_raw;
-  ProtobufCBinaryData raw;
-  size_t n_float;
-} saved_init;
-
-static Onnx__TensorProto *find_init(Onnx__GraphProto *gp, const char *name) {
+/* The index of the initializer called `name`, or SIZE_MAX. */
+static size_t init_index(const Onnx__GraphProto *gp, const char *name) {
   for (size_t i = 0; i < gp->n_initializer; i++)
-    if (gp->initializer[i]->name && !strcmp(gp->initializer[i]->name, name)) return gp->initializer[i];
-  return NULL;
+    if (gp->initializer[i]->name && !strcmp(gp->initializer[i]->name, name)) return i;
+  return SIZE_MAX;
+}
+
+static Onnx__TensorProto *find_init(const Onnx__GraphProto *gp, const char *name) {
+  size_t i = init_index(gp, name);
+  return i == SIZE_MAX ? NULL : gp->initializer[i];
 }
 
 /* The Identity node whose output is `name` and whose input is a float initializer, or SIZE_MAX. */
-static size_t find_identity(Onnx__GraphProto *gp, const char *name) {
+static size_t find_identity(const Onnx__GraphProto *gp, const char *name) {
   for (size_t i = 0; i < gp->n_node; i++) {
     const Onnx__NodeProto *n = gp->node[i];
     if (n->op_type && !strcmp(n->op_type, "Identity") && n->n_input == 1 && n->n_output == 1 &&
@@ -58,37 +57,39 @@ int ng__onnx_write(const ng__onnx_graph *g, const char *path, const char *const 
   if (!g || !g->proto || !path) return ng_error(NG_EINVAL, "ng__onnx_write: NULL argument");
   Onnx__ModelProto *mp = g->proto;
   Onnx__GraphProto *gp = mp->graph;
-  saved_init *saved = calloc(count + 1, sizeof *saved);
-  Onnx__TensorProto *added = calloc(count + 1, sizeof *added); /* initializers made of Identity outputs */
+  Onnx__TensorProto *fresh = calloc(count + 1, sizeof *fresh); /* the written initializers */
   Onnx__TensorProto **inits = calloc(gp->n_initializer + count + 1, sizeof *inits);
   Onnx__NodeProto **nodes = calloc(gp->n_node + 1, sizeof *nodes);
   unsigned char *drop = calloc(gp->n_node + 1, 1);
   Onnx__StringStringEntryProto *meta = calloc(nmeta + 1, sizeof *meta);
   Onnx__StringStringEntryProto **props = calloc(mp->n_metadata_props + nmeta + 1, sizeof *props);
-  size_t nsaved = 0, nadded = 0, ninits = gp->n_initializer, nnodes = 0, nprops = mp->n_metadata_props;
+  size_t ninits = gp->n_initializer, nnodes = 0, nprops = mp->n_metadata_props;
   uint8_t *buf = NULL;
   int st = NG_OK;
-  if (!saved || !added || !inits || !nodes || !drop || !meta || !props) {
+  if (!fresh || !inits || !nodes || !drop || !meta || !props) {
     st = ng_error(NG_ENOMEM, "%s: out of memory", path);
     goto done;
   }
   if (gp->n_initializer) memcpy(inits, gp->initializer, gp->n_initializer * sizeof *inits);
   if (mp->n_metadata_props) memcpy(props, mp->metadata_props, mp->n_metadata_props * sizeof *props);
   for (size_t k = 0; k < count; k++) {
-    Onnx__TensorProto *t = find_init(gp, names[k]);
-    size_t id = t ? SIZE_MAX : find_identity(gp, names[k]);
-    if (!t && id == SIZE_MAX) {
+    size_t i = init_index(gp, names[k]);
+    size_t id = i != SIZE_MAX ? SIZE_MAX : find_identity(gp, names[k]);
+    if (i == SIZE_MAX && id == SIZE_MAX) {
       st = ng_error(NG_EINVAL, "%s: %s is not a float initializer of %s (nor an Identity of one)", path,
                     names[k], g->path);
       goto done;
     }
-    if (t && t->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {
-      st = ng_error(NG_EINVAL, "%s: initializer %s of %s is not float", path, names[k], g->path);
-      goto done;
-    }
-    if (!t) { /* a new initializer with the Identity's output name and its source's dims */
+    Onnx__TensorProto *t = &fresh[k];
+    if (i != SIZE_MAX) { /* a copy of the initializer, in its place */
+      if (gp->initializer[i]->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {
+        st = ng_error(NG_EINVAL, "%s: initializer %s of %s is not float", path, names[k], g->path);
+        goto done;
+      }
+      *t = *gp->initializer[i];
+      inits[i] = t;
+    } else { /* a new initializer with the Identity's output name and its source's dims */
       const Onnx__TensorProto *src = find_init(gp, gp->node[id]->input[0]);
-      t = &added[nadded++];
       onnx__tensor_proto__init(t);
       t->name = (char *)names[k];
       t->n_dims = src->n_dims;
@@ -97,8 +98,6 @@ int ng__onnx_write(const ng__onnx_graph *g, const char *path, const char *const 
       t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
       inits[ninits++] = t;
       drop[id] = 1;
-    } else {
-      saved[nsaved++] = (saved_init){t, t->has_raw_data, t->raw_data, t->n_float_data};
     }
     size_t bytes;
     if (!ng__mul(numel_of(t), sizeof(float), &bytes)) {
@@ -122,45 +121,31 @@ int ng__onnx_write(const ng__onnx_graph *g, const char *path, const char *const 
     props[at] = &meta[k];
     if (at == nprops) nprops++;
   }
-  /* Pack with the patched arrays, then put the originals back. */
-  Onnx__TensorProto **old_inits = gp->initializer;
-  Onnx__NodeProto **old_nodes = gp->node;
-  Onnx__StringStringEntryProto **old_props = mp->metadata_props;
-  size_t old_ninits = gp->n_initializer, old_nnodes = gp->n_node, old_nprops = mp->n_metadata_props;
-  gp->initializer = inits;
-  gp->n_initializer = ninits;
-  gp->node = nodes;
-  gp->n_node = nnodes;
-  mp->metadata_props = props;
-  mp->n_metadata_props = nprops;
-  size_t len = onnx__model_proto__get_packed_size(mp);
-  buf = malloc(len ? len : 1);
-  if (buf) onnx__model_proto__pack(mp, buf);
-  gp->initializer = old_inits;
-  gp->n_initializer = old_ninits;
-  gp->node = old_nodes;
-  gp->n_node = old_nnodes;
-  mp->metadata_props = old_props;
-  mp->n_metadata_props = old_nprops;
-  if (!buf) {
+  /* Pack a shallow copy with these arrays; the parsed file is not touched. */
+  Onnx__GraphProto graph = *gp;
+  Onnx__ModelProto model = *mp;
+  graph.initializer = inits;
+  graph.n_initializer = ninits;
+  graph.node = nodes;
+  graph.n_node = nnodes;
+  model.graph = &graph;
+  model.metadata_props = props;
+  model.n_metadata_props = nprops;
+  size_t len = onnx__model_proto__get_packed_size(&model);
+  if (!(buf = malloc(len ? len : 1))) {
     st = ng_error(NG_ENOMEM, "%s: out of memory for %zu bytes", path, len);
     goto done;
   }
+  onnx__model_proto__pack(&model, buf);
   static const ng_fs_atomic how = {"ONNX model", "ONNX model", NULL, 0, NULL};
   st = ng_fs_write_atomic(path, &how, buf, len);
 done:
-  for (size_t k = 0; saved && k < nsaved; k++) {
-    saved[k].t->has_raw_data = saved[k].has_raw;
-    saved[k].t->raw_data = saved[k].raw;
-    saved[k].t->n_float_data = saved[k].n_float;
-  }
   free(buf);
   free(props);
   free(meta);
   free(drop);
   free(nodes);
   free(inits);
-  free(added);
-  free(saved);
+  free(fresh);
   return st;
 }
