@@ -43,8 +43,8 @@ with mpitest.tempdir() as d:
     check(not [l for l in r.nograd_lines() if "kernels" in l], "ranks of one kernel set: no warning")
 
     # one rank of three claims another core: rank 0 names it at start
-    cmd = [mpitest.MPIRUN, "--oversubscribe", "-x", "OPENBLAS_NUM_THREADS", "-n", "2", mpitest.NOGRAD] + ARGS + \
-        [":", "-n", "1", "-x", "NOGRAD_TEST_BLAS_CORE=Prescott", mpitest.NOGRAD] + ARGS
+    cmd = mpitest.mpilaunch.mpmd(mpitest.MPIRUN, [(2, {}, [mpitest.NOGRAD] + ARGS),
+                                                  (1, {"NOGRAD_TEST_BLAS_CORE": "Prescott"}, [mpitest.NOGRAD] + ARGS)])
     env = dict(mpitest.ENV)
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=mpitest.TIMEOUT)
     warn = [l for l in p.stderr.splitlines() if "different kernels" in l]
