@@ -198,6 +198,13 @@ NG_EXPORT int ng_sampler_generate(const ng_sampler *s, size_t first, size_t coun
 NG_EXPORT int ng_opt_save(const ng_opt *opt, ng_state *st);
 NG_EXPORT int ng_opt_load(ng_opt *opt, const ng_state *st);
 
+/* Drops the pending generation (after ask, before tell) without telling it: a save then holds the state
+ * before that ask, and the next ask returns the same candidates again. This holds because an algorithm's ask
+ * changes nothing but what that ask would compute alike again (its candidates come from counter-based
+ * streams; CMA-ES's eigendecomposition, which ask may bring up to date, is part of the saved state). The
+ * engine uses it when a stalled generation ends the run. NG_EORDER when no ask is pending. */
+NG_EXPORT int ng_opt_withdraw(ng_opt *opt);
+
 #ifdef __cplusplus
 }
 #endif

@@ -89,13 +89,14 @@ typedef struct {
   const ng_engine_config *cfg;
   ng_opt *opt;
   size_t n, cap;
-  size_t w;      /* doubles in one partial: obj->nstats, or 2 for the (sum, count) pair */
-  double *x;     /* lambda x n candidates (rank 0: all; others: theirs, at their offset) */
-  double *part;  /* this rank's partials: candidate-major, w doubles per (candidate, chunk) */
-  double *batch; /* eval_batch: the sums and counts of one chunk (2 x lambda) */
-  ng__reduce red; /* the chunk reduction: every rank's partials on rank 0, summed in chunk order */
-  double *acc;    /* rank 0: w doubles, one candidate's partials summed over the chunks */
-  double *loss;   /* rank 0: lambda losses */
+  size_t w;        /* doubles in one partial: obj->nstats, or 2 for the (sum, count) pair */
+  double *x;       /* lambda x n candidates (rank 0: all; others: theirs, at their offset) */
+  double *part;    /* this rank's partials: candidate-major, w doubles per (candidate, chunk) */
+  double *batch;   /* eval_batch: the sums and counts of one chunk (2 x lambda) */
+  ng__reduce red;  /* the chunk reduction: every rank's partials on rank 0, summed in chunk order */
+  ng__watch watch; /* the waits for the other ranks, with the stall limits */
+  double *acc;     /* rank 0: w doubles, one candidate's partials summed over the chunks */
+  double *loss;    /* rank 0: lambda losses */
   ng_gen_trailer *trailers;
   /* seeded mode: what the ranks keep between generations */
   double *mean, *factor, *lo, *hi;
@@ -152,14 +153,18 @@ static void make_header(engine *e, size_t lambda, ng_gen_header *h, ng_sampler *
 }
 
 static int broadcast(engine *e, ng_gen_header *h, const ng_sampler *s, int64_t *bytes) {
-  NG_CALL(ng__mpi_status(MPI_Bcast(h, sizeof *h, MPI_BYTE, 0, e->comm), "broadcast of the generation header"));
+  MPI_Request req;
+  const char *what = "broadcast of the generation header";
+  NG_CALL(ng__mpi_status(MPI_Ibcast(h, sizeof *h, MPI_BYTE, 0, e->comm, &req), what));
+  NG_CALL(ng__watch_wait(&e->watch, &req, what));
+  e->watch.generation = h->generation;
   *bytes = (int64_t)sizeof *h;
   if (h->status != NG_HDR_CONTINUE) return NG_OK;
   size_t n = e->n, lambda = (size_t)h->lambda; /* known on every rank only now */
   NG_CALL(grow(e, lambda));
   if (!h->seeded) {
-    NG_CALL(
-        ng__mpi_status(MPI_Bcast(e->x, (int)(lambda * n), MPI_DOUBLE, 0, e->comm), "broadcast of the candidates"));
+    NG_CALL(ng__mpi_status(MPI_Bcast(e->x, (int)(lambda * n), MPI_DOUBLE, 0, e->comm),
+                           "broadcast of the candidates"));
     *bytes += (int64_t)(lambda * n * sizeof(double));
     return NG_OK;
   }
@@ -175,8 +180,8 @@ static int broadcast(engine *e, ng_gen_header *h, const ng_sampler *s, int64_t *
       if (!e->factor) return ng_error(NG_ENOMEM, "out of memory for a sampling factor of %zu values", len);
     }
     if (e->rank == 0) memcpy(e->factor, s->factor, len * sizeof *e->factor);
-    NG_CALL(
-        ng__mpi_status(MPI_Bcast(e->factor, (int)len, MPI_DOUBLE, 0, e->comm), "broadcast of the sampling factor"));
+    NG_CALL(ng__mpi_status(MPI_Bcast(e->factor, (int)len, MPI_DOUBLE, 0, e->comm),
+                           "broadcast of the sampling factor"));
     *bytes += (int64_t)(len * sizeof(double));
     e->factor_version = h->factor_version;
   }
@@ -250,10 +255,12 @@ static int evaluate(engine *e, const ng_gen_header *h) {
 static int reduce(engine *e, const ng_gen_header *h, int my_status, int *signal_seen) {
   size_t lambda = (size_t)h->lambda;
   ng_gen_trailer mine = {my_status, (int32_t)ng__signal_pending()};
+  MPI_Request req;
+  const char *what = "gathering the status of the ranks";
   NG_CALL(ng__mpi_status(
-      MPI_Gather(&mine, sizeof mine, MPI_BYTE, e->trailers, sizeof mine, MPI_BYTE, 0, e->comm),
-      "gathering the status of the ranks"));
-  NG_CALL(ng__reduce_gather(&e->red, e->part));
+      MPI_Igather(&mine, sizeof mine, MPI_BYTE, e->trailers, sizeof mine, MPI_BYTE, 0, e->comm, &req), what));
+  NG_CALL(ng__watch_wait(&e->watch, &req, what)); /* where the ranks wait for the slowest one */
+  NG_CALL(ng__reduce_gather(&e->red, e->part, &e->watch));
   int st = forward_errors(e->comm, e->rank, e->size, my_status, e->trailers);
   if (e->rank != 0) return st;
   *signal_seen = 0;
@@ -286,6 +293,25 @@ static int write_checkpoint(engine *e) {
 out:
   ng_state_destroy(&st);
   return rc;
+}
+
+/* Rank 0, when a stalled generation ends the run (watch.c): the generation is withdrawn and the state before
+ * it written to the checkpoint, from which --resume runs it again, to the uninterrupted run's bits. */
+static int stall_checkpoint(void *ctx) {
+  engine *e = ctx;
+  if (!e->cfg->checkpoint) {
+    fprintf(stderr, "nograd: no --checkpoint was given: the run's state is not kept\n");
+    return NG_OK;
+  }
+  int st = ng_opt_withdraw(e->opt);
+  if (st == NG_OK) st = write_checkpoint(e);
+  if (st == NG_OK)
+    fprintf(stderr,
+            "nograd: the checkpoint %s holds the state before generation %lld: continue with --resume %s\n",
+            e->cfg->checkpoint, (long long)e->watch.generation, e->cfg->checkpoint);
+  else
+    fprintf(stderr, "nograd: error: the checkpoint could not be written: %s\n", ng_errmsg());
+  return st;
 }
 
 static void progress_line(engine *e, const ng_opt_info *in, bool last) {
@@ -364,6 +390,7 @@ static void engine_free(engine *e) {
   free(e->part);
   free(e->batch);
   ng__reduce_free(&e->red);
+  ng__watch_free(&e->watch);
   free(e->acc);
   free(e->loss);
   free(e->trailers);
@@ -418,6 +445,10 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
   e.trailers = malloc((size_t)e.size * sizeof *e.trailers);
   e.acc = e.rank == 0 ? malloc(e.w * sizeof *e.acc) : NULL;
   st = ng__reduce_init(&e.red, e.comm, e.groups, obj->nchunks, e.w);
+  int wst = ng__watch_init(&e.watch, e.comm, cfg->stall_secs, cfg->stall_abort_secs, cfg->progress);
+  if (st == NG_OK) st = wst;
+  e.watch.on_abort = stall_checkpoint;
+  e.watch.ctx = &e;
   if (st == NG_OK && (!e.mean || !e.lo || !e.hi || !e.trailers || (e.rank == 0 && !e.acc)))
     st = ng_error(NG_ENOMEM, "out of memory");
   /* load this rank's chunks; agree on success (a rank may fail to read its data) */

@@ -1,13 +1,15 @@
 /* Private: what travels between the ranks in one generation, in one place.
  *
- *   rank 0 -> all   MPI_Bcast  header (MPI_BYTE, sizeof(ng_gen_header))
+ *   rank 0 -> all   MPI_Ibcast header (MPI_BYTE, sizeof(ng_gen_header)), completed under the stall watch
  *   rank 0 -> all   MPI_Bcast  explicit: lambda*n doubles (the candidates)
  *                              seeded:   n doubles (mean), then factor_len doubles when factor_len > 0,
  *                                        then 2n doubles (lower, upper) when bounds == 1
- *   all -> rank 0   MPI_Gather ng_gen_trailer (MPI_BYTE) from every rank
- *   all -> rank 0   MPI_Gatherv partials: for the rank's candidates x chunks, candidate-major, w doubles each
- *                              (w = the objective's nstats, or 2 for a (sum, count) pair)
+ *   all -> rank 0   MPI_Igather ng_gen_trailer (MPI_BYTE) from every rank, under the stall watch
+ *   all -> rank 0   MPI_Igatherv partials: for the rank's candidates x chunks, candidate-major, w doubles
+ *                              each (w = the objective's nstats, or 2 for a (sum, count) pair), under the watch
  *   failing rank -> rank 0  MPI_Send NG_TAG_ERROR: its error message (NG_ERRMSG_LEN bytes)
+ *   rank 0 <-> rank        NG_TAG_ROLL_CALL / NG_TAG_ROLL_ANSWER: only in a wait past half a stall limit
+ *                              (watch.h)
  *
  * The ranks run one binary on one kind of machine, so structs travel as bytes. */
 #ifndef NOGRAD_ENGINE_PROTOCOL_H

@@ -162,6 +162,8 @@ int ng_run_engine(MPI_Comm comm, const ng_run_policy *policy, const ng_run_spec 
     ec.log = policy->log;
     ec.max_evals = spec->max_evals;
     ec.handle_signals = policy->handle_signals;
+    ec.stall_secs = policy->stall_secs;
+    ec.stall_abort_secs = policy->stall_abort_secs;
     ec.on_generation = spec->on_generation;
     ec.on_generation_ctx = spec->on_generation_ctx;
     st = ng_engine_run(comm, opt, obj, &ec, res);

@@ -285,6 +285,12 @@ int ng_opt_ask(ng_opt *opt, double *x) {
   return NG_OK;
 }
 
+int ng_opt_withdraw(ng_opt *opt) {
+  if (!opt->asked) return ng_error(NG_EORDER, "optimizer: no generation is pending to withdraw");
+  opt->asked = false;
+  return NG_OK;
+}
+
 static int compare_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
