@@ -110,4 +110,32 @@ if ! cmake -S "$tmp/consumer" -B "$tmp/consumer/build" -DCMAKE_PREFIX_PATH="$pre
 fi
 out=$("$tmp/consumer/build/consumer") || fail "the find_package consumer ran and failed: $out"
 ok "find_package(nograd $version) consumer built and ran ($out)"
+# 6. The Python package: installed under the prefix, it loads the installed libnograd by itself (_paths.py),
+# and the installed `nograd plot` runs it (the binary looks beside itself first: bin/../NOGRAD_PYTHON_SITEDIR).
+python=${NOGRAD_PYTHON:-/usr/bin/python3}
+site=$prefix/${NOGRAD_PYTHON_SITEDIR:-lib/python3/dist-packages}
+for f in __init__.py _lib.py _paths.py optimizers.py evaluator.py plot.py; do
+  [[ -f $site/nograd/$f ]] || fail "the Python package is not installed: no $site/nograd/$f"
+done
+if "$python" -c 'import numpy' 2>/dev/null; then
+  out=$(cd "$tmp" && env -u NOGRAD_LIBRARY -u NOGRAD_BUILD_DIR PYTHONPATH="$site" "$python" -c '
+import nograd
+from nograd import _lib
+es = nograd.CMAES([1.0, 2.0], 0.5, ftarget=1e-10)
+while not es.stop():
+    X = es.ask()
+    es.tell(X, (X * X).sum(axis=1))
+print(_lib.lib()._name, es.stop())' 2>&1) || fail "the installed Python package failed: $out"
+  [[ $out == "$prefix/"*" ftarget" ]] || fail "the installed Python package loaded another libnograd: $out"
+  ok "the Python package in $site runs on the installed library (${out% *})"
+  if "$python" -c 'import h5py, matplotlib' 2>/dev/null && [[ -x $prefix/bin/nograd ]]; then
+    "$prefix/bin/nograd" minimize --function sphere --dim 3 --max-evals 300 --checkpoint "$tmp/run.h5" --quiet \
+      >/dev/null || fail "the installed nograd minimize --checkpoint"
+    out=$(NOGRAD_PYTHON=$python "$prefix/bin/nograd" plot "$tmp/run.h5" --out "$tmp/run.png" 2>&1) ||
+      fail "the installed nograd plot failed: $out"
+    ok "the installed nograd plot ran the installed package: $out"
+  fi
+else
+  echo "check_install: note: no numpy for $python; the Python package was installed but not run"
+fi
 echo "check_install: PASSED"

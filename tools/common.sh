@@ -8,10 +8,18 @@
 #   NOGRAD_BUILD_TYPE   CMake build type (default: Release)
 #   NOGRAD_CMAKE_ARGS   extra arguments for the configure step, e.g. "-DNOGRAD_SANITIZE=ON"
 #   NOGRAD_TEST_PACKAGES  the optional packages tests use (default: "python3-numpy python3-h5py
-#                       python3-torch python3-matplotlib libsimgrid-dev"; python3-torch, for the PyTorch
-#                       interchange tests, is a large download; python3-matplotlib draws the experiments' plots;
-#                       libsimgrid-dev (smpicc, smpirun) runs the engine on simulated ranks: the smpi test and
-#                       tools/bench/scale_smpi.sh)
+#                       python3-torch python3-matplotlib python3-onnx python3-torchvision mpich libmpich-dev
+#                       clang libclang-rt-14-dev libsimgrid-dev"):
+#                       - python3-torch, for the PyTorch interchange tests, is a large download;
+#                       - python3-matplotlib draws the experiments' plots;
+#                       - python3-onnx and python3-torchvision serve the ONNX tests;
+#                       - mpich and libmpich-dev are the second MPI the mpi tests run against, installed beside
+#                         Open MPI, which stays the default mpicc and mpirun (Debian's alternatives rank Open
+#                         MPI 50, MPICH 40);
+#                       - clang and libclang-rt-14-dev (libFuzzer, the sanitizers' runtimes) build the fuzzing
+#                         harnesses;
+#                       - libsimgrid-dev (smpicc, smpirun) runs the engine on simulated ranks: the smpi test and
+#                         tools/bench/scale_smpi.sh.
 
 NOGRAD_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 NOGRAD_BUILD_DIR=${NOGRAD_BUILD_DIR:-$NOGRAD_ROOT/build}
@@ -26,10 +34,11 @@ REQUIRED_PACKAGES=(
   libhdf5-dev hdf5-tools
   libopenblas-dev liblapacke-dev
   librandom123-dev libcmocka-dev zlib1g-dev
+  libprotobuf-c-dev protobuf-c-compiler libonnx-dev
   cmake gcc make pkg-config
 )
 # What the tests need beyond that (reading and writing our HDF5 files from Python).
-read -r -a TEST_PACKAGES <<<"${NOGRAD_TEST_PACKAGES:-python3-numpy python3-h5py python3-torch python3-matplotlib libsimgrid-dev}"
+read -r -a TEST_PACKAGES <<<"${NOGRAD_TEST_PACKAGES:-python3-numpy python3-h5py python3-torch python3-matplotlib python3-onnx python3-torchvision mpich libmpich-dev clang libclang-rt-14-dev libsimgrid-dev}"
 # What the slurm test (tests/slurm, label "slurm") needs for its private one-node cluster. Not among the
 # default packages: slurm-wlm brings slurmctld, slurmd and their dependencies, which no other test, the
 # build or the demo use; the slurm test installs them itself (as root) when they are missing.

@@ -29,7 +29,7 @@ for convolutions, "fc1", "fc2" for dense layers, "bn1" for batch norms (1d and 2
 the tensors are NAME.weight and NAME.bias, plus NAME.running_mean and NAME.running_var for batch norms. The
 names depend only on the order of the layers, so saving a loaded model writes the same file.
 
-Dataset files (DESIGN.md "Files", include/nograd/data.h): /x float32 (N x d, or N x C x H x W), /y int32 labels
+Dataset files (DESIGN.md "Files", include/nograd/data.h): /x float32 (N x d, N x S x d, or N x C x H x W), /y int32 labels
 (N) or float32 targets (N x t), both chunked along N only (whole rows per chunk); root attributes format
 ("nograd dataset"), format_version (1), name and domain (strings), classes (int64; 0 for targets).
 
@@ -47,7 +47,8 @@ from torch import nn
 
 FORMAT_VERSION = 1  # NG_MODEL_FORMAT_VERSION in include/nograd/nn.h
 
-__all__ = ["Residual", "save", "load", "to_spec", "save_dataset", "load_dataset", "FORMAT_VERSION"]
+__all__ = ["Residual", "save", "load", "to_spec", "save_dataset", "load_dataset", "export_onnx", "onnx_parameters",
+           "load_onnx", "FORMAT_VERSION"]
 
 
 class Residual(nn.Module):
@@ -523,8 +524,8 @@ def save_dataset(x, y, path, name=None, domain=None, classes=None, chunk_rows=No
     class_counts; /x carries mean and std (d floats) when given, for standardized features."""
     x = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x)
     y = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
-    if x.ndim not in (2, 4):
-        raise ValueError("x has shape %s: expected N x d or N x C x H x W" % (x.shape,))
+    if x.ndim not in (2, 3, 4):
+        raise ValueError("x has shape %s: expected N x d, N x S x d (sequences) or N x C x H x W" % (x.shape,))
     n = x.shape[0]
     if n < 1:
         raise ValueError("a dataset needs at least one row")
@@ -601,6 +602,83 @@ def load_dataset(path):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# ONNX: any module out to the ONNX nograd reads, and a prior or a retrofitted ONNX file back into the module
+
+
+def export_onnx(module, path, input_shape, opset=17, input_name="input", output_name="logits"):
+    """Exports `module` (put in eval mode) to the ONNX file nograd reads: the batch (dimension 0) symbolic,
+    BatchNorm kept as BatchNormalization nodes (TrainingMode.PRESERVE on an eval module: the EVAL mode would
+    fold it into the convolutions and rename the tensors), initializers named by the module's state_dict keys.
+    input_shape is one example's shape (e.g. (3, 32, 32) or (S, d)). Written atomically (PATH.tmp, rename).
+    torch may replace an initializer equal to another by an Identity node of it (a fresh BatchNorm's
+    running_mean equals its bias); nograd gives such names their own parameters, so the layout is the same
+    for every model of the architecture."""
+    if not 13 <= opset <= 17:
+        raise ValueError("opset %d: nograd reads opsets 13 to 17" % opset)
+    module.eval()
+    x = torch.zeros((2,) + tuple(int(d) for d in input_shape))
+    tmp = path + ".tmp"
+    try:
+        # Not under no_grad: in eval mode without gradients nn.TransformerEncoderLayer takes its fused fast
+        # path (aten::_transformer_encoder_layer_fwd), which has no ONNX form.
+        torch.onnx.export(module, x, tmp, input_names=[input_name], output_names=[output_name],
+                          dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
+                          opset_version=opset, do_constant_folding=False,
+                          training=torch.onnx.TrainingMode.PRESERVE, export_params=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def onnx_parameters(path):
+    """The parameters nograd sees in an ONNX file, as {name: numpy array}: the float initializers, and the
+    outputs of Identity nodes whose input is one of them (torch's deduplicated tensors)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(path)
+    for t in model.graph.initializer:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            raise ValueError("%s: initializer %s is stored as external data, which nograd does not read"
+                             % (path, t.name))
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    params = {k: v for k, v in inits.items() if v.dtype == np.float32}
+    for n in model.graph.node:
+        if n.op_type == "Identity" and n.input[0] in params and n.output[0] not in params:
+            params[n.output[0]] = params[n.input[0]]
+    return params
+
+
+def load_onnx(module, path):
+    """Loads the parameters of an ONNX file written by nograd (a glue prior, a retrofitted model) or
+    exported by export_onnx into `module` (load_state_dict of the names they share) and reports what changed:
+    a list of (name, changed elements, max |difference|) for every tensor whose values differ from the
+    module's, in state_dict order. Raises ValueError naming a tensor the module has with another shape, or
+    a file that shares no tensor with the module. Entries of the state_dict that are not in the file (e.g.
+    BatchNorm's num_batches_tracked, an integer) keep their values."""
+    params = onnx_parameters(path)
+    state = module.state_dict()
+    new, report = {}, []
+    for name, old in state.items():
+        if name not in params:
+            continue
+        value = torch.from_numpy(np.array(params[name], dtype=np.float32))
+        if tuple(value.shape) != tuple(old.shape):
+            raise ValueError("%s: tensor %s is %s in the file but %s in the module"
+                             % (path, name, _shape_str(tuple(value.shape)), _shape_str(tuple(old.shape))))
+        new[name] = value.to(old.dtype)
+        diff = (new[name].double() - old.double()).abs()
+        if diff.numel() and bool((diff > 0).any()):
+            report.append((name, int((diff > 0).sum()), float(diff.max())))
+    if not new:
+        raise ValueError("%s: no tensor of the file has a name of the module's state_dict (was it exported "
+                         "from another module, or with EVAL mode folding BatchNorm?)" % path)
+    module.load_state_dict(new, strict=False)
+    return report
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # command line
 
 
@@ -618,8 +696,34 @@ def main(argv=None):
     b.add_argument("--train-rows", type=int)
     b.add_argument("--dataset")
     b.add_argument("--threshold", type=float, help="decision threshold of a binary classifier, in [0, 1]")
+    c = sub.add_parser("export-onnx", help="torch.save'd module -> ONNX file nograd reads (BatchNorm kept)")
+    c.add_argument("pt")
+    c.add_argument("onnx")
+    c.add_argument("--input-shape", required=True, help="one example's shape, e.g. 3,32,32 or 16,64")
+    c.add_argument("--opset", type=int, default=17)
+    d = sub.add_parser("load-onnx", help="ONNX file (a prior, a retrofitted model) -> the torch.save'd module "
+                                         "with its parameters, and what changed")
+    d.add_argument("pt", help="the module the ONNX file was exported from (torch.save'd)")
+    d.add_argument("onnx")
+    d.add_argument("out", help="where to torch.save the module with the file's parameters")
     args = ap.parse_args(argv)
     try:
+        if args.cmd in ("export-onnx", "load-onnx"):
+            model = torch.load(args.pt, map_location="cpu")
+            if not isinstance(model, nn.Module):
+                raise ValueError("%s holds a %s, not a module" % (args.pt, type(model).__name__))
+            if args.cmd == "export-onnx":
+                shape = tuple(int(v) for v in args.input_shape.replace("x", ",").split(","))
+                export_onnx(model, args.onnx, shape, opset=args.opset)
+                print("%s -> %s (opset %d, input batch x %s)" % (args.pt, args.onnx, args.opset,
+                                                                _shape_str(shape)))
+            else:
+                report = load_onnx(model, args.onnx)
+                torch.save(model, args.out)
+                for name, count, delta in report:
+                    print("changed %s: %d elements, max |difference| %.6g" % (name, count, delta))
+                print("%s + %s -> %s: %d tensors changed" % (args.pt, args.onnx, args.out, len(report)))
+            return 0
         if args.cmd == "convert-to-torch":
             model = load(args.model)
             torch.save(model, args.out)

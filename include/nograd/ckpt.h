@@ -81,6 +81,10 @@ typedef struct {
   const char *const *input_files; /* may be NULL when ninputs == 0 */
   const char *const *input_checksums;
   size_t ninputs;
+  /* The kernels of the forward passes: the BLAS core and configuration (openblas_get_corename and
+   * openblas_get_config) and the CPU model of rank 0; written as /meta attributes blas_core, blas_config and
+   * cpu_model when not NULL. */
+  const char *blas_core, *blas_config, *cpu_model;
 } ng_ckpt_meta;
 
 /* What ng_ckpt_read returns of /meta; the strings are owned by it and freed by ng_ckpt_meta_free. */
@@ -90,16 +94,21 @@ typedef struct {
   int ranks, groups;
   char **input_files, **input_checksums;
   size_t ninputs;
+  char *blas_core, *blas_config, *cpu_model; /* NULL in a file that predates them */
 } ng_ckpt_info;
 
 NG_EXPORT void ng_ckpt_info_free(ng_ckpt_info *info);
+
+/* The library's version ("0.1.0"): what the commands record as /meta's program_version. Bindings that write
+ * checkpoints themselves (tools/python's nograd.CMAES.save) put it there too. Never NULL; not collective. */
+NG_EXPORT const char *ng_version(void);
 
 /* Writes a checkpoint atomically (see above). `result` may be NULL. NG_EIO names the path and the system
  * error (an unwritable directory, a full disk); nothing is left behind but PATH.tmp's removal is attempted.
  */
 NG_EXPORT int ng_ckpt_write(const char *path, const ng_ckpt_meta *meta, const ng_state *optimizer,
-                  const ng_history *history, const double *best_x, size_t n, double best_f,
-                  const ng_state *result);
+                            const ng_history *history, const double *best_x, size_t n, double best_f,
+                            const ng_state *result);
 
 /* Reads and verifies a checkpoint. Any of the outputs may be NULL (not read). `optimizer` and `result` must
  * be empty states; `history` an empty table; best_x a buffer of *n values, or NULL (then *n receives the
@@ -109,7 +118,7 @@ NG_EXPORT int ng_ckpt_write(const char *path, const ng_ckpt_meta *meta, const ng
  * checkpoint to resume from instead). The whole file is read and verified even when some outputs are NULL,
  * and the outputs are written only when everything holds. */
 NG_EXPORT int ng_ckpt_read(const char *path, ng_ckpt_info *info, ng_state *optimizer, ng_history *history,
-                 double *best_x, size_t *n, double *best_f, ng_state *result);
+                           double *best_x, size_t *n, double *best_f, ng_state *result);
 
 /* FNV-1a 64 checksum of a file's bytes as 16 hex digits + NUL, for the input checksums of /meta. NG_EIO. */
 NG_EXPORT int ng_file_checksum(const char *path, char out[17]);

@@ -33,11 +33,12 @@ extern "C" {
 #define NG_DATA_FORMAT_VERSION 1 /* the "format_version" attribute written */
 #define NG_DATA_NAME_MAX 256     /* bytes of name and domain, with the terminator; longer ones are cut */
 
-/* A dataset in memory. Row i of x is x[i*d .. (i+1)*d); with xrank 3 a row is C x H x W in that order. */
+/* A dataset in memory. Row i of x is x[i*d .. (i+1)*d); with xrank 3 a row is C x H x W in that order, with
+ * xrank 2 a sequence S x d (tokens or time steps, for ONNX models whose input is one). */
 typedef struct ng_data {
   size_t n;          /* rows */
-  int xrank;         /* 1: a row is d features; 3: a row is a C x H x W image */
-  size_t xdims[3];   /* the shape of a row: {d} or {C, H, W} */
+  int xrank;         /* 1: a row is d features; 2: a sequence S x d; 3: a C x H x W image */
+  size_t xdims[3];   /* the shape of a row: {d}, {S, d} or {C, H, W} */
   size_t d;          /* floats per row: the product of xdims */
   float *x;          /* n * d */
   size_t t;          /* 0: labels in y; >= 1: t float targets per row in yt */
@@ -54,7 +55,7 @@ typedef struct ng_label_map ng_label_map;
 /* ---- In memory ------------------------------------------------------------------------------------------
  */
 
-/* Allocates the arrays of an empty dataset of n rows shaped xdims[0..xrank) (xrank 1 or 3) with labels
+/* Allocates the arrays of an empty dataset of n rows shaped xdims[0..xrank) (xrank 1 to 3) with labels
  * (t == 0) or t targets per row; x and y are zeroed, classes 0, no statistics, empty name and domain.
  * NG_EINVAL names the bad shape; NG_ENOMEM. `D` is overwritten (free it first if it held anything). */
 NG_EXPORT int ng_data_alloc(ng_data *D, size_t n, int xrank, const size_t *xdims, size_t t);
@@ -83,7 +84,7 @@ typedef struct ng_dataset ng_dataset;
 /* The shape and attributes of an open dataset file. */
 typedef struct ng_data_info {
   size_t n, d;      /* rows, floats per row */
-  int xrank;        /* 1 or 3 */
+  int xrank;        /* 1 to 3 */
   size_t xdims[3];  /* a row's shape */
   size_t t;         /* 0: int32 labels; else float32 targets per row */
   int64_t classes;  /* from the root attribute; 0 with targets */
@@ -138,12 +139,14 @@ typedef struct ng_text_options {
  * see ng_label_map_parse). Blank lines are skipped. NG_EFORMAT with "FILE:LINE: column K ('name'): ..." for
  * text in a numeric column, a ragged row, a missing value without a policy, a label that is not a whole
  * number; NG_EIO when the file cannot be read; NG_EINVAL for a label column that does not exist. */
-NG_EXPORT int ng_import_text(const char *path, const ng_text_options *opt, const ng_label_map *label_map, ng_data *D);
+NG_EXPORT int ng_import_text(const char *path, const ng_text_options *opt, const ng_label_map *label_map,
+                             ng_data *D);
 
 /* Reads MNIST-style IDX files (gzip-compressed or not): images (magic 2051, N x H x W uint8) and labels
  * (magic 2049, N uint8) into D as N x 1 x H x W floats with the raw values 0..255. NG_EFORMAT names the file
  * and what is wrong (magic, dimensions, counts that differ, a file shorter than its header says). */
-NG_EXPORT int ng_import_idx(const char *images, const char *labels, const ng_label_map *label_map, ng_data *D);
+NG_EXPORT int ng_import_idx(const char *images, const char *labels, const ng_label_map *label_map,
+                            ng_data *D);
 
 /* ---- Transforms (src/data/transform.c) ------------------------------------------------------------------
  */
@@ -190,7 +193,8 @@ NG_EXPORT int ng_data_split(const ng_data *D, const double frac[3], uint64_t see
 /* A seeded, stratified subset of k of D's rows (labels only), in their original order, with D's attributes
  * and statistics: each class gets floor(k n_c / n) rows plus one for the largest remainders (ties: the lower
  * class) until k are taken, drawn by a partial Fisher-Yates shuffle of the class's rows from the stream
- * (seed, NG_RNG_SPLIT, 1, class) (ng_data_split draws from generation 0 of the same purpose). NG_EINVAL (float targets, k > n, a label outside [0, classes)), NG_ENOMEM. */
+ * (seed, NG_RNG_SPLIT, 1, class) (ng_data_split draws from generation 0 of the same purpose). NG_EINVAL
+ * (float targets, k > n, a label outside [0, classes)), NG_ENOMEM. */
 NG_EXPORT int ng_data_subset(const ng_data *D, size_t k, uint64_t seed, ng_data *out);
 
 #ifdef __cplusplus

@@ -50,6 +50,11 @@ typedef struct {
   FILE *log;           /* rank 0: one JSON line per generation; NULL: none */
   int64_t max_evals;   /* for the time-left estimate (0: unknown) */
   bool handle_signals; /* SIGTERM, SIGUSR1, SIGINT: finish the generation, checkpoint, stop */
+  /* The stall limits (seconds; 0: off). Rank 0 waits for the other ranks with deadlines: past stall_secs it
+   * names the ranks (and hosts) a generation waits for on the progress stream (stderr when progress is
+   * NULL), again every stall_secs; past stall_abort_secs it writes the checkpoint of the state before that
+   * generation (when `checkpoint` is set) and ends the job: MPI_Abort(comm, 1). Both 0: blocking waits. */
+  double stall_secs, stall_abort_secs;
   /* rank 0, after each generation is told and before its checkpoint: e.g. write the best model so far
    * (anytime results). An error stops the run with that error. NULL: none. */
   int (*on_generation)(void *ctx, const ng_opt *opt);
@@ -73,7 +78,7 @@ typedef struct {
  * the run stopped for one of its reasons (or a signal: res->signalled), otherwise the first error. Rank 0
  * then holds the error's message, prefixed with the rank it happened on when that is not 0. */
 NG_EXPORT int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_engine_config *cfg,
-                  ng_engine_result *res);
+                            ng_engine_result *res);
 
 /* Agrees on a status after a phase that may fail on some ranks: returns on every rank the status of the
  * lowest failing rank (NG_OK if none), and moves that rank's message to rank 0 ("rank R: ..."). Collective.
@@ -91,7 +96,8 @@ typedef int (*ng_chunk_fn)(void *ctx, size_t chunk, double *partial);
  * candidate and one group. Collective; every rank returns the same status: NG_EINVAL (no chunks, w = 0, or
  * more than 2^31 - 1 doubles), NG_ENOMEM, NG_EMPI, or the first failing rank's error from fn, whose message
  * rank 0 then holds ("rank R: ..."). */
-NG_EXPORT int ng_engine_measure(MPI_Comm comm, size_t nchunks, size_t w, ng_chunk_fn fn, void *ctx, double *sum);
+NG_EXPORT int ng_engine_measure(MPI_Comm comm, size_t nchunks, size_t w, ng_chunk_fn fn, void *ctx,
+                                double *sum);
 
 /* The block [first, first + count) of `total` items that part `index` of `parts` owns (sizes differ by <= 1).
  */

@@ -61,8 +61,9 @@ typedef struct {
   const char *model_path; /* told to the evaluator; NULL: none */
   int rank, nranks;       /* told to the evaluator and used in stderr prefixes */
   double timeout;         /* seconds for one request (write and complete reply), > 0; INFINITY: none */
-  double start_timeout;   /* seconds for start and HELLO; the larger of this and timeout applies */
-  int max_restarts;       /* restarts allowed over the evaluator's life, >= 0 */
+  double start_timeout; /* seconds for start and HELLO, > 0; 0: the request timeout (so --eval-timeout bounds
+                         * a program that never answers HELLO) */
+  int max_restarts;     /* restarts allowed over the evaluator's life, >= 0 */
   ng_evaluator_stderr stderr_mode;
   FILE *log; /* one line per failed request and per restart, so that absorbed failures are seen; NULL: none */
   /* exec: the program and its arguments, NULL-terminated; when not NULL it replaces the spec's words, and
@@ -82,8 +83,8 @@ typedef struct {
 typedef struct ng_evaluator ng_evaluator;
 
 /* Fills a configuration with the defaults: n 0 (must be set), nchunks 1, no model, rank 0 of 1, timeout
- * NG_EVALUATOR_DEFAULT_TIMEOUT, start_timeout 60 s, NG_EVALUATOR_DEFAULT_RESTARTS, stderr inherited, log
- * stderr. */
+ * NG_EVALUATOR_DEFAULT_TIMEOUT, start_timeout 0 (the timeout), NG_EVALUATOR_DEFAULT_RESTARTS, stderr
+ * inherited, log stderr. */
 NG_EXPORT void ng_evaluator_config_init(ng_evaluator_config *cfg);
 
 /* Starts an evaluator from its spec ("exec:PROGRAM ARGS", "plugin:LIB.so WORDS"). For exec it starts the
@@ -102,8 +103,8 @@ NG_EXPORT int ng_evaluator_open(const char *spec, const ng_evaluator_config *cfg
  * limit gives NaN losses and NG_OK (see the top of this file). NG_EINVAL: chunk >= nchunks, m >= 2^32, a
  * NULL array; NG_EIO: the restart limit was passed (the losses are NaN) or a plugin's evaluate failed;
  * NG_ENOMEM. */
-NG_EXPORT int ng_evaluator_eval(ng_evaluator *ev, const double *x, size_t m, uint64_t generation, size_t chunk,
-                      size_t first, double *losses, double *counts);
+NG_EXPORT int ng_evaluator_eval(ng_evaluator *ev, const double *x, size_t m, uint64_t generation,
+                                size_t chunk, size_t first, double *losses, double *counts);
 
 /* Ends the evaluator: exec sends BYE, closes the pipes, waits up to min(timeout, 5 s) for the program to
  * exit, then kills its process group and reaps it; plugin calls finish and dlclose. Accepts NULL and clears

@@ -69,21 +69,29 @@ NG_EXPORT void ng_model_destroy(ng_model **m);
 /* A copy (spec, parameters and attributes). */
 NG_EXPORT int ng_model_clone(const ng_model *m, ng_model **out);
 
+/* Whether the model was read from an ONNX file (ng_model_read of a path ending in .onnx). Such a model is
+ * evaluated by the graph executor: forward passes only (no training workspace, no backward pass, no layer
+ * ranges), written back to ONNX with its graph kept, and its "spec text" is a canonical description of the
+ * graph, one line per node and parameter, that is never parsed. */
+NG_EXPORT bool ng_model_is_onnx(const ng_model *m);
+
 NG_EXPORT const char *ng_model_spec_text(const ng_model *m);
 NG_EXPORT size_t ng_model_nparams(const ng_model *m);
 NG_EXPORT float *ng_model_params(ng_model *m);
 NG_EXPORT const float *ng_model_params_const(const ng_model *m);
-NG_EXPORT size_t ng_model_input_size(const ng_model *m);  /* floats per example */
-NG_EXPORT size_t ng_model_output_size(const ng_model *m); /* floats per example out (classes for a classifier) */
+NG_EXPORT size_t ng_model_input_size(const ng_model *m); /* floats per example */
+NG_EXPORT size_t
+ng_model_output_size(const ng_model *m); /* floats per example out (classes for a classifier) */
 /* The input shape: ndim 1 (F) or 3 (C H W). */
 NG_EXPORT void ng_model_input_shape(const ng_model *m, size_t *ndim, size_t shape[3]);
 
 /* The named-tensor index. */
 NG_EXPORT size_t ng_model_ntensors(const ng_model *m);
 NG_EXPORT int ng_model_tensor(const ng_model *m, size_t i, const char **name, size_t *offset, size_t *ndim,
-                    size_t shape[4]);
+                              size_t shape[4]);
 /* By name; NG_ENOTFOUND names it. */
-NG_EXPORT int ng_model_find(const ng_model *m, const char *name, size_t *offset, size_t *ndim, size_t shape[4]);
+NG_EXPORT int ng_model_find(const ng_model *m, const char *name, size_t *offset, size_t *ndim,
+                            size_t shape[4]);
 
 /* Integer attributes stored with the model (classes, train_rows); absent ones are -1. set_attr refuses
  * (NG_EINVAL) the names format_version, dataset and threshold, which have their own meaning and type. */
@@ -116,8 +124,8 @@ NG_EXPORT void ng_nn_work_set_dropout(ng_nn_work *w, uint64_t seed, uint64_t ste
  * workspace. A training workspace copies x when the backward pass needs it, so x may change afterwards. The
  * bits of an example's output may depend on the batch size (sgemm's blocking), never on anything else. No
  * allocation. NG_EINVAL for batch > max_batch or a workspace made for another model. */
-NG_EXPORT int ng_nn_forward(const ng_model *m, const float *params, ng_nn_work *w, const float *x, size_t batch,
-                  const float **out);
+NG_EXPORT int ng_nn_forward(const ng_model *m, const float *params, ng_nn_work *w, const float *x,
+                            size_t batch, const float **out);
 
 /* The layers [from, to) of a forward pass on an evaluation workspace: act is the value entering layer `from`
  * (batch x its size per example; the input when from is 0), *out the value leaving layer to - 1, valid until
@@ -125,8 +133,8 @@ NG_EXPORT int ng_nn_forward(const ng_model *m, const float *params, ng_nn_work *
  * range that holds the relu, so a range may end between them (e.g. to compute a linear first layer once and
  * combine its outputs). `from` must not be inside a residual group. No allocation. NG_EINVAL for a training
  * workspace, a range out of order or beyond the layers, batch > max_batch. */
-NG_EXPORT int ng_nn_forward_range(const ng_model *m, const float *params, ng_nn_work *w, size_t from, size_t to,
-                        const float *act, size_t batch, const float **out);
+NG_EXPORT int ng_nn_forward_range(const ng_model *m, const float *params, ng_nn_work *w, size_t from,
+                                  size_t to, const float *act, size_t batch, const float **out);
 
 /* The index of the model's first computing layer, its output size per example and its multiply-adds per
  * output value (dense: its inputs; conv2d: in channels x k x k), when it is dense or conv2d (only a flatten
@@ -141,7 +149,8 @@ NG_EXPORT size_t ng_model_nlayers(const ng_model *m);
  * to grad (nparams floats). Batch-norm running statistics are constants (inference form): their entries of
  * grad are left as they are. `params` must be the vector of the forward pass. No allocation. NG_EORDER
  * without a training forward (or on an evaluation workspace). */
-NG_EXPORT int ng_nn_backward(const ng_model *m, const float *params, ng_nn_work *w, const float *dout, float *grad);
+NG_EXPORT int ng_nn_backward(const ng_model *m, const float *params, ng_nn_work *w, const float *dout,
+                             float *grad);
 
 #ifdef __cplusplus
 }

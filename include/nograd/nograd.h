@@ -2,7 +2,7 @@
  * may be included alone; this one is for programs that use several (the `nograd` command, bindings, tests).
  *
  *   the ask/tell optimizers      opt.h, functions.h, state.h, rng.h
- *   the engine and its policy    objective.h, engine.h, run.h, ckpt.h, inspect.h
+ *   the engine and its policy    objective.h, engine.h, run.h, ckpt.h, inspect.h, verify.h
  *   models and data              nn.h, loss.h, metrics.h, nn_objective.h, knobs.h, data.h, domains.h, synth.h
  *   the commands as functions    app.h (minimize), train.h (train, eval), glue.h, retrofit.h, demo.h,
  *                                evaluator.h and plugin.h (external evaluators)
@@ -37,5 +37,6 @@
 #include "nograd/synth.h"
 #include "nograd/timer.h"
 #include "nograd/train.h"
+#include "nograd/verify.h"
 
 #endif

@@ -37,6 +37,9 @@ extern "C" {
 
 typedef struct ng_opt ng_opt;
 
+/* The largest dimension and population: BLAS indexes with int, and a size from an option must not wrap. */
+#define NG_OPT_DIM_MAX 2147483647
+
 /* Why a run stopped: an outcome, not an error. X-macro: (enum, name printed and saved). */
 #define NG_STOP_TABLE(X)                                                                                  \
   X(NG_STOP_NONE, "none")                   /* still running */                                           \
@@ -86,8 +89,8 @@ typedef struct {
   double seconds_eigen; /* time spent in eigendecompositions so far */
 } ng_opt_info;
 
-/* Creates optimizer `name` ("cmaes", "sepcmaes", "spsa") for an n-dimensional problem. NG_EINVAL names an
- * unknown optimizer and lists the known ones. */
+/* Creates optimizer `name` ("cmaes", "sepcmaes", "spsa") for an n-dimensional problem, 1 <= n <=
+ * NG_OPT_DIM_MAX. NG_EINVAL names an unknown optimizer (listing the known ones) or the dimension at fault. */
 NG_EXPORT int ng_opt_create(const char *name, size_t n, ng_opt **out);
 
 /* Frees; accepts NULL and clears the caller's pointer. */
@@ -107,10 +110,10 @@ NG_EXPORT const char *ng_opt_name(const ng_opt *opt);
 NG_EXPORT bool ng_opt_rank_based(const ng_opt *opt);
 
 /* Configuration, before ng_opt_setup (NG_EORDER after). Each returns NG_EINVAL with the value at fault. */
-NG_EXPORT int ng_opt_set_x0(ng_opt *opt, const double *x0);                       /* initial mean; default all zeros */
-NG_EXPORT int ng_opt_set_sigma0(ng_opt *opt, double sigma0);                      /* initial step size > 0; default 1 */
-NG_EXPORT int ng_opt_set_seed(ng_opt *opt, uint64_t seed);                        /* default 1 */
-NG_EXPORT int ng_opt_set_popsize(ng_opt *opt, size_t lambda);                     /* 0: the algorithm's default */
+NG_EXPORT int ng_opt_set_x0(ng_opt *opt, const double *x0);   /* initial mean; default all zeros */
+NG_EXPORT int ng_opt_set_sigma0(ng_opt *opt, double sigma0);  /* initial step size > 0; default 1 */
+NG_EXPORT int ng_opt_set_seed(ng_opt *opt, uint64_t seed);    /* default 1 */
+NG_EXPORT int ng_opt_set_popsize(ng_opt *opt, size_t lambda); /* 0: default; <= NG_OPT_DIM_MAX */
 NG_EXPORT int ng_opt_set_bounds(ng_opt *opt, const double *lo, const double *hi); /* NULL: unbounded */
 NG_EXPORT int ng_opt_set_ftarget(ng_opt *opt, double ftarget);                    /* default -inf */
 NG_EXPORT int ng_opt_set_max_evals(ng_opt *opt, int64_t max_evals); /* over all restarts; <= 0: unlimited */
@@ -194,6 +197,13 @@ NG_EXPORT int ng_sampler_generate(const ng_sampler *s, size_t first, size_t coun
  * its tell, save returns NG_EORDER: checkpoints are taken between generations. */
 NG_EXPORT int ng_opt_save(const ng_opt *opt, ng_state *st);
 NG_EXPORT int ng_opt_load(ng_opt *opt, const ng_state *st);
+
+/* Drops the pending generation (after ask, before tell) without telling it: a save then holds the state
+ * before that ask, and the next ask returns the same candidates again. This holds because an algorithm's ask
+ * changes nothing but what that ask would compute alike again (its candidates come from counter-based
+ * streams; CMA-ES's eigendecomposition, which ask may bring up to date, is part of the saved state). The
+ * engine uses it when a stalled generation ends the run. NG_EORDER when no ask is pending. */
+NG_EXPORT int ng_opt_withdraw(ng_opt *opt);
 
 #ifdef __cplusplus
 }

@@ -9,8 +9,8 @@
  * model over a plain search vector. With a model and an evaluator, the evaluator scores the knob vector and
  * is told the model's path (nograd/plugin.h); nograd measures nothing itself. The start is scored too (the
  * metric on the validation rows, or the evaluator's score), outside the budget, and returned unchanged when
- * no candidate beats it. The search runs through the engine (nograd/engine.h), so the retrofitted model is the
- * same bits for any number of ranks.
+ * no candidate beats it. The search runs through the engine (nograd/engine.h), so the retrofitted model is
+ * the same bits for any number of ranks.
  *
  * The bound (README.md, "The overfitting bound"): with its seed fixed, CMA-ES sees the losses only through
  * the order of each generation's candidates (ties broken by index) once the value-based stopping rules are
@@ -64,12 +64,13 @@ typedef struct {
                           * with a model only (NG_EINVAL without) */
   ng_run_policy run;     /* checkpoints, resume, signals, progress (nograd/run.h) */
   /* an external evaluator */
-  const char *evaluator; /* "exec:PROGRAM ARGS" or "plugin:LIB.so", or NULL */
-  double eval_timeout;   /* seconds per request (0: the evaluator's default) */
-  int max_restarts;      /* -1: the default */
-  size_t nchunks;        /* chunks the evaluator is asked about, >= 1 */
-  size_t dim;            /* without a model: the dimension (with one: must be 0) */
-  const double *x0;      /* without a model: the start (dim values), or NULL for zeros (with one: NULL) */
+  const char *evaluator;     /* "exec:PROGRAM ARGS" or "plugin:LIB.so", or NULL */
+  double eval_timeout;       /* seconds per request (0: the evaluator's default) */
+  double eval_start_timeout; /* seconds to start and answer HELLO (0: eval_timeout, or the default) */
+  int max_restarts;          /* -1: the default */
+  size_t nchunks;            /* chunks the evaluator is asked about, >= 1 */
+  size_t dim;                /* without a model: the dimension (with one: must be 0) */
+  const double *x0;          /* without a model: the start (dim values), or NULL for zeros (with one: NULL) */
 } ng_retrofit_config;
 
 /* The library's defaults, the one place they are written: metric "error", threshold NaN (the model's), the
@@ -93,8 +94,8 @@ typedef struct {
   const char *stop;   /* why the optimizer stopped */
   int signalled;      /* stopped by a signal: with a checkpoint, only x_best, evaluations and generations are
                        * set (resume the run); without one, the run ended there and everything is set */
-  int kept_start; /* no candidate beat the start: the model (or x0) is returned unchanged */
-  double *x_best; /* n values, malloc'd on rank 0 (the caller frees) */
+  int kept_start;     /* no candidate beat the start: the model (or x0) is returned unchanged */
+  double *x_best;     /* n values, malloc'd on rank 0 (the caller frees) */
   double seconds;
 } ng_retrofit_result;
 
@@ -108,7 +109,8 @@ NG_EXPORT int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_r
 /* ln N and the bound of the header's comment, for lambda candidates over G generations, T examples and
  * delta; the per-class form when class_rows is not NULL (C counts). Exposed for the tests. */
 NG_EXPORT double ng_retrofit_log_outputs(size_t lambda, int64_t generations);
-NG_EXPORT double ng_retrofit_bound(double log_outputs, double delta, size_t T, const size_t *class_rows, size_t C);
+NG_EXPORT double ng_retrofit_bound(double log_outputs, double delta, size_t T, const size_t *class_rows,
+                                   size_t C);
 
 #ifdef __cplusplus
 }

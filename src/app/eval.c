@@ -1,12 +1,12 @@
 /* `nograd eval`: the loss and exact metrics of a model on a dataset, data-parallel and the same bits for any
  * number of ranks.
  *
- * The rows are cut into chunks of cfg->chunk_rows; rank r owns the contiguous block ng_engine_block(nchunks, P,
- * r) and reads only its rows, batch by batch, each batch starting at a multiple of the batch size within its
- * chunk (so a row meets the same sgemm blocking whatever P is). A chunk yields one loss sum (double, added
- * batch by batch in row order), which the engine's chunk reduction (ng_engine_measure) adds in chunk order on
- * rank 0. Confusion counts and error
- * counts are integers, summed exactly by MPI. Buffers are allocated once, before the first batch.
+ * The rows are cut into chunks of cfg->chunk_rows; rank r owns the contiguous block ng_engine_block(nchunks,
+ * P, r) and reads only its rows, batch by batch, each batch starting at a multiple of the batch size within
+ * its chunk (so a row meets the same sgemm blocking whatever P is). A chunk yields one loss sum (double,
+ * added batch by batch in row order), which the engine's chunk reduction (ng_engine_measure) adds in chunk
+ * order on rank 0. Confusion counts and error counts are integers, summed exactly by MPI. Buffers are
+ * allocated once, before the first batch.
  *
  * threshold_error uses cfg->threshold, or, when that is NaN, the threshold stored in the model file
  * (ng_model_threshold, e.g. set by `nograd retrofit`), or 0.5 when the model has none. A binary model that
@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/checked.h"
 #include "nograd/engine.h"
 #include "nograd/error.h"
 #include "nograd/timer.h"
@@ -85,20 +86,20 @@ static int setup(const ng_eval_config *cfg, eval_state *s) {
                       cfg->model, classes);
   }
   s->cfg = cfg;
-  s->nchunks = (info->n + cfg->chunk_rows - 1) / cfg->chunk_rows;
+  s->nchunks = ng__ceil_div(info->n, cfg->chunk_rows);
   size_t batch = cfg->batch < cfg->chunk_rows ? cfg->batch : cfg->chunk_rows;
   NG_CALL(ng_nn_work_create(s->model, batch, false, &s->work));
   if (!info->t) NG_CALL(ng_confusion_create(classes, &s->conf));
-  s->x = malloc(batch * info->d * sizeof *s->x);
+  s->x = ng__mallocn(batch, info->d, sizeof *s->x);
   s->y = info->t ? NULL : malloc(batch * sizeof *s->y);
-  s->yt = info->t ? malloc(batch * info->t * sizeof *s->yt) : NULL;
+  s->yt = info->t ? ng__mallocn(batch, info->t, sizeof *s->yt) : NULL;
   if (!s->x || (!s->y && !s->yt))
     return ng_error(NG_ENOMEM, "out of memory for batches of %zu rows of %s", batch, cfg->data);
   return NG_OK;
 }
 
-/* One chunk (ng_chunk_fn): its loss sum into partial[0]; its confusion and error counts, rows and forward time
- * into this rank's totals. */
+/* One chunk (ng_chunk_fn): its loss sum into partial[0]; its confusion and error counts, rows and forward
+ * time into this rank's totals. */
 static int eval_chunk(void *ctx, size_t chunk, double *partial) {
   eval_state *s = ctx;
   const ng_eval_config *cfg = s->cfg;
@@ -106,7 +107,8 @@ static int eval_chunk(void *ctx, size_t chunk, double *partial) {
   size_t classes = ng_model_output_size(s->model),
          batch = cfg->batch < cfg->chunk_rows ? cfg->batch : cfg->chunk_rows;
   const float *params = ng_model_params_const(s->model);
-  size_t start = chunk * cfg->chunk_rows, end = start + cfg->chunk_rows < info->n ? start + cfg->chunk_rows : info->n;
+  size_t start = chunk * cfg->chunk_rows,
+         end = start + cfg->chunk_rows < info->n ? start + cfg->chunk_rows : info->n;
   double sum = 0;
   for (size_t row = start; row < end; row += batch) {
     size_t b = end - row < batch ? end - row : batch;
@@ -114,8 +116,9 @@ static int eval_chunk(void *ctx, size_t chunk, double *partial) {
     if (!info->t)
       for (size_t i = 0; i < b; i++)
         if (s->y[i] < 0 || (size_t)s->y[i] >= classes)
-          return ng_error(NG_EMISMATCH, "%s: /y row %zu: label %d is outside the model's classes [0, %zu) (%s)",
-                          cfg->data, row + i, (int)s->y[i], classes, cfg->model);
+          return ng_error(NG_EMISMATCH,
+                          "%s: /y row %zu: label %d is outside the model's classes [0, %zu) (%s)", cfg->data,
+                          row + i, (int)s->y[i], classes, cfg->model);
     const float *out;
     double t0 = ng_time_now();
     NG_CALL(ng_nn_forward(s->model, params, s->work, s->x, b, &out));
@@ -128,8 +131,10 @@ static int eval_chunk(void *ctx, size_t chunk, double *partial) {
         NG_CALL(ng_confusion_add(s->conf, out, s->y, b));
       else
         NG_CALL(ng_confusion_add_threshold(s->conf, out, s->y, b, s->decision));
-      if (cfg->metrics[NG_EVAL_THRESHOLD_ERROR]) s->counts[0] += ng_metric_threshold_error(out, s->y, b, s->threshold);
-      if (cfg->metrics[NG_EVAL_TOP5_ERROR]) s->counts[1] += ng_topk_error(out, s->y, b, classes, classes < 5 ? classes : 5);
+      if (cfg->metrics[NG_EVAL_THRESHOLD_ERROR])
+        s->counts[0] += ng_metric_threshold_error(out, s->y, b, s->threshold);
+      if (cfg->metrics[NG_EVAL_TOP5_ERROR])
+        s->counts[1] += ng_topk_error(out, s->y, b, classes, classes < 5 ? classes : 5);
     }
     s->counts[2] += (int64_t)b;
   }

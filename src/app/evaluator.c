@@ -23,7 +23,7 @@ void ng_evaluator_config_init(ng_evaluator_config *cfg) {
   cfg->nchunks = 1;
   cfg->nranks = 1;
   cfg->timeout = NG_EVALUATOR_DEFAULT_TIMEOUT;
-  cfg->start_timeout = 60.0;
+  cfg->start_timeout = 0; /* HELLO gets the request timeout */
   cfg->max_restarts = NG_EVALUATOR_DEFAULT_RESTARTS;
   cfg->stderr_mode = NG_EVAL_STDERR_INHERIT;
   cfg->log = stderr;
@@ -39,9 +39,10 @@ static int check_config(const char *spec, const ng_evaluator_config *cfg) {
   if (!(cfg->timeout > 0))
     return ng_error(NG_EINVAL, "%s: the timeout must be a positive number of seconds (inf: none), got %g",
                     spec, cfg->timeout);
-  if (!(cfg->start_timeout > 0))
-    return ng_error(NG_EINVAL, "%s: the start timeout must be a positive number of seconds, got %g", spec,
-                    cfg->start_timeout);
+  if (!(cfg->start_timeout >= 0))
+    return ng_error(NG_EINVAL,
+                    "%s: the start timeout must be a positive number of seconds (0: the timeout), got %g",
+                    spec, cfg->start_timeout);
   if (cfg->max_restarts < 0)
     return ng_error(NG_EINVAL, "%s: the restart limit must be >= 0, got %d", spec, cfg->max_restarts);
   if (cfg->stderr_mode != NG_EVAL_STDERR_INHERIT && cfg->stderr_mode != NG_EVAL_STDERR_PREFIX &&

@@ -146,6 +146,12 @@ static void drain_stderr(const ng_evaluator *ev, exec_state *ex) {
 /* ------------------------------------------------------------------------------------------------------ */
 /* The I/O loop. */
 
+/* How long a new process has to start and answer HELLO: start_timeout, or the request timeout when it is 0,
+ * so that --eval-timeout also bounds a program that never answers. */
+static double hello_timeout(const ng_evaluator *ev) {
+  return ev->cfg.start_timeout > 0 ? ev->cfg.start_timeout : ev->cfg.timeout;
+}
+
 /* Writes w[0..wlen) to the program while reading the reply `e` into ex->rep, until both are done or
  * `deadline` (ng_time_now() seconds; INFINITY: none) passes. Anything but IO_OK leaves a description in
  * ex->why. */
@@ -178,8 +184,7 @@ static io_result pump(const ng_evaluator *ev, exec_state *ex, const unsigned cha
     if (isfinite(deadline)) {
       double left = deadline - ng_time_now();
       if (left <= 0) {
-        double t =
-            e->type == NG_FRAME_HELLO_REPLY ? fmax(ev->cfg.start_timeout, ev->cfg.timeout) : ev->cfg.timeout;
+        double t = e->type == NG_FRAME_HELLO_REPLY ? hello_timeout(ev) : ev->cfg.timeout;
         if (broken) {
           snprintf(ex->why, sizeof ex->why, "%s", broken_why);
           return IO_EPIPE;
@@ -441,7 +446,7 @@ static io_result hello(const ng_evaluator *ev, exec_state *ex) {
   pipe_guard g;
   guard_sigpipe(&g);
   ex->broken_pipe = false;
-  io_result r = pump(ev, ex, ex->req, len, &e, ng_time_now() + fmax(ev->cfg.start_timeout, ev->cfg.timeout));
+  io_result r = pump(ev, ex, ex->req, len, &e, ng_time_now() + hello_timeout(ev));
   unguard_sigpipe(&g, ex->broken_pipe);
   if (r == IO_OK) ex->flags = ng__frame_get_u32(ex->rep + 12);
   return r;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/checked.h"
 #include "app/glue_impl.h"
 #include "nograd/data.h"
 #include "nograd/error.h"
@@ -28,16 +29,26 @@ void ng__glue_free(ng__glue *c) {
 }
 
 /* The first line where two specs differ (1-based), with both lines. */
-static int spec_difference(const char *a, const char *b, const char *pa, const char *pb) {
+static int spec_difference(const char *a, const char *b, const char *pa, const char *pb, bool onnx) {
   size_t line = 1;
   while (*a || *b) {
     const char *ea = strchr(a, '\n'), *eb = strchr(b, '\n');
     size_t la = ea ? (size_t)(ea - a) : strlen(a), lb = eb ? (size_t)(eb - b) : strlen(b);
-    if (la != lb || strncmp(a, b, la) != 0)
+    if (la != lb || strncmp(a, b, la) != 0) {
+      /* A long line (a graph's node) is quoted from a little before its first difference. */
+      size_t at = 0;
+      while (at < la && at < lb && a[at] == b[at])
+        at++;
+      size_t from = at > 60 ? at - 60 : 0;
+      while (from > 0 && a[from - 1] != ' ')
+        from--;
+      size_t qa = la - from > 120 ? 120 : la - from, qb = lb - from > 120 ? 120 : lb - from;
+      const char *dots = from ? "..." : "";
       return ng_error(NG_EMISMATCH,
-                      "the experts are not of one architecture: /model/spec line %zu is '%.*s' in %s but "
-                      "'%.*s' in %s",
-                      line, (int)(la > 120 ? 120 : la), a, pa, (int)(lb > 120 ? 120 : lb), b, pb);
+                      "the experts are not of one architecture: %s %zu is '%s%.*s' in %s but '%s%.*s' in %s",
+                      onnx ? "the graph's line (input, node or param)" : "/model/spec line", line, dots,
+                      (int)qa, a + from, pa, dots, (int)qb, b + from, pb);
+    }
     a += la + (ea ? 1 : 0);
     b += lb + (eb ? 1 : 0);
     line++;
@@ -88,7 +99,11 @@ static int check_same(const ng_model *m0, const ng_model *mk, const char *p0, co
         "%zu tensors)",
         extra, T0 > Tk ? p0 : pk, T0 > Tk ? pk : p0, T0, Tk);
   }
-  NG_CALL(spec_difference(ng_model_spec_text(m0), ng_model_spec_text(mk), p0, pk));
+  if (ng_model_is_onnx(m0) != ng_model_is_onnx(mk))
+    return ng_error(NG_EMISMATCH, "the experts are not of one architecture: %s is %s model, %s %s", p0,
+                    ng_model_is_onnx(m0) ? "an ONNX" : "a native", pk,
+                    ng_model_is_onnx(mk) ? "an ONNX one" : "a native one");
+  NG_CALL(spec_difference(ng_model_spec_text(m0), ng_model_spec_text(mk), p0, pk, ng_model_is_onnx(m0)));
   if (ng_model_nparams(m0) != ng_model_nparams(mk))
     return ng_error(NG_EMISMATCH, "the experts are not of one architecture: %s has %zu parameters, %s %zu",
                     p0, ng_model_nparams(m0), pk, ng_model_nparams(mk));
@@ -139,6 +154,12 @@ int ng__glue_read_experts(ng__glue *c, const ng_glue_config *cfg) {
     return ng_error(NG_ENOMEM, "glue: out of memory");
   for (size_t k = 0; k < c->K; k++) {
     NG_CALL(ng_model_read(cfg->experts[k], &c->models[k]));
+    if (cfg->method == NG_GLUE_FULLGRAD && ng_model_is_onnx(c->models[k]))
+      return ng_error(NG_EINVAL,
+                      "%s: glue --method fullgrad backpropagates through the experts, and nograd has no "
+                      "backward pass for ONNX models; use --method spsa or cmaes (no gradients), or mix "
+                      "native models",
+                      cfg->experts[k]);
     if (k) NG_CALL(check_same(c->models[0], c->models[k], cfg->experts[0], cfg->experts[k]));
     c->theta[k] = ng_model_params_const(c->models[k]);
   }
@@ -196,7 +217,7 @@ int ng__glue_read_rows(const ng_model *m, const char *path, size_t r0, size_t ro
                   (long long)in->classes, classes);
   else if (r0 + rows > in->n)
     st = ng_error(NG_EINVAL, "%s: rows %zu..%zu of %zu", path, r0, r0 + rows, in->n);
-  *x = malloc((rows * in->d + 1) * sizeof **x);
+  *x = ng__mallocn(rows ? rows : 1, in->d, sizeof **x);
   *y = malloc((rows + 1) * sizeof **y);
   if (st == NG_OK && (!*x || !*y)) st = ng_error(NG_ENOMEM, "%s: out of memory for %zu rows", path, rows);
   if (st == NG_OK && rows) st = ng_dataset_read_rows(ds, r0, rows, *x, *y);

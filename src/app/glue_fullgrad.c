@@ -3,13 +3,14 @@
  *
  * Each rank forwards and backwards its chunks with the mixed parameters; a chunk's contribution is its
  * cross-entropy sum, its rows and dL/dw (K x L), computed from the chunk's parameter gradient alone, and the
- * engine's chunk reduction (ng_engine_measure) adds the chunks in chunk order, so every P gives the same bits.
- * The loop follows the run policy: a checkpoint (Adam's state, the curve so far, one history row per step)
- * when due and when a signal arrived, and a resume that continues to the same bits. */
+ * engine's chunk reduction (ng_engine_measure) adds the chunks in chunk order, so every P gives the same
+ * bits. The loop follows the run policy: a checkpoint (Adam's state, the curve so far, one history row per
+ * step) when due and when a signal arrived, and a resume that continues to the same bits. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/checked.h"
 #include "app/glue_impl.h"
 #include "engine/run_impl.h"
 #include "nograd/data.h"
@@ -62,7 +63,7 @@ static int fullgrad_open(MPI_Comm comm, const ng__glue *c, const ng_glue_config 
   f->d = ng_model_input_size(m);
   f->classes = ng_model_output_size(m);
   f->batch = chunk_rows < NG_NN_OBJECTIVE_BATCH ? chunk_rows : NG_NN_OBJECTIVE_BATCH;
-  f->nchunks = (total + chunk_rows - 1) / chunk_rows;
+  f->nchunks = ng__ceil_div(total, chunk_rows);
   ng_engine_block(f->nchunks, (size_t)size, (size_t)rank, &f->first, &f->count); /* ng_engine_measure's */
   size_t r0 = f->first * chunk_rows, r1 = (f->first + f->count) * chunk_rows;
   if (r1 > total) r1 = total;
@@ -70,7 +71,7 @@ static int fullgrad_open(MPI_Comm comm, const ng__glue *c, const ng_glue_config 
   NG_CALL(ng__glue_read_rows(m, path, f->rows ? r0 : 0, f->rows, &f->x, &f->y));
   f->params = malloc((c->nparams + 1) * sizeof *f->params);
   f->grad = malloc((c->nparams + 1) * sizeof *f->grad);
-  f->dout = malloc(f->batch * f->classes * sizeof *f->dout);
+  f->dout = ng__mallocn(f->batch, f->classes, sizeof *f->dout);
   f->dot = malloc(c->K * sizeof *f->dot);
   if (!f->params || !f->grad || !f->dout || !f->dot)
     st = ng_error(NG_ENOMEM, "--method fullgrad: out of memory for %zu parameters", c->nparams);
@@ -115,8 +116,8 @@ static int fullgrad_chunk(void *ctx, size_t chunk, double *part) {
 }
 
 /* Adam's state at step t (t steps done) and the curve so far, as the checkpoint's /optimizer. */
-static int save_state(ng_state *st, size_t n, const double *w, const double *mom, const double *vel, int64_t t,
-                      double lr, const double *curve) {
+static int save_state(ng_state *st, size_t n, const double *w, const double *mom, const double *vel,
+                      int64_t t, double lr, const double *curve) {
   NG_CALL(ng_state_put_f64(st, "adam/w", w, n));
   NG_CALL(ng_state_put_f64(st, "adam/m", mom, n));
   NG_CALL(ng_state_put_f64(st, "adam/v", vel, n));
@@ -125,11 +126,12 @@ static int save_state(ng_state *st, size_t n, const double *w, const double *mom
   return ng_state_put_f64(st, "adam/curve", curve, (size_t)t);
 }
 
-static int load_state(const ng_state *st, size_t n, size_t steps, double *w, double *mom, double *vel, int64_t *t,
-                      double *curve, const char *path) {
+static int load_state(const ng_state *st, size_t n, size_t steps, double *w, double *mom, double *vel,
+                      int64_t *t, double *curve, const char *path) {
   NG_CALL(ng_state_get_int(st, "adam/t", t));
   if (*t < 0 || (uint64_t)*t > steps)
-    return ng_error(NG_EFORMAT, "--resume %s: Adam's step %lld is outside 0..%zu", path, (long long)*t, steps);
+    return ng_error(NG_EFORMAT, "--resume %s: Adam's step %lld is outside 0..%zu", path, (long long)*t,
+                    steps);
   NG_CALL(ng_state_get_f64(st, "adam/w", w, n));
   NG_CALL(ng_state_get_f64(st, "adam/m", mom, n));
   NG_CALL(ng_state_get_f64(st, "adam/v", vel, n));
@@ -182,7 +184,8 @@ int ng__glue_fullgrad(MPI_Comm comm, ng__glue *c, const ng_glue_config *cfg, con
   int64_t t0 = 0;
   int st = mom ? NG_OK : ng_error(NG_ENOMEM, "--method fullgrad: out of memory");
   if (st == NG_OK) st = fullgrad_open(comm, c, cfg, &f);
-  if (st == NG_OK && rank == 0 && cfg->run.resume) { /* every rank needs the state: rank 0 reads, then sends */
+  if (st == NG_OK && rank == 0 &&
+      cfg->run.resume) { /* every rank needs the state: rank 0 reads, then sends */
     ng_state *saved = NULL;
     st = ng_state_create(&saved);
     if (st == NG_OK) st = ng_run_load(cfg->run.resume, config, cfg->run.force, saved, &hist);
@@ -226,8 +229,9 @@ int ng__glue_fullgrad(MPI_Comm comm, ng__glue *c, const ng_glue_config *cfg, con
     *signalled = signal != 0;
     if (st == NG_OK && rank == 0) {
       st = history_row(&hist, cfg->run.log, (int64_t)t + 1, curve[t], best, ng_time_now() - ts);
-      bool due = cfg->run.checkpoint && (*signalled || t + 1 == steps ||
-                                         ng_run_checkpoint_due(&cfg->run, (int64_t)t + 1, last_step, last_time));
+      bool due =
+          cfg->run.checkpoint && (*signalled || t + 1 == steps ||
+                                  ng_run_checkpoint_due(&cfg->run, (int64_t)t + 1, last_step, last_time));
       if (st == NG_OK && due) {
         st = checkpoint(cfg, config, size, n, w, mom, vel, (int64_t)t + 1, curve, &hist);
         last_step = (int64_t)t + 1;
@@ -237,7 +241,8 @@ int ng__glue_fullgrad(MPI_Comm comm, ng__glue *c, const ng_glue_config *cfg, con
     st = ng_engine_agree(comm, st);
   }
   if (st == NG_OK) ng__glue_softmax(c->K, c->L, w, c->coef);
-  if (st == NG_OK && rank == 0 && opt_state) st = save_state(opt_state, n, w, mom, vel, (int64_t)steps, cfg->lr, curve);
+  if (st == NG_OK && rank == 0 && opt_state)
+    st = save_state(opt_state, n, w, mom, vel, (int64_t)steps, cfg->lr, curve);
   if (st == NG_OK && rank == 0 && history) {
     ng_history_free(history);
     *history = hist;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/checked.h"
 #include "app/glue_impl.h"
 #include "nograd/data.h"
 #include "nograd/error.h"
@@ -48,7 +49,7 @@ static int cache_setup(ng__glue *c, const char *train_path, size_t chunk_rows) {
   c->classes = ng_model_output_size(m);
   c->d = ng_model_input_size(m);
   c->train_path = train_path;
-  c->act = malloc(c->batch * out * sizeof *c->act);
+  c->act = ng__mallocn(c->batch, out, sizeof *c->act);
   if (!c->act) return ng_error(NG_ENOMEM, "glue: out of memory");
   NG_CALL(ng_nn_work_create(m, c->batch, false, &c->work));
   c->fl = true;
@@ -73,7 +74,7 @@ static int cache_load(ng__glue *c, size_t first_chunk, size_t count) {
   float *x = NULL;
   NG_CALL(ng__glue_read_rows(c->models[0], c->train_path, r0, r1 - r0, &x, &c->y));
   c->nrows = r1 - r0;
-  c->z = malloc((c->K * c->nrows * c->fl_out + 1) * sizeof *c->z);
+  c->z = ng__mallocn(c->K, c->nrows ? c->nrows : 1, c->fl_out * sizeof *c->z);
   int st = c->z ? NG_OK : ng_error(NG_ENOMEM, "glue: out of memory for the first-layer cache");
   for (size_t k = 0; k < c->K && st == NG_OK; k++)
     for (size_t ch = 0; ch < count && st == NG_OK; ch++) {
@@ -130,8 +131,8 @@ static int load_cb(void *ctx, size_t first_chunk, size_t count) {
  * and the mixed parameters as floats for the cache's passes. */
 static int candidate(ng__glue *c, const double *x, uint64_t generation, size_t k, double **a, float **pf) {
   bool fresh;
-  NG_CALL(ng__cand_slot(&c->cand, generation, k, c->K * c->L + c->nparams, c->fl ? c->nparams : 0, "glue", a, pf,
-                        &fresh));
+  NG_CALL(ng__cand_slot(&c->cand, generation, k, c->K * c->L + c->nparams, c->fl ? c->nparams : 0, "glue", a,
+                        pf, &fresh));
   if (fresh) {
     double *mixed = *a + c->K * c->L;
     ng__glue_softmax(c->K, c->L, x, *a);

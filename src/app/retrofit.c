@@ -15,6 +15,7 @@
 
 #include "app/candcache.h"
 #include "nograd/app.h"
+#include "nograd/ckpt.h"
 #include "nograd/data.h"
 #include "nograd/engine.h"
 #include "nograd/error.h"
@@ -113,7 +114,8 @@ static int rf_load(void *ctx, size_t first_chunk, size_t count) {
   return ng_nn_objective_load(r->obj, first_chunk, count);
 }
 
-static int rf_eval_stats(void *ctx, const double *x, uint64_t generation, size_t k, size_t chunk, double *stats) {
+static int rf_eval_stats(void *ctx, const double *x, uint64_t generation, size_t k, size_t chunk,
+                         double *stats) {
   rf_run *r = ctx;
   double *thr;
   float *pf;
@@ -176,7 +178,8 @@ static int measure(MPI_Comm comm, const rf_run *r, const char *path, const doubl
   metric_point p = {NULL, NULL, NAN};
   float *params = malloc((r->nparams + 1) * sizeof *params);
   double *sum = NULL;
-  int st = params ? ng_nn_objective_create(r->model, path, &r->oc, &p.o) : ng_error(NG_ENOMEM, "retrofit: out of memory");
+  int st = params ? ng_nn_objective_create(r->model, path, &r->oc, &p.o)
+                  : ng_error(NG_ENOMEM, "retrofit: out of memory");
   size_t nch = 0, first, count;
   if (st == NG_OK) {
     apply_knobs(r, x, params, &p.threshold);
@@ -235,10 +238,7 @@ static int score(MPI_Comm comm, const rf_run *r, const double *x, double *val, d
 /* The options that conflict, checked alike on every rank. */
 static int check_config(const ng_retrofit_config *cfg) {
   /* the options that only make sense when nograd measures the metric itself */
-  const char *metric_option = cfg->val        ? "--val"
-                              : cfg->val_size ? "--val-size"
-                              : cfg->test     ? "--test"
-                                              : NULL;
+  const char *metric_option = cfg->val ? "--val" : cfg->val_size ? "--val-size" : cfg->test ? "--test" : NULL;
   if (!cfg->model && !cfg->evaluator)
     return ng_error(NG_EINVAL, "retrofit: a model (MODEL.h5) is needed, or an --evaluator with --dim");
   if (cfg->model && !cfg->params)
@@ -248,22 +248,26 @@ static int check_config(const ng_retrofit_config *cfg) {
   if (!cfg->model && cfg->dim == 0)
     return ng_error(NG_EINVAL, "retrofit: --dim N is required with an evaluator and no model");
   if (!cfg->model && cfg->params)
-    return ng_error(NG_EINVAL,
-                    "retrofit: --params names knobs of a model, and there is none (--dim runs search a plain vector)");
+    return ng_error(
+        NG_EINVAL,
+        "retrofit: --params names knobs of a model, and there is none (--dim runs search a plain vector)");
   if (!cfg->model && cfg->out)
-    return ng_error(NG_EINVAL,
-                    "retrofit: --out writes the retrofitted model, and there is none (the best vector is in the "
-                    "report, and in --json's \"x\")");
+    return ng_error(
+        NG_EINVAL,
+        "retrofit: --out writes the retrofitted model, and there is none (the best vector is in the "
+        "report, and in --json's \"x\")");
   if (cfg->model && (cfg->dim || cfg->x0))
-    return ng_error(NG_EINVAL,
-                    "retrofit: %s is for runs without a model (with a model, --params gives the dimension and the "
-                    "knobs' current values are the start)",
-                    cfg->dim ? "--dim" : "--x0");
+    return ng_error(
+        NG_EINVAL,
+        "retrofit: %s is for runs without a model (with a model, --params gives the dimension and the "
+        "knobs' current values are the start)",
+        cfg->dim ? "--dim" : "--x0");
   if (cfg->evaluator && metric_option)
-    return ng_error(NG_EINVAL,
-                    "retrofit: %s and --evaluator exclude each other: the evaluator's score replaces the metric, so "
-                    "nograd measures nothing on a validation or test set (leave out one of them)",
-                    metric_option);
+    return ng_error(
+        NG_EINVAL,
+        "retrofit: %s and --evaluator exclude each other: the evaluator's score replaces the metric, so "
+        "nograd measures nothing on a validation or test set (leave out one of them)",
+        metric_option);
   if (!(cfg->delta > 0 && cfg->delta < 1))
     return ng_error(NG_EINVAL, "--delta: expected a number in (0, 1), got %g", cfg->delta);
   if (!cfg->chunk_rows || !cfg->nchunks || !(cfg->sigma0 > 0) || cfg->budget < 1)
@@ -283,7 +287,8 @@ static int open_search(rf_run *r) {
   r->x0 = calloc(r->n, sizeof *r->x0);
   r->lo = malloc(r->n * sizeof *r->lo);
   r->hi = malloc(r->n * sizeof *r->hi);
-  if (!r->x0 || !r->lo || !r->hi) return ng_error(NG_ENOMEM, "retrofit: out of memory for %zu dimensions", r->n);
+  if (!r->x0 || !r->lo || !r->hi)
+    return ng_error(NG_ENOMEM, "retrofit: out of memory for %zu dimensions", r->n);
   if (r->knobs) {
     ng_knobs_x0(r->knobs, r->x0);
     ng_knobs_bounds(r->knobs, r->lo, r->hi);
@@ -315,7 +320,8 @@ static int open_validation(rf_run *r) {
     if (st == NG_OK) {
       snprintf(r->tmpdir, sizeof r->tmpdir, "%s/nograd-retrofit-XXXXXX", base && *base ? base : "/tmp");
       if (!mkdtemp(r->tmpdir)) {
-        st = ng_error(NG_EIO, "--val-size: cannot create a temporary directory under %s", base && *base ? base : "/tmp");
+        st = ng_error(NG_EIO, "--val-size: cannot create a temporary directory under %s",
+                      base && *base ? base : "/tmp");
         r->tmpdir[0] = '\0';
       }
     }
@@ -328,7 +334,8 @@ static int open_validation(rf_run *r) {
   if (st == NG_OK) {
     r->T = use->n;
     r->C = use->t == 0 && use->classes > 0 ? (size_t)use->classes : 0;
-    if (!(r->class_rows = calloc(r->C + 1, sizeof *r->class_rows))) st = ng_error(NG_ENOMEM, "retrofit: out of memory");
+    if (!(r->class_rows = calloc(r->C + 1, sizeof *r->class_rows)))
+      st = ng_error(NG_ENOMEM, "retrofit: out of memory");
     for (size_t i = 0; st == NG_OK && r->C && i < use->n; i++)
       r->class_rows[use->y[i]]++;
   }
@@ -390,10 +397,11 @@ static int open_optimizer(rf_run *r, ng_retrofit_result *res) {
   res->lambda = ng_opt_popsize(probe);
   ng_opt_destroy(&probe);
   if (cfg->budget < (int64_t)res->lambda)
-    return ng_error(NG_EINVAL,
-                    "--budget %lld is smaller than one generation of %zu candidates (--popsize, or the optimizer's "
-                    "default for %zu dimensions)",
-                    (long long)cfg->budget, res->lambda, r->n);
+    return ng_error(
+        NG_EINVAL,
+        "--budget %lld is smaller than one generation of %zu candidates (--popsize, or the optimizer's "
+        "default for %zu dimensions)",
+        (long long)cfg->budget, res->lambda, r->n);
   r->max_evals = cfg->budget / (int64_t)res->lambda * (int64_t)res->lambda;
   NG_CALL(make_optimizer(r, r->max_evals, &r->opt));
   r->rank_based = ng_opt_rank_based(r->opt);
@@ -410,6 +418,7 @@ static int open_evaluator(int rank, int size, rf_run *r) {
   ecfg.rank = rank;
   ecfg.nranks = size;
   if (cfg->eval_timeout > 0) ecfg.timeout = cfg->eval_timeout;
+  if (cfg->eval_start_timeout > 0) ecfg.start_timeout = cfg->eval_start_timeout;
   if (cfg->max_restarts >= 0) ecfg.max_restarts = cfg->max_restarts;
   ecfg.log = rank == 0 ? stderr : NULL;
   return ng_evaluator_open(cfg->evaluator, &ecfg, &r->ev);
@@ -418,12 +427,13 @@ static int open_evaluator(int rank, int size, rf_run *r) {
 /* The configuration text of the checkpoint: what a resume must match. */
 static void config_text(const rf_run *r, char *t, size_t len) {
   const ng_retrofit_config *cfg = r->cfg;
-  snprintf(t, len,
-           "model=%s\nparams=%s\nval=%s\nval-size=%zu\nmetric=%s\noptimizer=%s\nn=%zu\npopsize=%zu\nsigma0=%.17g\n"
-           "seed=%llu\nchunk-rows=%zu\nevaluator=%s\n",
-           cfg->model ? cfg->model : "", cfg->params ? cfg->params : "", cfg->val ? cfg->val : "", cfg->val_size,
-           cfg->metric, r->optimizer, r->n, cfg->popsize, cfg->sigma0,
-           (unsigned long long)cfg->seed, cfg->chunk_rows, cfg->evaluator ? cfg->evaluator : "");
+  snprintf(
+      t, len,
+      "model=%s\nparams=%s\nval=%s\nval-size=%zu\nmetric=%s\noptimizer=%s\nn=%zu\npopsize=%zu\nsigma0=%.17g\n"
+      "seed=%llu\nchunk-rows=%zu\nevaluator=%s\n",
+      cfg->model ? cfg->model : "", cfg->params ? cfg->params : "", cfg->val ? cfg->val : "", cfg->val_size,
+      cfg->metric, r->optimizer, r->n, cfg->popsize, cfg->sigma0, (unsigned long long)cfg->seed,
+      cfg->chunk_rows, cfg->evaluator ? cfg->evaluator : "");
 }
 
 /* The search through the engine, under the run policy. */
@@ -444,7 +454,8 @@ static int search(MPI_Comm comm, rf_run *r, ng_retrofit_result *res) {
                          .finish = rf_finish};
   char config[8192], budget[96];
   config_text(r, config, sizeof config);
-  snprintf(budget, sizeof budget, "budget=%lld\nevaluations=%lld\n", (long long)cfg->budget, (long long)r->max_evals);
+  snprintf(budget, sizeof budget, "budget=%lld\nevaluations=%lld\n", (long long)cfg->budget,
+           (long long)r->max_evals);
   const char *inputs[2];
   size_t ninputs = 0;
   if (cfg->model) inputs[ninputs++] = cfg->model;
@@ -518,6 +529,52 @@ static void bound(const rf_run *r, ng_retrofit_result *res) {
   res->val_rows = r->T;
 }
 
+/* Rank 0, after a run that ended: its checkpoint once more, with /result added (the metric before and after,
+ * the bound and its inputs, or why there is none), so that the file tells what retrofit measured; nograd plot
+ * draws it. The rest is read back and written as it was, and the engine's last write becomes PATH.prev. */
+static int write_result(const rf_run *r, const ng_retrofit_result *res) {
+  const char *path = r->cfg->run.checkpoint;
+  ng_ckpt_info info = {0};
+  ng_state *opt = NULL, *result = NULL;
+  ng_history history = {0};
+  size_t n = r->n;
+  double best_f, *best_x = malloc(n * sizeof *best_x);
+  int st = best_x ? NG_OK : ng_error(NG_ENOMEM, "retrofit: out of memory");
+  if (st == NG_OK) st = ng_state_create(&opt);
+  if (st == NG_OK) st = ng_state_create(&result);
+  if (st == NG_OK) st = ng_ckpt_read(path, &info, opt, &history, best_x, &n, &best_f, NULL);
+  const char *names[] = {"val_before", "val_after",   "test_before", "test_after",
+                         "bound",      "log_outputs", "delta"};
+  const double values[] = {res->val_before, res->val_after,   res->test_before, res->test_after,
+                           res->bound,      res->log_outputs, r->cfg->delta};
+  for (size_t i = 0; i < sizeof values / sizeof values[0] && st == NG_OK; i++)
+    st = ng_state_put_scalar(result, names[i], values[i]);
+  if (st == NG_OK) st = ng_state_put_str(result, "metric", r->cfg->evaluator ? "evaluator" : r->cfg->metric);
+  if (st == NG_OK && res->no_bound[0]) st = ng_state_put_str(result, "no_bound", res->no_bound);
+  if (st == NG_OK) st = ng_state_put_int(result, "val_rows", (int64_t)res->val_rows);
+  if (st == NG_OK) st = ng_state_put_int(result, "kept_start", res->kept_start);
+  ng_ckpt_meta meta = {.program_version = info.program_version,
+                       .command_line = info.command_line,
+                       .config = info.config,
+                       .budget = info.budget,
+                       .optimizer = info.optimizer,
+                       .ranks = info.ranks,
+                       .groups = info.groups,
+                       .input_files = (const char *const *)info.input_files,
+                       .input_checksums = (const char *const *)info.input_checksums,
+                       .ninputs = info.ninputs,
+                       .blas_core = info.blas_core,
+                       .blas_config = info.blas_config,
+                       .cpu_model = info.cpu_model};
+  if (st == NG_OK) st = ng_ckpt_write(path, &meta, opt, &history, best_x, n, best_f, result);
+  ng_ckpt_info_free(&info);
+  ng_history_free(&history);
+  ng_state_destroy(&opt);
+  ng_state_destroy(&result);
+  free(best_x);
+  return st;
+}
+
 int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_retrofit_result *res) {
   int rank, size;
   MPI_Comm_rank(comm, &rank);
@@ -556,6 +613,8 @@ int ng_app_retrofit(MPI_Comm comm, const ng_retrofit_config *cfg, ng_retrofit_re
   }
   NG_TRY(st, ng_engine_agree(comm, st), out);
   bound(&r, res);
+  if (rank == 0 && cfg->run.checkpoint) st = write_result(&r, res);
+  NG_TRY(st, ng_engine_agree(comm, st), out);
   res->seconds = ng_time_now() - t0;
 out:
   if (st != NG_OK) {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/checked.h"
 #include "nograd/error.h"
 #include "opt/adam.h"
 #include "nograd/rng.h"
@@ -80,7 +81,15 @@ static int read_spec(const char *path, char **out) {
 }
 
 static int load_model(const ng_train_config *cfg, ng_model **out) {
-  if (cfg->init_from) return ng_model_read(cfg->init_from, out);
+  if (cfg->init_from) {
+    NG_CALL(ng_model_read(cfg->init_from, out));
+    if (!ng_model_is_onnx(*out)) return NG_OK;
+    ng_model_destroy(out);
+    return ng_error(NG_EINVAL,
+                    "%s: nograd train needs a backward pass, which nograd has for its native models only; "
+                    "fine-tune an ONNX model in PyTorch (tools/nograd_torch.py loads it back)",
+                    cfg->init_from);
+  }
   char *text = NULL;
   NG_CALL(read_spec(cfg->spec, &text));
   int st = ng_model_from_spec(text, out);
@@ -148,9 +157,9 @@ static int setup(const ng_train_config *cfg, trainer *t) {
   t->m1 = calloc(n, sizeof *t->m1);
   t->m2 = calloc(n, sizeof *t->m2);
   t->best = malloc(n * sizeof *t->best);
-  t->xb = malloc(rows * t->train.d * sizeof *t->xb);
-  t->yb = malloc(rows * out * sizeof *t->yb);
-  t->dout = malloc(B * out * sizeof *t->dout);
+  t->xb = ng__mallocn(rows, t->train.d, sizeof *t->xb);
+  t->yb = ng__mallocn(rows, out, sizeof *t->yb);
+  t->dout = ng__mallocn(B, out, sizeof *t->dout);
   t->lb = malloc(rows * sizeof *t->lb);
   t->order = calloc(t->train.n, sizeof *t->order);
   if (!t->grad || !t->m1 || !t->m2 || !t->best || !t->xb || !t->yb || !t->dout || !t->lb || !t->order)

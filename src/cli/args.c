@@ -75,7 +75,8 @@ static void print_help(const char *command, const char *usage, const ng_arg *tab
     snprintf(left, sizeof left, "%s%s%s", table[i].name, table[i].metavar ? " " : "",
              table[i].metavar ? table[i].metavar : "");
     default_text(&table[i], def, sizeof def);
-    fprintf(out, "  %-26s %s%s%s%s\n", left, table[i].help, def[0] ? " (default " : "", def, def[0] ? ")" : "");
+    fprintf(out, "  %-26s %s%s%s%s\n", left, table[i].help, def[0] ? " (default " : "", def,
+            def[0] ? ")" : "");
   }
   fprintf(out, "  %-26s %s\n", "--help", "print this help and exit");
 }
@@ -125,7 +126,7 @@ int ng_args_parse(const char *command, const char *usage, ng_arg *table, size_t 
     }
     bool ok = true;
     const char *expect = "";
-    uint64_t u;
+    uint64_t u = 0;
     int64_t s;
     double d;
     switch (opt->kind) {
@@ -136,8 +137,9 @@ int ng_args_parse(const char *command, const char *usage, ng_arg *table, size_t 
         break;
       case NG_ARG_LIST: {
         ng_arg_list *l = opt->dest;
-        ok = *v != '\0' && l->count < sizeof l->items / sizeof l->items[0];
-        expect = "a non-empty value";
+        size_t cap = sizeof l->items / sizeof l->items[0];
+        ok = *v != '\0' && l->count < cap;
+        expect = l->count < cap ? "a non-empty value" : "at most 64 of them";
         if (ok) l->items[l->count++] = v;
         break;
       }
@@ -169,6 +171,13 @@ int ng_args_parse(const char *command, const char *usage, ng_arg *table, size_t 
         break;
       case NG_ARG_FLAG:
         break;
+    }
+    if (ok && opt->max &&
+        (opt->kind == NG_ARG_SIZE || opt->kind == NG_ARG_POSINT || opt->kind == NG_ARG_UINT64) &&
+        u > opt->max) {
+      fprintf(err, "nograd %s: %s: expected %s of at most %llu, got '%s'\n", command, opt->name, expect,
+              (unsigned long long)opt->max, v);
+      return 2;
     }
     if (!ok) {
       fprintf(err, "nograd %s: %s: expected %s, got '%s'\n", command, opt->name, expect, v);
@@ -230,4 +239,9 @@ void ng_args_join(const char *const *names, char *buf, size_t len) {
   buf[0] = '\0';
   for (size_t i = 0; names[i] && used < len; i++)
     used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "", names[i]);
+}
+
+bool ng_cli_onnx_path(const char *path) {
+  size_t n = path ? strlen(path) : 0;
+  return n > 5 && strcmp(path + n - 5, ".onnx") == 0;
 }

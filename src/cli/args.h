@@ -35,6 +35,8 @@ typedef struct {
   const char *help;
   bool seen;
   bool no_default; /* --help shows no "(default ...)" (the value before parsing is not the library's) */
+  uint64_t max;    /* NG_ARG_SIZE, NG_ARG_POSINT, NG_ARG_UINT64: the largest value accepted, where the library
+                    * narrows or multiplies it (NG_OPT_DIM_MAX, INT32_MAX); 0: the type's own */
 } ng_arg;
 
 /* --help lists each option with its help and, after it, the value its destination holds before parsing:
@@ -66,5 +68,8 @@ void ng_args_join(const char *const *names, char *buf, size_t len);
 
 /* Whether the option named `name` was given. */
 bool ng_args_seen(const ng_arg *table, size_t count, const char *name);
+
+/* Whether a model path names an ONNX file (ends in .onnx), as ng_model_read and ng_model_write decide. */
+bool ng_cli_onnx_path(const char *path);
 
 #endif

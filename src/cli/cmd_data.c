@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/checked.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "nograd/data.h"
@@ -85,17 +86,22 @@ static int run_import(const import_opts *o, FILE *out, FILE *err) {
   float *mean = NULL, *std = NULL;
   int code = NG_EXIT_USAGE, st = NG_OK;
   double shape[3] = {0}, range[2] = {0}, size[2] = {0};
-  if (o->shape && (parse_list(o->shape, 3, shape) != 0 || shape[0] < 1 || shape[1] < 1 || shape[2] < 1)) {
-    fprintf(err, "nograd data import: --shape: expected C,H,W (e.g. 1,8,8), got '%s'\n", o->shape);
+  if (o->shape && (parse_list(o->shape, 3, shape) != 0 || !ng__is_whole_in(shape[0], 1, INT32_MAX) ||
+                   !ng__is_whole_in(shape[1], 1, INT32_MAX) || !ng__is_whole_in(shape[2], 1, INT32_MAX))) {
+    fprintf(err,
+            "nograd data import: --shape: expected C,H,W, whole numbers in [1, %d] (e.g. 1,8,8), got '%s'\n",
+            INT32_MAX, o->shape);
     goto done;
   }
   if (o->range && parse_list(o->range, 2, range) != 0) {
     fprintf(err, "nograd data import: --value-range: expected LO,HI (e.g. 0,255), got '%s'\n", o->range);
     goto done;
   }
-  if (o->resize && (parse_list(o->resize, 2, size) != 0 || size[0] < 1 || size[1] < 1 ||
-                    size[0] != floor(size[0]) || size[1] != floor(size[1]))) {
-    fprintf(err, "nograd data import: --resize: expected HxW (e.g. 16x16), got '%s'\n", o->resize);
+  if (o->resize && (parse_list(o->resize, 2, size) != 0 || !ng__is_whole_in(size[0], 1, INT32_MAX) ||
+                    !ng__is_whole_in(size[1], 1, INT32_MAX))) {
+    fprintf(err,
+            "nograd data import: --resize: expected HxW, whole numbers in [1, %d] (e.g. 16x16), got '%s'\n",
+            INT32_MAX, o->resize);
     goto done;
   }
   if (o->standardize && o->stats_from) {
@@ -373,7 +379,8 @@ int ng_cmd_data(MPI_Comm comm, int argc, char **argv) {
          "drop (the row), mean or median (fill the column)"},
         {"--targets", NG_ARG_FLAG, &o.targets, NULL, "the label column is a float target (regression)"},
         {"--label-map", NG_ARG_STRING, &o.label_map, "SPEC", "gt:T, ge:T, lt:T, le:T, add:K or A=B,C=D,..."},
-        {"--classes", NG_ARG_POSINT, &o.classes, "K", "number of classes (default: largest label + 1)", false, true},
+        {"--classes", NG_ARG_POSINT, &o.classes, "K", "number of classes (default: largest label + 1)", false,
+         true, INT32_MAX},
         {"--name", NG_ARG_STRING, &o.name, "NAME", "the dataset's name (default: IN's base name)"},
         {"--domain", NG_ARG_STRING, &o.domain, "NAME", "its domain (default: the name)"},
         {"--shape", NG_ARG_STRING, &o.shape, "C,H,W", "give the feature rows an image shape"},
@@ -448,8 +455,10 @@ int ng_cmd_data(MPI_Comm comm, int argc, char **argv) {
         {"--rows", NG_ARG_POSINT, &o.rows, "N", "rows to write (rows 0 .. N-1 of the domain)", false, true},
         {"--out", NG_ARG_STRING, &o.out, "FILE", "the dataset file to write, with --domain"},
         {"--out-prefix", NG_ARG_STRING, &o.prefix, "P", "with --domains: write P-NAME.h5 for each domain"},
-        {"--classes", NG_ARG_POSINT, &o.classes, "K", "number of classes (default 10)", false, true},
-        {"--dim", NG_ARG_POSINT, &o.dim, "D", "vectors: number of features (default 32)", false, true},
+        {"--classes", NG_ARG_POSINT, &o.classes, "K", "number of classes (default 10)", false, true,
+         INT32_MAX},
+        {"--dim", NG_ARG_POSINT, &o.dim, "D", "vectors: number of features (default 32)", false, true,
+         INT32_MAX},
         {"--seed", NG_ARG_UINT64, &o.seed, "S", "random seed of the classes and domains"},
     };
     code = ng_args_parse("data synth", "images|vectors --domain NAME --rows N --out OUT.h5 [options]", table,

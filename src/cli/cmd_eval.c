@@ -1,5 +1,5 @@
-/* `nograd eval MODEL.h5 DATA.h5`: loss, metrics and forward throughput of a model on a dataset, data-parallel
- * under mpirun and the same bits for any number of ranks. */
+/* `nograd eval MODEL.h5 DATA.h5` (or MODEL.onnx): loss, metrics and forward throughput of a model on a
+ * dataset, data-parallel under mpirun and the same bits for any number of ranks. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,10 +59,10 @@ int ng_cmd_eval(MPI_Comm comm, int argc, char **argv) {
       {"--metric", NG_ARG_STRING, &metrics, "LIST", metric_help},
       {"--threshold", NG_ARG_DOUBLE, &cfg.threshold, "T",
        "threshold_error: class 1 when softmax[1] >= T (default: the threshold stored in the model, "
-       "e.g. by nograd retrofit, else 0.5)", false, true},
-      {"--batch", NG_ARG_POSINT, &cfg.batch, "B", "examples per forward pass"},
-      {"--chunk-rows", NG_ARG_POSINT, &cfg.chunk_rows, "C",
-       "rows per chunk, the unit of summation order"},
+       "e.g. by nograd retrofit, else 0.5)",
+       false, true},
+      {"--batch", NG_ARG_POSINT, &cfg.batch, "B", "examples per forward pass", false, false, INT32_MAX},
+      {"--chunk-rows", NG_ARG_POSINT, &cfg.chunk_rows, "C", "rows per chunk, the unit of summation order"},
       {"--json", NG_ARG_FLAG, &json, NULL, "print one JSON line"},
   };
   size_t ntable = sizeof table / sizeof table[0];

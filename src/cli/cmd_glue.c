@@ -133,22 +133,27 @@ int ng_cmd_glue(MPI_Comm comm, int argc, char **argv) {
   bool json = false, no_cache = false;
   ng_arg table[] = {
       {"--experts", NG_ARG_LIST, &experts, "E.h5",
-       "expert model files of one architecture; takes the following non-option arguments too"},
+       "expert model files of one architecture (nograd's .h5 or ONNX .onnx); takes the following non-option "
+       "arguments too"},
       {"--expert", NG_ARG_LIST, &expert, "E.h5", "one expert model file (repeatable)"},
       {"--target-train", NG_ARG_STRING, &cfg.target_train, "T.h5", "target train split (dataset)"},
       {"--target-val", NG_ARG_STRING, &cfg.target_val, "V.h5",
        "target validation split: where the prior is measured (default: the train split)"},
       {"--out", NG_ARG_STRING, &cfg.out, "PRIOR.h5",
-       "the prior's model file; with --method all a directory, which gets METHOD.h5 for each method"},
-      {"--method", NG_ARG_STRING, &method, "M", "spsa, cmaes, fullgrad, uniform, datasize, proxy, best, or all of them"},
-      {"--granularity", NG_ARG_STRING, &granularity, "G", "model (one weight per expert) or layer (per expert and layer)"},
+       "the prior's model file (.onnx for ONNX experts); with --method all a directory, which gets METHOD.h5 "
+       "(METHOD.onnx) for each method"},
+      {"--method", NG_ARG_STRING, &method, "M",
+       "spsa, cmaes, fullgrad, uniform, datasize, proxy, best, or all of them"},
+      {"--granularity", NG_ARG_STRING, &granularity, "G",
+       "model (one weight per expert) or layer (per expert and layer)"},
       {"--steps", NG_ARG_POSINT, &cfg.steps, "N", "spsa, cmaes, fullgrad: steps (generations)"},
       {"--q", NG_ARG_POSINT, &cfg.q, "Q", "spsa: perturbation pairs per step"},
       {"--sigma0", NG_ARG_POSDOUBLE, &cfg.sigma0, "S", "spsa's c, cmaes' initial step size"},
       {"--lr", NG_ARG_POSDOUBLE, &cfg.lr, "LR", "fullgrad: Adam's learning rate"},
       {"--sizes", NG_ARG_STRING, &sizes_text, "N1,..,NK",
        "datasize: the experts' training-set sizes (default: train_rows of each model file)"},
-      {"--proxy", NG_ARG_STRING, &proxy, "P", "proxy: pick the expert by accuracy or loss on the target train split"},
+      {"--proxy", NG_ARG_STRING, &proxy, "P",
+       "proxy: pick the expert by accuracy or loss on the target train split"},
       {"--seed", NG_ARG_UINT64, &cfg.seed, "K", "random seed"},
       {"--chunk-rows", NG_ARG_POSINT, &cfg.chunk_rows, "C", "rows per data chunk"},
       NG_CLI_RUN_OPTIONS(&run),
@@ -183,22 +188,26 @@ int ng_cmd_glue(MPI_Comm comm, int argc, char **argv) {
     args[nargs++] = argv[i];
   }
   args[nargs] = NULL;
-  code = ng_args_parse("glue", "--experts E1.h5 E2.h5 ... --target-train T.h5 --out PRIOR.h5 [options]", table,
-                       ntable, nargs, args, 2, out ? out : err, err);
+  code = ng_args_parse("glue", "--experts E1.h5 E2.h5 ... --target-train T.h5 --out PRIOR.h5 [options]",
+                       table, ntable, nargs, args, 2, out ? out : err, err);
   if (ng_args_finished(&code)) goto done;
   code = NG_EXIT_USAGE;
   if (!cfg.target_train || !cfg.out) {
-    fprintf(err, "nograd glue: %s is required (see nograd glue --help)\n", !cfg.target_train ? "--target-train" : "--out");
+    fprintf(err, "nograd glue: %s is required (see nograd glue --help)\n",
+            !cfg.target_train ? "--target-train" : "--out");
     goto done;
   }
   if (expert.count < 2) {
-    fprintf(err, "nograd glue: at least 2 experts are needed (--experts E1.h5 E2.h5 ...), got %zu\n", expert.count);
+    fprintf(err, "nograd glue: at least 2 experts are needed (--experts E1.h5 E2.h5 ...), got %zu\n",
+            expert.count);
     goto done;
   }
   bool all = strcmp(method, "all") == 0;
   int m = ng_glue_method_from_name(method);
   if (m < 0 && !all) {
-    fprintf(err, "nograd glue: --method: expected spsa, cmaes, fullgrad, uniform, datasize, proxy, best or all, got '%s'\n",
+    fprintf(err,
+            "nograd glue: --method: expected spsa, cmaes, fullgrad, uniform, datasize, proxy, best or all, "
+            "got '%s'\n",
             method);
     goto done;
   }
@@ -216,9 +225,24 @@ int ng_cmd_glue(MPI_Comm comm, int argc, char **argv) {
             expert.count, sizes_text);
     goto done;
   }
+  /* ONNX experts give ONNX priors; fullgrad needs a backward pass, which only native models have. */
+  bool onnx = ng_cli_onnx_path(expert.items[0]);
+  const char *suffix = onnx ? "onnx" : "h5";
+  if (!all && ng_cli_onnx_path(cfg.out) != onnx) {
+    fprintf(err, "nograd glue: --out %s: the experts are %s models, so the prior is written as %s\n", cfg.out,
+            onnx ? "ONNX" : "native",
+            onnx ? "ONNX: give --out a name ending in .onnx"
+                 : "a model file (HDF5): give --out a name that does not end in .onnx");
+    goto done;
+  }
   if (all) {
-    memcpy(methods, all_methods, sizeof all_methods);
-    nmethods = NALL;
+    nmethods = 0;
+    for (size_t i = 0; i < NALL; i++)
+      if (!(onnx && all_methods[i] == NG_GLUE_FULLGRAD)) methods[nmethods++] = all_methods[i];
+    if (onnx)
+      fprintf(err,
+              "nograd glue: --method all on ONNX experts runs every method but fullgrad (no backward "
+              "pass for ONNX models)\n");
   } else {
     methods[0] = (ng_glue_method)m;
     nmethods = 1;
@@ -232,7 +256,7 @@ int ng_cmd_glue(MPI_Comm comm, int argc, char **argv) {
     prior_paths[i] = malloc(len);
     if (!prior_paths[i]) goto done;
     if (all)
-      snprintf(prior_paths[i], len, "%s/%s.h5", cfg.out, name);
+      snprintf(prior_paths[i], len, "%s/%s.%s", cfg.out, name, suffix);
     else
       snprintf(prior_paths[i], len, "%s", cfg.out);
     if (method_path(run.checkpoint, name, all, false, &ckpt_paths[i]) != 0 ||
@@ -260,8 +284,8 @@ int ng_cmd_glue(MPI_Comm comm, int argc, char **argv) {
     MPI_Bcast(&bad, 1, MPI_INT, 0, comm);
     if (bad && st == NG_OK) st = NG_EIO;
     if (out && st == NG_OK && !json)
-      fprintf(out, "%-9s %11s %9s %11s %7s %8s  %s\n", "method", "prior_loss", "prior_acc", "train_loss", "evals",
-              "seconds", "weights (per expert)");
+      fprintf(out, "%-9s %11s %9s %11s %7s %8s  %s\n", "method", "prior_loss", "prior_acc", "train_loss",
+              "evals", "seconds", "weights (per expert)");
   }
   for (size_t i = 0; i < nmethods && st == NG_OK && !signalled; i++) {
     cfg.method = methods[i];
@@ -299,9 +323,11 @@ int ng_cmd_glue(MPI_Comm comm, int argc, char **argv) {
     goto done;
   }
   if (signalled && done_runs < nmethods)
-    fprintf(err, "nograd glue: stopped by a signal (no --checkpoint): %s ended early, the methods after it were "
-                 "not run\n", ng_glue_method_name(methods[done_runs - 1]));
-  if (out && all && !json) fprintf(out, "priors: %s/METHOD.h5\n", out_dir);
+    fprintf(err,
+            "nograd glue: stopped by a signal (no --checkpoint): %s ended early, the methods after it were "
+            "not run\n",
+            ng_glue_method_name(methods[done_runs - 1]));
+  if (out && all && !json) fprintf(out, "priors: %s/METHOD.%s\n", out_dir, suffix);
   code = NG_EXIT_OK;
 done:
   for (size_t i = 0; i < NALL; i++) {

@@ -13,7 +13,8 @@ int ng_cmd_inspect(MPI_Comm comm, int argc, char **argv) {
   size_t last = 10;
   ng_arg table[] = {
       {"--json", NG_ARG_FLAG, &json, NULL, "print one JSON object"},
-      {"--last", NG_ARG_SIZE, &last, "N", "show the last N generations of the history"},
+      {"--last", NG_ARG_SIZE, &last, "N", "show the last N generations of the history", false, false,
+       INT32_MAX},
   };
   /* the file is the first argument that is not an option */
   const char *path = NULL;

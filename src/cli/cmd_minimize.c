@@ -41,19 +41,23 @@ int ng_cmd_minimize(MPI_Comm comm, int argc, char **argv) {
       {"--function", NG_ARG_STRING, &cfg.function, "NAME",
        "benchmark function (sphere, ellipsoid, cigar, tablet, "
        "diffpow, rosenbrock, rastrigin, rot-NAME, noisy-sphere), or a data objective (logistic, lsq)"},
-      {"--dim", NG_ARG_POSINT, &cfg.dim, "N", "dimension", false, true},
+      {"--dim", NG_ARG_POSINT, &cfg.dim, "N", "dimension", false, true, NG_OPT_DIM_MAX},
       {"--optimizer", NG_ARG_STRING, &cfg.optimizer, "NAME", optimizer_help},
-      {"--popsize", NG_ARG_SIZE, &cfg.popsize, "L", "population size (CMA-ES) or 2q (SPSA); 0: the optimizer's"},
+      {"--popsize", NG_ARG_SIZE, &cfg.popsize, "L",
+       "population size (CMA-ES) or 2q (SPSA); 0: the optimizer's", false, false, NG_OPT_DIM_MAX},
       {"--restarts", NG_ARG_STRING, &restarts, "POLICY", "none, ipop or bipop"},
       {"--max-restarts", NG_ARG_SIZE, &max_restarts, "R", "at most R restarts"},
-      {"--x0", NG_ARG_STRING, &x0s, "V", "initial point: one value for every coordinate, or N comma-separated (default 0)"},
+      {"--x0", NG_ARG_STRING, &x0s, "V",
+       "initial point: one value for every coordinate, or N comma-separated (default 0)"},
       {"--sigma0", NG_ARG_POSDOUBLE, &cfg.sigma0, "S", "initial step size"},
       {"--seed", NG_ARG_UINT64, &cfg.seed, "K", "random seed"},
       {"--ftarget", NG_ARG_DOUBLE, &cfg.ftarget, "T", "stop when f <= T"},
-      {"--max-evals", NG_ARG_INT64, &cfg.max_evals, "M", "evaluation budget over all restarts (0: unlimited)"},
+      {"--max-evals", NG_ARG_INT64, &cfg.max_evals, "M",
+       "evaluation budget over all restarts (0: unlimited)"},
       {"--lower", NG_ARG_DOUBLE, &cfg.lower, "LO", "lower bound of every coordinate"},
       {"--upper", NG_ARG_DOUBLE, &cfg.upper, "HI", "upper bound of every coordinate"},
-      {"--param", NG_ARG_LIST, &params, "NAME=V", "optimizer parameter, repeatable (tolfun=1e-12, spsa_a=0.1, ...)"},
+      {"--param", NG_ARG_LIST, &params, "NAME=V",
+       "optimizer parameter, repeatable (tolfun=1e-12, spsa_a=0.1, ...)"},
       {"--rows", NG_ARG_POSINT, &cfg.rows, "N", "data objective (logistic, lsq): rows of generated data"},
       {"--chunk-rows", NG_ARG_POSINT, &cfg.chunk_rows, "C", "data objective: rows per chunk"},
       {"--data-seed", NG_ARG_UINT64, &cfg.data_seed, "K", "data objective: seed of the generated data"},
@@ -115,8 +119,8 @@ int ng_cmd_minimize(MPI_Comm comm, int argc, char **argv) {
   int pv = x0s ? ng_args_vector(x0s, cfg.dim, x0) : 0;
   if (pv != 0) {
     if (pv < 0)
-      fprintf(err, "nograd minimize: --x0: expected a number or %zu comma-separated numbers, got '%s'\n", cfg.dim,
-              x0s);
+      fprintf(err, "nograd minimize: --x0: expected a number or %zu comma-separated numbers, got '%s'\n",
+              cfg.dim, x0s);
     else
       fprintf(err, "nograd minimize: --x0: expected 1 or %zu values, got %d\n", cfg.dim, pv);
     goto done;

@@ -52,30 +52,41 @@ int ng_cmd_retrofit(MPI_Comm comm, int argc, char **argv) {
   ng_arg table[] = {
       {"--list-params", NG_ARG_STRING, &list, "MODEL.h5", "show what --params can name in a model, and exit"},
       {"--params", NG_ARG_STRING, &cfg.params, "SPEC",
-       "what to tune: NAME, NAME[a:b], scale:LAYER, temperature, offsets, threshold (comma-separated)"},
+       "what to tune: NAME, NAME[a:b], scale:LAYER (ONNX: scale:NODE, scale:MODULE), temperature, offsets, "
+       "threshold (comma-separated)"},
       {"--val", NG_ARG_STRING, &cfg.val, "V.h5", "the validation set the metric is minimized on"},
-      {"--val-size", NG_ARG_SIZE, &cfg.val_size, "N", "a seeded, stratified subset of N validation rows (0: all)"},
+      {"--val-size", NG_ARG_SIZE, &cfg.val_size, "N",
+       "a seeded, stratified subset of N validation rows (0: all)"},
       {"--test", NG_ARG_STRING, &cfg.test, "T.h5", "a held-out set: the metric before and after"},
       {"--metric", NG_ARG_STRING, &cfg.metric, "M", metric_help},
       {"--threshold", NG_ARG_DOUBLE, &cfg.threshold, "T",
-       "binary models: predict class 1 when softmax[1] >= T (default: the model's stored threshold)", false, true},
+       "binary models: predict class 1 when softmax[1] >= T (default: the model's stored threshold)", false,
+       true},
       {"--optimizer", NG_ARG_STRING, &cfg.optimizer, "NAME", optimizer_help},
       {"--budget", NG_ARG_INT64, &cfg.budget, "E", "at most E evaluations, whole generations"},
-      {"--popsize", NG_ARG_SIZE, &cfg.popsize, "L", "candidates per generation (0: the optimizer's)"},
-      {"--sigma0", NG_ARG_POSDOUBLE, &cfg.sigma0, "S", "initial step size (for raw tensors, about their spread)"},
+      {"--popsize", NG_ARG_SIZE, &cfg.popsize, "L", "candidates per generation (0: the optimizer's)", false,
+       false, NG_OPT_DIM_MAX},
+      {"--sigma0", NG_ARG_POSDOUBLE, &cfg.sigma0, "S",
+       "initial step size (for raw tensors, about their spread)"},
       {"--seed", NG_ARG_UINT64, &cfg.seed, "K", "random seed: the search and --val-size"},
       {"--delta", NG_ARG_POSDOUBLE, &cfg.delta, "D", "the bound holds with probability 1 - D"},
       {"--chunk-rows", NG_ARG_POSINT, &cfg.chunk_rows, "C", "rows per data chunk"},
       {"--out", NG_ARG_STRING, &cfg.out, "MODEL.h5",
-       "the retrofitted model: rewritten after every generation that improves it, and at the end"},
+       "the retrofitted model (.onnx for an ONNX model): rewritten after every generation that improves it, "
+       "and "
+       "at the end"},
       NG_CLI_RUN_OPTIONS(&run),
       {"--evaluator", NG_ARG_STRING, &cfg.evaluator, "SPEC",
        "exec:PROGRAM [ARGS] or plugin:LIB.so: an external scorer (see tools/evaluators/README.md)"},
       {"--eval-timeout", NG_ARG_POSDOUBLE, &cfg.eval_timeout, "S", "seconds an evaluator may take a request",
        false, true},
-      {"--max-restarts", NG_ARG_SIZE, &max_restarts, "R", "evaluator restarts before the run stops", false, true},
+      {"--eval-start-timeout", NG_ARG_POSDOUBLE, &cfg.eval_start_timeout, "S",
+       "seconds an evaluator may take to start and answer HELLO (default: --eval-timeout)", false, true},
+      {"--max-restarts", NG_ARG_SIZE, &max_restarts, "R", "evaluator restarts before the run stops", false,
+       true},
       {"--chunks", NG_ARG_POSINT, &cfg.nchunks, "K", "chunks the evaluator is asked about"},
-      {"--dim", NG_ARG_POSINT, &dim, "N", "without a model: the dimension of the search", false, true},
+      {"--dim", NG_ARG_POSINT, &dim, "N", "without a model: the dimension of the search", false, true,
+       NG_OPT_DIM_MAX},
       {"--x0", NG_ARG_STRING, &x0_text, "V", "without a model: the start, one value or N (default 0)"},
       {"--json", NG_ARG_FLAG, &json, NULL, "print one JSON line with the result"},
   };
@@ -102,9 +113,18 @@ int ng_cmd_retrofit(MPI_Comm comm, int argc, char **argv) {
             dim ? "--dim" : "--x0");
     goto done;
   }
+  if (cfg.model && cfg.out && ng_cli_onnx_path(cfg.model) != ng_cli_onnx_path(cfg.out)) {
+    fprintf(err, "nograd retrofit: --out %s: %s is %s model, so the retrofitted model is written as %s\n",
+            cfg.out, cfg.model, ng_cli_onnx_path(cfg.model) ? "an ONNX" : "a native",
+            ng_cli_onnx_path(cfg.model)
+                ? "ONNX: give --out a name ending in .onnx"
+                : "a model file (HDF5): give --out a name that does not end in .onnx");
+    goto done;
+  }
   if (cfg.evaluator && ng_args_seen(table, ntable, "--metric")) {
     fprintf(err,
-            "nograd retrofit: retrofit: --metric and --evaluator exclude each other: the evaluator's score replaces "
+            "nograd retrofit: retrofit: --metric and --evaluator exclude each other: the evaluator's score "
+            "replaces "
             "the metric, so nograd measures nothing on a validation or test set (leave out one of them)\n");
     goto done;
   }
@@ -140,7 +160,8 @@ int ng_cmd_retrofit(MPI_Comm comm, int argc, char **argv) {
     goto done;
   }
   if (res.signalled && cfg.run.checkpoint) {
-    fprintf(err, "nograd retrofit: stopped by a signal after its checkpoint; continue with --resume %s%s%s%s\n",
+    fprintf(err,
+            "nograd retrofit: stopped by a signal after its checkpoint; continue with --resume %s%s%s%s\n",
             cfg.run.checkpoint, cfg.out ? " (the best model so far is at " : "", cfg.out ? cfg.out : "",
             cfg.out ? ")" : "");
     code = NG_EXIT_RESUMABLE;

@@ -11,6 +11,8 @@
 void ng_cli_run_init(ng_cli_run *r) {
   memset(r, 0, sizeof *r);
   r->bcast = "auto";
+  r->stall = NG_RUN_STALL_SECS;
+  r->stall_abort = NG_RUN_STALL_ABORT_SECS;
 }
 
 /* "100" (generations), "30s", "5m", "2h" (time), or "100,30s" (both). */
@@ -53,11 +55,21 @@ int ng_cli_run_policy(MPI_Comm comm, const char *command, ng_cli_run *r, bool qu
   }
   p->bcast = mode;
   if (r->every && parse_every(r->every, &p->checkpoint_gens, &p->checkpoint_secs) != 0) {
-    fprintf(err,
-            "nograd %s: --checkpoint-every: expected K, Ts, Tm, Th or K,Ts (e.g. 100, 30s, 100,5m), got '%s'\n",
-            command, r->every);
+    fprintf(
+        err,
+        "nograd %s: --checkpoint-every: expected K, Ts, Tm, Th or K,Ts (e.g. 100, 30s, 100,5m), got '%s'\n",
+        command, r->every);
     return NG_EXIT_USAGE;
   }
+  const double *limits[2] = {&r->stall, &r->stall_abort};
+  const char *names[2] = {"--stall-timeout", "--stall-abort"};
+  for (int i = 0; i < 2; i++)
+    if (!(*limits[i] >= 0) || !isfinite(*limits[i])) {
+      fprintf(err, "nograd %s: %s: expected seconds >= 0 (0: off), got %g\n", command, names[i], *limits[i]);
+      return NG_EXIT_USAGE;
+    }
+  p->stall_secs = r->stall;
+  p->stall_abort_secs = r->stall_abort;
   p->checkpoint = r->checkpoint;
   p->resume = r->resume;
   p->force = r->force;

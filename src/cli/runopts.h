@@ -1,7 +1,7 @@
 /* Private: the run-policy options every optimizing command takes (minimize, glue, retrofit), parsed once.
  *
  *   --groups G  --broadcast MODE  --checkpoint FILE  --checkpoint-every SPEC  --resume FILE  --force
- *   --log FILE  --quiet
+ *   --log FILE  --quiet  --stall-timeout S  --stall-abort S
  *
  * A command puts NG_CLI_RUN_OPTIONS(&r) into its option table and, after parsing, turns them into the
  * library's ng_run_policy with ng_cli_run_policy. */
@@ -19,6 +19,7 @@ typedef struct {
   size_t groups;
   const char *bcast, *checkpoint, *every, *resume, *log;
   bool force, quiet;
+  double stall, stall_abort; /* --stall-timeout, --stall-abort (seconds; 0: off) */
   FILE *log_file;          /* rank 0: --log, opened by ng_cli_run_policy */
   char command_line[4096]; /* for /meta */
 } ng_cli_run;
@@ -43,9 +44,13 @@ typedef struct {
        "continue the run saved in checkpoint FILE, on any number of ranks"},                                     \
       {"--force", NG_ARG_FLAG, &(r)->force, NULL, "resume even when the configuration differs"},                 \
       {"--log", NG_ARG_STRING, &(r)->log, "FILE", "rank 0 appends one JSON line per generation to FILE"},        \
-      {"--quiet", NG_ARG_FLAG, &(r)->quiet, NULL, "no progress lines"}
+      {"--quiet", NG_ARG_FLAG, &(r)->quiet, NULL, "no progress lines"},                                          \
+      {"--stall-timeout", NG_ARG_DOUBLE, &(r)->stall, "S",                                                       \
+       "name the ranks (and hosts) a generation has waited S seconds for, again every S s (0: off)"},            \
+      {"--stall-abort", NG_ARG_DOUBLE, &(r)->stall_abort, "S",                                                   \
+       "a generation stalled S seconds ends the run: checkpoint of the state before it, exit 1 (0: off)"}
 
-/* Sets the options' values before parsing (broadcast "auto"). */
+/* Sets the options' values before parsing (broadcast "auto", the stall limits NG_RUN_STALL_*). */
 void ng_cli_run_init(ng_cli_run *r);
 
 /* After parsing: the policy (signals handled, progress on stderr unless --quiet or `quiet`, on rank 0), with

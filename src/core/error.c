@@ -1,6 +1,8 @@
 /* The status table and the per-thread message of the last failure. */
 #include "nograd/error.h"
 
+#include "core/text.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -23,6 +25,7 @@ int ng_error(int status, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(last_message, sizeof last_message, fmt, ap);
   va_end(ap);
+  ng__text_sanitize(last_message, 0); /* names and values quoted from files and programs (core/text.h) */
   return status;
 }
 

@@ -16,19 +16,26 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/checked.h"
+#include "core/text.h"
+#include "data/dataset_impl.h"
+#include "io/h5read.h"
 #include "io/h5util.h"
+#include "io/seal.h"
 #include "nograd/error.h"
 
 #define DATA_CHUNK_BYTES (256u * 1024u) /* target size of one chunk of /x: a few hundred rows of images */
 #define DATA_FORMAT_NAME "nograd dataset"
+#define DATA_ROW_MAX \
+  ((size_t)INT32_MAX) /* values in a row of /x or /y: what a model's input can be (BLAS's int) */
 
 /* ---- In memory ------------------------------------------------------------------------------------------
  */
 
 int ng_data_alloc(ng_data *D, size_t n, int xrank, const size_t *xdims, size_t t) {
   memset(D, 0, sizeof *D);
-  if (xrank != 1 && xrank != 3)
-    return ng_error(NG_EINVAL, "dataset: a row must have 1 or 3 dimensions, not %d", xrank);
+  if (xrank < 1 || xrank > 3)
+    return ng_error(NG_EINVAL, "dataset: a row must have 1 to 3 dimensions, not %d", xrank);
   size_t d = 1;
   for (int k = 0; k < xrank; k++) {
     if (xdims[k] == 0 || d > SIZE_MAX / xdims[k])
@@ -123,8 +130,8 @@ static int put_array(const char *file, hid_t fid, const char *path, int rank, co
 
 static int check_data(const char *path, const ng_data *D) {
   if (D->n == 0) return ng_error(NG_EINVAL, "cannot write dataset '%s': it has no rows", path);
-  if (D->xrank != 1 && D->xrank != 3)
-    return ng_error(NG_EINVAL, "cannot write dataset '%s': a row has %d dimensions, expected 1 or 3", path,
+  if (D->xrank < 1 || D->xrank > 3)
+    return ng_error(NG_EINVAL, "cannot write dataset '%s': a row has %d dimensions, expected 1 to 3", path,
                     D->xrank);
   size_t d = 1;
   for (int k = 0; k < D->xrank; k++)
@@ -147,19 +154,12 @@ static int check_data(const char *path, const ng_data *D) {
   return NG_OK;
 }
 
-/* Fills PATH.tmp (ng_h5_write_atomic's callback). */
-static int write_file(const char *tmp, void *ctx) {
+/* Fills the dataset file being built in memory as `tmp` (ng_h5_write_atomic's callback). */
+static int write_file(hid_t fid, const char *tmp, void *ctx) {
   const ng_data *D = ctx;
   hid_t dx = -1, dy = -1;
   int st = NG_OK;
   int64_t *counts = NULL;
-  hid_t fid = ng_h5_create(tmp);
-  if (fid < 0) {
-    int e = errno;
-    st = ng_error(NG_EIO, "cannot write dataset '%s': HDF5 cannot create it (%s)", tmp,
-                  e ? strerror(e) : "HDF5 error");
-    goto done;
-  }
   NG_TRY(st, put_attr_str(tmp, fid, "/", "format", DATA_FORMAT_NAME), done);
   NG_TRY(st, put_attr_i64(tmp, fid, "/", "format_version", NG_DATA_FORMAT_VERSION), done);
   NG_TRY(st, put_attr_str(tmp, fid, "/", "name", D->name), done);
@@ -192,16 +192,10 @@ static int write_file(const char *tmp, void *ctx) {
         put_attr(tmp, dy, "/y", "class_counts", H5T_STD_I64LE, H5T_NATIVE_INT64, counts, (hsize_t)D->classes),
         done);
   }
-  errno = 0;
-  if (H5Fflush(fid, H5F_SCOPE_GLOBAL) < 0) st = write_failed(tmp, "/");
 done:
   free(counts);
   ng_h5_close(&dy);
   ng_h5_close(&dx);
-  if (fid >= 0) {
-    errno = 0;
-    if (H5Fclose(fid) < 0 && st == NG_OK) st = write_failed(tmp, "/");
-  }
   return st;
 }
 
@@ -221,143 +215,95 @@ struct ng_dataset {
   ng_data_info info;
 };
 
-static const char *type_name(hid_t type) {
-  size_t size = H5Tget_size(type);
-  switch (H5Tget_class(type)) {
-    case H5T_INTEGER: {
-      int sgn = H5Tget_sign(type) == H5T_SGN_2;
-      return size == 1   ? (sgn ? "int8" : "uint8")
-             : size == 2 ? (sgn ? "int16" : "uint16")
-             : size == 4 ? (sgn ? "int32" : "uint32")
-             : size == 8 ? (sgn ? "int64" : "uint64")
-                         : "an integer of unusual size";
-    }
-    case H5T_FLOAT:
-      return size == 2 ? "float16" : size == 4 ? "float32" : size == 8 ? "float64" : "a float";
-    case H5T_STRING:
-      return "a string";
-    default:
-      return "a non-numeric type";
-  }
-}
-
-/* Opens /x or /y; checks its class, size and rank; dims gets the shape. */
+/* Opens /x or /y through ng_h5_dataset_open: a float32 /x of 2 to 4 dimensions, or a /y of int32 or float32
+ * and 1 or 2 dimensions (which of them fit together is checked by the caller); dims gets the shape. */
 static int open_array(ng_dataset *ds, const char *h5path, hid_t *out, int *rank, hsize_t dims[4]) {
-  *out = -1;
-  if (H5Lexists(ds->fid, h5path + 1, H5P_DEFAULT) <= 0)
-    return ng_error(NG_EFORMAT, "dataset '%s': no HDF5 path '%s' (not a nograd dataset?)", ds->path, h5path);
-  *out = H5Dopen2(ds->fid, h5path, H5P_DEFAULT);
-  if (*out < 0)
-    return ng_error(NG_EFORMAT, "dataset '%s': HDF5 path '%s' is not a dataset", ds->path, h5path);
-  hid_t space = H5Dget_space(*out);
-  *rank = space < 0 ? -1 : H5Sget_simple_extent_ndims(space);
-  if (*rank < 1 || *rank > 4) {
-    int r = *rank;
-    ng_h5_close(&space);
-    return ng_error(
-        NG_EFORMAT, "dataset '%s': HDF5 path '%s' has %d dimensions, expected %s", ds->path, h5path, r,
-        h5path[1] == 'x' ? "2 (N x d) or 4 (N x C x H x W)" : "1 (N labels) or 2 (N x t targets)");
-  }
-  H5Sget_simple_extent_dims(space, dims, NULL);
-  ng_h5_close(&space);
-  return NG_OK;
+  ng_h5_src src = {"dataset", ds->path, NULL};
+  int x = h5path[1] == 'x';
+  ng_h5_want want = {x ? NG_H5_CLASS(H5T_FLOAT) : NG_H5_CLASS(H5T_FLOAT) | NG_H5_CLASS(H5T_INTEGER),
+                     4,
+                     x ? 2 : 1,
+                     x ? 4 : 2,
+                     NULL,
+                     x ? "float32" : "int32 labels or float32 targets"};
+  int st = ng_h5_dataset_open(&src, ds->fid, h5path, &want, out, rank, dims);
+  if (st == NG_EFORMAT && !ng__h5_path_exists(ds->fid, h5path))
+    st = ng_error(NG_EFORMAT, "dataset '%s': no HDF5 path '%s' (not a nograd dataset?)", ds->path, h5path);
+  return st;
 }
 
-static int read_attr_str(hid_t loc, const char *name, char *buf, size_t size) {
+/* An optional string attribute of the root into buf (cut at size): 1 when absent, else ng_h5_attr_get's
+ * status (one string, checked before it is read). */
+static int read_attr_str(ng_dataset *ds, const char *name, char *buf, size_t size) {
+  ng_h5_src src = {"dataset", ds->path, NULL};
+  char *v = NULL;
   buf[0] = '\0';
-  if (H5Aexists(loc, name) <= 0) return 0;
-  hid_t a = H5Aopen(loc, name, H5P_DEFAULT), ft = a < 0 ? -1 : H5Aget_type(a), mt = -1;
-  int ok = -1;
-  if (ft >= 0 && H5Tget_class(ft) == H5T_STRING) {
-    if (H5Tis_variable_str(ft) > 0) {
-      char *v = NULL;
-      mt = H5Tcopy(H5T_C_S1);
-      if (mt >= 0 && H5Tset_size(mt, H5T_VARIABLE) >= 0 && H5Tset_cset(mt, H5Tget_cset(ft)) >= 0 &&
-          H5Aread(a, mt, &v) >= 0) {
-        snprintf(buf, size, "%s", v ? v : "");
-        H5free_memory(v);
-        ok = 0;
-      }
-    } else {
-      size_t n = H5Tget_size(ft);
-      char *v = calloc(n + 1, 1);
-      mt = H5Tcopy(ft);
-      if (v && mt >= 0 && H5Aread(a, mt, v) >= 0) {
-        snprintf(buf, size, "%s", v);
-        ok = 0;
-      }
-      free(v);
-    }
-  }
-  ng_h5_close(&mt);
-  ng_h5_close(&ft);
-  ng_h5_close(&a);
-  return ok;
+  int st = ng_h5_attr_get(&src, ds->fid, "/", name, NG_H5_STR, 1, &v);
+  if (st == NG_OK) snprintf(buf, size, "%s", v);
+  free(v);
+  return st == NG_ENOTFOUND ? 1 : st;
 }
 
-static int read_attr_i64(hid_t loc, const char *name, int64_t *v) {
-  if (H5Aexists(loc, name) <= 0) return 1;
-  hid_t a = H5Aopen(loc, name, H5P_DEFAULT), ft = a < 0 ? -1 : H5Aget_type(a),
-        sp = a < 0 ? -1 : H5Aget_space(a);
-  int ok = ft >= 0 && H5Tget_class(ft) == H5T_INTEGER && sp >= 0 && H5Sget_simple_extent_npoints(sp) == 1 &&
-                   H5Aread(a, H5T_NATIVE_INT64, v) >= 0
-               ? 0
-               : -1;
-  ng_h5_close(&sp);
-  ng_h5_close(&ft);
-  ng_h5_close(&a);
-  return ok;
+/* An optional integer attribute of the root: 1 when absent, else ng_h5_attr_get's status. */
+static int read_attr_i64(ng_dataset *ds, const char *name, int64_t *v) {
+  ng_h5_src src = {"dataset", ds->path, NULL};
+  int st = ng_h5_attr_get(&src, ds->fid, "/", name, NG_H5_I64, 1, v);
+  return st == NG_ENOTFOUND ? 1 : st;
 }
 
-/* A float attribute of exactly d values into a malloc'd array; 1 when absent. */
-static int read_attr_floats(hid_t loc, const char *name, size_t d, float **out) {
-  *out = NULL;
-  if (H5Aexists(loc, name) <= 0) return 1;
-  hid_t a = H5Aopen(loc, name, H5P_DEFAULT), ft = a < 0 ? -1 : H5Aget_type(a),
-        sp = a < 0 ? -1 : H5Aget_space(a);
-  int ok = -1;
-  if (ft >= 0 && H5Tget_class(ft) == H5T_FLOAT && sp >= 0 &&
-      H5Sget_simple_extent_npoints(sp) == (hssize_t)d) {
-    *out = malloc(d * sizeof **out);
-    if (*out && H5Aread(a, H5T_NATIVE_FLOAT, *out) >= 0) ok = 0;
-  }
-  if (ok != 0) {
+/* A float attribute of /x of exactly d values into a malloc'd array (ng_h5_attr_get's status). */
+static int read_attr_floats(ng_dataset *ds, const char *name, size_t d, float **out) {
+  ng_h5_src src = {"dataset", ds->path, NULL};
+  *out = malloc((d ? d : 1) * sizeof **out);
+  if (!*out) return ng_error(NG_ENOMEM, "dataset '%s': out of memory", ds->path);
+  int st = ng_h5_attr_get(&src, ds->dx, "/x", name, NG_H5_F32, d, *out);
+  if (st != NG_OK) {
     free(*out);
     *out = NULL;
   }
-  ng_h5_close(&sp);
-  ng_h5_close(&ft);
-  ng_h5_close(&a);
-  return ok;
+  return st;
+}
+
+/* The whole read (dataset_impl.h), also run by the child process that checks a dataset without nograd's
+ * header (io/seal.h). */
+int ng__dataset_read_all(const char *path, void *ctx) {
+  ng_dataset *ds = NULL;
+  NG_CALL(ng_dataset_open(path, &ds));
+  const ng_data_info *in = &ds->info;
+  size_t row = in->d + (in->t ? in->t : 1), block = ((size_t)4 << 20) / (row * sizeof(float)) + 1;
+  if (block > in->n) block = in->n ? in->n : 1;
+  float *x = ng__mallocn(block, in->d, sizeof *x), *y = ng__mallocn(block, in->t ? in->t : 1, sizeof(float));
+  int st = x && y ? NG_OK : ng_error(NG_ENOMEM, "dataset '%s': out of memory", path);
+  for (size_t first = 0; first < in->n && st == NG_OK; first += block)
+    st = ng_dataset_read_rows(ds, first, in->n - first < block ? in->n - first : block, x, y);
+  free(x);
+  free(y);
+  float *mean = NULL, *std = NULL;
+  if (st == NG_OK && in->standardized) st = ng_data_read_stats(path, in->d, &mean, &std);
+  free(mean);
+  free(std);
+  ng_dataset_close(&ds);
+  return st;
 }
 
 static int open_checked(ng_dataset *ds) {
-  struct stat sb;
-  if (stat(ds->path, &sb) != 0)
-    return ng_error(NG_EIO, "cannot open dataset '%s': %s", ds->path, strerror(errno));
-  ds->fid = ng_h5_open(ds->path, H5F_ACC_RDONLY);
-  if (ds->fid < 0)
-    return ng_error(NG_EIO, "cannot open dataset '%s': not an HDF5 file, or unreadable", ds->path);
+  ng_h5_reading how = {"dataset", NULL, ng__dataset_read_all, NULL};
+  NG_CALL(ng_h5_open_checked(ds->path, &how, &ds->fid, NULL));
   ng_data_info *in = &ds->info;
   int xr, yr;
   hsize_t xd[4], yd[4];
   NG_CALL(open_array(ds, "/x", &ds->dx, &xr, xd));
   NG_CALL(open_array(ds, "/y", &ds->dy, &yr, yd));
-  hid_t t = H5Dget_type(ds->dx);
-  int ok = t >= 0 && H5Tget_class(t) == H5T_FLOAT && H5Tget_size(t) == 4;
-  const char *found = t >= 0 ? type_name(t) : "an unreadable type";
-  ng_h5_close(&t);
-  if (!ok)
-    return ng_error(NG_EFORMAT, "dataset '%s': HDF5 path '/x' holds %s, expected float32", ds->path, found);
-  if (xr != 2 && xr != 4)
+  if (xr < 2 || xr > 4)
     return ng_error(NG_EFORMAT,
-                    "dataset '%s': HDF5 path '/x' has %d dimensions, expected 2 (N x d) or 4 (N x C x H x W)",
+                    "dataset '%s': HDF5 path '/x' has %d dimensions, expected 2 (N x d), 3 (N x S x d: "
+                    "sequences) or 4 (N x C x H x W)",
                     ds->path, xr);
-  t = H5Dget_type(ds->dy);
+  hid_t t = H5Dget_type(ds->dy);
   H5T_class_t cls = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
-  int labels = cls == H5T_INTEGER && H5Tget_size(t) == 4 && H5Tget_sign(t) == H5T_SGN_2;
-  int targets = cls == H5T_FLOAT && H5Tget_size(t) == 4;
-  found = t >= 0 ? type_name(t) : "an unreadable type";
+  int labels = cls == H5T_INTEGER && H5Tget_sign(t) == H5T_SGN_2;
+  int targets = cls == H5T_FLOAT;
+  const char *found = t >= 0 ? ng_h5_type_name(t) : "an unreadable type";
   ng_h5_close(&t);
   if (!labels && !targets)
     return ng_error(NG_EFORMAT,
@@ -379,18 +325,24 @@ static int open_checked(ng_dataset *ds) {
   in->d = 1;
   for (int k = 0; k < in->xrank; k++) {
     in->xdims[k] = (size_t)xd[k + 1];
-    in->d *= in->xdims[k];
+    if (!ng__mul(in->d, in->xdims[k], &in->d) || in->d > DATA_ROW_MAX)
+      return ng_error(NG_EFORMAT, "dataset '%s': HDF5 path '/x' has rows of more than %zu values", ds->path,
+                      DATA_ROW_MAX);
   }
   in->t = targets ? (size_t)yd[1] : 0;
   if (targets && in->t == 0)
     return ng_error(NG_EFORMAT, "dataset '%s': HDF5 path '/y' has 0 targets per row", ds->path);
-  if (read_attr_str(ds->fid, "name", in->name, sizeof in->name) != 0 ||
-      read_attr_str(ds->fid, "domain", in->domain, sizeof in->domain) != 0)
-    return ng_error(NG_EFORMAT,
-                    "dataset '%s': HDF5 path '/' has a 'name' or 'domain' attribute that is not a string",
-                    ds->path);
-  int r = read_attr_i64(ds->fid, "classes", &in->classes);
-  if (r < 0) return ng_error(NG_EFORMAT, "dataset '%s': attribute '/classes' is not one integer", ds->path);
+  if (in->t > DATA_ROW_MAX)
+    return ng_error(NG_EFORMAT, "dataset '%s': HDF5 path '/y' has rows of more than %zu targets", ds->path,
+                    DATA_ROW_MAX);
+  int r = read_attr_str(ds, "name", in->name, sizeof in->name);
+  if (r < 0) return r;
+  r = read_attr_str(ds, "domain", in->domain, sizeof in->domain);
+  if (r < 0) return r;
+  ng__text_sanitize(in->name, 0); /* shown by `nograd data info` and in messages */
+  ng__text_sanitize(in->domain, 0);
+  r = read_attr_i64(ds, "classes", &in->classes);
+  if (r < 0) return r;
   if (labels && (r == 1 || in->classes < 1 || in->classes > INT32_MAX))
     return ng_error(NG_EFORMAT, "dataset '%s': labels need a positive root attribute 'classes'%s", ds->path,
                     r == 1 ? ", which is missing" : "");
@@ -493,9 +445,8 @@ int ng_data_read_stats(const char *path, size_t d, float **mean, float **std) {
                   ds->info.d, d);
   } else {
     ng_h5_quiet q = ng_h5_quiet_begin();
-    if (read_attr_floats(ds->dx, "mean", d, mean) != 0 || read_attr_floats(ds->dx, "std", d, std) != 0)
-      st =
-          ng_error(NG_EFORMAT, "dataset '%s': attributes '/x/mean' and '/x/std' must be %zu floats", path, d);
+    st = read_attr_floats(ds, "mean", d, mean);
+    if (st == NG_OK) st = read_attr_floats(ds, "std", d, std);
     ng_h5_quiet_end(q);
   }
   if (st != NG_OK) {

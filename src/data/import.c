@@ -14,6 +14,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "core/checked.h"
 #include "nograd/data.h"
 #include "nograd/error.h"
 
@@ -161,8 +162,8 @@ static int find_label(const char *path, const ng_text_options *o, size_t ncols, 
       *out = (size_t)v - 1;
       return NG_OK;
     }
-    if (v < 0 && (size_t)-v <= ncols) {
-      *out = ncols - (size_t)-v;
+    if (v < 0 && (size_t)(-(v + 1)) < ncols) { /* -(v + 1): no overflow for the most negative long */
+      *out = ncols - 1 - (size_t)(-(v + 1));
       return NG_OK;
     }
     return ng_error(
@@ -398,22 +399,42 @@ static int idx_header(gzFile f, const char *path, uint32_t magic, uint32_t *dims
   return NG_OK;
 }
 
-static int read_all(gzFile f, const char *path, unsigned char *buf, size_t len, size_t per,
+/* Reads the len bytes the header promised into a malloc'd *out, growing the buffer as the bytes arrive, so
+ * that a header that claims more than the file holds costs what the file holds, not what it claims. */
+static int read_all(gzFile f, const char *path, unsigned char **out, size_t len, size_t per,
                     const char *what) {
-  size_t done = 0;
-  while (done < len) {
-    size_t chunk = len - done > (1u << 30) ? (1u << 30) : len - done;
+  size_t done = 0, cap = 0;
+  unsigned char *buf = NULL;
+  int st = NG_OK;
+  while (done < len && st == NG_OK) {
+    if (done == cap) {
+      size_t grown =
+          cap ? (cap < len - cap ? 2 * cap : len) : (len < ((size_t)1 << 20) ? len : ((size_t)1 << 20));
+      unsigned char *g = realloc(buf, grown);
+      if (!g) {
+        st = ng_error(NG_ENOMEM, "%s: out of memory for %zu %s", path, len / per, what);
+        break;
+      }
+      buf = g;
+      cap = grown;
+    }
+    size_t chunk = cap - done > (1u << 30) ? (1u << 30) : cap - done;
     int got = gzread(f, buf + done, (unsigned)chunk);
     if (got < 0) {
       int err;
-      return ng_error(NG_EIO, "%s: cannot read: %s", path, gzerror(f, &err));
+      st = ng_error(NG_EIO, "%s: cannot read: %s", path, gzerror(f, &err));
+    } else if (got == 0) {
+      st = ng_error(NG_EFORMAT, "%s: the file ends after %zu of %zu %s (truncated?)", path, done / per,
+                    len / per, what);
     }
-    if (got == 0)
-      return ng_error(NG_EFORMAT, "%s: the file ends after %zu of %zu %s (truncated?)", path, done / per,
-                      len / per, what);
-    done += (size_t)got;
+    done += got > 0 ? (size_t)got : 0;
   }
-  return NG_OK;
+  if (st != NG_OK) {
+    free(buf);
+    buf = NULL;
+  }
+  *out = buf;
+  return st;
 }
 
 int ng_import_idx(const char *images, const char *labels, const ng_label_map *label_map, ng_data *D) {
@@ -443,14 +464,15 @@ int ng_import_idx(const char *images, const char *labels, const ng_label_map *la
     st = ng_error(NG_EFORMAT, "%s: empty IDX images (%u x %u x %u)", images, di[0], di[1], di[2]);
     goto done;
   }
-  size_t n = di[0], hw = (size_t)di[1] * di[2];
+  size_t n = di[0], hw = (size_t)di[1] * di[2], total;
   size_t shape[3] = {1, di[1], di[2]};
-  if (!(pix = malloc(n * hw)) || !(lab = malloc(n))) {
-    st = ng_error(NG_ENOMEM, "%s: out of memory for %zu images", images, n);
+  if (!ng__mul(n, hw, &total)) {
+    st = ng_error(NG_EFORMAT, "%s: %zu images of %u x %u pixels are more bytes than 64 bits count", images, n,
+                  di[1], di[2]);
     goto done;
   }
-  NG_TRY(st, read_all(fi, images, pix, n * hw, hw, "images"), done);
-  NG_TRY(st, read_all(fl, labels, lab, n, 1, "labels"), done);
+  NG_TRY(st, read_all(fi, images, &pix, total, hw, "images"), done);
+  NG_TRY(st, read_all(fl, labels, &lab, n, 1, "labels"), done);
   NG_TRY(st, ng_data_alloc(D, n, 3, shape, 0), done);
   for (size_t i = 0; i < n * hw; i++)
     D->x[i] = (float)pix[i];

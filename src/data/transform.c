@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/checked.h"
 #include "nograd/data.h"
 #include "nograd/error.h"
 #include "nograd/rng.h"
@@ -128,9 +129,14 @@ int ng_label_map_apply(const ng_label_map *m, double raw, double *mapped) {
  */
 
 int ng_data_reshape(ng_data *D, size_t c, size_t h, size_t w) {
-  if (c == 0 || h == 0 || w == 0 || c * h * w != D->d)
-    return ng_error(NG_EINVAL, "--shape %zu,%zu,%zu: %zu values, but a row has %zu features", c, h, w,
-                    c * h * w, D->d);
+  size_t chw;
+  if (!ng__mul3(c, h, w, &chw))
+    return ng_error(NG_EINVAL,
+                    "--shape %zu,%zu,%zu: more values than 64 bits count, but a row has %zu features", c, h,
+                    w, D->d);
+  if (c == 0 || h == 0 || w == 0 || chw != D->d)
+    return ng_error(NG_EINVAL, "--shape %zu,%zu,%zu: %zu values, but a row has %zu features", c, h, w, chw,
+                    D->d);
   D->xrank = 3;
   D->xdims[0] = c;
   D->xdims[1] = h;
@@ -151,7 +157,8 @@ int ng_data_rescale(ng_data *D, double lo, double hi) {
 
 /* The out x in weights of one axis (see the top of the file). */
 static double *axis_weights(size_t in, size_t out) {
-  double *w = calloc(out * in, sizeof *w);
+  size_t cells;
+  double *w = ng__mul(out, in, &cells) ? calloc(cells, sizeof *w) : NULL;
   if (!w) return NULL;
   double scale = (double)in / (double)out;
   for (size_t o = 0; o < out; o++) {
@@ -181,10 +188,13 @@ int ng_data_resample(ng_data *D, size_t oh, size_t ow) {
   if (D->xrank != 3)
     return ng_error(NG_EINVAL, "--resize: the rows are not images (give their shape with --shape C,H,W)");
   if (oh == 0 || ow == 0) return ng_error(NG_EINVAL, "--resize: %zux%zu is empty", oh, ow);
-  size_t c = D->xdims[0], h = D->xdims[1], w = D->xdims[2], od = c * oh * ow;
+  size_t c = D->xdims[0], h = D->xdims[1], w = D->xdims[2], od;
   if (oh == h && ow == w) return NG_OK;
-  double *wh = axis_weights(h, oh), *ww = axis_weights(w, ow), *tmp = malloc(h * ow * sizeof *tmp);
-  float *x = D->n && od <= SIZE_MAX / sizeof(float) / D->n ? malloc(D->n * od * sizeof *x) : NULL;
+  if (!ng__mul3(c, oh, ow, &od) || od > (size_t)INT32_MAX)
+    return ng_error(NG_EINVAL, "--resize %zux%zu: images of %zu channels would have more than %d values", oh,
+                    ow, c, INT32_MAX);
+  double *wh = axis_weights(h, oh), *ww = axis_weights(w, ow), *tmp = ng__mallocn(h, ow, sizeof *tmp);
+  float *x = ng__mallocn(D->n, od, sizeof *x);
   int st = NG_OK;
   if (!wh || !ww || !tmp || !x) {
     st = ng_error(NG_ENOMEM, "--resize: out of memory for %zu images of %zux%zu", D->n, oh, ow);
@@ -401,7 +411,8 @@ done:
 
 int ng_data_subset(const ng_data *D, size_t k, uint64_t seed, ng_data *out) {
   memset(out, 0, sizeof *out);
-  if (D->t) return ng_error(NG_EINVAL, "a stratified subset needs class labels, and the rows have float targets");
+  if (D->t)
+    return ng_error(NG_EINVAL, "a stratified subset needs class labels, and the rows have float targets");
   if (k > D->n) return ng_error(NG_EINVAL, "a subset of %zu rows, but there are only %zu", k, D->n);
   size_t C = (size_t)D->classes, n = D->n;
   for (size_t i = 0; i < n; i++)
@@ -411,10 +422,13 @@ int ng_data_subset(const ng_data *D, size_t k, uint64_t seed, ng_data *out) {
          *idx = malloc((n + 1) * sizeof *idx);
   unsigned char *take = calloc(n + 1, 1);
   double *rem = calloc(C + 1, sizeof *rem);
-  int st = count && quota && idx && take && rem ? NG_OK : ng_error(NG_ENOMEM, "subset: out of memory for %zu rows", n);
+  int st = count && quota && idx && take && rem
+               ? NG_OK
+               : ng_error(NG_ENOMEM, "subset: out of memory for %zu rows", n);
   for (size_t i = 0; st == NG_OK && i < n; i++)
     count[D->y[i]]++;
-  /* each class gets floor(k n_c / n) rows, then one more for the largest remainders (ties: the lower class) */
+  /* each class gets floor(k n_c / n) rows, then one more for the largest remainders (ties: the lower class)
+   */
   size_t given = 0;
   for (size_t c = 0; st == NG_OK && c < C; c++) {
     quota[c] = (size_t)((double)k * (double)count[c] / (double)n);
@@ -435,7 +449,7 @@ int ng_data_subset(const ng_data *D, size_t k, uint64_t seed, ng_data *out) {
       if ((size_t)D->y[i] == c) idx[m++] = i;
     ng_rng r;
     ng_rng_init(&r, seed, NG_RNG_SPLIT, 1, (uint32_t)c); /* generation 1: the split uses 0 */
-    for (size_t j = 0; j < quota[c]; j++) { /* a partial Fisher-Yates shuffle */
+    for (size_t j = 0; j < quota[c]; j++) {              /* a partial Fisher-Yates shuffle */
       size_t t = j + (size_t)ng_rng_below(&r, m - j);
       size_t v = idx[t];
       idx[t] = idx[j];

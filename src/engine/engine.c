@@ -66,6 +66,7 @@ typedef struct {
   double *batch; /* eval_batch: the sums and counts of one chunk (2 x this rank's candidates) */
   size_t part_cap, batch_cap;
   ng__reduce red;     /* the chunk reduction: every rank's partials on rank 0, summed in chunk order */
+  ng__watch watch;    /* the waits for the other ranks, with the stall limits */
   ng__teller tell;    /* the tell by blocks */
   double *plan;       /* its plan (every rank) */
   double *V, *x_best; /* rank 0: the sum of the shares, the new best candidate */
@@ -185,9 +186,12 @@ static int broadcast(engine *e, ng_gen_header *h, const ng_sampler *s, int64_t *
     else
       memset(buf + sizeof *h, 0, n * sizeof(double));
   }
-  NG_CALL(
-      ng__mpi_status(MPI_Bcast(buf, (int)hlen, MPI_BYTE, 0, e->comm), "broadcast of the generation header"));
+  MPI_Request req;
+  const char *what = "broadcast of the generation header";
+  NG_CALL(ng__mpi_status(MPI_Ibcast(buf, (int)hlen, MPI_BYTE, 0, e->comm, &req), what));
+  NG_CALL(ng__watch_wait(&e->watch, &req, what));
   memcpy(h, buf, sizeof *h);
+  e->watch.generation = h->generation;
   *bytes = (int64_t)hlen;
   if (h->status != NG_HDR_CONTINUE) return NG_OK;
   size_t lambda = (size_t)h->lambda; /* known on every rank only now */
@@ -301,11 +305,12 @@ static int evaluate(engine *e, const ng_gen_header *h) {
 static int reduce(engine *e, const ng_gen_header *h, int my_status, ng__phase_time *eval, int *signal_seen) {
   size_t lambda = (size_t)h->lambda;
   int first;
-  int st = ng__status_agree(e->comm, my_status, (int)ng__signal_pending(), eval, &first, signal_seen);
+  int st = ng__status_agree(e->comm, my_status, (int)ng__signal_pending(), eval, &first, signal_seen,
+                            &e->watch); /* where the ranks wait for the slowest one */
   if (first != INT_MAX)
     return st != NG_OK ? st : ng_error(NG_EINTERNAL, "rank %d failed this generation", first);
   NG_CALL(st);
-  NG_CALL(ng__reduce_gather(&e->red, e->part));
+  NG_CALL(ng__reduce_gather(&e->red, e->part, &e->watch));
   if (e->rank != 0) return NG_OK;
   /* loss[k] = sum / count for the pair, finish(sums) for stats */
   const ng_objective *o = e->obj;
@@ -349,6 +354,25 @@ static int write_checkpoint(engine *e) {
 out:
   ng_state_destroy(&st);
   return rc;
+}
+
+/* Rank 0, when a stalled generation ends the run (watch.c): the generation is withdrawn and the state before
+ * it written to the checkpoint, from which --resume runs it again, to the uninterrupted run's bits. */
+static int stall_checkpoint(void *ctx) {
+  engine *e = ctx;
+  if (!e->cfg->checkpoint) {
+    fprintf(stderr, "nograd: no --checkpoint was given: the run's state is not kept\n");
+    return NG_OK;
+  }
+  int st = ng_opt_withdraw(e->opt);
+  if (st == NG_OK) st = write_checkpoint(e);
+  if (st == NG_OK)
+    fprintf(stderr,
+            "nograd: the checkpoint %s holds the state before generation %lld: continue with --resume %s\n",
+            e->cfg->checkpoint, (long long)e->watch.generation, e->cfg->checkpoint);
+  else
+    fprintf(stderr, "nograd: error: the checkpoint could not be written: %s\n", ng_errmsg());
+  return st;
 }
 
 static void progress_line(engine *e, const ng_opt_info *in, bool last) {
@@ -439,6 +463,7 @@ static void engine_free(engine *e) {
   free(e->plan);
   free(e->V);
   free(e->x_best);
+  ng__watch_free(&e->watch);
   free(e->acc);
   free(e->loss);
   free(e->hdrbuf);
@@ -499,6 +524,10 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
   }
   ng__teller_init(&e.tell, e.comm, e.groups, e.shards, e.n);
   if (st == NG_OK) st = ng__reduce_init(&e.red, e.comm, e.groups, obj->nchunks, e.w);
+  int wst = ng__watch_init(&e.watch, e.comm, cfg->stall_secs, cfg->stall_abort_secs, cfg->progress);
+  if (st == NG_OK) st = wst;
+  e.watch.on_abort = stall_checkpoint;
+  e.watch.ctx = &e;
   if (st == NG_OK && (!e.hdrbuf || !e.mean || !e.lo || !e.hi || (e.rank == 0 && !e.acc)))
     st = ng_error(NG_ENOMEM, "out of memory");
   /* load this rank's chunks; agree on success (a rank may fail to read its data) */

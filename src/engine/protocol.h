@@ -1,17 +1,19 @@
 // clang-format off
 /* Private: what travels between the ranks in one generation, in one place.
  *
- *   rank 0 -> all    MPI_Bcast      header and mean (MPI_BYTE, sizeof(ng_gen_header) + 8n; the mean is zero
- *                                   unless seeded)
+ *   rank 0 -> all    MPI_Ibcast     header and mean (MPI_BYTE, sizeof(ng_gen_header) + 8n; the mean is zero
+ *                                   unless seeded), completed under the stall watch (watch.h)
  *   rank 0 -> all    MPI_Bcast      explicit: lambda*n doubles (the candidates)
  *                                   seeded: factor_len doubles when factor_len > 0, then 2n doubles (lower,
  *                                   upper) when bounds == 1
- *   all              MPI_Allreduce  the status: 2 ints, MPI_MIN (the lowest failing rank or INT_MAX; minus the
- *                                   largest signal a rank received, or 0)
+ *   all              MPI_Iallreduce the status: 2 ints, MPI_MIN (the lowest failing rank or INT_MAX; minus the
+ *                                   largest signal a rank received, or 0), under the watch
  *   failing rank -> rank 0  MPI_Send NG_TAG_ERROR: the lowest failing rank's ng_error_msg, only when that
  *                                   rank is not rank 0
- *   all -> rank 0    MPI_Gatherv    partials: for the rank's candidates x chunks, candidate-major, w doubles
- *                                   each (w = the objective's nstats, or 2 for a (sum, count) pair)
+ *   all -> rank 0    MPI_Igatherv   partials: for the rank's candidates x chunks, candidate-major, w doubles
+ *                                   each (w = the objective's nstats, or 2 for a (sum, count) pair), under
+ *                                   the watch
+ *   rank 0 <-> rank  NG_TAG_ROLL_CALL / NG_TAG_ROLL_ANSWER: only in a wait past half a stall limit (watch.h)
  * and when the header says tell_blocked (seeded full CMA-ES: opt/tell_dist.h), after a generation without
  * error, among the holders and owners only (the holder of candidate k is shard 0 of the group that evaluates
  * k; the owner of tell block b is the holder of its first candidate; tell.c):

@@ -41,7 +41,8 @@ int ng__reduce_init(ng__reduce *r, MPI_Comm comm, int groups, size_t nchunks, si
   if (r->rank == 0) {
     r->counts = malloc((size_t)r->size * sizeof *r->counts);
     r->displs = malloc((size_t)r->size * sizeof *r->displs);
-    if (!r->counts || !r->displs) return ng_error(NG_ENOMEM, "out of memory for the plan of %d ranks", r->size);
+    if (!r->counts || !r->displs)
+      return ng_error(NG_ENOMEM, "out of memory for the plan of %d ranks", r->size);
   }
   return NG_OK;
 }
@@ -58,10 +59,11 @@ int ng__reduce_plan(ng__reduce *r, size_t lambda) {
   size_t nch = r->nchunks, w = r->w;
   /* MPI counts and displacements are int: rank 0 receives all the partials in one gather */
   if (lambda > (size_t)INT_MAX / w / nch)
-    return ng_error(NG_EINVAL,
-                    "the partials of %zu candidates x %zu chunks x %zu doubles exceed one MPI gather (2^31 - 1 "
-                    "doubles): use fewer chunks or a smaller population",
-                    lambda, nch, w);
+    return ng_error(
+        NG_EINVAL,
+        "the partials of %zu candidates x %zu chunks x %zu doubles exceed one MPI gather (2^31 - 1 "
+        "doubles): use fewer chunks or a smaller population",
+        lambda, nch, w);
   r->lambda = lambda;
   if (r->rank != 0) return NG_OK;
   size_t need = w * lambda * nch;
@@ -89,12 +91,19 @@ void ng__reduce_share(const ng__reduce *r, size_t *cand_first, size_t *cand_coun
   ng_engine_block(r->nchunks, (size_t)r->shards, (size_t)(r->rank % r->shards), chunk_first, chunk_count);
 }
 
-int ng__reduce_gather(ng__reduce *r, const double *mine) {
+int ng__reduce_gather(ng__reduce *r, const double *mine, ng__watch *watch) {
   size_t cf, cc, hf, hc;
   ng__reduce_share(r, &cf, &cc, &hf, &hc);
-  return ng__mpi_status(MPI_Gatherv(mine, (int)(r->w * cc * hc), MPI_DOUBLE, r->all, r->counts, r->displs,
-                                    MPI_DOUBLE, 0, r->comm),
-                        "gathering the partial losses");
+  const char *what = "gathering the partial losses";
+  if (!watch)
+    return ng__mpi_status(MPI_Gatherv(mine, (int)(r->w * cc * hc), MPI_DOUBLE, r->all, r->counts, r->displs,
+                                      MPI_DOUBLE, 0, r->comm),
+                          what);
+  MPI_Request req;
+  int rc = MPI_Igatherv(mine, (int)(r->w * cc * hc), MPI_DOUBLE, r->all, r->counts, r->displs, MPI_DOUBLE, 0,
+                        r->comm, &req);
+  if (rc != MPI_SUCCESS) return ng__mpi_status(rc, what);
+  return ng__watch_wait(watch, &req, what);
 }
 
 void ng__reduce_sum(const ng__reduce *r, size_t k, double *acc) {
@@ -114,10 +123,13 @@ void ng__reduce_sum(const ng__reduce *r, size_t k, double *acc) {
 int ng_engine_measure(MPI_Comm comm, size_t nchunks, size_t w, ng_chunk_fn fn, void *ctx, double *sum) {
   ng__reduce r;
   double *part = NULL;
-  int st = nchunks && w ? NG_OK : ng_error(NG_EINVAL, "a measurement needs chunks and partials (got %zu x %zu)",
-                                            nchunks, w);
-  if (st == NG_OK) st = ng__reduce_init(&r, comm, 1, nchunks, w);
-  else memset(&r, 0, sizeof r);
+  int st = nchunks && w
+               ? NG_OK
+               : ng_error(NG_EINVAL, "a measurement needs chunks and partials (got %zu x %zu)", nchunks, w);
+  if (st == NG_OK)
+    st = ng__reduce_init(&r, comm, 1, nchunks, w);
+  else
+    memset(&r, 0, sizeof r);
   if (st == NG_OK) st = ng__reduce_plan(&r, 1);
   size_t cf = 0, cc = 0, hf = 0, hc = 0;
   if (st == NG_OK) {
@@ -128,9 +140,10 @@ int ng_engine_measure(MPI_Comm comm, size_t nchunks, size_t w, ng_chunk_fn fn, v
   for (size_t i = 0; st == NG_OK && i < hc; i++)
     st = fn(ctx, hf + i, part + w * i);
   st = ng_engine_agree(comm, st);
-  if (st == NG_OK) st = ng__reduce_gather(&r, part);
+  if (st == NG_OK) st = ng__reduce_gather(&r, part, NULL);
   if (st == NG_OK && r.rank == 0) ng__reduce_sum(&r, 0, sum);
-  if (st == NG_OK) st = ng__mpi_status(MPI_Bcast(sum, (int)w, MPI_DOUBLE, 0, comm), "broadcasting a measurement");
+  if (st == NG_OK)
+    st = ng__mpi_status(MPI_Bcast(sum, (int)w, MPI_DOUBLE, 0, comm), "broadcasting a measurement");
   free(part);
   ng__reduce_free(&r);
   return st;

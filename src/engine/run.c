@@ -7,6 +7,7 @@
 
 #include "core/json.h"
 #include "engine/reduce.h"
+#include "engine/kernels.h"
 #include "engine/run_impl.h"
 #include "engine/signals.h"
 #include "nograd/error.h"
@@ -35,8 +36,8 @@ static void first_difference(const char *a, const char *b, char *out, size_t len
     const char *ea = strchr(a, '\n'), *eb = strchr(b, '\n');
     size_t la = ea ? (size_t)(ea - a) : strlen(a), lb = eb ? (size_t)(eb - b) : strlen(b);
     if (la != lb || strncmp(a, b, la) != 0) {
-      snprintf(out, len, "'%.*s' there, '%.*s' here", (int)(la > 200 ? 200 : la), a, (int)(lb > 200 ? 200 : lb),
-               b);
+      snprintf(out, len, "'%.*s' there, '%.*s' here", (int)(la > 200 ? 200 : la), a,
+               (int)(lb > 200 ? 200 : lb), b);
       return;
     }
     a += la + (ea ? 1 : 0);
@@ -49,13 +50,15 @@ int ng_run_load(const char *path, const char *config, bool force, ng_state *stat
   ng_ckpt_info info = {0};
   int rc = ng_ckpt_read(path, &info, state, history, NULL, NULL, NULL, NULL);
   const char *saved = info.config ? info.config : "";
+  if (rc == NG_OK) ng__kernels_compare_saved(path, info.blas_core, info.cpu_model, stderr);
   if (rc == NG_OK && strcmp(saved, config) != 0 && !force) {
     char diff[512];
     first_difference(saved, config, diff, sizeof diff);
-    rc = ng_error(NG_EMISMATCH,
-                  "--resume %s: the checkpoint was written with another configuration: %s (use --force to resume "
-                  "it anyway)",
-                  path, diff);
+    rc = ng_error(
+        NG_EMISMATCH,
+        "--resume %s: the checkpoint was written with another configuration: %s (use --force to resume "
+        "it anyway)",
+        path, diff);
   }
   ng_ckpt_info_free(&info);
   return rc;
@@ -87,6 +90,10 @@ int ng_run_meta(const ng_run_policy *policy, const ng_run_spec *spec, const char
   meta->optimizer = optimizer;
   meta->ranks = ranks;
   meta->groups = groups;
+  const ng__kernels *k = ng__kernels_local();
+  meta->blas_core = k->blas_core;
+  meta->blas_config = k->blas_config;
+  meta->cpu_model = k->cpu_model;
   if (!spec->ninputs) return NG_OK;
   char(*sums)[17] = malloc(spec->ninputs * sizeof *sums);
   const char **ptrs = malloc(spec->ninputs * sizeof *ptrs);
@@ -133,6 +140,8 @@ int ng_run_engine(MPI_Comm comm, const ng_run_policy *policy, const ng_run_spec 
   MPI_Comm_size(comm, &size);
   memset(res, 0, sizeof *res);
   ng_engine_config ec = {0};
+  if (size > 1 && ng__kernels_check(comm, rank == 0 ? stderr : NULL) < 0)
+    return ng_error(NG_EMPI, "the start-up check of the ranks' kernels failed (MPI_Gather)");
   int st = ng_run_groups(policy->groups, size, obj->nchunks, &groups);
   if (st == NG_OK && rank == 0 && policy->resume)
     st = ng_run_resume(policy->resume, spec->config ? spec->config : "", policy->force, opt, history);
@@ -153,6 +162,8 @@ int ng_run_engine(MPI_Comm comm, const ng_run_policy *policy, const ng_run_spec 
     ec.log = policy->log;
     ec.max_evals = spec->max_evals;
     ec.handle_signals = policy->handle_signals;
+    ec.stall_secs = policy->stall_secs;
+    ec.stall_abort_secs = policy->stall_abort_secs;
     ec.on_generation = spec->on_generation;
     ec.on_generation_ctx = spec->on_generation_ctx;
     st = ng_engine_run(comm, opt, obj, &ec, res);

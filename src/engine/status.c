@@ -13,7 +13,7 @@
 #include "nograd/error.h"
 
 int ng__status_agree(MPI_Comm comm, int status, int signal, ng__phase_time *phase, int *first_rank,
-                     int *signal_out) {
+                     int *signal_out, ng__watch *watch) {
   int rank;
   MPI_Comm_rank(comm, &rank);
   *first_rank = INT_MAX;
@@ -30,8 +30,11 @@ int ng__status_agree(MPI_Comm comm, int status, int signal, ng__phase_time *phas
                {seconds, rank},
                {-seconds, rank}},
     all[4];
-  int rc =
-      ng__mpi_status(MPI_Allreduce(mine, all, 4, MPI_DOUBLE_INT, MPI_MAXLOC, comm), "agreeing on the status");
+  const char *what = "agreeing on the status";
+  MPI_Request req;
+  int rc = watch ? ng__mpi_status(MPI_Iallreduce(mine, all, 4, MPI_DOUBLE_INT, MPI_MAXLOC, comm, &req), what)
+                 : ng__mpi_status(MPI_Allreduce(mine, all, 4, MPI_DOUBLE_INT, MPI_MAXLOC, comm), what);
+  if (rc == NG_OK && watch) rc = ng__watch_wait(watch, &req, what);
   if (rc != NG_OK) return rc;
   *first_rank = (int)-all[0].value;
   *signal_out = (int)all[1].value;
@@ -64,7 +67,7 @@ int ng__status_agree(MPI_Comm comm, int status, int signal, ng__phase_time *phas
 int ng_engine_agree(MPI_Comm comm, int status) {
   int first, signal, rank;
   MPI_Comm_rank(comm, &rank);
-  int st = ng__status_agree(comm, status, 0, NULL, &first, &signal);
+  int st = ng__status_agree(comm, status, 0, NULL, &first, &signal, NULL);
   if (first == INT_MAX) return st;
   /* every rank returns the lowest failing rank's status */
   int agreed = st;

@@ -4,6 +4,8 @@
 
 #include <mpi.h>
 
+#include "engine/watch.h"
+
 /* A phase's time on this rank (seconds, in) and, agreed, the slowest rank, its seconds and the fastest rank's
  * seconds (out). */
 typedef struct {
@@ -17,8 +19,9 @@ typedef struct {
  * none failed) and *signal_out the largest signal, on every rank; phase gets the slowest rank (the lowest of
  * equals), its seconds and the fastest rank's. The failing rank's message moves to rank 0, which returns its
  * status with ng_error's "rank R: ..." (rank 0's own message when it is the one); every other rank returns
- * its own status. Collective; NG_EMPI. */
+ * its own status. The allreduce is waited for under `watch` (NULL: MPI's blocking one). Collective; NG_EMPI.
+ */
 int ng__status_agree(MPI_Comm comm, int status, int signal, ng__phase_time *phase, int *first_rank,
-                     int *signal_out);
+                     int *signal_out, ng__watch *watch);
 
 #endif

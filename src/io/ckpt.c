@@ -30,7 +30,9 @@
 #define NOGRAD_VERSION "unknown"
 #endif
 
-
+const char *ng_version(void) {
+  return NOGRAD_VERSION;
+}
 
 /* ---- The history table ----------------------------------------------------------------------------------
  */
@@ -69,7 +71,6 @@ void ng_history_free(ng_history *h) {
 
 /* ---- FNV-1a 64 and the state checksum -------------------------------------------------------------------
  */
-
 
 uint64_t ng__fnv_bytes(uint64_t h, const void *data, size_t len) {
   const unsigned char *p = data;
@@ -113,7 +114,7 @@ static int by_name(const void *a, const void *b) {
  * little-endian bytes, values), then the history's rows x columns doubles, then best f and best x. It does
  * not depend on the order of the entries in the state nor on anything HDF5 adds. */
 int ng__ckpt_checksum(const ng_state *st, const ng_history *hist, const double *best_x, size_t n,
-                          double best_f, uint64_t *out) {
+                      double best_f, uint64_t *out) {
   uint64_t h = NG__FNV_OFFSET;
   size_t count = st ? ng_state_count(st) : 0;
   named_index *order = malloc((count ? count : 1) * sizeof *order);
@@ -230,6 +231,9 @@ static int put_meta(const writer *w, hid_t g, const ng_ckpt_meta *m, const char 
   NG_CALL(put_attr_int(w, g, "/meta", "groups", m->groups));
   NG_CALL(put_attr_str(w, g, "/meta", "created", created));
   NG_CALL(put_attr_str(w, g, "/meta", "state_checksum", checksum));
+  if (m->blas_core) NG_CALL(put_attr_str(w, g, "/meta", "blas_core", m->blas_core));
+  if (m->blas_config) NG_CALL(put_attr_str(w, g, "/meta", "blas_config", m->blas_config));
+  if (m->cpu_model) NG_CALL(put_attr_str(w, g, "/meta", "cpu_model", m->cpu_model));
   if (m->ninputs) {
     NG_CALL(put_dataset(w, g, "/meta", "input_files", w->vstr, w->vstr, m->input_files, m->ninputs, 0));
     NG_CALL(
@@ -266,8 +270,8 @@ typedef struct {
   const char *created, *checksum;
 } contents;
 
-/* Creates and fills `tmp`, then flushes and closes it (ng_h5_write_atomic's callback). */
-static int write_file(const char *tmp, void *ctx) {
+/* Fills the checkpoint being built in memory as `tmp` (ng_h5_write_atomic's callback). */
+static int write_file(hid_t fid, const char *tmp, void *ctx) {
   const contents *c = ctx;
   const ng_ckpt_meta *meta = c->meta;
   const ng_state *optimizer = c->optimizer, *result = c->result;
@@ -279,13 +283,7 @@ static int write_file(const char *tmp, void *ctx) {
   writer w = {tmp, -1, -1, -1, -1};
   hid_t g = -1;
   int st = NG_OK;
-  w.fid = ng_h5_create(tmp);
-  if (w.fid < 0) {
-    int e = errno;
-    st = ng_error(NG_EIO, "cannot write checkpoint '%s': HDF5 cannot create it (%s)", tmp,
-                  e ? strerror(e) : "HDF5 error");
-    goto done;
-  }
+  w.fid = fid;
   w.vstr = ng_h5_vlen_utf8();
   w.lcpl = H5Pcreate(H5P_LINK_CREATE);
   w.dcpl = H5Pcreate(H5P_DATASET_CREATE);
@@ -319,20 +317,11 @@ static int write_file(const char *tmp, void *ctx) {
     ng_h5_close(&g);
   }
 
-  errno = 0;
-  if (H5Fflush(w.fid, H5F_SCOPE_GLOBAL) < 0) {
-    st = write_failed(&w, "/");
-    goto done;
-  }
 done:
   ng_h5_close(&g);
   ng_h5_close(&w.dcpl);
   ng_h5_close(&w.lcpl);
   ng_h5_close(&w.vstr);
-  if (w.fid >= 0) {
-    errno = 0;
-    if (H5Fclose(w.fid) < 0 && st == NG_OK) st = write_failed(&w, "/");
-  }
   return st;
 }
 
@@ -401,4 +390,3 @@ int ng_file_checksum(const char *path, char out[17]) {
   if (st == NG_OK) snprintf(out, 17, "%016" PRIx64, h);
   return st;
 }
-

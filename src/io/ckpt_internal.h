@@ -26,8 +26,8 @@ uint64_t ng__fnv_bytes(uint64_t h, const void *data, size_t len);
 /* The canonical checksum of a checkpoint's state: the optimizer's entries sorted by name (name bytes, type
  * byte, length as 8 little-endian bytes, values as little-endian 8-byte words), then the history's rows x
  * columns, then best f and best x. NG_ENOMEM. */
-int ng__ckpt_checksum(const ng_state *st, const ng_history *hist, const double *best_x, size_t n, double best_f,
-                      uint64_t *out);
+int ng__ckpt_checksum(const ng_state *st, const ng_history *hist, const double *best_x, size_t n,
+                      double best_f, uint64_t *out);
 
 /* 1 when `path` opens as an HDF5 file and has a top-level link `name` ("meta", "model"); 0 otherwise
  * (missing, unreadable or without it). Never fails and leaves the error message alone. */
@@ -38,10 +38,12 @@ int ng_h5_has_toplevel(const char *path, const char *name);
  * contiguous storage. */
 int ng_h5_dataset_offset(const char *path, const char *dataset, uint64_t *offset);
 
-/* Removes the link `object` ("/meta") from the file. NG_EIO, NG_ENOTFOUND. */
+/* Removes the link `object` ("/meta") from the file; a sealed file (io/seal.h) is sealed again for its new
+ * content, so that the readers' own checks are what a test meets. NG_EIO, NG_ENOTFOUND. */
 int ng_h5_unlink(const char *path, const char *object);
 
-/* Sets (or replaces) the int64 attribute `name` of `object`. NG_EIO, NG_ENOTFOUND. */
+/* Sets (or replaces) the int64 attribute `name` of `object`, sealing a sealed file again (as ng_h5_unlink).
+ * NG_EIO, NG_ENOTFOUND. */
 int ng_h5_set_int_attr(const char *path, const char *object, const char *name, int64_t value);
 
 #endif

@@ -17,13 +17,14 @@
 #include <unistd.h>
 
 #include "io/ckpt_internal.h"
+#include "io/h5read.h"
 #include "io/h5util.h"
+#include "io/seal.h"
 #include "nograd/error.h"
 
 #ifndef NOGRAD_VERSION
 #define NOGRAD_VERSION "unknown"
 #endif
-
 
 /* H5Lvisit's callback type changed in HDF5 1.12. */
 #if H5_VERSION_GE(1, 12, 0)
@@ -64,41 +65,6 @@ static int damaged(const reader *r, const char *h5path) {
   return read_error(r, NG_ECORRUPT, "cannot read HDF5 path '%s' (damaged?)", h5path);
 }
 
-static const char *type_name(hid_t type) {
-  size_t size = H5Tget_size(type);
-  switch (H5Tget_class(type)) {
-    case H5T_INTEGER: {
-      int sgn = H5Tget_sign(type) == H5T_SGN_2;
-      switch (size) {
-        case 1:
-          return sgn ? "int8" : "uint8";
-        case 2:
-          return sgn ? "int16" : "uint16";
-        case 4:
-          return sgn ? "int32" : "uint32";
-        case 8:
-          return sgn ? "int64" : "uint64";
-        default:
-          return "an integer of unusual size";
-      }
-    }
-    case H5T_FLOAT:
-      return size == 2 ? "float16" : size == 4 ? "float32" : size == 8 ? "float64" : "a float";
-    case H5T_STRING:
-      return "a string";
-    case H5T_COMPOUND:
-      return "a compound type";
-    case H5T_ENUM:
-      return "an enum";
-    case H5T_ARRAY:
-      return "an array type";
-    case H5T_VLEN:
-      return "a variable-length sequence";
-    default:
-      return "an unsupported type";
-  }
-}
-
 /* A whole float64 or int64 dataset (scalar or 1-D) into a malloc'd buffer. */
 static int read_numeric(const reader *r, hid_t dset, const char *h5path, ng_state_type *type, void **values,
                         size_t *len) {
@@ -121,7 +87,7 @@ static int read_numeric(const reader *r, hid_t dset, const char *h5path, ng_stat
     mtype = H5T_NATIVE_INT64;
   } else {
     st = read_error(r, NG_EFORMAT, "HDF5 path '%s' holds %s, expected float64 or int64", h5path,
-                    type_name(ftype));
+                    ng_h5_type_name(ftype));
     goto done;
   }
   int ndims = H5Sget_simple_extent_ndims(space);
@@ -150,12 +116,25 @@ done:
   return st;
 }
 
-/* Opens the dataset at an absolute path; NG_EFORMAT when it is missing or not a dataset. */
-static int open_dataset(const reader *r, const char *abs, hid_t *out) {
-  *out = -1;
-  if (!ng__h5_path_exists(r->fid, abs)) return read_error(r, NG_EFORMAT, "no HDF5 path '%s'", abs);
-  *out = H5Dopen2(r->fid, abs, H5P_DEFAULT);
-  return *out < 0 ? read_error(r, NG_EFORMAT, "HDF5 path '%s' is not a dataset", abs) : NG_OK;
+/* The reader as ng_h5_read's functions name it in messages. */
+static ng_h5_src src_of(const reader *r, char *hint, size_t len) {
+  snprintf(hint, len, "%s%s%s", PREV_HINT(r));
+  return (ng_h5_src){"checkpoint", r->path, hint};
+}
+
+/* Opens the dataset at an absolute path through ng_h5_dataset_open: a string dataset (strings set) or a
+ * float64 or int64 one, of 0 or 1 dimensions. NG_EFORMAT when it is missing, not a dataset or another type.
+ */
+static int open_dataset(const reader *r, const char *abs, int strings, hid_t *out) {
+  char hint[1024];
+  ng_h5_src src = src_of(r, hint, sizeof hint);
+  ng_h5_want want = {strings ? NG_H5_CLASS(H5T_STRING) : NG_H5_CLASS(H5T_FLOAT) | NG_H5_CLASS(H5T_INTEGER),
+                     strings ? 0 : 8,
+                     0,
+                     1,
+                     NULL,
+                     strings ? "strings" : "float64 or int64"};
+  return ng_h5_dataset_open(&src, r->fid, abs, &want, out, NULL, NULL);
 }
 
 /* A float64 dataset of the expected number of values (SIZE_MAX: any); *values is malloc'd. */
@@ -163,7 +142,7 @@ static int read_f64(const reader *r, const char *abs, double **values, size_t *l
   hid_t d;
   *values = NULL;
   *len = 0;
-  NG_CALL(open_dataset(r, abs, &d));
+  NG_CALL(open_dataset(r, abs, 0, &d));
   ng_state_type type = NG_STATE_F64;
   void *v = NULL;
   int st = read_numeric(r, d, abs, &type, &v, len);
@@ -189,7 +168,8 @@ static int read_strings(const reader *r, hid_t id, const char *h5path, char ***o
   if (ftype < 0 || points < 0) {
     st = damaged(r, h5path);
   } else if (H5Tget_class(ftype) != H5T_STRING) {
-    st = read_error(r, NG_EFORMAT, "HDF5 path '%s' holds %s, expected a string", h5path, type_name(ftype));
+    st = read_error(r, NG_EFORMAT, "HDF5 path '%s' holds %s, expected a string", h5path,
+                    ng_h5_type_name(ftype));
   } else {
     k = (size_t)points;
     int s = ng_h5_read_strings(id, ftype, k, 1, out);
@@ -204,52 +184,20 @@ static int read_strings(const reader *r, hid_t id, const char *h5path, char ***o
   return st;
 }
 
-static int open_attr(const reader *r, hid_t obj, const char *objpath, const char *name, hid_t *out) {
-  *out = -1;
-  if (H5Aexists(obj, name) <= 0) return read_error(r, NG_EFORMAT, "no attribute '%s/%s'", objpath, name);
-  *out = H5Aopen(obj, name, H5P_DEFAULT);
-  if (*out < 0) return read_error(r, NG_ECORRUPT, "cannot read attribute '%s/%s' (damaged?)", objpath, name);
-  return NG_OK;
-}
-
+/* One string attribute, through ng_h5_attr_get (a missing one is a format error: the file is not ours). */
 static int read_attr_str(const reader *r, hid_t obj, const char *objpath, const char *name, char **out) {
-  char where[NG_H5PATH_MAX];
-  snprintf(where, sizeof where, "%s/%s", objpath, name);
-  hid_t a;
-  NG_CALL(open_attr(r, obj, objpath, name, &a));
-  char **v;
-  size_t k;
-  int st = read_strings(r, a, where, &v, &k);
-  ng_h5_close(&a);
-  if (st != NG_OK) return st;
-  if (k != 1) {
-    for (size_t i = 0; i < k; i++)
-      free(v[i]);
-    free(v);
-    return read_error(r, NG_EFORMAT, "attribute '%s' holds %zu strings, expected 1", where, k);
-  }
-  *out = v[0];
-  free(v);
-  return NG_OK;
+  char hint[1024];
+  ng_h5_src src = src_of(r, hint, sizeof hint);
+  int st = ng_h5_attr_get(&src, obj, objpath, name, NG_H5_STR, 1, out);
+  return st == NG_ENOTFOUND ? NG_EFORMAT : st;
 }
 
 static int read_attr_int(const reader *r, hid_t obj, const char *objpath, const char *name, int64_t *out) {
-  hid_t a, type = -1, space = -1;
+  char hint[1024];
+  ng_h5_src src = src_of(r, hint, sizeof hint);
   *out = 0;
-  NG_CALL(open_attr(r, obj, objpath, name, &a));
-  int st = NG_OK;
-  type = H5Aget_type(a);
-  space = H5Aget_space(a);
-  if (type >= 0 && space >= 0 &&
-      (H5Tget_class(type) != H5T_INTEGER || H5Sget_simple_extent_npoints(space) != 1))
-    st = read_error(r, NG_EFORMAT, "attribute '%s/%s' holds %s, expected one integer", objpath, name,
-                    type_name(type));
-  else if (type < 0 || space < 0 || H5Aread(a, H5T_NATIVE_INT64, out) < 0)
-    st = read_error(r, NG_ECORRUPT, "cannot read attribute '%s/%s' (damaged?)", objpath, name);
-  ng_h5_close(&space);
-  ng_h5_close(&type);
-  ng_h5_close(&a);
-  return st;
+  int st = ng_h5_attr_get(&src, obj, objpath, name, NG_H5_I64, 1, out);
+  return st == NG_ENOTFOUND ? NG_EFORMAT : st;
 }
 
 static int read_attr_small_int(const reader *r, hid_t obj, const char *objpath, const char *name, int *out) {
@@ -263,7 +211,7 @@ static int read_attr_small_int(const reader *r, hid_t obj, const char *objpath, 
 
 static int read_string_list(const reader *r, const char *abs, char ***out, size_t *count) {
   hid_t d;
-  NG_CALL(open_dataset(r, abs, &d));
+  NG_CALL(open_dataset(r, abs, 1, &d));
   int st = read_strings(r, d, abs, out, count);
   ng_h5_close(&d);
   return st;
@@ -276,6 +224,19 @@ static int read_meta(const reader *r, hid_t g, ng_ckpt_info *info, char **checks
   NG_CALL(read_attr_str(r, g, "/meta", "budget", &info->budget));
   NG_CALL(read_attr_str(r, g, "/meta", "optimizer", &info->optimizer));
   NG_CALL(read_attr_str(r, g, "/meta", "created", &info->created));
+  /* Optional: the kernels (files written before nograd recorded them have none). */
+  const char *const optional[] = {"blas_core", "blas_config", "cpu_model"};
+  char **dest[] = {&info->blas_core, &info->blas_config, &info->cpu_model};
+  for (size_t k = 0; k < 3; k++) {
+    char hint[1024];
+    ng_h5_src src = src_of(r, hint, sizeof hint);
+    int st = ng_h5_attr_get(&src, g, "/meta", optional[k], NG_H5_STR, 1, dest[k]);
+    if (st == NG_ENOTFOUND) {
+      *dest[k] = NULL;
+      continue;
+    }
+    NG_CALL(st);
+  }
   NG_CALL(read_attr_small_int(r, g, "/meta", "ranks", &info->ranks));
   NG_CALL(read_attr_small_int(r, g, "/meta", "groups", &info->groups));
   NG_CALL(read_attr_str(r, g, "/meta", "state_checksum", checksum));
@@ -419,6 +380,9 @@ void ng_ckpt_info_free(ng_ckpt_info *info) {
   free(info->budget);
   free(info->optimizer);
   free(info->created);
+  free(info->blas_core);
+  free(info->blas_config);
+  free(info->cpu_model);
   for (size_t i = 0; i < info->ninputs; i++) {
     if (info->input_files) free(info->input_files[i]);
     if (info->input_checksums) free(info->input_checksums[i]);
@@ -428,16 +392,18 @@ void ng_ckpt_info_free(ng_ckpt_info *info) {
   memset(info, 0, sizeof *info);
 }
 
-/* Opens the file and checks that it is a checkpoint of this format; r->fid is open on success. */
+/* The whole read, run by the child process that checks a checkpoint without nograd's header (io/seal.h). */
+static int probe(const char *path, void *ctx) {
+  return ng_ckpt_read(path, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+}
+
+/* Opens the file, sealed or checked by a child (ng_h5_open_checked), and checks that it is a checkpoint of
+ * this format; r->fid is open on success. */
 static int open_checkpoint(reader *r, int64_t *version) {
-  int fd = open(r->path, O_RDONLY);
-  if (fd < 0)
-    return ng_error(NG_EIO, "cannot read checkpoint '%s': %s%s%s%s", r->path, strerror(errno), PREV_HINT(r));
-  close(fd);
-  r->fid = ng_h5_open(r->path, H5F_ACC_RDONLY);
-  if (r->fid < 0)
-    return ng_error(NG_ECORRUPT, "checkpoint '%s' is not a readable HDF5 file (truncated or damaged?)%s%s%s",
-                    r->path, PREV_HINT(r));
+  char hint[1024];
+  snprintf(hint, sizeof hint, "%s%s%s", PREV_HINT(r));
+  ng_h5_reading how = {"checkpoint", hint, probe, NULL};
+  NG_CALL(ng_h5_open_checked(r->path, &how, &r->fid, NULL));
   if (H5Lexists(r->fid, "meta", H5P_DEFAULT) <= 0 ||
       H5Aexists_by_name(r->fid, "meta", "format_version", H5P_DEFAULT) <= 0)
     return ng_error(NG_EFORMAT, "'%s' is not a nograd checkpoint (no /meta/format_version)", r->path);
@@ -541,4 +507,3 @@ done:
   free(r.prev);
   return st;
 }
-

@@ -5,6 +5,7 @@
 #include "io/h5util.h"
 
 #include "io/ckpt_internal.h"
+#include "io/seal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -210,7 +211,7 @@ int ng_fs_sync_parent(const char *path, const char *noun, const char *what) {
   return st;
 }
 
-/* Creates or truncates tmp; NG_OK or NG_EIO. */
+/* Creates or truncates tmp, so that a place nograd cannot write to fails before any work; NG_OK or NG_EIO. */
 static int create_tmp(const ng_fs_atomic *how, const char *tmp) {
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
   if (fd < 0) return ng_error(NG_EIO, "cannot write %s '%s': %s", how->noun, tmp, strerror(errno));
@@ -218,9 +219,34 @@ static int create_tmp(const ng_fs_atomic *how, const char *tmp) {
   return NG_OK;
 }
 
-/* Everything after tmp is written with status st: sync, renames, directory sync; tmp removed on failure. */
+/* Writes the len bytes to tmp (created or truncated) and fsyncs it; NG_OK or NG_EIO naming tmp and the
+ * system's reason (a full disk is ENOSPC here, not a failure inside libhdf5). */
+static int write_bytes(const ng_fs_atomic *how, const char *tmp, const unsigned char *bytes, size_t len) {
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+  if (fd < 0) return ng_error(NG_EIO, "cannot write %s '%s': %s", how->noun, tmp, strerror(errno));
+  size_t done = 0;
+  while (done < len) {
+    ssize_t w = write(fd, bytes + done, len - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) {
+      int e = errno;
+      close(fd);
+      return ng_error(NG_EIO, "cannot write %s '%s': %s", how->noun, tmp, strerror(e));
+    }
+    done += (size_t)w;
+  }
+  const char *w = how->file_what ? how->file_what : "", *sp = how->file_what ? " " : "";
+  if (fsync(fd) != 0) {
+    int e = errno;
+    close(fd);
+    return ng_error(NG_EIO, "cannot sync %s%s'%s': %s", w, sp, tmp, strerror(e));
+  }
+  if (close(fd) != 0) return ng_error(NG_EIO, "cannot write %s '%s': %s", how->noun, tmp, strerror(errno));
+  return NG_OK;
+}
+
+/* Everything after tmp is written with status st: renames, directory sync; tmp removed on failure. */
 static int commit(const ng_fs_atomic *how, const char *path, const char *tmp, const char *prev, int st) {
-  if (st == NG_OK) st = ng_fs_sync(tmp, 0, how->file_what);
   if (st != NG_OK) {
     unlink(tmp);
     return st;
@@ -241,15 +267,36 @@ static int commit(const ng_fs_atomic *how, const char *path, const char *tmp, co
   return ng_fs_sync_parent(path, how->noun, how->dir_what);
 }
 
-int ng_h5_write_atomic(const char *path, const ng_fs_atomic *how, int (*fill)(const char *tmp, void *ctx),
-                       void *ctx) {
+int ng_fs_write_atomic(const char *path, const ng_fs_atomic *how, const void *bytes, size_t len) {
   char *tmp = ng_fs_suffixed(path, ".tmp"), *prev = how->keep_prev ? ng_fs_suffixed(path, ".prev") : NULL;
+  int st = !tmp || (how->keep_prev && !prev) ? ng_error(NG_ENOMEM, "%s: out of memory", how->noun) : NG_OK;
+  if (st == NG_OK) st = commit(how, path, tmp, prev, write_bytes(how, tmp, bytes, len));
+  free(prev);
+  free(tmp);
+  return st;
+}
+
+int ng_h5_write_atomic(const char *path, const ng_fs_atomic *how,
+                       int (*fill)(hid_t fid, const char *name, void *ctx), void *ctx) {
+  char *tmp = ng_fs_suffixed(path, ".tmp"), *prev = how->keep_prev ? ng_fs_suffixed(path, ".prev") : NULL;
+  unsigned char *bytes = NULL;
+  size_t len = 0;
   int st = !tmp || (how->keep_prev && !prev) ? ng_error(NG_ENOMEM, "%s: out of memory", how->noun)
                                              : create_tmp(how, tmp);
   if (st == NG_OK) {
     ng_h5_quiet q = ng_h5_quiet_begin();
-    st = fill(tmp, ctx);
+    hid_t fid = ng__seal_create(tmp);
+    if (fid < 0)
+      st = ng_error(NG_EIO, "cannot write %s '%s': HDF5 cannot create it in memory", how->noun, tmp);
+    else
+      st = fill(fid, tmp, ctx);
+    if (fid >= 0 && st == NG_OK)
+      st = ng__seal_finish(&fid, how->noun, tmp, &bytes, &len);
+    else if (fid >= 0)
+      H5Fclose(fid);
     ng_h5_quiet_end(q);
+    if (st == NG_OK) st = write_bytes(how, tmp, bytes, len);
+    free(bytes);
     st = commit(how, path, tmp, prev, st);
   }
   free(prev);
@@ -276,13 +323,30 @@ int ng__h5_path_exists(hid_t fid, const char *abs) {
 
 /* ---- Tampering helpers for tests and the inspector (ckpt_internal.h) ---------------------------------- */
 
+/* The child's part of ng_h5_has_toplevel: opening the file and looking the name up. */
+static int toplevel_probe(const char *path, void *ctx) {
+  ng_h5_reading how = {"file", NULL, toplevel_probe, ctx};
+  hid_t fid = -1;
+  NG_CALL(ng_h5_open_checked(path, &how, &fid, NULL));
+  H5Lexists(fid, ctx, H5P_DEFAULT);
+  H5Fclose(fid);
+  return NG_OK;
+}
+
 int ng_h5_has_toplevel(const char *path, const char *name) {
   if (!ng_fs_exists(path)) return 0;
+  char keep[1024];
+  snprintf(keep, sizeof keep, "%s", ng_errmsg());
   ng_h5_quiet q = ng_h5_quiet_begin();
-  hid_t fid = ng_h5_open(path, H5F_ACC_RDONLY);
-  int found = fid >= 0 && H5Lexists(fid, name, H5P_DEFAULT) > 0;
+  ng_h5_reading how = {"file", NULL, toplevel_probe, (void *)name};
+  hid_t fid = -1;
+  int found = ng_h5_open_checked(path, &how, &fid, NULL) == NG_OK && H5Lexists(fid, name, H5P_DEFAULT) > 0;
   if (fid >= 0) H5Fclose(fid);
   ng_h5_quiet_end(q);
+  if (keep[0])
+    ng_error(NG_OK, "%s", keep); /* "leaves the error message alone" */
+  else
+    ng_error_clear();
   return found;
 }
 
@@ -308,6 +372,8 @@ int ng_h5_dataset_offset(const char *path, const char *dataset, uint64_t *offset
 }
 
 int ng_h5_unlink(const char *path, const char *object) {
+  int sealed = 0;
+  ng__seal_check(path, "file", &sealed, NULL);
   ng_h5_quiet q = ng_h5_quiet_begin();
   int st = NG_OK;
   hid_t fid = ng_h5_open(path, H5F_ACC_RDWR);
@@ -317,10 +383,12 @@ int ng_h5_unlink(const char *path, const char *object) {
     st = ng_error(NG_ENOTFOUND, "'%s' has no '%s'", path, object);
   if (fid >= 0 && H5Fclose(fid) < 0 && st == NG_OK) st = ng_error(NG_EIO, "cannot close '%s'", path);
   ng_h5_quiet_end(q);
-  return st;
+  return st == NG_OK && sealed ? ng__seal_file(path) : st;
 }
 
 int ng_h5_set_int_attr(const char *path, const char *object, const char *name, int64_t value) {
+  int sealed = 0;
+  ng__seal_check(path, "file", &sealed, NULL);
   ng_h5_quiet q = ng_h5_quiet_begin();
   int st = NG_OK;
   hid_t fid = ng_h5_open(path, H5F_ACC_RDWR), obj = -1, space = -1, attr = -1;
@@ -340,5 +408,5 @@ int ng_h5_set_int_attr(const char *path, const char *object, const char *name, i
   if (obj >= 0) H5Oclose(obj);
   if (fid >= 0 && H5Fclose(fid) < 0 && st == NG_OK) st = ng_error(NG_EIO, "cannot close '%s'", path);
   ng_h5_quiet_end(q);
-  return st;
+  return st == NG_OK && sealed ? ng__seal_file(path) : st;
 }

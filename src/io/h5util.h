@@ -1,11 +1,12 @@
 /* Private to the library: the HDF5 and file-system plumbing shared by the checkpoints (src/io/ckpt.c), the
  * model files (src/nn/model_io.c) and the dataset files (src/data/dataset.c).
  *
- * The three writers follow one pattern: PATH.tmp is created, filled, flushed, closed and fsynced, then
- * (for checkpoints) PATH becomes PATH.prev, PATH.tmp becomes PATH and the directory is fsynced; on any
- * failure PATH.tmp is removed and PATH is untouched (Redis's rdbSave). The messages name the kind of file
- * through a noun the caller passes ("checkpoint", "dataset", "model"), so that each keeps its own wording.
- * ng_h5_* functions wrap HDF5, ng_fs_* ones the file system; none is collective, none prints. */
+ * The three writers follow one pattern: the file is built in memory and sealed (io/seal.h), PATH.tmp is
+ * written and fsynced, then (for checkpoints) PATH becomes PATH.prev, PATH.tmp becomes PATH and the directory
+ * is fsynced; on any failure PATH.tmp is removed and PATH is untouched (Redis's rdbSave). The messages name
+ * the kind of file through a noun the caller passes ("checkpoint", "dataset", "model"), so that each keeps
+ * its own wording. ng_h5_* functions wrap HDF5, ng_fs_* ones the file system; none is collective, none
+ * prints. */
 #ifndef NOGRAD_IO_H5UTIL_H
 #define NOGRAD_IO_H5UTIL_H
 
@@ -89,22 +90,31 @@ int ng_fs_sync_parent(const char *path, const char *noun, const char *what);
 /* How ng_h5_write_atomic words its messages and whether it keeps the previous version. */
 typedef struct {
   const char *noun;            /* "checkpoint": "cannot write NOUN 'PATH'", "NOUN: out of memory" */
-  const char *file_what;       /* for ng_fs_sync of PATH.tmp; NULL: "cannot sync 'PATH.tmp'" */
+  const char *file_what;       /* for the fsync of PATH.tmp: "cannot sync FILE_WHAT 'PATH.tmp'"; NULL: none */
   const char *dir_what;        /* for ng_fs_sync of the directory; NULL: "cannot sync 'DIR'" */
   int keep_prev;               /* rename an existing PATH to PATH.prev before PATH.tmp replaces it */
   void (*before_rename)(void); /* called after PATH.tmp is synced and before the renames; may be NULL */
 } ng_fs_atomic;
 
-/* Writes HDF5 file PATH atomically: creates or truncates PATH.tmp with open(2) (so that a failure has the
- * system's reason, which HDF5 would not give), runs fill(PATH.tmp, ctx) with HDF5's error printing off,
- * fsyncs PATH.tmp, calls before_rename, renames an existing PATH to PATH.prev when keep_prev is set, renames
- * PATH.tmp over PATH and fsyncs the directory. On any failure PATH.tmp is removed and PATH left as it was.
- * fill returns a status and records its own message. Returns NG_OK; fill's status; NG_ENOMEM with "NOUN:
- * out of memory"; NG_EIO with "cannot write NOUN 'PATH.tmp': REASON", "cannot keep the previous NOUN:
- * renaming 'PATH' to 'PATH.prev': REASON" or "cannot write NOUN 'PATH': renaming 'PATH.tmp' over it:
- * REASON"; or the status of ng_fs_sync and ng_fs_sync_parent. */
-int ng_h5_write_atomic(const char *path, const ng_fs_atomic *how, int (*fill)(const char *tmp, void *ctx),
-                       void *ctx);
+/* Writes HDF5 file PATH atomically and sealed (src/io/seal.h): creates or truncates PATH.tmp with open(2) (so
+ * that an unwritable place fails at once, with the system's reason), builds the file in memory with HDF5's
+ * core driver (fill(fid, "PATH.tmp", ctx) adds its contents to the open file fid, which it must not close;
+ * HDF5's error printing is off meanwhile), fills the user block's header with the CRC of the content, writes
+ * the bytes to PATH.tmp and fsyncs it, calls before_rename, renames an existing PATH to PATH.prev when
+ * keep_prev is set, renames PATH.tmp over PATH and fsyncs the directory. libhdf5 never writes to the disk, so
+ * a full disk is an error like any other. On any failure PATH.tmp is removed and PATH left as it was. fill
+ * returns a status and records its own message. Returns NG_OK; fill's status; NG_ENOMEM with "NOUN: out of
+ * memory"; NG_EIO with "cannot write NOUN 'PATH.tmp': REASON", "cannot sync ...", "cannot keep the previous
+ * NOUN: renaming 'PATH' to 'PATH.prev': REASON" or "cannot write NOUN 'PATH': renaming 'PATH.tmp' over it:
+ * REASON"; or the status of ng_fs_sync_parent. */
+int ng_h5_write_atomic(const char *path, const ng_fs_atomic *how,
+                       int (*fill)(hid_t fid, const char *name, void *ctx), void *ctx);
+
+/* Writes the len bytes to PATH atomically, as ng_h5_write_atomic does once the file is built (for files that
+ * are not HDF5, like ONNX models): PATH.tmp written and fsynced, before_rename, PATH.prev kept when asked,
+ * PATH.tmp renamed over PATH, the directory fsynced; on any failure PATH.tmp is removed and PATH left as it
+ * was. Returns NG_OK, or the statuses and messages of ng_h5_write_atomic (but none from fill). */
+int ng_fs_write_atomic(const char *path, const ng_fs_atomic *how, const void *bytes, size_t len);
 
 #define NG_H5PATH_MAX 512 /* HDF5 paths in messages; longer ones are cut */
 

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/checked.h"
+#include "core/text.h"
 #include "io/ckpt_internal.h"
 #include "nograd/ckpt.h"
 #include "nograd/error.h"
@@ -164,10 +166,26 @@ static int64_t state_i64(const ng_state *st, const char *name, size_t index) {
   return UNKNOWN;
 }
 
+/* A count from the history (a double in the file) as an integer, or UNKNOWN when it is not one. */
+static int64_t whole(double v) {
+  return ng__is_whole_in(v, -9e18, 9e18) ? (int64_t)v : UNKNOWN;
+}
+
 static int ckpt_load(const char *path, ckpt_summary *s) {
   memset(s, 0, sizeof *s);
   NG_CALL(ng_state_create(&s->opt));
   NG_CALL(ng_ckpt_read(path, &s->info, s->opt, &s->hist, NULL, &s->nbest, &s->best_f, NULL));
+  ng_ckpt_info *in = &s->info; /* its strings are printed: made safe (a checksum does not make text safe) */
+  char *texts[] = {in->program_version, in->optimizer, in->created};
+  for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+    ng__text_sanitize(texts[i], 0);
+  ng__text_sanitize(in->command_line, 1); /* printed with its lines indented */
+  ng__text_sanitize(in->config, 1);
+  ng__text_sanitize(in->budget, 1);
+  for (size_t i = 0; i < in->ninputs; i++) {
+    ng__text_sanitize(in->input_files[i], 0);
+    ng__text_sanitize(in->input_checksums[i], 0);
+  }
   s->n = state_i64(s->opt, "cfg/n", 0);
   if (s->n == UNKNOWN) s->n = (int64_t)s->nbest;
   s->generation = state_i64(s->opt, "run/counters", COUNTER_GENERATION);
@@ -178,8 +196,8 @@ static int ckpt_load(const char *path, ckpt_summary *s) {
   const double *last = s->hist.nrows ? s->hist.rows + (s->hist.nrows - 1) * NG_HISTORY_NCOLS : NULL;
   s->sigma = last ? last[NG_HIST_sigma] : NAN;
   /* a loop that is not an ng_opt (glue's fullgrad) keeps no run/counters: its history says where it is */
-  if (s->generation == UNKNOWN && last) s->generation = (int64_t)last[NG_HIST_generation];
-  if (s->evaluations == UNKNOWN && last) s->evaluations = (int64_t)last[NG_HIST_evaluations];
+  if (s->generation == UNKNOWN && last) s->generation = whole(last[NG_HIST_generation]);
+  if (s->evaluations == UNKNOWN && last) s->evaluations = whole(last[NG_HIST_evaluations]);
   return NG_OK;
 }
 

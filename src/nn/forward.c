@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/checked.h"
+#include "nn/graph.h"
 #include "nn/kernels.h"
 #include "nn/nn_impl.h"
 #include "nograd/error.h"
@@ -43,7 +45,8 @@ struct ng_nn_work {
   size_t depth;     /* deepest residual nesting */
   size_t batch;     /* of the last training forward; 0 = none */
   uint64_t seed, step;
-  uint64_t fwd_seed, fwd_step; /* dropout key of the last forward, which backward regenerates */
+  uint64_t fwd_seed, fwd_step;  /* dropout key of the last forward, which backward regenerates */
+  struct ng__graph_work *graph; /* an ONNX model's: forward passes go to the graph executor */
 };
 
 static bool alias_layer(const ng_layer *L, bool training) {
@@ -82,6 +85,7 @@ void ng_nn_work_destroy(ng_nn_work **wp) {
   free(w->fused);
   free(w->slot);
   free(w->head);
+  ng__graph_work_destroy(&w->graph);
   free(w);
   *wp = NULL;
 }
@@ -164,6 +168,8 @@ int ng_nn_work_create(const ng_model *m, size_t max_batch, bool training, ng_nn_
   *out = NULL;
   if (!m || max_batch == 0)
     return ng_error(NG_EINVAL, "ng_nn_work_create: a model and max_batch >= 1 are required");
+  if (max_batch > (size_t)INT32_MAX) /* BLAS takes the batch as an int */
+    return ng_error(NG_EINVAL, "workspace: a batch of %zu examples, more than %d", max_batch, INT32_MAX);
   size_t n = m->nlayers, V = n + 1;
   ng_nn_work *w = calloc(1, sizeof *w);
   size_t *cap = NULL;
@@ -175,6 +181,11 @@ int ng_nn_work_create(const ng_model *m, size_t max_batch, bool training, ng_nn_
   w->nparams = m->nparams;
   w->in_size = m->in_size;
   w->out_size = m->out_size;
+  if (m->onnx) {
+    NG_TRY(st, ng__onnx_work_create(m, max_batch, training, &w->graph), fail);
+    *out = w;
+    return NG_OK;
+  }
   w->head = calloc(V, sizeof *w->head);
   w->slot = calloc(V, sizeof *w->slot);
   w->fused = calloc(V, sizeof *w->fused);
@@ -184,7 +195,7 @@ int ng_nn_work_create(const ng_model *m, size_t max_batch, bool training, ng_nn_
   w->slots = calloc(w->nslots ? w->nslots : 1, sizeof *w->slots);
   if (!w->slots) goto nomem;
   for (size_t s = 0; s < w->nslots; s++)
-    if (!(w->slots[s] = malloc((cap[s] ? cap[s] : 1) * max_batch * sizeof(float)))) goto nomem;
+    if (!(w->slots[s] = ng__mallocn(cap[s] ? cap[s] : 1, max_batch, sizeof(float)))) goto nomem;
   size_t colsize = 0, maxact = m->in_size, depth = 0;
   for (size_t i = 0; i < n; i++) {
     const ng_layer *L = &m->layers[i];
@@ -195,7 +206,7 @@ int ng_nn_work_create(const ng_model *m, size_t max_batch, bool training, ng_nn_
       if (c > colsize) colsize = c;
     }
     if (L->kind == NG_L_MAXPOOL && training &&
-        !(w->argmax[i] = malloc(L->out_size * max_batch * sizeof(int32_t))))
+        !(w->argmax[i] = ng__mallocn(L->out_size, max_batch, sizeof(int32_t))))
       goto nomem;
     if (L->kind == NG_L_RESIDUAL) {
       size_t d = 1;
@@ -204,15 +215,15 @@ int ng_nn_work_create(const ng_model *m, size_t max_batch, bool training, ng_nn_
       if (d > depth) depth = d;
     }
   }
-  if (colsize && !(w->col = malloc(colsize * sizeof(float)))) goto nomem;
+  if (colsize && !(w->col = ng__mallocn(colsize, 1, sizeof(float)))) goto nomem;
   if (training) {
     w->depth = depth;
-    if (!(w->grad[0] = malloc(maxact * max_batch * sizeof(float))) ||
-        !(w->grad[1] = malloc(maxact * max_batch * sizeof(float))))
+    if (!(w->grad[0] = ng__mallocn(maxact, max_batch, sizeof(float))) ||
+        !(w->grad[1] = ng__mallocn(maxact, max_batch, sizeof(float))))
       goto nomem;
     if (depth && !(w->skipg = calloc(depth, sizeof *w->skipg))) goto nomem;
     for (size_t d = 0; d < depth; d++)
-      if (!(w->skipg[d] = malloc(maxact * max_batch * sizeof(float)))) goto nomem;
+      if (!(w->skipg[d] = ng__mallocn(maxact, max_batch, sizeof(float)))) goto nomem;
   }
   free(cap);
   *out = w;
@@ -239,8 +250,8 @@ static float *value_ptr(const ng_nn_work *w, size_t v, const float *x) {
 
 static int check_pair(const ng_model *m, const ng_nn_work *w, const char *fn) {
   if (!m || !w) return ng_error(NG_EINVAL, "%s: NULL model or workspace", fn);
-  if (w->nlayers != m->nlayers || w->nparams != m->nparams || w->in_size != m->in_size ||
-      w->out_size != m->out_size)
+  if (w->nlayers != m->nlayers || !w->graph != !m->onnx || w->nparams != m->nparams ||
+      w->in_size != m->in_size || w->out_size != m->out_size)
     return ng_error(NG_EINVAL, "%s: the workspace was created for another model", fn);
   return NG_OK;
 }
@@ -417,6 +428,7 @@ int ng_nn_forward(const ng_model *m, const float *params, ng_nn_work *w, const f
     return ng_error(NG_EINVAL, "ng_nn_forward: batch %zu is larger than the workspace's %zu", batch,
                     w->max_batch);
   if (!params || (!x && batch) || !out) return ng_error(NG_EINVAL, "ng_nn_forward: NULL argument");
+  if (w->graph) return ng__onnx_forward(m, params, w->graph, x, batch, out);
   size_t B = batch;
   w->batch = 0;
   if (B == 0) { /* nothing to compute; BLAS would be called with empty matrices */
@@ -595,6 +607,7 @@ int ng_nn_forward_range(const ng_model *m, const float *params, ng_nn_work *w, s
                         const float *act, size_t batch, const float **out) {
   NG_CALL(check_pair(m, w, "ng_nn_forward_range"));
   if (w->training) return ng_error(NG_EINVAL, "ng_nn_forward_range: needs an evaluation workspace");
+  if (w->graph) return ng_error(NG_EINVAL, "ng_nn_forward_range: an ONNX model runs whole (ng_nn_forward)");
   if (from > to || to > m->nlayers)
     return ng_error(NG_EINVAL, "ng_nn_forward_range: layers [%zu, %zu) of %zu", from, to, m->nlayers);
   if (batch > w->max_batch)

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/knobs_units.h"
 #include "nn/nn_impl.h"
 #include "nograd/error.h"
 
@@ -30,10 +31,11 @@ typedef struct {
   size_t xoff, n;        /* its coordinates in x */
   size_t tensor;         /* K_TENSOR: index in the model's tensor index */
   size_t row0, row1;     /* K_TENSOR: rows [row0, row1) of the first dimension */
-  size_t layer;          /* K_SCALE, K_TEMPERATURE, K_OFFSETS: the layer they fold into */
+  size_t unit;           /* K_TEMPERATURE, K_OFFSETS: the unit they fold into (knobs_units.h) */
 } knob_item;
 
-/* What multiplies and shifts the parameters of one dense or conv2d layer. */
+/* What multiplies and shifts the parameters of one unit (a dense or conv2d layer; a Conv, Gemm or MatMul
+ * node). */
 typedef struct {
   size_t scale_x;   /* coordinate of its scale, or NONE */
   size_t temp_x;    /* coordinate of the temperature (last dense layer only), or NONE */
@@ -56,7 +58,10 @@ struct ng_knobs {
   size_t nfolds;
   knob_segment *segs;
   size_t nsegs;
-  size_t threshold_x; /* or NONE */
+  size_t threshold_x;   /* or NONE */
+  ng__knob_unit *units; /* what scale:, temperature and offsets fold into */
+  size_t nunits;
+  size_t *unit_scale; /* per unit: the item that scales it, or NONE */
   /* For coordinate names: the tensor names and shapes of the model's index. */
   ng_tensor *tensors;
   size_t ntensors;
@@ -64,36 +69,8 @@ struct ng_knobs {
 
 /* ---- The model's layers ---- */
 
-static const char *kind_word(ng_layer_kind k) {
-  static const char *const words[] = {"conv2d",    "maxpool",   "avgpool", "flatten",  "dense",
-                                      "relu",      "gelu",      "tanh",    "sigmoid",  "softmax",
-                                      "batchnorm", "layernorm", "dropout", "residual", "end"};
-  return (size_t)k < sizeof words / sizeof words[0] ? words[k] : "?";
-}
-
 static size_t numel(const ng_tensor *t) {
   return t->shape[0] * t->shape[1] * t->shape[2] * t->shape[3];
-}
-
-/* The dense layer that produces the model's output (only softmax or dropout may follow it), or NONE with a
- * reason in why. */
-static size_t last_dense(const ng_model *m, char *why, size_t len) {
-  size_t i = m->nlayers;
-  while (i > 0 && (m->layers[i - 1].kind == NG_L_SOFTMAX || m->layers[i - 1].kind == NG_L_DROPOUT))
-    i--;
-  if (i == 0) {
-    snprintf(why, len, "the model has no dense layer before its output");
-    return NONE;
-  }
-  const ng_layer *L = &m->layers[i - 1];
-  if (L->kind != NG_L_DENSE) {
-    snprintf(why, len,
-             "the model's output comes from a %s layer (spec line %d), not from a dense layer followed by "
-             "nothing but softmax",
-             kind_word(L->kind), L->line);
-    return NONE;
-  }
-  return i - 1;
 }
 
 static size_t find_layer(const ng_model *m, const char *name) {
@@ -108,11 +85,10 @@ static size_t find_tensor(const ng_model *m, const char *name) {
   return NONE;
 }
 
-/* The layer that owns tensor t. */
-static size_t layer_of(const ng_model *m, size_t t) {
-  for (size_t i = 0; i < m->nlayers; i++)
-    if (m->layers[i].ntensors && t >= m->layers[i].tensor && t < m->layers[i].tensor + m->layers[i].ntensors)
-      return i;
+/* The unit whose weight or bias tensor t is. */
+static size_t unit_of(const ng_knobs *k, size_t t) {
+  for (size_t u = 0; u < k->nunits; u++)
+    if (k->units[u].weight == t || k->units[u].bias == t) return u;
   return NONE;
 }
 
@@ -167,14 +143,16 @@ static void suggest_tensor(const ng_model *m, const char *name, char *buf, size_
   if (m->ntensors == 0) snprintf(buf, len, "it has no tensors");
 }
 
-/* "conv1, fc1, fc2" (the layers scale: accepts) into buf. */
-static void scalable_layers(const ng_model *m, char *buf, size_t len) {
-  size_t used = 0, count = 0;
+/* "conv1, fc1, fc2" (the layers or modules scale: accepts) into buf. */
+static void scalable_layers(const ng_model *m, const ng_knobs *k, char *buf, size_t len) {
+  size_t used = 0;
   buf[0] = '\0';
-  for (size_t i = 0; i < m->nlayers && used < len; i++)
-    if (m->layers[i].kind == NG_L_DENSE || m->layers[i].kind == NG_L_CONV2D)
-      used += (size_t)snprintf(buf + used, len - used, "%s%s", count++ ? ", " : "", m->layers[i].name);
-  if (!count) snprintf(buf, len, "none: the model has no dense or conv2d layer");
+  for (size_t u = 0; u < k->nunits && used < len; u++)
+    used += (size_t)snprintf(buf + used, len - used, "%s%s", u ? ", " : "",
+                             m->onnx ? k->units[u].module : k->units[u].name);
+  if (!k->nunits)
+    snprintf(buf, len, "none: the model has no %s",
+             m->onnx ? "Conv, Gemm or MatMul node with a parameter weight" : "dense or conv2d layer");
 }
 
 /* ---- Parsing ---- */
@@ -231,7 +209,7 @@ static int parse_tensor_item(const ng_model *m, const char *text, knob_item *it)
                           name, name, name, name);
       return item_error(NG_ENOTFOUND, text,
                         "'%s' is a %s layer, not a tensor: name one of its tensors, e.g. %s", name,
-                        kind_word(ly->kind), m->tensors[ly->tensor].name);
+                        ng__knob_kind_word(ly->kind), m->tensors[ly->tensor].name);
     }
     char hint[256];
     suggest_tensor(m, name, hint, sizeof hint);
@@ -277,15 +255,42 @@ static int parse_tensor_item(const ng_model *m, const char *text, knob_item *it)
   return NG_OK;
 }
 
-static int parse_scale_item(const ng_model *m, const char *text, knob_item *it) {
+/* Marks unit u as scaled by item `self`; twice is an error naming the earlier item. */
+static int mark_scaled(ng_knobs *k, size_t u, size_t self, const char *text) {
+  if (k->unit_scale[u] != NONE)
+    return item_error(NG_EINVAL, text, "given twice (as '%s')", k->items[k->unit_scale[u]].text);
+  k->unit_scale[u] = self;
+  return NG_OK;
+}
+
+static int parse_scale_item(const ng_model *m, ng_knobs *k, const char *text, knob_item *it) {
   const char *name = text + strlen("scale:");
   char layers[256];
-  scalable_layers(m, layers, sizeof layers);
-  if (!*name) return item_error(NG_EINVAL, text, "expected scale:LAYER, LAYER one of: %s", layers);
+  size_t self = (size_t)(it - k->items), hits = 0;
+  scalable_layers(m, k, layers, sizeof layers);
+  if (!*name)
+    return item_error(NG_EINVAL, text, "expected scale:%s, %s one of: %s", m->onnx ? "NODE" : "LAYER",
+                      m->onnx ? "NODE a node or module" : "LAYER", layers);
+  it->kind = K_SCALE;
+  it->n = 1;
+  if (m->onnx) {
+    for (size_t u = 0; u < k->nunits; u++)
+      if (ng__knob_unit_matches(m, &k->units[u], name)) {
+        NG_CALL(mark_scaled(k, u, self, text));
+        hits++;
+      }
+    if (!hits)
+      return item_error(NG_ENOTFOUND, text,
+                        "no Conv, Gemm or MatMul node of the model is named '%s' or lies in module '%s'; "
+                        "scale: takes a node, a module or a module prefix: %s (nograd retrofit --list-params "
+                        "MODEL.onnx)",
+                        name, name, layers);
+    return NG_OK;
+  }
   size_t L = find_layer(m, name);
   if (L == NONE) {
     for (size_t i = 0; i < m->nlayers; i++)
-      if (!strcmp(kind_word(m->layers[i].kind), name))
+      if (!strcmp(ng__knob_kind_word(m->layers[i].kind), name))
         return item_error(
             NG_EINVAL, text,
             "a %s layer has no weights to scale; scale: takes a dense or conv2d layer by name: %s", name,
@@ -301,23 +306,27 @@ static int parse_scale_item(const ng_model *m, const char *text, knob_item *it) 
     return item_error(
         NG_EINVAL, text,
         "'%s' is a %s layer; scale: multiplies the weight and bias of a dense or conv2d layer: %s", name,
-        kind_word(ly->kind), layers);
-  it->kind = K_SCALE;
-  it->layer = L;
-  it->n = 1;
-  return NG_OK;
+        ng__knob_kind_word(ly->kind), layers);
+  for (size_t u = 0; u < k->nunits; u++)
+    if (k->units[u].layer == L) return mark_scaled(k, u, self, text);
+  return ng_error(NG_EINTERNAL, "knobs: layer %s has no unit", name);
 }
 
-static int parse_item(const ng_model *m, const char *text, knob_item *it, size_t *last) {
+/* The unit temperature and offsets fold into, or NONE with the reason in why. */
+static size_t output_unit(const ng_model *m, const ng_knobs *k, char *why, size_t len) {
+  return ng__knob_output_unit(m, k->units, k->nunits, why, len);
+}
+
+static int parse_item(const ng_model *m, ng_knobs *k, const char *text, knob_item *it, size_t *last) {
   memset(it, 0, sizeof *it);
   snprintf(it->text, sizeof it->text, "%s", text);
   if (!strcmp(text, "temperature") || !strcmp(text, "offsets")) {
     char why[256];
-    if (*last == NONE && (*last = last_dense(m, why, sizeof why)) == NONE)
-      return item_error(NG_EINVAL, text, "%s; %s folds into that layer", why, text);
+    if (*last == NONE && (*last = output_unit(m, k, why, sizeof why)) == NONE)
+      return item_error(NG_EINVAL, text, "%s; %s folds into that %s", why, text, m->onnx ? "node" : "layer");
     it->kind = text[0] == 't' ? K_TEMPERATURE : K_OFFSETS;
-    it->n = it->kind == K_TEMPERATURE ? 1 : m->layers[*last].out_size;
-    it->layer = *last;
+    it->n = it->kind == K_TEMPERATURE ? 1 : k->units[*last].outputs;
+    it->unit = *last;
     return NG_OK;
   }
   if (!strcmp(text, "threshold")) {
@@ -330,7 +339,7 @@ static int parse_item(const ng_model *m, const char *text, knob_item *it, size_t
     it->n = 1;
     return NG_OK;
   }
-  if (!strncmp(text, "scale:", 6)) return parse_scale_item(m, text, it);
+  if (!strncmp(text, "scale:", 6)) return parse_scale_item(m, k, text, it);
   return parse_tensor_item(m, text, it);
 }
 
@@ -338,8 +347,6 @@ static int parse_item(const ng_model *m, const char *text, knob_item *it, size_t
 static int check_overlap(const ng_model *m, const knob_item *a, const knob_item *b) {
   if (!strcmp(a->text, b->text)) return item_error(NG_EINVAL, b->text, "given twice");
   if (a->kind != b->kind) return NG_OK;
-  if (a->kind == K_SCALE && a->layer == b->layer)
-    return item_error(NG_EINVAL, b->text, "given twice (as '%s')", a->text);
   if (a->kind != K_TENSOR || a->tensor != b->tensor || a->row1 <= b->row0 || b->row1 <= a->row0) return NG_OK;
   size_t lo = a->row0 > b->row0 ? a->row0 : b->row0, hi = a->row1 < b->row1 ? a->row1 : b->row1;
   return item_error(NG_EINVAL, b->text,
@@ -377,7 +384,7 @@ static int parse_items(const ng_model *m, const char *spec, ng_knobs *k, size_t 
     memcpy(text, s, len);
     text[len] = '\0';
     knob_item *it = &k->items[k->nitems];
-    NG_CALL(parse_item(m, text, it, last));
+    NG_CALL(parse_item(m, k, text, it, last));
     for (size_t j = 0; j < k->nitems; j++)
       NG_CALL(check_overlap(m, &k->items[j], it));
     it->xoff = k->n;
@@ -440,23 +447,28 @@ static int cmp_size(const void *a, const void *b) {
 
 /* The folds (one per scaled or last dense layer) and the segments. */
 static int build_segments(const ng_model *m, ng_knobs *k) {
-  size_t *fold_of = malloc((m->nlayers ? m->nlayers : 1) * sizeof *fold_of);
-  k->folds = calloc(k->nitems ? k->nitems : 1, sizeof *k->folds);
+  size_t *fold_of = malloc((k->nunits ? k->nunits : 1) * sizeof *fold_of);
+  k->folds = calloc(k->nunits + k->nitems + 1, sizeof *k->folds);
   if (!fold_of || !k->folds) {
     free(fold_of);
     return ng_error(NG_ENOMEM, "--params: out of memory");
   }
-  for (size_t i = 0; i < m->nlayers; i++)
-    fold_of[i] = NONE;
+  for (size_t u = 0; u < k->nunits; u++)
+    fold_of[u] = NONE;
+  /* Folds in unit order: the scales first, then temperature and offsets (on the output unit). */
+  for (size_t u = 0; u < k->nunits; u++)
+    if (k->unit_scale[u] != NONE) {
+      fold_of[u] = k->nfolds;
+      k->folds[k->nfolds++] = (knob_fold){k->items[k->unit_scale[u]].xoff, NONE, NONE};
+    }
   for (size_t i = 0; i < k->nitems; i++) {
     const knob_item *it = &k->items[i];
-    if (it->kind != K_SCALE && it->kind != K_TEMPERATURE && it->kind != K_OFFSETS) continue;
-    if (fold_of[it->layer] == NONE) {
-      fold_of[it->layer] = k->nfolds;
+    if (it->kind != K_TEMPERATURE && it->kind != K_OFFSETS) continue;
+    if (fold_of[it->unit] == NONE) {
+      fold_of[it->unit] = k->nfolds;
       k->folds[k->nfolds++] = (knob_fold){NONE, NONE, NONE};
     }
-    knob_fold *f = &k->folds[fold_of[it->layer]];
-    if (it->kind == K_SCALE) f->scale_x = it->xoff;
+    knob_fold *f = &k->folds[fold_of[it->unit]];
     if (it->kind == K_TEMPERATURE) f->temp_x = it->xoff;
     if (it->kind == K_OFFSETS) f->offsets_x = it->xoff;
   }
@@ -473,17 +485,18 @@ static int build_segments(const ng_model *m, ng_knobs *k) {
     const knob_item *it = &k->items[i];
     if (it->kind != K_TENSOR) continue;
     const ng_tensor *T = &m->tensors[it->tensor];
-    size_t L = layer_of(m, it->tensor), f = L == NONE ? NONE : fold_of[L];
-    bool bias = f != NONE && it->tensor == m->layers[L].tensor + 1;
+    size_t u = unit_of(k, it->tensor), f = u == NONE ? NONE : fold_of[u];
+    bool bias = f != NONE && it->tensor == k->units[u].bias;
     knob_segment s = {T->offset + it->row0 * (numel(T) / T->shape[0]), it->n, it->xoff, f,
                       bias ? T->offset : NONE};
     NG_TRY(st, add_segment(k, cap, s), done);
   }
-  /* The rest of each folded layer's weight and bias, from the base vector. */
-  for (size_t L = 0; L < m->nlayers; L++) {
+  /* The rest of each folded unit's weight and bias, from the base vector. */
+  for (size_t L = 0; L < k->nunits; L++) {
     if (fold_of[L] == NONE) continue;
     for (size_t j = 0; j < 2; j++) {
-      size_t t = m->layers[L].tensor + j, nst = 0;
+      size_t t = j ? k->units[L].bias : k->units[L].weight, nst = 0;
+      if (t == NONE) continue;
       const ng_tensor *T = &m->tensors[t];
       for (size_t i = 0; i < k->nitems; i++)
         if (k->items[i].kind == K_TENSOR && k->items[i].tensor == t) {
@@ -526,7 +539,15 @@ int ng_knobs_parse(const ng_model *m, const char *spec, ng_knobs **out) {
   k->nparams = m->nparams;
   k->threshold_x = NONE;
   size_t last = NONE;
-  int st = parse_items(m, spec, k, &last);
+  int st = ng__knob_units(m, &k->units, &k->nunits);
+  if (st != NG_OK) goto fail;
+  if (!(k->unit_scale = malloc((k->nunits ? k->nunits : 1) * sizeof *k->unit_scale))) {
+    st = ng_error(NG_ENOMEM, "--params: out of memory");
+    goto fail;
+  }
+  for (size_t u = 0; u < k->nunits; u++)
+    k->unit_scale[u] = NONE;
+  st = parse_items(m, spec, k, &last);
   if (st != NG_OK) goto fail;
   size_t n = k->n ? k->n : 1;
   k->x0 = malloc(n * sizeof *k->x0);
@@ -554,6 +575,8 @@ void ng_knobs_destroy(ng_knobs **kp) {
   if (!kp || !*kp) return;
   ng_knobs *k = *kp;
   free(k->tensors);
+  free(k->unit_scale);
+  free(k->units);
   free(k->segs);
   free(k->folds);
   free(k->items);
@@ -638,74 +661,4 @@ const char *ng_knobs_coord_name(const ng_knobs *k, size_t i, char *buf, size_t l
     }
   }
   return buf;
-}
-
-/* ---- --list-params ---- */
-
-static void shape_text(const ng_tensor *T, char *buf, size_t len) {
-  size_t used = (size_t)snprintf(buf, len, "[");
-  for (size_t d = 0; d < T->ndim && used < len; d++)
-    used += (size_t)snprintf(buf + used, len - used, "%s%zu", d ? ", " : "", T->shape[d]);
-  if (used < len) snprintf(buf + used, len - used, "]");
-}
-
-int ng_knobs_list(const ng_model *m, FILE *out) {
-  if (!m || !out) return ng_error(NG_EINVAL, "ng_knobs_list: NULL argument");
-  size_t wname = 4, wshape = 5, wlayer = 0;
-  char shape[64];
-  for (size_t i = 0; i < m->ntensors; i++) {
-    shape_text(&m->tensors[i], shape, sizeof shape);
-    if (strlen(m->tensors[i].name) > wname) wname = strlen(m->tensors[i].name);
-    if (strlen(shape) > wshape) wshape = strlen(shape);
-  }
-  for (size_t i = 0; i < m->nlayers; i++)
-    if ((m->layers[i].kind == NG_L_DENSE || m->layers[i].kind == NG_L_CONV2D) &&
-        strlen(m->layers[i].name) > wlayer)
-      wlayer = strlen(m->layers[i].name);
-  fprintf(out,
-          "Tensors: NAME (all of it), NAME[a:b] (rows a to b-1 of its first dimension), NAME[i] (row i)\n");
-  fprintf(out, "  %-*s  %-*s  %9s  %5s\n", (int)wname, "name", (int)wshape, "shape", "size", "rows");
-  for (size_t i = 0; i < m->ntensors; i++) {
-    const ng_tensor *T = &m->tensors[i];
-    shape_text(T, shape, sizeof shape);
-    fprintf(out, "  %-*s  %-*s  %9zu  %5zu\n", (int)wname, T->name, (int)wshape, shape, numel(T),
-            T->shape[0]);
-  }
-  fprintf(out, "  %zu tensors, %zu parameters\n\n", m->ntensors, m->nparams);
-
-  fprintf(out, "Layers for scale:LAYER (one multiplier on the layer's weight and bias)\n");
-  size_t count = 0;
-  for (size_t i = 0; i < m->nlayers; i++) {
-    const ng_layer *L = &m->layers[i];
-    if (L->kind == NG_L_DENSE)
-      fprintf(out, "  scale:%-*s  dense, %zu outputs\n", (int)wlayer, L->name, L->out_size);
-    else if (L->kind == NG_L_CONV2D)
-      fprintf(out, "  scale:%-*s  conv2d, %zu output channels\n", (int)wlayer, L->name, L->outc);
-    else
-      continue;
-    count++;
-  }
-  if (!count) fprintf(out, "  (none: the model has no dense or conv2d layer)\n");
-  fprintf(out, "\n");
-
-  char why[256];
-  size_t last = last_dense(m, why, sizeof why);
-  if (last != NONE) {
-    const ng_layer *L = &m->layers[last];
-    fprintf(out, "temperature  yes: the logits of %s divided by T (its weight and bias over T)\n", L->name);
-    fprintf(out, "offsets      yes: C = %zu per-class offsets added to %s.bias\n", L->out_size, L->name);
-  } else {
-    fprintf(out, "temperature  no: %s\n", why);
-    fprintf(out, "offsets      no: the same reason\n");
-  }
-  if (m->out_size == 2) {
-    double t = ng_model_threshold(m);
-    if (isnan(t))
-      fprintf(out, "threshold    yes: binary classifier, no threshold stored (starts at 0.5)\n");
-    else
-      fprintf(out, "threshold    yes: binary classifier, stored threshold %.17g\n", t);
-  } else {
-    fprintf(out, "threshold    no: the model has %zu outputs; a threshold needs 2\n", m->out_size);
-  }
-  return ferror(out) ? ng_error(NG_EIO, "--list-params: cannot write the table") : NG_OK;
 }

@@ -12,12 +12,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/checked.h"
 #include "nn/kernels.h"
 #include "nn/nn_impl.h"
 #include "nograd/error.h"
 
 #define MAX_TOKENS 16
 #define LINE_SHOWN 160 /* characters of a spec line quoted in a message */
+/* The most values one activation, one convolution's column block or one tensor may hold: BLAS takes its
+ * sizes as int, and a spec's shapes are products of numbers from a file, which must not wrap. */
+#define SPEC_SIZE_MAX ((size_t)INT32_MAX)
+#define SPEC_PARAMS_MAX \
+  ((size_t)1 << 53) /* the whole parameter vector: exact as a double, and times 8 fits */
 
 typedef struct {
   int line;
@@ -278,6 +284,30 @@ static int parse_layer(ng_model *m, const spec_line *l, ng_layer *L, size_t *sta
 
 static void init_tensors(ng_model *m, uint64_t seed, int random);
 
+static size_t tensor_numel(const ng_tensor *t) {
+  return t->shape[0] * t->shape[1] * t->shape[2] * t->shape[3];
+}
+
+/* What parse_layer resolved, recomputed without wrapping: its output, a convolution's column block (C k k by
+ * Ho Wo) and each of its new tensors must hold at most SPEC_SIZE_MAX values. parse_layer only computes these
+ * numbers (nothing is allocated from them before the spec is whole), so checking after it is enough. */
+static int check_sizes(const spec_line *l, const ng_model *m, const ng_layer *L, size_t first_tensor) {
+  size_t n;
+  if (!ng__mul3(L->out_shape[0], L->out_shape[1], L->out_shape[2], &n) || n > SPEC_SIZE_MAX)
+    return spec_error(l, "an output of %zu x %zu x %zu values, more than %zu", L->out_shape[0],
+                      L->out_shape[1], L->out_shape[2], SPEC_SIZE_MAX);
+  if (L->kind == NG_L_CONV2D && (!ng__mul3(L->in_shape[0], L->k, L->k, &n) || n > SPEC_SIZE_MAX))
+    return spec_error(l, "a kernel of %zu x %zu x %zu values, more than %zu", L->in_shape[0], L->k, L->k,
+                      SPEC_SIZE_MAX);
+  for (size_t t = first_tensor; t < m->ntensors; t++) {
+    const size_t *s = m->tensors[t].shape;
+    if (!ng__mul3(s[0], s[1], s[2], &n) || !ng__mul(n, s[3], &n) || n > SPEC_SIZE_MAX)
+      return spec_error(l, "tensor '%s' of %zu x %zu x %zu x %zu values, more than %zu", m->tensors[t].name,
+                        s[0], s[1], s[2], s[3], SPEC_SIZE_MAX);
+  }
+  return NG_OK;
+}
+
 /* Cuts the next line off `*cursor` (modified in place) and tokenizes it. 0 at the end of the text. */
 static int next_line(char **cursor, int *lineno, spec_line *l) {
   char *s = *cursor;
@@ -345,7 +375,11 @@ int ng_model_from_spec(const char *spec, ng_model **out) {
       for (int i = 1; i < l.ntok; i++)
         NG_TRY(st, parse_size(&l, "input dimension", l.tok[i], 0, &m->in_shape[i - 1]), fail);
       if (m->in_ndim == 1) m->in_shape[1] = m->in_shape[2] = 1;
-      m->in_size = m->in_shape[0] * m->in_shape[1] * m->in_shape[2];
+      if (!ng__mul3(m->in_shape[0], m->in_shape[1], m->in_shape[2], &m->in_size) ||
+          m->in_size > SPEC_SIZE_MAX) {
+        st = spec_error(&l, "an input of more than %zu values", SPEC_SIZE_MAX);
+        goto fail;
+      }
       have_input = 1;
       continue;
     }
@@ -382,7 +416,9 @@ int ng_model_from_spec(const char *spec, ng_model **out) {
     L->in_ndim = prev ? prev->out_ndim : m->in_ndim;
     memcpy(L->in_shape, prev ? prev->out_shape : m->in_shape, sizeof L->in_shape);
     L->in_size = prev ? prev->out_size : m->in_size;
+    size_t first_tensor = m->ntensors;
     NG_TRY(st, parse_layer(m, &l, L, stack, &depth), fail);
+    NG_TRY(st, check_sizes(&l, m, L, first_tensor), fail);
     m->nlayers++;
   }
   if (!have_input) {
@@ -395,6 +431,13 @@ int ng_model_from_spec(const char *spec, ng_model **out) {
     goto fail;
   }
   m->out_size = m->nlayers ? m->layers[m->nlayers - 1].out_size : m->in_size;
+  size_t total = 0;
+  for (size_t t = 0; t < m->ntensors; t++)
+    if (!ng__add(total, tensor_numel(&m->tensors[t]), &total) || total > SPEC_PARAMS_MAX) {
+      st = ng_error(NG_EINVAL, "spec: more than %zu parameters (at tensor '%s')", SPEC_PARAMS_MAX,
+                    m->tensors[t].name);
+      goto fail;
+    }
   m->params = calloc(m->nparams ? m->nparams : 1, sizeof *m->params);
   if (!m->params) {
     st = ng_error(NG_ENOMEM, "model: out of memory for %zu parameters", m->nparams);
@@ -410,10 +453,6 @@ fail:
   free(work);
   ng_model_destroy(&m);
   return st;
-}
-
-static size_t tensor_numel(const ng_tensor *t) {
-  return t->shape[0] * t->shape[1] * t->shape[2] * t->shape[3];
 }
 
 /* PyTorch's defaults; with random 0, dense and conv2d tensors are zero instead (a fresh spec). */
@@ -444,7 +483,7 @@ static void init_tensors(ng_model *m, uint64_t seed, int random) {
 }
 
 void ng_model_init(ng_model *m, uint64_t seed) {
-  if (m) init_tensors(m, seed, 1);
+  if (m && !m->onnx) init_tensors(m, seed, 1);
 }
 
 void ng_model_destroy(ng_model **mp) {
@@ -455,13 +494,36 @@ void ng_model_destroy(ng_model **mp) {
   free(m->tensors);
   free(m->params);
   free(m->dataset);
+  ng__onnx_model_release(&m->onnx);
   free(m);
   *mp = NULL;
 }
 
+/* An ONNX model's clone shares the compiled graph and the parsed file, and copies the rest. */
+static int clone_onnx(const ng_model *m, ng_model **out) {
+  ng_model *c = calloc(1, sizeof *c);
+  if (!c) return ng_error(NG_ENOMEM, "ng_model_clone: out of memory");
+  *c = *m;
+  c->dataset = NULL;
+  c->spec = strdup(m->spec);
+  c->tensors = ng__mallocn(m->ntensors ? m->ntensors : 1, 1, sizeof *c->tensors);
+  c->params = ng__mallocn(m->nparams ? m->nparams : 1, 1, sizeof *c->params);
+  c->onnx = ng__onnx_model_retain(m->onnx);
+  if (!c->spec || !c->tensors || !c->params) {
+    ng_model_destroy(&c);
+    return ng_error(NG_ENOMEM, "ng_model_clone: out of memory");
+  }
+  memcpy(c->tensors, m->tensors, m->ntensors * sizeof *c->tensors);
+  *out = c;
+  return NG_OK;
+}
+
 int ng_model_clone(const ng_model *m, ng_model **out) {
   if (!m || !out) return ng_error(NG_EINVAL, "ng_model_clone: NULL argument");
-  NG_CALL(ng_model_from_spec(m->spec, out));
+  if (m->onnx)
+    NG_CALL(clone_onnx(m, out));
+  else
+    NG_CALL(ng_model_from_spec(m->spec, out));
   ng_model *c = *out;
   memcpy(c->params, m->params, m->nparams * sizeof *m->params);
   memcpy(c->attrs, m->attrs, sizeof m->attrs);
@@ -477,6 +539,10 @@ int ng_nn_set_dataset(ng_model *m, const char *dataset) {
   free(m->dataset);
   m->dataset = d;
   return NG_OK;
+}
+
+bool ng_model_is_onnx(const ng_model *m) {
+  return m && m->onnx;
 }
 
 const char *ng_model_spec_text(const ng_model *m) {

@@ -17,7 +17,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/text.h"
+#include "io/h5read.h"
 #include "io/h5util.h"
+#include "io/seal.h"
 #include "nn/nn_impl.h"
 #include "nograd/error.h"
 
@@ -94,8 +97,6 @@ static int write_contents(writer *w, const ng_model *m) {
   NG_TRY(st, put_dataset(w, "/model/index/offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, offsets, 1, &t1), done);
   NG_TRY(st, put_dataset(w, "/model/index/shapes", H5T_STD_I64LE, H5T_NATIVE_INT64, shapes, 2, t4), done);
   NG_TRY(st, put_dataset(w, "/model/index/ndims", H5T_STD_I32LE, H5T_NATIVE_INT32, ndims, 1, &t1), done);
-  errno = 0;
-  if (H5Fflush(w->fid, H5F_SCOPE_GLOBAL) < 0) st = write_failed(w, "/");
 done:
   ng_h5_close(&gi);
   ng_h5_close(&g);
@@ -106,27 +107,28 @@ done:
   return st;
 }
 
-/* Fills PATH.tmp (ng_h5_write_atomic's callback). */
-static int write_file(const char *tmp, void *ctx) {
+/* Fills the model file being built in memory as `tmp` (ng_h5_write_atomic's callback). */
+static int write_file(hid_t fid, const char *tmp, void *ctx) {
   const ng_model *m = ctx;
-  writer w = {tmp, -1, -1};
+  writer w = {tmp, fid, -1};
   int st;
-  w.fid = ng_h5_create(tmp);
   w.vstr = ng_h5_vlen_utf8();
-  if (w.fid < 0 || w.vstr < 0)
+  if (w.vstr < 0)
     st = write_failed(&w, "/");
   else
     st = write_contents(&w, m);
   ng_h5_close(&w.vstr);
-  if (w.fid >= 0) {
-    errno = 0;
-    if (H5Fclose(w.fid) < 0 && st == NG_OK) st = write_failed(&w, "/");
-  }
   return st;
 }
 
 int ng_model_write(const ng_model *m, const char *path) {
   if (!m || !path || !*path) return ng_error(NG_EINVAL, "ng_model_write: a model and a path are required");
+  if (m->onnx) return ng__onnx_model_write(m, path);
+  if (ng__onnx_path(path))
+    return ng_error(NG_EINVAL,
+                    "%s: this model is a native nograd model, written as a model file (HDF5), not as ONNX: "
+                    "give the output another suffix (e.g. .h5)",
+                    path);
   static const ng_fs_atomic how = {"model", NULL, NULL, 0, NULL};
   return ng_h5_write_atomic(path, &how, write_file, (void *)m);
 }
@@ -148,50 +150,27 @@ static int read_error(const reader *r, int status, const char *fmt, ...) {
   return st;
 }
 
-/* Opens a dataset, checks its type class and shape (rank dims; dims[i] == 0 means any) and returns its
- * dimensions in got. */
+/* Opens a dataset and checks its type class (a float must be float32) and shape: `rank` dimensions, each
+ * dims[i] exactly, or any extents when dims is NULL (ng_h5_dataset_open); got receives the extents. */
 static int open_checked(const reader *r, const char *h5path, H5T_class_t cls, int rank, const hsize_t *dims,
                         hid_t *out, hsize_t *got) {
-  *out = -1;
-  if (H5Lexists(r->fid, h5path, H5P_DEFAULT) <= 0)
-    return read_error(r, NG_EFORMAT, "no HDF5 path '%s'", h5path);
-  hid_t d = H5Dopen2(r->fid, h5path, H5P_DEFAULT);
-  if (d < 0) return read_error(r, NG_EFORMAT, "HDF5 path '%s' is not a dataset", h5path);
-  hid_t type = H5Dget_type(d), space = H5Dget_space(d);
-  int st = NG_OK, nd = space < 0 ? -1 : H5Sget_simple_extent_ndims(space);
-  static const char *const cls_names[] = {"an integer", "a float", "a time", "a string"};
-  if (type < 0 || nd < 0) {
-    st = read_error(r, NG_EFORMAT, "cannot read HDF5 path '%s' (damaged?)", h5path);
-  } else if (H5Tget_class(type) != cls) {
-    st = read_error(r, NG_EFORMAT, "HDF5 path '%s' has the wrong type, expected %s", h5path,
-                    cls <= H5T_STRING ? cls_names[cls] : "another type");
-  } else if (cls == H5T_FLOAT && H5Tget_size(type) != 4) {
-    st = read_error(r, NG_EFORMAT, "HDF5 path '%s' holds %zu-byte floats, expected float32", h5path,
-                    H5Tget_size(type));
-  } else if (nd != rank) {
-    st = read_error(r, NG_EFORMAT, "HDF5 path '%s' has %d dimensions, expected %d", h5path, nd, rank);
-  } else if (rank) {
-    H5Sget_simple_extent_dims(space, got, NULL);
-    for (int i = 0; i < rank && st == NG_OK; i++)
-      if (dims[i] && got[i] != dims[i])
-        st = read_error(r, NG_EFORMAT, "HDF5 path '%s' has %llu entries along dimension %d, expected %llu",
-                        h5path, (unsigned long long)got[i], i, (unsigned long long)dims[i]);
-  }
-  ng_h5_close(&space);
-  ng_h5_close(&type);
-  if (st != NG_OK)
-    ng_h5_close(&d);
-  else
-    *out = d;
-  return st;
+  static const char *const cls_names[] = {"an integer", "float32", "a time", "a string"};
+  ng_h5_src src = {"model file", r->path, NULL};
+  ng_h5_want want = {NG_H5_CLASS(cls),
+                     cls == H5T_FLOAT ? 4 : 0,
+                     rank,
+                     rank,
+                     dims,
+                     cls <= H5T_STRING ? cls_names[cls] : "another type"};
+  return ng_h5_dataset_open(&src, r->fid, h5path, &want, out, NULL, got);
 }
 
 /* A whole string dataset (scalar or 1-D; variable-length or fixed) as malloc'd strings. */
 static int read_strings(const reader *r, const char *h5path, int rank, size_t *count, char ***out) {
-  hsize_t any = 0, got[1] = {1};
+  hsize_t got[1] = {1};
   hid_t d, ftype;
   *out = NULL;
-  NG_CALL(open_checked(r, h5path, H5T_STRING, rank, &any, &d, got));
+  NG_CALL(open_checked(r, h5path, H5T_STRING, rank, NULL, &d, got));
   size_t k = rank ? (size_t)got[0] : 1;
   int st = NG_OK;
   ftype = H5Dget_type(d);
@@ -225,49 +204,46 @@ typedef struct {
 } attr_ctx;
 
 /* One attribute of /model: integers become model attributes, "dataset" the dataset string, "threshold" (a
- * float) the decision threshold, checked to lie in [0, 1]. */
+ * float) the decision threshold, checked to lie in [0, 1]. Each is read through ng_h5_attr_get, so only after
+ * its type and size are checked; an integer attribute of several values, or one beyond the table, is skipped
+ * as before. */
 static herr_t visit_attr(hid_t obj, const char *name, const H5A_info_t *info, void *data) {
   attr_ctx *c = data;
+  ng_h5_src src = {"model file", c->r->path, NULL};
   if (!strcmp(name, "format_version")) return 0;
-  hid_t a = H5Aopen(obj, name, H5P_DEFAULT), type = a < 0 ? -1 : H5Aget_type(a), space = -1, mtype = -1;
-  H5T_class_t cls = type < 0 ? H5T_NO_CLASS : H5Tget_class(type);
   if (!strcmp(name, "threshold")) {
     double t = NAN;
-    space = a < 0 ? -1 : H5Aget_space(a);
-    if (cls != H5T_FLOAT || space < 0 || H5Sget_simple_extent_npoints(space) != 1 ||
-        H5Aread(a, H5T_NATIVE_DOUBLE, &t) < 0)
-      c->status = read_error(c->r, NG_EFORMAT,
-                             "HDF5 path '/model' attribute 'threshold': expected one float in [0, 1]");
-    else if (!(t >= 0 && t <= 1))
+    c->status = ng_h5_attr_get(&src, obj, "/model", name, NG_H5_F64, 1, &t);
+    if (c->status == NG_OK && !(t >= 0 && t <= 1))
       c->status = read_error(
           c->r, NG_EFORMAT, "HDF5 path '/model' attribute 'threshold' is %g, expected a number in [0, 1]", t);
-    else
-      c->status = ng_model_set_threshold(c->m, t);
-  } else if (cls == H5T_INTEGER) {
+    if (c->status == NG_OK) c->status = ng_model_set_threshold(c->m, t);
+  } else if (!strcmp(name, "dataset")) {
+    char *s = NULL;
+    c->status = ng_h5_attr_get(&src, obj, "/model", name, NG_H5_STR, 1, &s);
+    ng__text_sanitize(s, 0); /* a name that is printed */
+    if (c->status == NG_OK) c->status = ng_nn_set_dataset(c->m, s);
+    free(s);
+  } else {
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT), type = a < 0 ? -1 : H5Aget_type(a);
+    int is_int = type >= 0 && H5Tget_class(type) == H5T_INTEGER;
+    ng_h5_close(&type);
+    ng_h5_close(&a);
     int64_t v = 0;
-    space = H5Aget_space(a);
-    if (H5Sget_simple_extent_npoints(space) == 1 && H5Aread(a, H5T_NATIVE_INT64, &v) >= 0 &&
-        strlen(name) < sizeof c->m->attrs[0].name && c->m->nattrs < NG_NN_ATTR_MAX) {
+    if (is_int && strlen(name) < sizeof c->m->attrs[0].name && c->m->nattrs < NG_NN_ATTR_MAX &&
+        ng_h5_attr_get(&src, obj, "/model", name, NG_H5_I64, 1, &v) == NG_OK) {
       snprintf(c->m->attrs[c->m->nattrs].name, sizeof c->m->attrs[0].name, "%s", name);
       c->m->attrs[c->m->nattrs++].value = v;
     }
-  } else if (cls == H5T_STRING && !strcmp(name, "dataset") && H5Tis_variable_str(type) > 0) {
-    char *s = NULL;
-    mtype = ng_h5_vlen_utf8();
-    if (mtype >= 0 && H5Aread(a, mtype, &s) >= 0 && s) {
-      c->status = ng_nn_set_dataset(c->m, s);
-      H5free_memory(s);
-    }
   }
-  ng_h5_close(&mtype);
-  ng_h5_close(&space);
-  ng_h5_close(&type);
-  ng_h5_close(&a);
   return c->status == NG_OK ? 0 : -1;
 }
 
+/* "[4, 5]": the shape's ndim entries, and those after them that are not 1 (a file's index may hold any). */
 static void shape_text(const int64_t *s, int64_t ndim, char *buf, size_t size) {
   size_t used = (size_t)snprintf(buf, size, "[");
+  for (int64_t j = ndim < 0 ? 0 : ndim; j < 4; j++)
+    if (s[j] != 1) ndim = j + 1;
   for (int64_t i = 0; i < ndim && i < 4 && used < size; i++)
     used += (size_t)snprintf(buf + used, size - used, "%s%" PRId64, i ? ", " : "", s[i]);
   if (used < size) snprintf(buf + used, size - used, "]");
@@ -356,11 +332,10 @@ static int read_model(reader *r, ng_model **out) {
     st = read_error(r, NG_EFORMAT, "not a nograd model file (no HDF5 path '/model' with format_version)");
     goto done;
   }
-  hid_t a = H5Aopen(g, "format_version", H5P_DEFAULT);
+  ng_h5_src src = {"model file", r->path, NULL};
   int64_t version = -1;
-  herr_t s = a < 0 ? -1 : H5Aread(a, H5T_NATIVE_INT64, &version);
-  ng_h5_close(&a);
-  if (s < 0 || version != NG_MODEL_FORMAT_VERSION) {
+  NG_TRY(st, ng_h5_attr_get(&src, g, "/model", "format_version", NG_H5_I64, 1, &version), done);
+  if (version != NG_MODEL_FORMAT_VERSION) {
     st = read_error(r, NG_EFORMAT, "HDF5 path '/model/format_version' is %" PRId64 ", this nograd reads %d",
                     version, NG_MODEL_FORMAT_VERSION);
     goto done;
@@ -409,21 +384,24 @@ done:
   return st;
 }
 
+/* The whole read, run by the child process that checks a model file without nograd's header (io/seal.h). */
+static int probe(const char *path, void *ctx) {
+  ng_model *m = NULL;
+  int st = ng_model_read(path, &m);
+  ng_model_destroy(&m);
+  return st;
+}
+
 int ng_model_read(const char *path, ng_model **out) {
   if (!out) return ng_error(NG_EINVAL, "ng_model_read: out is NULL");
   *out = NULL;
   if (!path || !*path) return ng_error(NG_EINVAL, "ng_model_read: no path");
-  int fd = open(path, O_RDONLY);
-  if (fd < 0) return ng_error(NG_EIO, "cannot read model file '%s': %s", path, strerror(errno));
-  close(fd);
+  if (ng__onnx_path(path)) return ng__onnx_model_read(path, out);
   ng_h5_quiet q = ng_h5_quiet_begin();
   reader r = {path, -1};
-  int st;
-  r.fid = ng_h5_open(path, H5F_ACC_RDONLY);
-  if (r.fid < 0)
-    st = ng_error(NG_EFORMAT, "model file '%s' is not a readable HDF5 file", path);
-  else
-    st = read_model(&r, out);
+  ng_h5_reading how = {"model file", NULL, probe, NULL};
+  int st = ng_h5_open_checked(path, &how, &r.fid, NULL);
+  if (st == NG_OK) st = read_model(&r, out);
   if (r.fid >= 0) H5Fclose(r.fid);
   ng_h5_quiet_end(q);
   return st;

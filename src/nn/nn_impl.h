@@ -14,9 +14,9 @@
 #include "nograd/nn.h"
 #include "nograd/rng.h"
 
-#define NG_NN_NAME_MAX 64  /* layer names; tensor names add ".running_mean" */
-#define NG_NN_TNAME_MAX 80 /* tensor names */
-#define NG_NN_ATTR_MAX 16  /* integer attributes of a model */
+#define NG_NN_NAME_MAX 64   /* layer names; tensor names add ".running_mean" */
+#define NG_NN_TNAME_MAX 128 /* tensor names (ONNX ones such as encoder.layers.0.self_attn.in_proj_weight) */
+#define NG_NN_ATTR_MAX 16   /* integer attributes of a model */
 
 typedef enum {
   NG_L_CONV2D,
@@ -73,7 +73,27 @@ struct ng_model {
   ng_model_attr_entry attrs[NG_NN_ATTR_MAX];
   size_t nattrs;
   char *dataset; /* the string attribute "dataset" of a model file, or NULL; kept through read and write */
+  struct ng__onnx_model
+      *onnx; /* an ONNX model (src/nn/model_onnx.c), shared by clones; NULL: native, layers */
 };
+
+/* ONNX models (src/nn/model_onnx.c). An ONNX model has no layers (nlayers 0): its forward passes go to the
+ * graph executor through these, called by model.c, model_io.c and forward.c where a native model would use
+ * its layers. */
+typedef struct ng__onnx_model ng__onnx_model;
+struct ng__graph_work;
+bool ng__onnx_path(const char *path); /* ends in .onnx */
+int ng__onnx_model_read(const char *path, ng_model **out);
+int ng__onnx_model_write(const ng_model *m, const char *path);
+ng__onnx_model *ng__onnx_model_retain(ng__onnx_model *o);
+void ng__onnx_model_release(ng__onnx_model **o);
+int ng__onnx_work_create(const ng_model *m, size_t max_batch, bool training, struct ng__graph_work **out);
+int ng__onnx_forward(const ng_model *m, const float *params, struct ng__graph_work *w, const float *x,
+                     size_t batch, const float **out);
+/* Node i of the compiled graph (execution order): name, op type, parameter entries of its weight and bias
+ * (SIZE_MAX: none). NG_ENOTFOUND past the last node (no message). */
+int ng__onnx_node_params(const ng_model *m, size_t i, const char **name, const char **op_type, size_t *weight,
+                         size_t *bias);
 
 /* Sets the model's dataset string (NULL clears it). NG_ENOMEM. */
 int ng_nn_set_dataset(ng_model *m, const char *dataset);

@@ -5,6 +5,7 @@
  * range was loaded (sgemm's path may depend on it); the scratch parameter vector is aligned the same way; a
  * chunk is cut into batches at the same rows; and the batch losses are added in row order from zero.
  * Confusion counts are integers, exact in the doubles that carry them to the engine. */
+#include "core/checked.h"
 #include "nograd/nn_objective.h"
 
 #include <math.h>
@@ -26,7 +27,7 @@ static void shape_text(char *buf, size_t len, size_t ndim, const size_t *dims) {
 }
 
 int ng_model_check_fit(const ng_model *m, const char *model_path, const ng_data_info *info,
-                     const char *data_path) {
+                       const char *data_path) {
   size_t ndim, shape[3], mdims = 1;
   ng_model_input_shape(m, &ndim, shape);
   for (size_t k = 0; k < ndim; k++)
@@ -38,8 +39,9 @@ int ng_model_check_fit(const ng_model *m, const char *model_path, const ng_data_
     char a[96], b[96];
     shape_text(a, sizeof a, ndim, shape);
     shape_text(b, sizeof b, (size_t)info->xrank, info->xdims);
-    return ng_error(NG_EMISMATCH, "%s: the model's input is %s (/model/spec), but the rows of %s (/x) are %s",
-                    model_path, a, data_path, b);
+    return ng_error(NG_EMISMATCH, "%s: the model's input is %s (%s), but the rows of %s (/x) are %s",
+                    model_path, a, ng_model_is_onnx(m) ? "per example, the graph's input" : "/model/spec",
+                    data_path, b);
   }
   size_t out = ng_model_output_size(m);
   if (info->t && out != info->t)
@@ -53,7 +55,6 @@ int ng_model_check_fit(const ng_model *m, const char *model_path, const ng_data_
 }
 
 #define OBJ_ALIGN 64
-
 
 /* A piece of the parameter vector that x fills: params[offset .. offset + len) = x[xoffset ...]. */
 typedef struct {
@@ -246,7 +247,7 @@ int ng_nn_objective_create(const ng_model *model, const char *data_path, const n
   o->d = info->d;
   o->t = info->t;
   o->chunk_rows = cfg->chunk_rows;
-  o->nchunks = (o->rows + o->chunk_rows - 1) / o->chunk_rows;
+  o->nchunks = ng__ceil_div(o->rows, o->chunk_rows);
   size_t batch = cfg->batch ? cfg->batch : NG_NN_OBJECTIVE_BATCH;
   o->batch = batch < o->chunk_rows ? batch : o->chunk_rows;
   size_t align = OBJ_ALIGN / sizeof(float);
@@ -335,9 +336,9 @@ int ng_nn_objective_load(ng_nn_objective *o, size_t first_chunk, size_t count) {
   size_t cr = o->chunk_rows;
   o->x = alloc_aligned(count * o->xstride, sizeof *o->x);
   if (o->t)
-    o->yt = malloc(count * cr * o->t * sizeof *o->yt);
+    o->yt = ng__mallocn(count * cr, o->t, sizeof *o->yt);
   else
-    o->y = malloc(count * cr * sizeof *o->y);
+    o->y = ng__mallocn(count, cr, sizeof *o->y);
   if (!o->x || (!o->y && !o->yt)) {
     unload(o);
     return ng_error(NG_ENOMEM, "nn objective: out of memory for chunks %zu..%zu of %s (%zu MB)", first_chunk,

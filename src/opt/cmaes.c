@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/checked.h"
 #include "nograd/timer.h"
 #include "opt/cmaes_impl.h"
 #include "opt/sampler_impl.h"
@@ -102,6 +103,19 @@ double ng__cmaes_popf(size_t n) {
   return 4.0 + 3.0 * log((double)n);
 }
 
+#define CMAES_COUNT_MAX 1e18 /* maxiter, tolstagnation: generations, far beyond any run, exact as int64 */
+
+/* An integer parameter (a count of generations) in [lo, CMAES_COUNT_MAX] or [lo, 2^31-1] for
+ * tolflatfitness: a value out of range or not whole is an error naming it, not a cast that wraps or stops
+ * the run at once. A default too large for the range (maxiter in a huge dimension) is clamped to it. */
+static int count_param(ng_opt *opt, const char *name, double fallback, int64_t lo, int64_t *out) {
+  double hi = strcmp(name, "tolflatfitness") ? CMAES_COUNT_MAX : (double)INT32_MAX;
+  double v = ng_opt_param(opt, name, NAN);
+  char what[64];
+  snprintf(what, sizeof what, "cmaes: parameter %s", name);
+  return ng__checked_i64(what, isnan(v) ? fmin(fallback, hi) : v, lo, (int64_t)hi, out);
+}
+
 static int setup(ng_opt *opt, bool diagonal) {
   size_t n = opt->n;
   cmaes *es = calloc(1, sizeof *es);
@@ -115,6 +129,12 @@ static int setup(ng_opt *opt, bool diagonal) {
     return ng_error(NG_EINVAL, "cmaes: popsize must be at least 2, got %zu", opt->run_popsize);
   }
   es->lambda = opt->run_popsize;
+  size_t bytes;
+  if (es->lambda > (size_t)INT32_MAX || !ng__mul3(es->lambda + 1, n, sizeof(double), &bytes)) {
+    es_free(es);
+    return ng_error(NG_EINVAL, "cmaes: a population of %zu in dimension %zu is more than can be sampled",
+                    opt->run_popsize, n);
+  }
   /* pycma keeps the first run's real-valued default popsize for maxiter and tolstagnation. */
   es->popf = opt->popsize_req ? (double)opt->popsize_req : default_popf;
 
@@ -170,17 +190,24 @@ static int setup(ng_opt *opt, bool diagonal) {
 
   /* stopping rules, pycma's defaults */
   double N = (double)n;
-  es->maxiter =
-      (int64_t)ng_opt_param(opt, "maxiter", 100.0 + floor(150.0 * (N + 3) * (N + 3) / sqrt(es->popf)));
+  int st =
+      count_param(opt, "maxiter", 100.0 + floor(150.0 * (N + 3) * (N + 3) / sqrt(es->popf)), 1, &es->maxiter);
   if (opt->run_maxiter > 0 && opt->run_maxiter < es->maxiter) es->maxiter = opt->run_maxiter;
-  es->tolstagnation =
-      (int64_t)ng_opt_param(opt, "tolstagnation", floor(100.0 + 100.0 * pow(N, 1.5) / es->popf));
+  if (st == NG_OK)
+    st = count_param(opt, "tolstagnation", floor(100.0 + 100.0 * pow(N, 1.5) / es->popf), 1,
+                     &es->tolstagnation);
+  int64_t flat = 0;
+  if (st == NG_OK) st = count_param(opt, "tolflatfitness", 1, 0, &flat);
+  if (st != NG_OK) {
+    es_free(es);
+    return st;
+  }
   es->tolfun = ng_opt_param(opt, "tolfun", 1e-11);
   es->tolfunhist = ng_opt_param(opt, "tolfunhist", 1e-12);
   es->tolx = ng_opt_param(opt, "tolx", 1e-11);
   es->tolupsigma = ng_opt_param(opt, "tolupsigma", 1e20);
   es->tolconditioncov = ng_opt_param(opt, "tolconditioncov", 1e14);
-  es->tolflatfitness = (int)ng_opt_param(opt, "tolflatfitness", 1);
+  es->tolflatfitness = (int)flat;
   es->hist_cap = (size_t)floor(10.0 + 30.0 * N / (double)es->lambda);
   es->stag_cap = 20000;
   es->hist = malloc(es->hist_cap * sizeof(double));

@@ -80,7 +80,9 @@ int ng_opt_create(const char *name, size_t n, ng_opt **out) {
     known_names(known, sizeof known);
     return ng_error(NG_EINVAL, "unknown optimizer '%s' (known: %s)", name, known);
   }
-  if (n == 0) return ng_error(NG_EINVAL, "optimizer '%s': the dimension must be at least 1", name);
+  if (n == 0 || n > NG_OPT_DIM_MAX)
+    return ng_error(NG_EINVAL, "optimizer '%s': the dimension must be in [1, %d], got %zu", name,
+                    NG_OPT_DIM_MAX, n);
   ng_linalg_single_thread();
   ng_opt *opt = calloc(1, sizeof *opt);
   if (!opt) return ng_error(NG_ENOMEM, "optimizer: out of memory");
@@ -143,6 +145,8 @@ int ng_opt_set_seed(ng_opt *opt, uint64_t seed) {
 
 int ng_opt_set_popsize(ng_opt *opt, size_t lambda) {
   BEFORE_SETUP(opt, "popsize");
+  if (lambda > NG_OPT_DIM_MAX)
+    return ng_error(NG_EINVAL, "popsize must be at most %d, got %zu", NG_OPT_DIM_MAX, lambda);
   opt->popsize_req = lambda;
   return NG_OK;
 }
@@ -279,6 +283,12 @@ int ng_opt_ask(ng_opt *opt, double *x) {
   if (opt->asked || opt->telling) return ng_error(NG_EORDER, "ask called twice without tell");
   NG_CALL(opt->type->ask(opt, x));
   opt->asked = true;
+  return NG_OK;
+}
+
+int ng_opt_withdraw(ng_opt *opt) {
+  if (!opt->asked) return ng_error(NG_EORDER, "optimizer: no generation is pending to withdraw");
+  opt->asked = false;
   return NG_OK;
 }
 

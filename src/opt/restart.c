@@ -45,7 +45,9 @@ bool ng_restart_next(ng_opt *opt, ng_stop reason) {
     if (opt->large_restarts >= opt->max_restarts) return false; /* only after a small run; see above */
     opt->large_restarts++;
     opt->run_large = true;
-    opt->run_popsize = (size_t)(lambda0 * pow(2.0, (double)opt->large_restarts));
+    double pop = lambda0 * pow(2.0, (double)opt->large_restarts);
+    if (!(pop <= NG_OPT_DIM_MAX)) return false; /* no population that large can be sampled: the runs end */
+    opt->run_popsize = (size_t)pop;
     return true;
   }
   ng_rng r;

@@ -18,7 +18,7 @@ HEADER = {
     "opt": "opt", "functions": "opt", "ckpt": "io", "inspect": "io", "data": "data", "synth": "data",
     "domains": "data", "nn": "nn", "loss": "nn", "nn_objective": "nn", "knobs": "nn", "metrics": "nn",
     "engine": "engine", "run": "engine", "app": "app", "glue": "app", "retrofit": "app", "train": "app",
-    "demo": "app", "evaluator": "app", "plugin": "app", "nograd": "cli",  # the umbrella includes everything
+    "demo": "app", "evaluator": "app", "plugin": "app", "verify": "app", "nograd": "cli",  # the umbrella includes everything
 }
 
 root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..")

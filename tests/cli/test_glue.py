@@ -149,6 +149,7 @@ with tempfile.TemporaryDirectory() as d:
         shutil.copy(experts[1], p("e-norows.h5"))
         with h5py.File(p("e-norows.h5"), "a") as f:
             del f["model"].attrs["train_rows"]
+        clitest.reseal(p("e-norows.h5"))
         rc, out, err = run(["glue", "--experts", experts[0], p("e-norows.h5"), "--target-train",
                             p("t-train.h5"), "--out", p("bad.h5"), "--method", "datasize"])
         check(rc == 1 and "e-norows.h5" in err and "train_rows" in err and not os.path.exists(p("bad.h5")),

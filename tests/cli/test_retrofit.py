@@ -126,6 +126,7 @@ with tempfile.TemporaryDirectory() as d:
     shutil.copy(p("bin.h5"), p("b90.h5"))
     with h5py.File(p("b90.h5"), "r+") as f:
         f["model"].attrs["threshold"] = 0.9
+    clitest.reseal(p("b90.h5"))
     names = "accuracy,error,balanced_error,macro_f1,threshold_error"
     at = json.loads(must(["eval", p("b90.h5"), p("vt-val.h5"), "--metric", names, "--json"]))
     given = json.loads(must(["eval", p("bin.h5"), p("vt-val.h5"), "--metric", names, "--threshold", "0.9",

@@ -17,7 +17,9 @@ metric are refused with --evaluator. Crashing, hanging and garbage-printing eval
 request and in the middle of the run, end the run with exit 1 and a message naming the evaluator and what it
 did, leave no --out file half-written (none at all when no candidate was ever scored) and no evaluator
 process behind, and never hang (every command has a time limit); under mpirun -n 2, an evaluator that hangs
-on rank 1 alone ends both ranks with a message naming rank 1.
+on rank 1 alone ends both ranks with a message naming rank 1. The same evaluator written with
+nograd.evaluator.serve (tools/python) passes the same crash, hang and garbage tests, its garbage refused by
+serve (exit status 1) before it reaches the frames, and a print() in its score function harms nothing.
 """
 import json
 import os
@@ -69,7 +71,8 @@ while True:
         is_h5 = False
         if path:
             with open(path, "rb") as f:  # a path that does not exist fails here, at HELLO: a clear error
-                is_h5 = f.read(8) == b"\x89HDF\r\n\x1a\n"
+                head = f.read(1032)  # the HDF5 signature is at 0, or after a user block of 512, 1024, ...
+                is_h5 = any(head[o:o + 8] == b"\x89HDF\r\n\x1a\n" for o in (0, 512, 1024))
         if log:
             log.write("hello n=%d nchunks=%d rank=%d nranks=%d h5=%d path=%s\n" % (n, nchunks, rank, nranks,
                                                                                  is_h5, path))
@@ -100,6 +103,36 @@ while True:
         sys.exit(0)
     out.flush()
 '''
+
+# The same evaluator written with nograd.evaluator.serve (tools/python), as a user of the package would: the
+# frames are serve's. Its misbehaviours are those a score function can commit: crash and hang as above, and
+# for garbage, an answer that is not one loss per candidate, which serve refuses (status 1, the reason on
+# stderr) instead of writing it; a print() in score ("print" mode) goes to stderr and the run goes on.
+SCRIPTED_SERVE = r'''
+import os, sys, time
+sys.path.insert(0, %r)
+from nograd.evaluator import serve
+args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+target = [float(v) for v in args["--target"].split(",")]
+mode, after = args.get("--mode", "ok"), int(args.get("--after", "0"))
+if "--pids" in args:
+    with open(args["--pids"], "a") as f:
+        f.write("%%d\n" %% os.getpid())
+served = 0
+def score(X, chunk, generation, start):
+    global served
+    served += 1
+    if mode == "print":
+        print("oops: not a frame")
+    elif served > after and mode == "crash":
+        os.abort()
+    elif served > after and mode == "hang":
+        time.sleep(1000)
+    elif served > after and mode == "garbage":
+        return "oops: not a frame"
+    return [sum((x[i] - target[i]) ** 2 for i in range(len(target))) for x in X]
+serve(score)
+''' % os.path.normpath(os.path.join(HERE, "..", "..", "tools", "python"))
 
 
 def must(args, mpi=0):
@@ -191,6 +224,8 @@ with tempfile.TemporaryDirectory() as d:
           "--quiet"])
     with open(p("scripted.py"), "w") as f:
         f.write(SCRIPTED)
+    with open(p("scripted_serve.py"), "w") as f:
+        f.write(SCRIPTED_SERVE)
     base, _, _ = tensors(p("m.h5"))
     target = [0.3, -0.2, 0.45, 1.5]  # fc2.bias (3 values), then scale:fc1
     tspec = ",".join(repr(v) for v in target)
@@ -269,28 +304,38 @@ with tempfile.TemporaryDirectory() as d:
                                               err.strip()))
 
     # ---- (e) evaluators that crash, hang or print garbage: exit 1, a clear message, no hang ----
-    what = {"crash": "signal 6", "hang": "timed out", "garbage": "malformed reply"}
-    for mode in ("crash", "hang", "garbage"):
+    # the hand-written evaluator and the one on serve, whose garbage serve refuses before it is written
+    what = {("scripted.py", "crash"): "signal 6", ("scripted.py", "hang"): "timed out",
+            ("scripted.py", "garbage"): "malformed reply", ("scripted_serve.py", "crash"): "signal 6",
+            ("scripted_serve.py", "hang"): "timed out", ("scripted_serve.py", "garbage"): "exited with status 1"}
+    for script, mode in what:
         for after in (0, 6):  # from the first request (the start), or in the middle of the run
-            out_path = p("e-%s-%d.h5" % (mode, after))
+            out_path = p("e-%s-%s-%d.h5" % (script[:-3], mode, after))
             spec = "exec:%s %s --target %s --mode %s --after %d --pids %s" % (
-                PYTHON, p("scripted.py"), tspec, mode, after, p("pids"))
+                PYTHON, p(script), tspec, mode, after, p("pids"))
             rc, out, err = run(["retrofit", p("m.h5"), "--params", "fc2.bias,scale:fc1", "--evaluator", spec,
                                 "--eval-timeout", "0.5", "--max-restarts", "1", "--budget", "200", "--out",
                                 out_path, "--quiet"])
             last = err.strip().splitlines()[-1] if err.strip() else ""
-            check(rc == 1 and "scripted.py" in last and what[mode] in last and "restart limit" in last,
-                  "%s after %d requests: exit %d, the message names the evaluator and '%s': %s" %
-                  (mode, after, rc, what[mode], last))
+            check(rc == 1 and script in last and what[script, mode] in last and "restart limit" in last,
+                  "%s, %s after %d requests: exit %d, the message names the evaluator and '%s': %s" %
+                  (script, mode, after, rc, what[script, mode], last))
             if after == 0:
                 ok = not os.path.exists(out_path)
             else:  # the anytime model may be there, but whole: it loads
                 ok = not os.path.exists(out_path) or run(["eval", out_path, p("v-upright.h5")])[0] == 0
             check(ok and not os.path.exists(out_path + ".tmp"),
-                  "%s after %d: --out is %s, no temporary file" %
-                  (mode, after, "a whole model" if os.path.exists(out_path) else "not written"))
-            check(evaluator_processes_gone(p("pids")), "%s after %d: no evaluator process outlives nograd" %
-                  (mode, after))
+                  "%s, %s after %d: --out is %s, no temporary file" %
+                  (script, mode, after, "a whole model" if os.path.exists(out_path) else "not written"))
+            check(evaluator_processes_gone(p("pids")), "%s, %s after %d: no evaluator process outlives nograd" %
+                  (script, mode, after))
+    spec = "exec:%s %s --target %s --mode print" % (PYTHON, p("scripted_serve.py"), tspec)
+    r = json.loads(must(["retrofit", p("m.h5"), "--params", "fc2.bias,scale:fc1", "--evaluator", spec,
+                         "--max-restarts", "0", "--sigma0", "0.3", "--budget", "600", "--out", p("e-print.h5"),
+                         "--json"]))
+    check(r["val_after"] < 1e-3 and r["evaluations"] == 600 // r["lambda"] * r["lambda"],
+          "serve: print() in score goes to stderr, not into the frames: the run is whole (score %.3g)" %
+          r["val_after"])
     spec = "exec:%s %s --target %s --mode crash --pids %s" % (PYTHON, p("scripted.py"), tspec, p("pids"))
     rc, out, err = run(["retrofit", p("m.h5"), "--params", "fc2.bias,scale:fc1", "--evaluator", spec,
                         "--max-restarts", "0", "--budget", "200", "--out", p("e-start.h5"), "--quiet"])
@@ -307,7 +352,7 @@ with tempfile.TemporaryDirectory() as d:
                             "--eval-timeout", "0.5", "--max-restarts", "1", "--budget", "200", "--out", out_path,
                             "--quiet"], mpi=2)
         msg = [line for line in err.splitlines() if line.startswith("nograd retrofit:")]
-        check(rc != 0 and len(msg) == 1 and "rank 1" in msg[0] and "timed out" in msg[0]
+        check(clitest.code_ok(rc, None, 2) and len(msg) == 1 and "rank 1" in msg[0] and "timed out" in msg[0]
               and "scripted.py" in msg[0],
               "mpirun -n 2, rank 1's evaluator hangs: both ranks end (exit %d), one message naming rank 1: %s" %
               (rc, msg[0] if msg else err.strip()))

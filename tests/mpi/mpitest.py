@@ -13,6 +13,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import mpilaunch  # noqa: E402
+
 NOGRAD = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else None
 MPIRUN = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
 TIMEOUT = 60  # seconds for any one mpirun
@@ -49,9 +52,9 @@ def finish(name):
     sys.exit(1 if failures else 0)
 
 
-def mpirun_cmd(nprocs, args, extra=()):
-    return [MPIRUN, "-n", str(nprocs), "--oversubscribe", "-x", "OPENBLAS_NUM_THREADS"] + list(extra) + \
-        [NOGRAD] + list(args)
+def mpirun_cmd(nprocs, args, pass_env=()):
+    """mpirun for nprocs ranks of nograd args, with OPENBLAS_NUM_THREADS and the variables pass_env passed on."""
+    return mpilaunch.command(MPIRUN, nprocs, ("OPENBLAS_NUM_THREADS",) + tuple(pass_env)) + [NOGRAD] + list(args)
 
 
 class Result:
@@ -92,24 +95,34 @@ class Job:
         return self.p.poll() is None
 
     def ranks(self):
-        """{rank: pid} of the nograd processes that this mpirun started (its children, by /proc)."""
-        found = {}
+        """{rank: pid} of the nograd processes that this mpirun started, by /proc: its descendants (Open MPI's
+        ranks are its children, Hydra's the children of a proxy, each in a session of its own) running NOGRAD,
+        with a rank variable in their environment."""
+        parent, exe = {}, os.path.realpath(NOGRAD)
         for entry in os.listdir("/proc"):
-            if not entry.isdigit():
+            if entry.isdigit():
+                try:
+                    with open("/proc/%s/stat" % entry) as f:
+                        stat = f.read()
+                    parent[int(entry)] = int(stat[stat.rindex(")") + 2:].split()[1])
+                except (OSError, ValueError):
+                    pass
+        found = {}
+        for pid in parent:
+            up, hops = parent.get(pid), 0
+            while up and up != self.p.pid and hops < 8:
+                up, hops = parent.get(up), hops + 1
+            if up != self.p.pid:
                 continue
             try:
-                with open("/proc/%s/stat" % entry) as f:
-                    stat = f.read()
-                ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-                if ppid != self.p.pid:
+                if os.path.realpath("/proc/%d/exe" % pid) != exe:
                     continue
-                with open("/proc/%s/environ" % entry, "rb") as f:
-                    env = f.read().split(b"\0")
-            except (OSError, ValueError):
+                with open("/proc/%d/environ" % pid, "rb") as f:
+                    rank = mpilaunch.rank_of(f.read().split(b"\0"))
+            except OSError:
                 continue
-            for var in env:
-                if var.startswith(b"OMPI_COMM_WORLD_RANK="):
-                    found[int(var.split(b"=", 1)[1])] = int(entry)
+            if rank is not None:
+                found[rank] = pid
         return found
 
     def wait_ranks(self, nprocs, timeout=20):
@@ -122,8 +135,8 @@ class Job:
         return {}
 
 
-def start(nprocs, args, env=None, cwd=None, extra=()):
-    return Job(mpirun_cmd(nprocs, args, extra), env or ENV, cwd)
+def start(nprocs, args, env=None, cwd=None, pass_env=()):
+    return Job(mpirun_cmd(nprocs, args, pass_env), env or ENV, cwd)
 
 
 def count_lines(path):
@@ -219,13 +232,13 @@ def tempdir():
 
 def run_codes(nprocs, args, tmp, env=None, timeout=TIMEOUT):
     """Runs `nograd args` on nprocs ranks and returns (Result, {rank: exit code}): each rank writes its own exit
-    code to a file, and Open MPI is told not to end the other ranks when one exits non-zero (mpirun itself then
-    exits 0), so that every rank's code is seen."""
+    code to a file, and mpirun is told not to end the other ranks when one exits non-zero (Open MPI's mpirun
+    itself then exits 0), so that every rank's code is seen."""
     codes_dir = tempfile.mkdtemp(prefix="codes_", dir=tmp)
-    env = dict(env or ENV, OMPI_MCA_orte_abort_on_non_zero_status="0", NG_CODES=codes_dir)
-    wrapper = '"$@"; rc=$?; echo $rc > "$NG_CODES/rank.${OMPI_COMM_WORLD_RANK:-x}"; exit $rc'
-    cmd = [MPIRUN, "-n", str(nprocs), "--oversubscribe", "-x", "OPENBLAS_NUM_THREADS", "-x", "NG_CODES",
-           "/bin/sh", "-c", wrapper, "sh", NOGRAD] + list(args)
+    env = dict(env or ENV, NG_CODES=codes_dir, **mpilaunch.keep_going_env(MPIRUN))
+    wrapper = '"$@"; rc=$?; echo $rc > "$NG_CODES/rank.%s"; exit $rc' % mpilaunch.RANK_SHELL
+    cmd = mpilaunch.command(MPIRUN, nprocs, ("OPENBLAS_NUM_THREADS", "NG_CODES")) + \
+        ["/bin/sh", "-c", wrapper, "sh", NOGRAD] + list(args)
     res = Job(cmd, env, None).wait(timeout)
     codes = {}
     for name in os.listdir(codes_dir):

@@ -28,7 +28,7 @@ if not check(os.access(PROGRAM, os.X_OK), "%s is missing: it is built from tests
     mpitest.finish("test_stats")
 
 for nprocs in (2, 3, 4):
-    cmd = [mpitest.MPIRUN, "-n", str(nprocs), "--oversubscribe", "-x", "OPENBLAS_NUM_THREADS", PROGRAM]
+    cmd = mpitest.mpilaunch.command(mpitest.MPIRUN, nprocs) + [PROGRAM]
     res = mpitest.Job(cmd, mpitest.ENV, None).wait()
     what = "test_engine_stats at P=%d" % nprocs
     if not check(res.code == 0, "%s: exit code %r; stdout %r; stderr %r" % (what, res.code, res.out[-3000:],

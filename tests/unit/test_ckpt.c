@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "io/ckpt_internal.h"
+#include "io/seal.h"
 #include "nograd/ckpt.h"
 #include "nograd/error.h"
 #include "nograd/inspect.h"
@@ -454,6 +455,21 @@ static void test_resume_bit_identical(void **state) {
 /* ---- 4. damaged and foreign files -----------------------------------------------------------------------
  */
 
+/* Removes nograd's header (io/seal.h) from the checkpoint at p, keeping `keep` bytes of it in all: what
+ * nograd 0.1 or another tool would have written. */
+static void strip_header(const char *p, off_t keep) {
+  FILE *f = fopen(p, "rb");
+  assert_non_null(f);
+  char *b = malloc((size_t)keep);
+  assert_int_equal(fread(b, 1, (size_t)keep, f), (size_t)keep);
+  fclose(f);
+  f = fopen(p, "wb");
+  assert_int_equal(fwrite(b + NG_SEAL_BLOCK, 1, (size_t)keep - NG_SEAL_BLOCK, f),
+                   (size_t)keep - NG_SEAL_BLOCK);
+  fclose(f);
+  free(b);
+}
+
 static void test_truncated(void **state) {
   const char *p = tpath("trunc.h5"), *prev = tpath("trunc.h5.prev");
   write_sample(p, 1.0);
@@ -466,15 +482,30 @@ static void test_truncated(void **state) {
   char expect[1024];
   snprintf(
       expect, sizeof expect,
+      "checkpoint '%s' is damaged: it has %lld bytes after its header, nograd wrote %lld (truncated?); it "
+      "was not read; the previous checkpoint '%s' may be resumed instead",
+      p, (long long)(sb.st_size / 2 - NG_SEAL_BLOCK), (long long)(sb.st_size - NG_SEAL_BLOCK), prev);
+  assert_string_equal(ng_errmsg(), expect);
+  assert_null(info.config);
+  assert_true(read_best_f(prev) == 1.0); /* which is true */
+  /* Without nograd's header (a checkpoint of nograd 0.1, or one rewritten by another tool), the truncated
+   * HDF5 file is read by the checking child first, which cannot read it. */
+  write_sample(p, 1.0);
+  write_sample(p, 2.0);
+  assert_int_equal(stat(p, &sb), 0);
+  strip_header(p, sb.st_size / 2);
+  assert_int_equal(ng_ckpt_read(p, &info, NULL, NULL, NULL, NULL, NULL, NULL), NG_ECORRUPT);
+  snprintf(
+      expect, sizeof expect,
       "checkpoint '%s' is not a readable HDF5 file (truncated or damaged?); the previous checkpoint '%s' "
       "may be resumed instead",
       p, prev);
   assert_string_equal(ng_errmsg(), expect);
-  assert_null(info.config);
-  assert_true(read_best_f(prev) == 1.0); /* which is true */
 }
 
-/* Flips one byte of the raw data of `dataset` and expects a checksum mismatch. */
+/* Flips one byte of the raw data of `dataset`: the file's CRC (io/seal.h) refuses it before HDF5 reads it;
+ * sealed again for the flipped content, as a deliberate alteration would be, the state checksum in /meta
+ * refuses it. */
 static void flip_and_expect_mismatch(const char *p, const char *dataset, uint64_t within, int has_prev) {
   uint64_t off;
   check(ng_h5_dataset_offset(p, dataset, &off), "offset");
@@ -489,8 +520,14 @@ static void flip_and_expect_mismatch(const char *p, const char *dataset, uint64_
   check(ng_state_create(&st), "create");
   assert_int_equal(ng_ckpt_read(p, NULL, st, NULL, NULL, NULL, NULL, NULL), NG_ECORRUPT);
   assert_int_equal(ng_state_count(st), 0); /* nothing handed over */
-  ng_state_destroy(&st);
   char expect[700];
+  snprintf(expect, sizeof expect,
+           "checkpoint '%s' is damaged: its content does not match the CRC-32 nograd wrote (", p);
+  assert_true(strncmp(ng_errmsg(), expect, strlen(expect)) == 0);
+  check(ng__seal_file(p), "seal again");
+  assert_int_equal(ng_ckpt_read(p, NULL, st, NULL, NULL, NULL, NULL, NULL), NG_ECORRUPT);
+  assert_int_equal(ng_state_count(st), 0);
+  ng_state_destroy(&st);
   snprintf(expect, sizeof expect, "checkpoint '%s': state checksum mismatch (stored ", p);
   assert_true(strncmp(ng_errmsg(), expect, strlen(expect)) == 0);
   assert_contains(ng_errmsg(), "): the file was altered or damaged");

@@ -177,7 +177,7 @@ static void test_atomic_write(void **state) {
 /* A file with /x and /y of the given types and ranks, written with HDF5 directly. */
 static void write_raw(const char *path, hid_t xtype, int xrank, hid_t ytype, int yrank, hsize_t ny) {
   hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  hsize_t xd[4] = {4, 3, 1, 1}, yd[2] = {ny, 1};
+  hsize_t xd[5] = {4, 3, 1, 1, 1}, yd[2] = {ny, 1};
   hid_t sx = H5Screate_simple(xrank, xd, NULL), sy = H5Screate_simple(yrank, yd, NULL);
   hid_t dx = H5Dcreate2(f, "/x", xtype, sx, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   hid_t dy = H5Dcreate2(f, "/y", ytype, sy, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -196,12 +196,17 @@ static void write_raw(const char *path, hid_t xtype, int xrank, hid_t ytype, int
 static void test_open_checks(void **state) {
   ng_dataset *ds = NULL;
   expect_error(ng_dataset_open(tmp_path("absent.h5"), &ds), NG_EIO, "absent.h5");
-  expect_error(ng_dataset_open(write_text("text.h5", "not hdf5\n"), &ds), NG_EIO, "not an HDF5 file");
+  expect_error(ng_dataset_open(write_text("text.h5", "not hdf5\n"), &ds), NG_ECORRUPT,
+               "not a readable HDF5 file");
   const char *p = tmp_path("bad.h5");
   write_raw(p, H5T_IEEE_F64LE, 2, H5T_STD_I32LE, 1, 4);
   expect_error(ng_dataset_open(p, &ds), NG_EFORMAT, "'/x' holds float64, expected float32");
-  write_raw(p, H5T_IEEE_F32LE, 3, H5T_STD_I32LE, 1, 4);
-  expect_error(ng_dataset_open(p, &ds), NG_EFORMAT, "'/x' has 3 dimensions");
+  write_raw(p, H5T_IEEE_F32LE, 5, H5T_STD_I32LE, 1, 4);
+  expect_error(ng_dataset_open(p, &ds), NG_EFORMAT, "'/x' has 5 dimensions");
+  write_raw(p, H5T_IEEE_F32LE, 3, H5T_STD_I32LE, 1, 4); /* N x S x d: sequences */
+  check(ng_dataset_open(p, &ds), "a dataset of sequences");
+  assert_int_equal(ng_dataset_info(ds)->xrank, 2);
+  ng_dataset_close(&ds);
   write_raw(p, H5T_IEEE_F32LE, 2, H5T_STD_I64LE, 1, 4);
   expect_error(ng_dataset_open(p, &ds), NG_EFORMAT, "'/y' holds int64");
   write_raw(p, H5T_IEEE_F32LE, 2, H5T_STD_I32LE, 2, 4);

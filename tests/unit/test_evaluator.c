@@ -101,6 +101,18 @@ static void assert_gone(long pid, const char *context) {
   assert_dead(pid, false, context);
 }
 
+/* Whether NG_TEST_PYTHON has numpy, which the Python evaluators (nograd.evaluator.serve) need; without it
+ * (python3-numpy not installed) their checks are skipped and say so. */
+static bool have_numpy(void) {
+  static int have = -1;
+  if (have < 0) {
+    have = system(NG_TEST_PYTHON " -c 'import numpy' 2>/dev/null") == 0;
+    if (!have)
+      printf("skip: %s has no numpy (apt-get install python3-numpy): no Python evaluator\n", NG_TEST_PYTHON);
+  }
+  return have;
+}
+
 static ng_evaluator_config config(void) {
   ng_evaluator_config cfg;
   ng_evaluator_config_init(&cfg);
@@ -176,12 +188,14 @@ static void test_examples_agree_with_the_formula(void **state) {
   ng_evaluator_close(&ev);
 
   /* the Python example, through an argument vector */
-  cfg.argv = WORDS(NG_TEST_PYTHON, NG_TEST_EXAMPLE_PY, "--shift", "-0.25");
-  ev = opened("exec:", &cfg);
-  check_losses(ev, 1, 0, -0.25, false, "Python example");
-  check_losses(ev, 40, 2, -0.25, false, "Python example");
-  ng_evaluator_close(&ev);
-  cfg.argv = NULL;
+  if (have_numpy()) {
+    cfg.argv = WORDS(NG_TEST_PYTHON, NG_TEST_EXAMPLE_PY, "--shift", "-0.25");
+    ev = opened("exec:", &cfg);
+    check_losses(ev, 1, 0, -0.25, false, "Python example");
+    check_losses(ev, 40, 2, -0.25, false, "Python example");
+    ng_evaluator_close(&ev);
+    cfg.argv = NULL;
+  }
 
   /* the plugin */
   snprintf(spec, sizeof spec, "plugin:%s --shift 0.5", NG_TEST_EXAMPLE_PLUGIN);
@@ -308,12 +322,18 @@ static void test_programs_that_cannot_start(void **state) {
   assert_error(ng_evaluator_open("exec:", &cfg, &ev), NG_EIO, "echo",
                WORDS("at byte 0 of the reply", "'hello\\n'", "text on stdout?"));
   cfg.argv = WORDS(NG_TEST_MISBEHAVE, "hellohang", "0");
-  cfg.timeout = 0.3;
-  cfg.start_timeout = 0.2;
+  cfg.timeout = 0.3; /* the start timeout follows it (it was at least 60 s in nograd 0.1) */
   double t0 = ng_time_now();
   assert_error(ng_evaluator_open("exec:", &cfg, &ev), NG_EIO, "HELLO hangs", WORDS("timed out after 0.3 s"));
   double dt = ng_time_now() - t0;
   if (dt < 0.3 || dt > 2) fail_msg("a hanging HELLO took %g s, want the timeout of 0.3 s", dt);
+  assert_null(ev);
+  cfg.start_timeout = 0.6; /* a slow starter may get longer than a request */
+  t0 = ng_time_now();
+  assert_error(ng_evaluator_open("exec:", &cfg, &ev), NG_EIO, "HELLO hangs", WORDS("timed out after 0.6 s"));
+  dt = ng_time_now() - t0;
+  if (dt < 0.6 || dt > 2.5) fail_msg("a hanging HELLO took %g s, want the start timeout of 0.6 s", dt);
+  cfg.start_timeout = 0;
   assert_null(ev);
   assert_no_children("programs that cannot start");
   assert_int_equal(count_fds(), fds);
@@ -349,14 +369,25 @@ static const misbehaviour misbehaviours[] = {
     {"stderr", 5, NG_EVAL_STDERR_PREFIX, {"exited with status 4", "its last stderr line: 'dying now'"}},
 };
 
-static void run_misbehaviour(const misbehaviour *b, size_t m) {
+/* The program is `program` (its words, NULL-terminated) followed by the mode and "1". */
+static void run_misbehaviour(const misbehaviour *b, size_t m, const char *const *program) {
   int fds = count_fds();
-  char context[128];
-  snprintf(context, sizeof context, "mode %s, m = %zu", b->mode, m);
+  char context[128], spec_word[1024] = "exec:";
+  const char *argv[8];
+  size_t nw = 0;
+  for (; program[nw]; nw++) {
+    argv[nw] = program[nw];
+    snprintf(spec_word + strlen(spec_word), sizeof spec_word - strlen(spec_word), "%s ", program[nw]);
+  }
+  argv[nw] = b->mode;
+  argv[nw + 1] = "1";
+  argv[nw + 2] = NULL;
+  snprintf(spec_word + strlen(spec_word), sizeof spec_word - strlen(spec_word), "%s 1", b->mode);
+  snprintf(context, sizeof context, "%s mode %s, m = %zu", nw > 1 ? "serve" : "C", b->mode, m);
   FILE *log = tmpfile();
   assert_non_null(log);
   ng_evaluator_config cfg = config();
-  cfg.argv = WORDS(NG_TEST_MISBEHAVE, b->mode, "1");
+  cfg.argv = argv;
   cfg.timeout = b->timeout;
   cfg.max_restarts = 2;
   cfg.stderr_mode = b->err;
@@ -398,8 +429,6 @@ static void run_misbehaviour(const misbehaviour *b, size_t m) {
       assert_true(ng_evaluator_pid(ev) != pid);
     } else {
       const char *const *w = b->words;
-      char spec_word[512];
-      snprintf(spec_word, sizeof spec_word, "exec:%s %s 1", NG_TEST_MISBEHAVE, b->mode);
       assert_error(st, NG_EIO, context,
                    WORDS(spec_word, "failed 3 times", "restart limit (2)", "on request 1"));
       assert_error(st, NG_EIO, context, w);
@@ -423,12 +452,13 @@ static void run_misbehaviour(const misbehaviour *b, size_t m) {
     fflush(stderr);
     dup2(saved_err, 2);
     close(saved_err);
-    char text[4096] = "";
+    char text[16384] = "";
     rewind(err_copy);
     size_t len = fread(text, 1, sizeof text - 1, err_copy);
     text[len] = '\0';
     fclose(err_copy);
-    if (!strstr(text, "[evaluator rank 0] request 0\n") || !strstr(text, "[evaluator rank 0] dying now\n"))
+    if (strcmp(b->mode, "stderr") == 0 &&
+        (!strstr(text, "[evaluator rank 0] request 0\n") || !strstr(text, "[evaluator rank 0] dying now\n")))
       fail_msg("%s: the evaluator's stderr was not passed on with its prefix: '%s'", context, text);
   }
   char text[8192] = "";
@@ -447,7 +477,54 @@ static void run_misbehaviour(const misbehaviour *b, size_t m) {
 
 static void test_misbehaving_evaluators(void **state) {
   for (size_t i = 0; i < sizeof misbehaviours / sizeof misbehaviours[0]; i++)
-    run_misbehaviour(&misbehaviours[i], 1);
+    run_misbehaviour(&misbehaviours[i], 1, WORDS(NG_TEST_MISBEHAVE));
+}
+
+/* The same failures from an evaluator written with nograd.evaluator.serve (tools/python): the ones a score
+ * function can commit (exit, abort, hang, dying with a word on stderr), and the ones serve catches before
+ * they reach the frames (an exception, the wrong number of losses, a negative count: the process ends with
+ * status 1 and the reason as its last stderr line). A print() in score is not garbage on the frame channel
+ * with serve: the evaluator keeps answering right. */
+static const misbehaviour serve_misbehaviours[] = {
+    {"exit", 5, NG_EVAL_STDERR_INHERIT, {"exited with status 3"}},
+    {"abort", 5, NG_EVAL_STDERR_INHERIT, {"killed by signal 6"}},
+    {"hang", 0.4, NG_EVAL_STDERR_INHERIT, {"timed out after 0.4 s", "0 of the 24 bytes of its reply"}},
+    {"stderr", 5, NG_EVAL_STDERR_PREFIX, {"exited with status 4", "its last stderr line: 'dying now'"}},
+    {"raise", 5, NG_EVAL_STDERR_PREFIX, {"exited with status 1", "'ValueError: candidate 0 is cursed'"}},
+    {"wrongcount",
+     5,
+     NG_EVAL_STDERR_PREFIX,
+     {"exited with status 1",
+      "score returned 2 losses for the 1 candidates of request 1 (generation 5, chunk 0)"}},
+    {"badcount",
+     5,
+     NG_EVAL_STDERR_PREFIX,
+     {"exited with status 1", "score returned count -1.0 for candidate 0 of request 1"}},
+};
+
+static void test_serve_evaluators(void **state) {
+  if (!have_numpy()) skip();
+  for (size_t i = 0; i < sizeof serve_misbehaviours / sizeof serve_misbehaviours[0]; i++)
+    run_misbehaviour(&serve_misbehaviours[i], 1, WORDS(NG_TEST_PYTHON, NG_TEST_SERVE_MISBEHAVE));
+  ng_evaluator_config cfg = config();
+  cfg.argv = WORDS(NG_TEST_PYTHON, NG_TEST_SERVE_MISBEHAVE, "print", "1");
+  cfg.max_restarts = 0;
+  ng_evaluator *ev = opened("exec:", &cfg);
+  for (size_t k = 0; k < 3; k++)
+    check_losses(ev, 1 + 20 * k, 0, 1.0, false, "serve, print() in score");
+  ng_evaluator_stats s;
+  ng_evaluator_get_stats(ev, &s);
+  assert_int_equal(s.failures, 0);
+  ng_evaluator_close(&ev);
+  /* the Python example's (loss, count) pairs, as the C example's */
+  cfg = config();
+  cfg.nchunks = 3;
+  cfg.argv = WORDS(NG_TEST_PYTHON, NG_TEST_EXAMPLE_PY, "--counts");
+  ev = opened("exec:", &cfg);
+  for (size_t c = 0; c < 3; c++)
+    check_losses(ev, 5, c, 1.0, true, "Python example --counts");
+  ng_evaluator_close(&ev);
+  assert_no_children("serve");
 }
 
 /* A request larger than a pipe holds (3000 x 10 doubles) to a program that exits without reading it: the
@@ -596,6 +673,7 @@ int main(void) {
       cmocka_unit_test(test_bad_specs_and_configurations),
       cmocka_unit_test(test_programs_that_cannot_start),
       cmocka_unit_test(test_misbehaving_evaluators),
+      cmocka_unit_test(test_serve_evaluators),
       cmocka_unit_test(test_sigpipe),
       cmocka_unit_test(test_process_group_and_close),
       cmocka_unit_test(test_plugin_errors),

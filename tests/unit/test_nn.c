@@ -253,7 +253,7 @@ static void test_file_errors(void **state) {
   FILE *f = fopen(path, "w");
   fputs("not hdf5\n", f);
   fclose(f);
-  expect_read_error(path, NG_EFORMAT, "not a readable HDF5 file", NULL, NULL);
+  expect_read_error(path, NG_ECORRUPT, "not a readable HDF5 file", NULL, NULL);
 
   /* A tensor missing from the index: the file's index names it otherwise. */
   snprintf(m->tensors[0].name, sizeof m->tensors[0].name, "fc1.kernel");

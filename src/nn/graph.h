@@ -1,0 +1,75 @@
+/* Private: the graph executor. A compiled graph runs the forward pass of a model given as an ng__onnx_graph
+ * (src/nn/onnx_graph.h): nodes in topological order over named tensors, the shapes inferred once when it is
+ * compiled (the batch, dimension 0 of the one graph input, is the only dynamic dimension), every chain of
+ * Shape, Gather, Concat, Unsqueeze, ... that computes a constant folded, and one workspace per maximum batch
+ * planned by the tensors' lifetimes and allocated once: a forward pass allocates nothing.
+ *
+ * Parameters. The float initializers that nodes read, and the outputs of Identity nodes whose input is such
+ * an initializer (torch 1.13 replaces an initializer equal to another one by an Identity of it, e.g. a fresh
+ * model's BatchNorm tensors), are the model's parameters: each name has its own entry in one flat float32
+ * vector, in the order the computing nodes first read them (file order, the Identity copies themselves
+ * skipped), each tensor contiguous in its ONNX layout (row-major). Models of one architecture therefore have
+ * one layout whatever the exporter deduplicated. Forward passes read the parameters from a vector the caller
+ * passes (a candidate), never from the graph; the graph's own copy (ng__graph_params) is the file's values.
+ * Integer initializers and folded constants belong to the graph.
+ *
+ * Ops: one file per op under src/nn/ops/ and one row in the table of src/nn/ops/ops.c (ng__op_find). An op
+ * outside the table, or an attribute value an op does not support, is refused when the graph is compiled,
+ * with the file, the node's name and op type and the opset, and for an unknown op the list of the known ones.
+ *
+ * Determinism: the bits of an example's output depend on the batch size and nothing else (the same kernels,
+ * one BLAS thread, reductions in an order fixed by the shapes). */
+#ifndef NOGRAD_NN_GRAPH_H
+#define NOGRAD_NN_GRAPH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nn/onnx_graph.h"
+
+typedef struct ng__graph ng__graph;
+typedef struct ng__graph_work ng__graph_work;
+
+/* Compiles g (which may be freed afterwards: the graph keeps what it needs). The graph must have exactly one
+ * float input whose dimension 0 is the batch (symbolic, or fixed: then treated as the batch all the same) and
+ * at least one float output; the first output is the model's output. Errors name g->path and the node or
+ * tensor: NG_EFORMAT (an op or attribute outside the set, a cycle, a tensor no node produces, a shape that
+ * cannot be resolved or does not fit an op), NG_ENOMEM. */
+int ng__graph_compile(const ng__onnx_graph *g, ng__graph **out);
+
+void ng__graph_free(ng__graph **gr);
+
+/* The parameter vector's length and the graph's copy of it (the file's values). */
+size_t ng__graph_nparams(const ng__graph *gr);
+const float *ng__graph_params(const ng__graph *gr);
+
+/* The parameter index: entry i's name, offset in the vector, rank and dimensions (at most NG__ONNX_MAX_DIMS).
+ * For an entry that comes from an Identity node, *source is the initializer it copies, else NULL. */
+size_t ng__graph_ntensors(const ng__graph *gr);
+void ng__graph_tensor(const ng__graph *gr, size_t i, const char **name, size_t *offset, size_t *ndim,
+                      const int64_t **dims, const char **source);
+
+/* One example's input and output: rank and dimensions without the batch, and the number of floats. */
+void ng__graph_input(const ng__graph *gr, const char **name, size_t *ndim, const int64_t **dims,
+                     size_t *size);
+void ng__graph_output(const ng__graph *gr, const char **name, size_t *ndim, const int64_t **dims,
+                      size_t *size);
+
+/* The nodes after compilation, in execution order (constant nodes that were folded are not among them): name
+ * and op type, and for Conv, Gemm and MatMul the parameter entry of the weight (input 1) and of the bias
+ * (input 2), or SIZE_MAX when that input is not a parameter. For retrofit's scale:NODE. */
+size_t ng__graph_nnodes(const ng__graph *gr);
+void ng__graph_node(const ng__graph *gr, size_t i, const char **name, const char **op_type, size_t *weight,
+                    size_t *bias);
+
+/* A workspace for batches of up to max_batch examples. NG_ENOMEM; NG_EINVAL for max_batch 0. */
+int ng__graph_work_create(const ng__graph *gr, size_t max_batch, ng__graph_work **out);
+void ng__graph_work_destroy(ng__graph_work **w);
+
+/* Forward pass of `batch` examples (x: batch x input size floats) with the parameter vector `params`;
+ * *out points into the workspace: batch x output size floats, valid until the next pass. No allocation.
+ * NG_EINVAL for batch > max_batch or a workspace made for another graph. */
+int ng__graph_forward(const ng__graph *gr, const float *params, ng__graph_work *w, const float *x,
+                      size_t batch, const float **out);
+
+#endif

@@ -1,0 +1,95 @@
+#!/usr/bin/python3
+"""No silent stall (issue #14): a worker stopped with SIGSTOP mid-run is named (rank and host) on rank 0's
+progress stream once a generation has waited --stall-timeout seconds; past --stall-abort the job ends with
+exit 1 and a checkpoint of the state before the stalled generation, and --resume from it (on another number
+of ranks) gives the uninterrupted run's result to the bit. A worker stopped and continued before the second
+limit costs only the wait: the run ends normally, with the same result. Bad values of both options are
+refused, naming them.
+
+A data objective (logistic, 100,000 generated rows) on 3 ranks: about 7 s a run on 2 cores.
+
+Usage: test_stall.py NOGRAD MPIRUN"""
+import os
+import signal
+import socket
+import sys
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mpitest  # noqa: E402
+from mpitest import check  # noqa: E402
+
+NAME = "test_stall"
+mpitest.skip_without_mpirun(NAME)
+ARGS = ["minimize", "--function", "logistic", "--dim", "30", "--rows", "100000", "--max-evals", "6000",
+        "--seed", "5", "--json"]
+WARN, ABORT = 1, 4
+HOST = socket.gethostname()
+
+
+def stop_worker_when_logged(job, log, lines=30, rank=2):
+    """Waits until the log has `lines` generations, then stops `rank` (SIGSTOP); its pid, or None."""
+    ranks = job.wait_ranks(3)
+    if not check(len(ranks) == 3, "the three ranks are found: %s" % ranks):
+        return None
+    if not check(mpitest.wait_for(lambda: mpitest.count_lines(log) >= lines, job, 30),
+                 "the run logs %d generations" % lines):
+        return None
+    os.kill(ranks[rank], signal.SIGSTOP)
+    return ranks[rank]
+
+
+with mpitest.tempdir() as d:
+    ref = mpitest.parse_result(mpitest.run(3, ARGS + ["--quiet"]), "the uninterrupted run")
+
+    # a stopped worker, never continued: named past WARN, the job ends past ABORT with exit 1 and a checkpoint
+    ck, log = os.path.join(d, "ck.h5"), os.path.join(d, "run.log")
+    job = mpitest.start(3, ARGS + ["--checkpoint", ck, "--log", log, "--stall-timeout", str(WARN),
+                                   "--stall-abort", str(ABORT)])
+    pid = stop_worker_when_logged(job, log)
+    t_stop = time.time()
+    r = job.wait(ABORT + 30)
+    ended = time.time() - t_stop
+    lines = r.nograd_lines()
+    named = [line for line in lines if line.startswith("nograd: stall: generation")]
+    check(named and ("for 1 of 3 ranks: rank 2 on %s " % HOST) in named[0] and "--stall-timeout 1" in named[0],
+          "the stopped rank is named with its host after --stall-timeout: %s" % (named or r.err[-800:]))
+    check(len(named) >= 2, "and again every --stall-timeout seconds: %d lines" % len(named))
+    gave_up = [line for line in lines if line.startswith("nograd: error:") and "--stall-abort" in line]
+    check(gave_up and "rank 2 on %s" % HOST in gave_up[0], "past --stall-abort an error names it: %s" % gave_up)
+    check(any("holds the state before generation" in line and ck in line for line in lines),
+          "and says where the checkpoint is: %s" % lines[-3:])
+    # Open MPI's mpirun reports the code of rank 0's MPI_Abort; MPICH's Hydra reports either that or the signal
+    # that ended the stopped rank (SIGKILL, 9), whichever of the two it sees first
+    want = (1, 9) if mpitest.mpilaunch.flavor(mpitest.MPIRUN) == "mpich" else (1,)
+    check(r.code in want, "the job exits %s: %s" % (" or ".join(map(str, want)), r.code))
+    check(ABORT <= ended < ABORT + 20, "the job ended %.1f s after the stop (limit %d s)" % (ended, ABORT))
+    if pid:
+        check(not mpitest.alive(pid), "the stopped rank is gone")
+    resumed = mpitest.parse_result(mpitest.run(2, ARGS + ["--quiet", "--resume", ck]), "the resumed run")
+    if ref and resumed:
+        check(mpitest.without_seconds(resumed) == mpitest.without_seconds(ref),
+              "the resumed run is the uninterrupted one's bits: %s vs %s" % (resumed, ref))
+
+    # a worker stopped, then continued before --stall-abort: the run ends normally, with the same result
+    log2 = os.path.join(d, "run2.log")
+    job = mpitest.start(3, ARGS + ["--log", log2, "--stall-timeout", str(WARN), "--stall-abort", "60"])
+    pid = stop_worker_when_logged(job, log2)
+    if pid:
+        time.sleep(WARN + 1.5)
+        os.kill(pid, signal.SIGCONT)
+    r = job.wait()
+    check(r.code == 0, "a continued rank: the run ends normally: %s %s" % (r.code, r.err[-500:]))
+    check(any(line.startswith("nograd: stall over: generation") for line in r.nograd_lines()),
+          "and says the stall is over: %s" % r.nograd_lines()[-3:])
+    got = mpitest.parse_result(r, "the continued run")
+    if ref and got:
+        check(mpitest.without_seconds(got) == mpitest.without_seconds(ref), "with the same result: %s" % got)
+
+    # bad values, named
+    for opt, value in (("--stall-timeout", "-1"), ("--stall-abort", "nan"), ("--stall-timeout", "inf")):
+        r = mpitest.run(1, ARGS + [opt, value])
+        check(r.code == 2 and any(opt in line for line in r.nograd_lines()),
+              "%s %s is refused with exit 2, naming the option: %s %s" % (opt, value, r.code, r.err[-300:]))
+mpitest.finish(NAME)
