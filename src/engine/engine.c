@@ -155,8 +155,12 @@ static void make_header(engine *e, size_t lambda, ng_gen_header *h, ng_sampler *
 static int broadcast(engine *e, ng_gen_header *h, const ng_sampler *s, int64_t *bytes) {
   MPI_Request req;
   const char *what = "broadcast of the generation header";
-  NG_CALL(ng__mpi_status(MPI_Ibcast(h, sizeof *h, MPI_BYTE, 0, e->comm, &req), what));
-  NG_CALL(ng__watch_wait(&e->watch, &req, what));
+  if (e->watch.active) {
+    NG_CALL(ng__mpi_status(MPI_Ibcast(h, sizeof *h, MPI_BYTE, 0, e->comm, &req), what));
+    NG_CALL(ng__watch_wait(&e->watch, &req, what));
+  } else {
+    NG_CALL(ng__mpi_status(MPI_Bcast(h, sizeof *h, MPI_BYTE, 0, e->comm), what));
+  }
   e->watch.generation = h->generation;
   *bytes = (int64_t)sizeof *h;
   if (h->status != NG_HDR_CONTINUE) return NG_OK;
@@ -257,9 +261,15 @@ static int reduce(engine *e, const ng_gen_header *h, int my_status, int *signal_
   ng_gen_trailer mine = {my_status, (int32_t)ng__signal_pending()};
   MPI_Request req;
   const char *what = "gathering the status of the ranks";
-  NG_CALL(ng__mpi_status(
-      MPI_Igather(&mine, sizeof mine, MPI_BYTE, e->trailers, sizeof mine, MPI_BYTE, 0, e->comm, &req), what));
-  NG_CALL(ng__watch_wait(&e->watch, &req, what)); /* where the ranks wait for the slowest one */
+  if (e->watch.active) { /* where the ranks wait for the slowest one */
+    NG_CALL(ng__mpi_status(
+        MPI_Igather(&mine, sizeof mine, MPI_BYTE, e->trailers, sizeof mine, MPI_BYTE, 0, e->comm, &req),
+        what));
+    NG_CALL(ng__watch_wait(&e->watch, &req, what));
+  } else {
+    NG_CALL(ng__mpi_status(
+        MPI_Gather(&mine, sizeof mine, MPI_BYTE, e->trailers, sizeof mine, MPI_BYTE, 0, e->comm), what));
+  }
   NG_CALL(ng__reduce_gather(&e->red, e->part, &e->watch));
   int st = forward_errors(e->comm, e->rank, e->size, my_status, e->trailers);
   if (e->rank != 0) return st;
