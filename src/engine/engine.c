@@ -188,8 +188,12 @@ static int broadcast(engine *e, ng_gen_header *h, const ng_sampler *s, int64_t *
   }
   MPI_Request req;
   const char *what = "broadcast of the generation header";
-  NG_CALL(ng__mpi_status(MPI_Ibcast(buf, (int)hlen, MPI_BYTE, 0, e->comm, &req), what));
-  NG_CALL(ng__watch_wait(&e->watch, &req, what));
+  if (e->watch.active) {
+    NG_CALL(ng__mpi_status(MPI_Ibcast(buf, (int)hlen, MPI_BYTE, 0, e->comm, &req), what));
+    NG_CALL(ng__watch_wait(&e->watch, &req, what));
+  } else {
+    NG_CALL(ng__mpi_status(MPI_Bcast(buf, (int)hlen, MPI_BYTE, 0, e->comm), what));
+  }
   memcpy(h, buf, sizeof *h);
   e->watch.generation = h->generation;
   *bytes = (int64_t)hlen;

@@ -95,7 +95,7 @@ int ng__reduce_gather(ng__reduce *r, const double *mine, ng__watch *watch) {
   size_t cf, cc, hf, hc;
   ng__reduce_share(r, &cf, &cc, &hf, &hc);
   const char *what = "gathering the partial losses";
-  if (!watch)
+  if (!watch || !watch->active)
     return ng__mpi_status(MPI_Gatherv(mine, (int)(r->w * cc * hc), MPI_DOUBLE, r->all, r->counts, r->displs,
                                       MPI_DOUBLE, 0, r->comm),
                           what);

@@ -45,7 +45,7 @@ void ng__reduce_share(const ng__reduce *r, size_t *cand_first, size_t *cand_coun
                       size_t *chunk_count);
 
 /* Gathers every rank's partials (this rank's: mine, cand_count * chunk_count * w doubles, candidate-major)
- * on rank 0, waiting under `watch` (NULL: MPI's blocking gather). Collective. NG_EMPI. */
+ * on rank 0, waiting under `watch` (NULL or inactive: MPI's blocking gather). Collective. NG_EMPI. */
 int ng__reduce_gather(ng__reduce *r, const double *mine, ng__watch *watch);
 
 /* Rank 0, after a gather: acc (w doubles) = candidate k's partials added in chunk order from zero. The group

@@ -32,6 +32,7 @@ int ng__status_agree(MPI_Comm comm, int status, int signal, ng__phase_time *phas
     all[4];
   const char *what = "agreeing on the status";
   MPI_Request req;
+  if (watch && !watch->active) watch = NULL; /* then MPI's blocking allreduce */
   int rc = watch ? ng__mpi_status(MPI_Iallreduce(mine, all, 4, MPI_DOUBLE_INT, MPI_MAXLOC, comm, &req), what)
                  : ng__mpi_status(MPI_Allreduce(mine, all, 4, MPI_DOUBLE_INT, MPI_MAXLOC, comm), what);
   if (rc == NG_OK && watch) rc = ng__watch_wait(watch, &req, what);

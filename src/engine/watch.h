@@ -10,7 +10,9 @@
  * - Past `abort` seconds it names them in an error, calls on_abort (the engine writes its checkpoint of the
  *   state before this generation) and ends the job with MPI_Abort(comm, 1): a stopped rank cannot take part
  *   in anything else.
- * With both limits 0 (or one rank) a wait is MPI_Wait, and nothing is sent.
+ * With both limits 0 (or one rank) the watch is inactive and nothing is sent: the callers then use MPI's
+ * blocking collectives, which an MPI library may implement better than the nonblocking ones (SimGrid's
+ * SMPI, for one, builds its nonblocking collectives from point-to-point messages).
  *
  * Cost when nothing stalls: the polling, and nothing on the network. A roll call costs rank 0 one message
  * to and from each rank; it happens only in a wait that has already passed half its limit. */
