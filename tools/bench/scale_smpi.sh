@@ -13,8 +13,8 @@
 # and the sleeps alone). For each configuration the script prints bench_scale's table (one line per generation:
 # wall time, efficiency, phases, bytes broadcast), the simulator's own wall time and peak memory, and last
 #   P=... lambda=... n=... efficiency=E
-# (E over the whole run, first generation included; without the time SMPI charges for the creation of the
-# engine's communicator, which bench_scale measures and reports: see bench_scale.c). With a --jitter, a line per
+# (E over the whole generation loop, first generation included; the engine's set-up before it, mostly the
+# time SMPI charges for creating the engine's communicator, is reported beside it: see bench_scale.c). With a --jitter, a line per
 # generation names the slowest rank of the evaluation and its seconds against the fastest's (the engine's log).
 # --check-native also runs the configuration natively (one process, no sleeps) and fails unless the result has
 # the same bits.
