@@ -153,27 +153,22 @@ static void make_header(engine *e, size_t lambda, ng_gen_header *h, ng_sampler *
 }
 
 static int broadcast(engine *e, ng_gen_header *h, const ng_sampler *s, int64_t *bytes) {
-  MPI_Request req;
-  const char *what = "broadcast of the generation header";
-  if (e->watch.active) {
-    NG_CALL(ng__mpi_status(MPI_Ibcast(h, sizeof *h, MPI_BYTE, 0, e->comm, &req), what));
-    NG_CALL(ng__watch_wait(&e->watch, &req, what));
-  } else {
-    NG_CALL(ng__mpi_status(MPI_Bcast(h, sizeof *h, MPI_BYTE, 0, e->comm), what));
-  }
+  /* every broadcast under the watch: a stopped rank may hold the root of one too (a segmented or pipelined
+   * algorithm needs the receivers), and then the stall must still be seen */
+  ng__watch *w = &e->watch;
+  NG_CALL(ng__watch_bcast(w, h, sizeof *h, MPI_BYTE, "broadcast of the generation header"));
   e->watch.generation = h->generation;
   *bytes = (int64_t)sizeof *h;
   if (h->status != NG_HDR_CONTINUE) return NG_OK;
   size_t n = e->n, lambda = (size_t)h->lambda; /* known on every rank only now */
   NG_CALL(grow(e, lambda));
   if (!h->seeded) {
-    NG_CALL(ng__mpi_status(MPI_Bcast(e->x, (int)(lambda * n), MPI_DOUBLE, 0, e->comm),
-                           "broadcast of the candidates"));
+    NG_CALL(ng__watch_bcast(w, e->x, (int)(lambda * n), MPI_DOUBLE, "broadcast of the candidates"));
     *bytes += (int64_t)(lambda * n * sizeof(double));
     return NG_OK;
   }
   if (e->rank == 0) memcpy(e->mean, s->mean, n * sizeof *e->mean);
-  NG_CALL(ng__mpi_status(MPI_Bcast(e->mean, (int)n, MPI_DOUBLE, 0, e->comm), "broadcast of the mean"));
+  NG_CALL(ng__watch_bcast(w, e->mean, (int)n, MPI_DOUBLE, "broadcast of the mean"));
   *bytes += (int64_t)(n * sizeof(double));
   if (h->factor_len > 0) {
     size_t len = (size_t)h->factor_len;
@@ -184,8 +179,7 @@ static int broadcast(engine *e, ng_gen_header *h, const ng_sampler *s, int64_t *
       if (!e->factor) return ng_error(NG_ENOMEM, "out of memory for a sampling factor of %zu values", len);
     }
     if (e->rank == 0) memcpy(e->factor, s->factor, len * sizeof *e->factor);
-    NG_CALL(ng__mpi_status(MPI_Bcast(e->factor, (int)len, MPI_DOUBLE, 0, e->comm),
-                           "broadcast of the sampling factor"));
+    NG_CALL(ng__watch_bcast(w, e->factor, (int)len, MPI_DOUBLE, "broadcast of the sampling factor"));
     *bytes += (int64_t)(len * sizeof(double));
     e->factor_version = h->factor_version;
   }
@@ -194,8 +188,8 @@ static int broadcast(engine *e, ng_gen_header *h, const ng_sampler *s, int64_t *
       memcpy(e->lo, s->lo, n * sizeof *e->lo);
       memcpy(e->hi, s->hi, n * sizeof *e->hi);
     }
-    NG_CALL(ng__mpi_status(MPI_Bcast(e->lo, (int)n, MPI_DOUBLE, 0, e->comm), "broadcast of the bounds"));
-    NG_CALL(ng__mpi_status(MPI_Bcast(e->hi, (int)n, MPI_DOUBLE, 0, e->comm), "broadcast of the bounds"));
+    NG_CALL(ng__watch_bcast(w, e->lo, (int)n, MPI_DOUBLE, "broadcast of the bounds"));
+    NG_CALL(ng__watch_bcast(w, e->hi, (int)n, MPI_DOUBLE, "broadcast of the bounds"));
     *bytes += (int64_t)(2 * n * sizeof(double));
     e->have_bounds = true;
   }
