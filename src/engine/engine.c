@@ -186,14 +186,10 @@ static int broadcast(engine *e, ng_gen_header *h, const ng_sampler *s, int64_t *
     else
       memset(buf + sizeof *h, 0, n * sizeof(double));
   }
-  MPI_Request req;
-  const char *what = "broadcast of the generation header";
-  if (e->watch.active) {
-    NG_CALL(ng__mpi_status(MPI_Ibcast(buf, (int)hlen, MPI_BYTE, 0, e->comm, &req), what));
-    NG_CALL(ng__watch_wait(&e->watch, &req, what));
-  } else {
-    NG_CALL(ng__mpi_status(MPI_Bcast(buf, (int)hlen, MPI_BYTE, 0, e->comm), what));
-  }
+  /* every broadcast under the watch: a stopped rank may hold the root of one too (a segmented or pipelined
+   * algorithm needs the receivers), and then the stall must still be seen */
+  ng__watch *w = &e->watch;
+  NG_CALL(ng__watch_bcast(w, buf, (int)hlen, MPI_BYTE, "broadcast of the generation header"));
   memcpy(h, buf, sizeof *h);
   e->watch.generation = h->generation;
   *bytes = (int64_t)hlen;
@@ -201,8 +197,7 @@ static int broadcast(engine *e, ng_gen_header *h, const ng_sampler *s, int64_t *
   size_t lambda = (size_t)h->lambda; /* known on every rank only now */
   NG_CALL(grow(e, h));
   if (!h->seeded) {
-    NG_CALL(ng__mpi_status(MPI_Bcast(e->x, (int)(lambda * n), MPI_DOUBLE, 0, e->comm),
-                           "broadcast of the candidates"));
+    NG_CALL(ng__watch_bcast(w, e->x, (int)(lambda * n), MPI_DOUBLE, "broadcast of the candidates"));
     *bytes += (int64_t)(lambda * n * sizeof(double));
     return NG_OK;
   }
@@ -211,8 +206,7 @@ static int broadcast(engine *e, ng_gen_header *h, const ng_sampler *s, int64_t *
     size_t len = (size_t)h->factor_len;
     NG_CALL(reserve(&e->factor, &e->factor_cap, len, "the sampling factor"));
     if (e->rank == 0) memcpy(e->factor, s->factor, len * sizeof *e->factor);
-    NG_CALL(ng__mpi_status(MPI_Bcast(e->factor, (int)len, MPI_DOUBLE, 0, e->comm),
-                           "broadcast of the sampling factor"));
+    NG_CALL(ng__watch_bcast(w, e->factor, (int)len, MPI_DOUBLE, "broadcast of the sampling factor"));
     *bytes += (int64_t)(len * sizeof(double));
     e->factor_version = h->factor_version;
   }
@@ -221,8 +215,8 @@ static int broadcast(engine *e, ng_gen_header *h, const ng_sampler *s, int64_t *
       memcpy(e->lo, s->lo, n * sizeof *e->lo);
       memcpy(e->hi, s->hi, n * sizeof *e->hi);
     }
-    NG_CALL(ng__mpi_status(MPI_Bcast(e->lo, (int)n, MPI_DOUBLE, 0, e->comm), "broadcast of the bounds"));
-    NG_CALL(ng__mpi_status(MPI_Bcast(e->hi, (int)n, MPI_DOUBLE, 0, e->comm), "broadcast of the bounds"));
+    NG_CALL(ng__watch_bcast(w, e->lo, (int)n, MPI_DOUBLE, "broadcast of the bounds"));
+    NG_CALL(ng__watch_bcast(w, e->hi, (int)n, MPI_DOUBLE, "broadcast of the bounds"));
     *bytes += (int64_t)(2 * n * sizeof(double));
     e->have_bounds = true;
   }

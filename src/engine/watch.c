@@ -182,3 +182,11 @@ int ng__watch_wait(ng__watch *w, MPI_Request *req, const char *what) {
   }
   return NG_OK;
 }
+
+int ng__watch_bcast(ng__watch *w, void *buf, int count, MPI_Datatype type, const char *what) {
+  if (!w->active) return ng__mpi_status(MPI_Bcast(buf, count, type, 0, w->comm), what);
+  MPI_Request req;
+  int rc = MPI_Ibcast(buf, count, type, 0, w->comm, &req);
+  if (rc != MPI_SUCCESS) return ng__mpi_status(rc, what);
+  return ng__watch_wait(w, &req, what);
+}

@@ -24,7 +24,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define NG_TAG_ROLL_CALL 102   /* rank 0 -> rank: where are you? (one int64: the generation rank 0 waits in) \
+#define NG_TAG_ROLL_CALL                                                                                     \
+  102                          /* rank 0 -> rank: where are you? (one int64: the generation rank 0 waits in) \
                                 */
 #define NG_TAG_ROLL_ANSWER 103 /* rank -> rank 0: here (one int64: the generation it waits in) */
 #define NG__HOST_LEN 64
@@ -54,6 +55,10 @@ int ng__watch_init(ng__watch *w, MPI_Comm comm, double warn, double abort, FILE 
 /* Completes *req (a nonblocking collective or message of this rank) under the watch: NG_OK, or NG_EMPI with
  * "what: <MPI's message>". On rank 0, a wait past `abort` does not return. */
 int ng__watch_wait(ng__watch *w, MPI_Request *req, const char *what);
+
+/* A broadcast from rank 0 under the watch: MPI_Ibcast completed by ng__watch_wait when the watch is active,
+ * MPI_Bcast otherwise. Collective; NG_EMPI with "what: ...". */
+int ng__watch_bcast(ng__watch *w, void *buf, int count, MPI_Datatype type, const char *what);
 
 /* Cancels the answers still awaited (rank 0) and frees. Not collective. */
 void ng__watch_free(ng__watch *w);
