@@ -9,7 +9,7 @@
 #   NOGRAD_CMAKE_ARGS   extra arguments for the configure step, e.g. "-DNOGRAD_SANITIZE=ON"
 #   NOGRAD_TEST_PACKAGES  the optional packages tests use (default: "python3-numpy python3-h5py
 #                       python3-torch python3-matplotlib python3-onnx python3-torchvision mpich libmpich-dev
-#                       clang libclang-rt-14-dev"):
+#                       clang libclang-rt-14-dev libsimgrid-dev"):
 #                       - python3-torch, for the PyTorch interchange tests, is a large download;
 #                       - python3-matplotlib draws the experiments' plots;
 #                       - python3-onnx and python3-torchvision serve the ONNX tests;
@@ -17,7 +17,9 @@
 #                         Open MPI, which stays the default mpicc and mpirun (Debian's alternatives rank Open
 #                         MPI 50, MPICH 40);
 #                       - clang and libclang-rt-14-dev (libFuzzer, the sanitizers' runtimes) build the fuzzing
-#                         harnesses.
+#                         harnesses;
+#                       - libsimgrid-dev (smpicc, smpirun) runs the engine on simulated ranks: the smpi test and
+#                         tools/bench/scale_smpi.sh.
 
 NOGRAD_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 NOGRAD_BUILD_DIR=${NOGRAD_BUILD_DIR:-$NOGRAD_ROOT/build}
@@ -36,7 +38,7 @@ REQUIRED_PACKAGES=(
   cmake gcc make pkg-config
 )
 # What the tests need beyond that (reading and writing our HDF5 files from Python).
-read -r -a TEST_PACKAGES <<<"${NOGRAD_TEST_PACKAGES:-python3-numpy python3-h5py python3-torch python3-matplotlib python3-onnx python3-torchvision mpich libmpich-dev clang libclang-rt-14-dev}"
+read -r -a TEST_PACKAGES <<<"${NOGRAD_TEST_PACKAGES:-python3-numpy python3-h5py python3-torch python3-matplotlib python3-onnx python3-torchvision mpich libmpich-dev clang libclang-rt-14-dev libsimgrid-dev}"
 # What the slurm test (tests/slurm, label "slurm") needs for its private one-node cluster. Not among the
 # default packages: slurm-wlm brings slurmctld, slurmd and their dependencies, which no other test, the
 # build or the demo use; the slurm test installs them itself (as root) when they are missing.

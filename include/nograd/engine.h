@@ -68,7 +68,8 @@ typedef struct {
   int signal;          /* which */
   int64_t bytes;       /* bytes rank 0 broadcast over the run */
   int64_t checkpoints; /* checkpoints written */
-  double seconds;
+  double seconds; /* of the generation loop: the set-up before it (the communicator, loading the data, the
+                   * first checkpoint and the ranks' agreement on all that) is not counted */
 } ng_engine_result;
 
 /* Runs the optimizer to its stop. Collective over `comm`: rank 0 passes its set-up optimizer, the other ranks

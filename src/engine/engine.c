@@ -2,10 +2,13 @@
  *
  * Rank 0 is the controller and a worker too. Every generation is: ask (rank 0), broadcast (explicit
  * candidates or the seeded description), evaluate (every rank, its chunks x its candidates, chunk-outer),
- * gather the partials (w doubles per candidate and chunk: the (sum, count) pair, or the objective's nstats)
- * and one trailer per rank, and tell (rank 0), which also writes the history row, the progress and log
- * lines, and the checkpoint when one is due. Errors and signals travel in the trailers,
- * so every rank leaves the loop at the same generation with the same status: nothing waits forever. */
+ * agree on the status (one allreduce: errors and signals), gather the partials (w doubles per candidate and
+ * chunk: the (sum, count) pair, or the objective's nstats), and tell (rank 0), which also writes the history
+ * row, the progress and log lines, and the checkpoint when one is due. With seeded full CMA-ES the tell is by
+ * blocks (opt/tell_dist.h, tell.c): rank 0 samples only its own candidates, broadcasts the ranking, and the
+ * ranks that sampled the population compute the update's shares, which add up a tree to rank 0. Nothing rank
+ * 0 does in a generation loops over the ranks. Errors and signals travel in the status, so every rank leaves
+ * the loop at the same generation with the same status: nothing waits forever. */
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -18,10 +21,14 @@
 #include "engine/protocol.h"
 #include "engine/reduce.h"
 #include "engine/signals.h"
+#include "engine/status.h"
+#include "engine/tell.h"
 #include "linalg/linalg.h"
 #include "nograd/engine.h"
 #include "nograd/error.h"
 #include "nograd/timer.h"
+#include "opt/sampler_impl.h"
+#include "opt/tell_dist.h"
 
 const char *ng_bcast_name(ng_bcast_mode mode) {
   switch (mode) {
@@ -41,64 +48,34 @@ int ng_bcast_from_name(const char *name) {
   return -1;
 }
 
-/* Rank 0 collects the messages of the failing ranks listed in `trailers` (NULL on other ranks) and keeps the
- * lowest one's; failing ranks send theirs. Returns the lowest failing rank's status (on rank 0). */
-static int forward_errors(MPI_Comm comm, int rank, int size, int my_status, const ng_gen_trailer *trailers) {
-  char msg[NG_ERRMSG_LEN];
-  if (rank != 0) {
-    if (my_status != NG_OK) {
-      snprintf(msg, sizeof msg, "%s", ng_errmsg()[0] ? ng_errmsg() : ng_strerror(my_status));
-      MPI_Send(msg, NG_ERRMSG_LEN, MPI_CHAR, 0, NG_TAG_ERROR, comm);
-    }
-    return my_status;
-  }
-  int first = my_status;
-  char first_msg[NG_ERRMSG_LEN];
-  snprintf(first_msg, sizeof first_msg, "%s", ng_errmsg());
-  for (int r = 1; r < size; r++) {
-    if (trailers[r].status == NG_OK) continue;
-    MPI_Recv(msg, NG_ERRMSG_LEN, MPI_CHAR, r, NG_TAG_ERROR, comm, MPI_STATUS_IGNORE);
-    msg[NG_ERRMSG_LEN - 1] = '\0';
-    if (first == NG_OK) {
-      first = trailers[r].status;
-      ng_error(first, "rank %d: %s", r, msg);
-    }
-  }
-  if (my_status != NG_OK) ng_error(my_status, "%s", first_msg);
-  return first;
-}
-
-int ng_engine_agree(MPI_Comm comm, int status) {
-  int rank, size;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &size);
-  ng_gen_trailer mine = {status, 0}, *all = rank == 0 ? malloc((size_t)size * sizeof *all) : NULL;
-  if (rank == 0 && !all) MPI_Abort(comm, 1); /* cannot even agree on failing */
-  MPI_Gather(&mine, sizeof mine, MPI_BYTE, all, sizeof mine, MPI_BYTE, 0, comm);
-  int st = forward_errors(comm, rank, size, status, all);
-  free(all);
-  int agreed = st;
-  MPI_Bcast(&agreed, 1, MPI_INT, 0, comm);
-  return agreed;
-}
-
 typedef struct {
   MPI_Comm comm;
   int rank, size, groups, shards, group, shard;
   const ng_objective *obj;
   const ng_engine_config *cfg;
   ng_opt *opt;
-  size_t n, cap;
-  size_t w;        /* doubles in one partial: obj->nstats, or 2 for the (sum, count) pair */
-  double *x;       /* lambda x n candidates (rank 0: all; others: theirs, at their offset) */
-  double *part;    /* this rank's partials: candidate-major, w doubles per (candidate, chunk) */
-  double *batch;   /* eval_batch: the sums and counts of one chunk (2 x lambda) */
-  ng__reduce red;  /* the chunk reduction: every rank's partials on rank 0, summed in chunk order */
-  ng__watch watch; /* the waits for the other ranks, with the stall limits */
-  double *acc;     /* rank 0: w doubles, one candidate's partials summed over the chunks */
-  double *loss;    /* rank 0: lambda losses */
-  ng_gen_trailer *trailers;
+  size_t n;
+  size_t w;      /* doubles in one partial: obj->nstats, or 2 for the (sum, count) pair */
+  size_t lambda; /* of the generation under way */
+  double *x;     /* candidates [x0, x0 + rows): all of them when they are broadcast (or rank 0 asked them
+                  * all); otherwise the whole sampling blocks of this rank's candidates, and in a tell by blocks
+                  * also the tell blocks it owns */
+  double *Z, *Y; /* tell by blocks: the draws and steps of the same rows */
+  size_t x0, rows, x_cap, z_cap, y_cap;
+  double *part;  /* this rank's partials: candidate-major, w doubles per (candidate, chunk) */
+  double *batch; /* eval_batch: the sums and counts of one chunk (2 x this rank's candidates) */
+  size_t part_cap, batch_cap;
+  ng__reduce red;     /* the chunk reduction: every rank's partials on rank 0, summed in chunk order */
+  ng__watch watch;    /* the waits for the other ranks, with the stall limits */
+  ng__teller tell;    /* the tell by blocks */
+  double *plan;       /* its plan (every rank) */
+  double *V, *x_best; /* rank 0: the sum of the shares, the new best candidate */
+  size_t plan_cap;
+  double *acc;  /* rank 0: w doubles, one candidate's partials summed over the chunks */
+  double *loss; /* rank 0: lambda losses */
+  size_t loss_cap;
   /* seeded mode: what the ranks keep between generations */
+  unsigned char *hdrbuf; /* the header and the mean, as broadcast */
   double *mean, *factor, *lo, *hi;
   size_t factor_cap;
   int64_t factor_version; /* of `factor`; -1: none */
@@ -109,26 +86,75 @@ typedef struct {
   double eigen_before;
 } engine;
 
-static int grow(engine *e, size_t lambda) {
+/* (Re)allocates a buffer of doubles to hold at least `need`; *cap tracks its size. */
+static int reserve(double **buf, size_t *cap, size_t need, const char *what) {
+  if (need <= *cap && *buf) return NG_OK;
+  free(*buf);
+  *buf = malloc((need ? need : 1) * sizeof **buf);
+  *cap = *buf ? need : 0;
+  return *buf ? NG_OK : ng_error(NG_ENOMEM, "out of memory for %s (%zu values)", what, need);
+}
+
+/* The rows this rank holds in a generation of lambda: [*x0, *x0 + *rows). */
+static void held_rows(const engine *e, const ng_gen_header *h, size_t *x0, size_t *rows) {
+  size_t lambda = (size_t)h->lambda, cf, cc, hf, hc, s0, s1, w1;
+  if (!h->seeded || (e->rank == 0 && !h->tell_blocked)) { /* broadcast, or asked whole on rank 0 */
+    *x0 = 0;
+    *rows = lambda;
+    return;
+  }
+  if (h->tell_blocked) {
+    ng__tell_rows(&e->tell, lambda, &s0, &s1, &w1);
+    *x0 = s0;
+    *rows = w1 - s0;
+    return;
+  }
+  ng__reduce_share(&e->red, &cf, &cc, &hf, &hc);
+  *x0 = cf;
+  *rows = cc;
+}
+
+/* The buffers of a generation of lambda (known on every rank once the header arrived). */
+static int grow(engine *e, const ng_gen_header *h) {
+  size_t lambda = (size_t)h->lambda, n = e->n, cf, cc, hf, hc;
+  e->lambda = lambda;
   NG_CALL(ng__reduce_plan(&e->red, lambda));
-  if (lambda <= e->cap) return NG_OK;
-  size_t n = e->n, nch = e->obj->nchunks, w = e->w;
-  free(e->x);
-  free(e->part);
-  free(e->loss);
-  free(e->batch);
-  e->x = malloc(lambda * n * sizeof *e->x);
-  e->part = malloc(w * lambda * nch * sizeof *e->part);
-  e->batch = malloc(2 * lambda * sizeof *e->batch);
-  e->loss = e->rank == 0 ? malloc(lambda * sizeof *e->loss) : NULL;
-  e->cap = lambda;
-  if (!e->x || !e->part || !e->batch || (e->rank == 0 && !e->loss))
-    return ng_error(NG_ENOMEM, "out of memory for %zu candidates of dimension %zu", lambda, n);
+  ng__reduce_share(&e->red, &cf, &cc, &hf, &hc);
+  held_rows(e, h, &e->x0, &e->rows);
+  NG_CALL(reserve(&e->x, &e->x_cap, e->rows * n, "the candidates"));
+  if (h->tell_blocked) {
+    NG_CALL(reserve(&e->Z, &e->z_cap, e->rows * n, "the draws"));
+    NG_CALL(reserve(&e->Y, &e->y_cap, e->rows * n, "the steps"));
+    NG_CALL(reserve(&e->plan, &e->plan_cap, ng__tell_plan_len(lambda), "the plan of the tell"));
+    NG_CALL(ng__tell_reserve(&e->tell, lambda));
+  }
+  NG_CALL(reserve(&e->part, &e->part_cap, e->w * cc * hc + 1, "the partials"));
+  NG_CALL(reserve(&e->batch, &e->batch_cap, 2 * cc + 1, "the partials"));
+  if (e->rank == 0) NG_CALL(reserve(&e->loss, &e->loss_cap, lambda, "the losses"));
   return NG_OK;
 }
 
+/* Rank 0: whether this generation's candidates will be regenerated by the ranks (before ask: the tell by
+ * blocks needs an ask without candidates). The sampler may still refuse (explicit kind). */
+static bool wants_seeded(const engine *e, size_t lambda) {
+  ng_bcast_mode mode = e->cfg->bcast;
+  return mode == NG_BCAST_SEEDED ||
+         (mode == NG_BCAST_AUTO && e->size > 1 && lambda * e->n > NG_BCAST_AUTO_DOUBLES);
+}
+
+/* Rank 0: asks for a generation of lambda. Seeded full CMA-ES is told by blocks (*blocked): rank 0 then
+ * samples only its own candidates, after the header, as every rank does; otherwise it asks them all. A
+ * population too large for the gather of the partials fails here, before any rank has started on it. */
+static int ask(engine *e, size_t lambda, bool *blocked) {
+  NG_CALL(ng__reduce_plan(&e->red, lambda));
+  *blocked = wants_seeded(e, lambda) && ng__opt_tell_blocked(e->opt);
+  if (*blocked) return ng__opt_ask_lazy(e->opt);
+  NG_CALL(reserve(&e->x, &e->x_cap, lambda * e->n, "the candidates"));
+  return ng_opt_ask(e->opt, e->x);
+}
+
 /* Rank 0: the header of the next generation (after ask), choosing the broadcast mode. */
-static void make_header(engine *e, size_t lambda, ng_gen_header *h, ng_sampler *s) {
+static void make_header(engine *e, size_t lambda, bool blocked, ng_gen_header *h, ng_sampler *s) {
   ng_opt_info in;
   ng_opt_get_info(e->opt, &in);
   ng_opt_sampler(e->opt, s);
@@ -136,10 +162,8 @@ static void make_header(engine *e, size_t lambda, ng_gen_header *h, ng_sampler *
   h->status = NG_HDR_CONTINUE;
   h->lambda = (int64_t)lambda;
   h->generation = in.generation;
-  bool can_seed = s->kind != NG_SAMPLER_EXPLICIT;
-  ng_bcast_mode mode = e->cfg->bcast;
-  h->seeded = can_seed && (mode == NG_BCAST_SEEDED ||
-                           (mode == NG_BCAST_AUTO && e->size > 1 && lambda * e->n > NG_BCAST_AUTO_DOUBLES));
+  h->seeded = s->kind != NG_SAMPLER_EXPLICIT && wants_seeded(e, lambda);
+  h->tell_blocked = blocked;
   if (h->seeded) {
     h->kind = s->kind;
     h->seed = s->seed;
@@ -153,31 +177,34 @@ static void make_header(engine *e, size_t lambda, ng_gen_header *h, ng_sampler *
 }
 
 static int broadcast(engine *e, ng_gen_header *h, const ng_sampler *s, int64_t *bytes) {
+  size_t n = e->n, hlen = sizeof *h + n * sizeof(double);
+  unsigned char *buf = e->hdrbuf; /* header and mean, one message */
+  if (e->rank == 0) {
+    memcpy(buf, h, sizeof *h);
+    if (h->status == NG_HDR_CONTINUE && h->seeded)
+      memcpy(buf + sizeof *h, s->mean, n * sizeof(double));
+    else
+      memset(buf + sizeof *h, 0, n * sizeof(double));
+  }
   /* every broadcast under the watch: a stopped rank may hold the root of one too (a segmented or pipelined
    * algorithm needs the receivers), and then the stall must still be seen */
   ng__watch *w = &e->watch;
-  NG_CALL(ng__watch_bcast(w, h, sizeof *h, MPI_BYTE, "broadcast of the generation header"));
+  NG_CALL(ng__watch_bcast(w, buf, (int)hlen, MPI_BYTE, "broadcast of the generation header"));
+  memcpy(h, buf, sizeof *h);
   e->watch.generation = h->generation;
-  *bytes = (int64_t)sizeof *h;
+  *bytes = (int64_t)hlen;
   if (h->status != NG_HDR_CONTINUE) return NG_OK;
-  size_t n = e->n, lambda = (size_t)h->lambda; /* known on every rank only now */
-  NG_CALL(grow(e, lambda));
+  size_t lambda = (size_t)h->lambda; /* known on every rank only now */
+  NG_CALL(grow(e, h));
   if (!h->seeded) {
     NG_CALL(ng__watch_bcast(w, e->x, (int)(lambda * n), MPI_DOUBLE, "broadcast of the candidates"));
     *bytes += (int64_t)(lambda * n * sizeof(double));
     return NG_OK;
   }
-  if (e->rank == 0) memcpy(e->mean, s->mean, n * sizeof *e->mean);
-  NG_CALL(ng__watch_bcast(w, e->mean, (int)n, MPI_DOUBLE, "broadcast of the mean"));
-  *bytes += (int64_t)(n * sizeof(double));
+  memcpy(e->mean, buf + sizeof *h, n * sizeof *e->mean);
   if (h->factor_len > 0) {
     size_t len = (size_t)h->factor_len;
-    if (len > e->factor_cap) {
-      free(e->factor);
-      e->factor = malloc(len * sizeof *e->factor);
-      e->factor_cap = len;
-      if (!e->factor) return ng_error(NG_ENOMEM, "out of memory for a sampling factor of %zu values", len);
-    }
+    NG_CALL(reserve(&e->factor, &e->factor_cap, len, "the sampling factor"));
     if (e->rank == 0) memcpy(e->factor, s->factor, len * sizeof *e->factor);
     NG_CALL(ng__watch_bcast(w, e->factor, (int)len, MPI_DOUBLE, "broadcast of the sampling factor"));
     *bytes += (int64_t)(len * sizeof(double));
@@ -196,37 +223,59 @@ static int broadcast(engine *e, ng_gen_header *h, const ng_sampler *s, int64_t *
   return NG_OK;
 }
 
-/* Every rank: regenerate (seeded, not rank 0) and evaluate this rank's candidates on this rank's chunks,
- * chunk-outer so that a chunk's rows serve all the candidates while they are in cache. A partial depends on
- * its candidate and chunk only, and its slot in `part` (candidate-major) on neither loop, so the order
- * changes no bit of what is gathered. */
+/* The sampler of a seeded generation, as its header and the kept state describe it. */
+static ng_sampler sampler_of(const engine *e, const ng_gen_header *h) {
+  return (ng_sampler){.kind = (ng_sampler_kind)h->kind,
+                      .n = e->n,
+                      .lambda = (size_t)h->lambda,
+                      .seed = h->seed,
+                      .generation = h->generation,
+                      .mean = e->mean,
+                      .sigma = h->sigma,
+                      .factor = e->factor,
+                      .factor_len = e->factor_cap,
+                      .factor_version = e->factor_version,
+                      .lo = e->have_bounds ? e->lo : NULL,
+                      .hi = e->have_bounds ? e->hi : NULL,
+                      .gaussian = (int)h->gaussian,
+                      .center = (size_t)h->center};
+}
+
+/* Seeded: this rank's candidates from the header's description. In a tell by blocks every rank (rank 0 too)
+ * samples the whole sampling blocks of its candidates and keeps their draws and steps; otherwise rank 0 asked
+ * them all and the others regenerate theirs. Either way a candidate has the bits of rank 0's ask. */
+static int regenerate(engine *e, const ng_gen_header *h) {
+  size_t n = e->n, cf, cc, hf, hc;
+  ng__reduce_share(&e->red, &cf, &cc, &hf, &hc);
+  if (!h->seeded || cc == 0 || hc == 0 || (e->rank == 0 && !h->tell_blocked)) return NG_OK;
+  ng_sampler s = sampler_of(e, h);
+  if (!h->tell_blocked) return ng_sampler_generate(&s, cf, cc, e->x);
+  size_t s0, s1, w1, SB = NG_SAMPLER_BLOCK;
+  ng__tell_rows(&e->tell, s.lambda, &s0, &s1, &w1);
+  for (size_t k0 = s0; k0 < s1; k0 += SB) {
+    size_t b = s1 - k0 < SB ? s1 - k0 : SB;
+    ng_sampler_gauss_block(&s, k0, b, e->Z + (k0 - s0) * n, e->Y + (k0 - s0) * n);
+  }
+  ng_sampler_gauss_finish(&s, e->Y, s1 - s0, e->x);
+  return NG_OK;
+}
+
+/* Every rank: regenerate (seeded) and evaluate this rank's candidates on this rank's chunks, chunk-outer so
+ * that a chunk's rows serve all the candidates while they are in cache. A partial depends on its candidate
+ * and chunk only, and its slot in `part` (candidate-major) on neither loop, so the order changes no bit of
+ * what is gathered. */
 static int evaluate(engine *e, const ng_gen_header *h) {
-  size_t n = e->n, lambda = (size_t)h->lambda, cf, cc, hf, hc;
+  size_t n = e->n, cf, cc, hf, hc;
   ng__reduce_share(&e->red, &cf, &cc, &hf, &hc);
   if (cc == 0 || hc == 0) return NG_OK;
-  if (h->seeded && e->rank != 0) {
-    ng_sampler s = {.kind = (ng_sampler_kind)h->kind,
-                    .n = n,
-                    .lambda = lambda,
-                    .seed = h->seed,
-                    .generation = h->generation,
-                    .mean = e->mean,
-                    .sigma = h->sigma,
-                    .factor = e->factor,
-                    .factor_len = e->factor_cap,
-                    .factor_version = e->factor_version,
-                    .lo = e->have_bounds ? e->lo : NULL,
-                    .hi = e->have_bounds ? e->hi : NULL,
-                    .gaussian = (int)h->gaussian,
-                    .center = (size_t)h->center};
-    NG_CALL(ng_sampler_generate(&s, cf, cc, e->x + cf * n));
-  }
+  NG_CALL(regenerate(e, h));
+  const double *xs = e->x + (cf - e->x0) * n; /* this rank's first candidate */
   const ng_objective *o = e->obj;
   size_t w = e->w;
   if (!o->nstats && o->eval_batch) { /* one call per chunk for all of this rank's candidates */
     double *sums = e->batch, *counts = e->batch + cc;
     for (size_t c = 0; c < hc; c++) {
-      NG_CALL(o->eval_batch(o->ctx, e->x + cf * n, cc, (uint64_t)h->generation, cf, hf + c, sums, counts));
+      NG_CALL(o->eval_batch(o->ctx, xs, cc, (uint64_t)h->generation, cf, hf + c, sums, counts));
       for (size_t k = 0; k < cc; k++) {
         double *p = e->part + w * (k * hc + c);
         p[0] = sums[k];
@@ -238,7 +287,7 @@ static int evaluate(engine *e, const ng_gen_header *h) {
   for (size_t c = 0; c < hc; c++)
     for (size_t k = 0; k < cc; k++) {
       double *p = e->part + w * (k * hc + c);
-      const double *x = e->x + (cf + k) * n;
+      const double *x = xs + k * n;
       memset(p, 0, w * sizeof *p);
       if (o->nstats)
         NG_CALL(o->eval_stats(o->ctx, x, (uint64_t)h->generation, cf + k, hf + c, p));
@@ -248,29 +297,19 @@ static int evaluate(engine *e, const ng_gen_header *h) {
   return NG_OK;
 }
 
-/* Gathers the trailers and the partials; rank 0 adds each candidate's chunks element-wise in chunk order and
- * turns the sums into its loss. */
-static int reduce(engine *e, const ng_gen_header *h, int my_status, int *signal_seen) {
+/* Agrees on the status and signals (one allreduce), then gathers the partials; rank 0 adds each candidate's
+ * chunks element-wise in chunk order and turns the sums into its loss. Every rank returns the agreed outcome:
+ * NG_OK, or an error (rank 0: the lowest failing rank's; the others: NG_EINTERNAL unless theirs). */
+static int reduce(engine *e, const ng_gen_header *h, int my_status, ng__phase_time *eval, int *signal_seen) {
   size_t lambda = (size_t)h->lambda;
-  ng_gen_trailer mine = {my_status, (int32_t)ng__signal_pending()};
-  MPI_Request req;
-  const char *what = "gathering the status of the ranks";
-  if (e->watch.active) { /* where the ranks wait for the slowest one */
-    NG_CALL(ng__mpi_status(
-        MPI_Igather(&mine, sizeof mine, MPI_BYTE, e->trailers, sizeof mine, MPI_BYTE, 0, e->comm, &req),
-        what));
-    NG_CALL(ng__watch_wait(&e->watch, &req, what));
-  } else {
-    NG_CALL(ng__mpi_status(
-        MPI_Gather(&mine, sizeof mine, MPI_BYTE, e->trailers, sizeof mine, MPI_BYTE, 0, e->comm), what));
-  }
+  int first;
+  int st = ng__status_agree(e->comm, my_status, (int)ng__signal_pending(), eval, &first, signal_seen,
+                            &e->watch); /* where the ranks wait for the slowest one */
+  if (first != INT_MAX)
+    return st != NG_OK ? st : ng_error(NG_EINTERNAL, "rank %d failed this generation", first);
+  NG_CALL(st);
   NG_CALL(ng__reduce_gather(&e->red, e->part, &e->watch));
-  int st = forward_errors(e->comm, e->rank, e->size, my_status, e->trailers);
-  if (e->rank != 0) return st;
-  *signal_seen = 0;
-  for (int r = 0; r < e->size; r++)
-    if (e->trailers[r].signal && !*signal_seen) *signal_seen = e->trailers[r].signal;
-  if (st != NG_OK) return st;
+  if (e->rank != 0) return NG_OK;
   /* loss[k] = sum / count for the pair, finish(sums) for stats */
   const ng_objective *o = e->obj;
   for (size_t k = 0; k < lambda; k++) {
@@ -281,6 +320,22 @@ static int reduce(engine *e, const ng_gen_header *h, int my_status, int *signal_
       e->loss[k] = e->acc[1] > 0 ? e->acc[0] / e->acc[1] : NAN;
   }
   return NG_OK;
+}
+
+/* A generation told by blocks, after the losses: rank 0 ranks them into the plan, the holders and owners of
+ * the blocks exchange rows, plan and shares (tell.c), and rank 0 finishes the update. A plan with lambda -1
+ * (rank 0 could not begin) ends it on every rank that takes part. */
+static int tell_blocked(engine *e, const ng_gen_header *h, int64_t *bytes) {
+  int st = NG_OK;
+  if (e->rank == 0) {
+    st = ng__opt_tell_begin(e->opt, e->loss, e->plan);
+    if (st != NG_OK) e->plan[NG_PLAN_LAMBDA] = -1;
+  }
+  ng_sampler s = sampler_of(e, h);
+  NG_CALL(ng__tell_exchange(&e->tell, e->plan, e->x0, e->Z, e->Y, e->x, &s, e->V, e->x_best));
+  *bytes += e->tell.plan_bytes;
+  if (e->rank != 0 || st != NG_OK) return st;
+  return ng__opt_tell_end(e->opt, e->V, e->Z, e->Y, e->plan[NG_PLAN_FETCH] >= 0 ? e->x_best : NULL);
 }
 
 static int write_checkpoint(engine *e) {
@@ -334,7 +389,9 @@ static void progress_line(engine *e, const ng_opt_info *in, bool last) {
   fflush(e->cfg->progress);
 }
 
-static void log_line(engine *e, const double *row, bool seeded) {
+/* One JSON line: the history row, the broadcast mode, and the evaluation phase across the ranks (the slowest
+ * rank, its seconds and the fastest rank's): a straggler shows there, and in t_reduce, where rank 0 waits. */
+static void log_line(engine *e, const double *row, const ng__phase_time *eval, bool seeded) {
   FILE *f = e->cfg->log;
   if (!f) return;
   const char *const *cols = ng_history_columns();
@@ -343,15 +400,19 @@ static void log_line(engine *e, const double *row, bool seeded) {
     fprintf(f, "%s\"%s\":", c ? "," : "", cols[c]);
     ng_json_number(f, row[c]);
   }
-  fprintf(f, ",\"broadcast\":\"%s\"}\n", seeded ? "seeded" : "explicit");
+  fprintf(f, ",\"broadcast\":\"%s\",\"slowest_rank\":%d,\"t_evaluate_max\":", seeded ? "seeded" : "explicit",
+          eval->slowest);
+  ng_json_number(f, eval->max);
+  fputs(",\"t_evaluate_min\":", f);
+  ng_json_number(f, eval->min);
+  fputs("}\n", f);
   fflush(f);
 }
 
-/* Rank 0 after the reduction: tell, history, progress, log, checkpoint. */
-static int conclude(engine *e, const ng_gen_header *h, const double *times, int64_t bytes, bool signalled) {
-  double t0 = ng_time_now();
-  NG_CALL(ng_opt_tell(e->opt, e->loss));
-  double t_update = ng_time_now() - t0;
+/* Rank 0 after the tell: history, progress, log, checkpoint. times: sample, broadcast, evaluate, reduce,
+ * update (the tell). */
+static int conclude(engine *e, const ng_gen_header *h, const double *times, const ng__phase_time *eval,
+                    int64_t bytes, bool signalled) {
   ng_opt_info in;
   ng_opt_get_info(e->opt, &in);
   double row[NG_HISTORY_NCOLS] = {0};
@@ -367,7 +428,7 @@ static int conclude(engine *e, const ng_gen_header *h, const double *times, int6
   row[NG_HIST_t_broadcast] = times[1];
   row[NG_HIST_t_evaluate] = times[2];
   row[NG_HIST_t_reduce] = times[3];
-  row[NG_HIST_t_update] = t_update;
+  row[NG_HIST_t_update] = times[4];
   row[NG_HIST_t_eigen] = in.seconds_eigen - e->eigen_before;
   row[NG_HIST_bytes] = (double)bytes;
   e->eigen_before = in.seconds_eigen;
@@ -375,7 +436,7 @@ static int conclude(engine *e, const ng_gen_header *h, const double *times, int6
   if (e->cfg->on_generation) NG_CALL(e->cfg->on_generation(e->cfg->on_generation_ctx, e->opt));
   bool done = in.stop != NG_STOP_NONE;
   progress_line(e, &in, done || signalled);
-  log_line(e, row, h->seeded);
+  log_line(e, row, eval, h->seeded);
   if (e->cfg->checkpoint) {
     bool due =
         done || signalled ||
@@ -391,13 +452,19 @@ static int conclude(engine *e, const ng_gen_header *h, const double *times, int6
 
 static void engine_free(engine *e) {
   free(e->x);
+  free(e->Z);
+  free(e->Y);
   free(e->part);
   free(e->batch);
   ng__reduce_free(&e->red);
+  ng__teller_free(&e->tell);
+  free(e->plan);
+  free(e->V);
+  free(e->x_best);
   ng__watch_free(&e->watch);
   free(e->acc);
   free(e->loss);
-  free(e->trailers);
+  free(e->hdrbuf);
   free(e->mean);
   free(e->factor);
   free(e->lo);
@@ -443,17 +510,23 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
   e.shards = e.size / e.groups;
   e.group = e.rank / e.shards;
   e.shard = e.rank % e.shards;
+  e.hdrbuf = malloc(sizeof(ng_gen_header) + e.n * sizeof(double));
   e.mean = malloc(e.n * sizeof *e.mean);
   e.lo = malloc(e.n * sizeof *e.lo);
   e.hi = malloc(e.n * sizeof *e.hi);
-  e.trailers = malloc((size_t)e.size * sizeof *e.trailers);
   e.acc = e.rank == 0 ? malloc(e.w * sizeof *e.acc) : NULL;
-  st = ng__reduce_init(&e.red, e.comm, e.groups, obj->nchunks, e.w);
+  if (e.rank == 0 && ng__opt_tell_blocked(opt)) {
+    e.V = malloc(ng__tell_width(e.n) * sizeof *e.V);
+    e.x_best = malloc(e.n * sizeof *e.x_best);
+    if (!e.V || !e.x_best) st = ng_error(NG_ENOMEM, "out of memory for the tell of dimension %zu", e.n);
+  }
+  ng__teller_init(&e.tell, e.comm, e.groups, e.shards, e.n);
+  if (st == NG_OK) st = ng__reduce_init(&e.red, e.comm, e.groups, obj->nchunks, e.w);
   int wst = ng__watch_init(&e.watch, e.comm, cfg->stall_secs, cfg->stall_abort_secs, cfg->progress);
   if (st == NG_OK) st = wst;
   e.watch.on_abort = stall_checkpoint;
   e.watch.ctx = &e;
-  if (st == NG_OK && (!e.mean || !e.lo || !e.hi || !e.trailers || (e.rank == 0 && !e.acc)))
+  if (st == NG_OK && (!e.hdrbuf || !e.mean || !e.lo || !e.hi || (e.rank == 0 && !e.acc)))
     st = ng_error(NG_ENOMEM, "out of memory");
   /* load this rank's chunks; agree on success (a rank may fail to read its data) */
   size_t hf, hc;
@@ -475,12 +548,13 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
     return st;
   }
   if (cfg->handle_signals) ng__signals_install(&saved);
+  double t_loop = ng_time_now(); /* res->seconds counts from here */
 
   int signal_seen = 0;
   for (;;) {
     ng_gen_header h;
     ng_sampler s;
-    double times[4] = {0}, t0 = ng_time_now();
+    double times[5] = {0}, t0 = ng_time_now();
     int my_status = NG_OK;
     if (e.rank == 0) {
       memset(&h, 0, sizeof h);
@@ -494,10 +568,10 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
       }
       if (h.status == NG_HDR_CONTINUE) {
         size_t lambda = ng_opt_popsize(opt);
-        st = grow(&e, lambda);
-        if (st == NG_OK) st = ng_opt_ask(opt, e.x);
+        bool blocked = false;
+        st = ask(&e, lambda, &blocked);
         if (st == NG_OK)
-          make_header(&e, lambda, &h, &s);
+          make_header(&e, lambda, blocked, &h, &s);
         else
           h.status = NG_HDR_ERROR;
       }
@@ -526,20 +600,29 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
     my_status = evaluate(&e, &h);
     times[2] = ng_time_now() - t0;
     t0 = ng_time_now();
-    int rst = reduce(&e, &h, my_status, &signal_seen);
+    ng__phase_time eval = {.seconds = times[2]};
+    int rst = reduce(&e, &h, my_status, &eval, &signal_seen);
     times[3] = ng_time_now() - t0;
+    t0 = ng_time_now();
+    if (rst == NG_OK && h.tell_blocked) /* every rank saw the same outcome of reduce */
+      rst = tell_blocked(&e, &h, &bytes);
+    else if (rst == NG_OK && e.rank == 0)
+      rst = ng_opt_tell(opt, e.loss);
+    times[4] = ng_time_now() - t0;
     if (e.rank == 0) {
       st = rst;
-      if (st == NG_OK) st = conclude(&e, &h, times, bytes, signal_seen != 0);
+      if (st == NG_OK) st = conclude(&e, &h, times, &eval, bytes, signal_seen != 0);
+      e.bytes_total += bytes;
     } else if (my_status != NG_OK) {
       st = my_status; /* keep serving until rank 0 says stop: it knows of this failure */
+    } else if (rst != NG_OK && rst != NG_EINTERNAL) {
+      st = rst; /* a failure of this rank's own in the tell by blocks */
     }
-    if (e.rank == 0) e.bytes_total += bytes;
   }
   ng__signals_restore(&saved);
   res->bytes = e.bytes_total;
   res->checkpoints = e.checkpoints;
-  res->seconds = ng_time_now() - e.t_start;
+  res->seconds = ng_time_now() - t_loop;
   engine_free(&e);
   return st;
 }

@@ -1,23 +1,43 @@
+// clang-format off
 /* Private: what travels between the ranks in one generation, in one place.
  *
- *   rank 0 -> all   MPI_Ibcast header (MPI_BYTE, sizeof(ng_gen_header)), completed under the stall watch
- *   rank 0 -> all   MPI_Bcast  explicit: lambda*n doubles (the candidates)
- *                              seeded:   n doubles (mean), then factor_len doubles when factor_len > 0,
- *                                        then 2n doubles (lower, upper) when bounds == 1
- *   all -> rank 0   MPI_Igather ng_gen_trailer (MPI_BYTE) from every rank, under the stall watch
- *   all -> rank 0   MPI_Igatherv partials: for the rank's candidates x chunks, candidate-major, w doubles
- *                              each (w = the objective's nstats, or 2 for a (sum, count) pair), under the watch
- *   failing rank -> rank 0  MPI_Send NG_TAG_ERROR: its error message (NG_ERRMSG_LEN bytes)
- *   rank 0 <-> rank        NG_TAG_ROLL_CALL / NG_TAG_ROLL_ANSWER: only in a wait past half a stall limit
- *                              (watch.h)
+ *   rank 0 -> all    MPI_Ibcast     header and mean (MPI_BYTE, sizeof(ng_gen_header) + 8n; the mean is zero
+ *                                   unless seeded), completed under the stall watch (watch.h)
+ *   rank 0 -> all    MPI_Bcast      explicit: lambda*n doubles (the candidates)
+ *                                   seeded: factor_len doubles when factor_len > 0, then 2n doubles (lower,
+ *                                   upper) when bounds == 1
+ *   all              MPI_Iallreduce the status: 2 ints, MPI_MIN (the lowest failing rank or INT_MAX; minus the
+ *                                   largest signal a rank received, or 0), under the watch
+ *   failing rank -> rank 0  MPI_Send NG_TAG_ERROR: the lowest failing rank's ng_error_msg, only when that
+ *                                   rank is not rank 0
+ *   all -> rank 0    MPI_Igatherv   partials: for the rank's candidates x chunks, candidate-major, w doubles
+ *                                   each (w = the objective's nstats, or 2 for a (sum, count) pair), under
+ *                                   the watch
+ *   rank 0 <-> rank  NG_TAG_ROLL_CALL / NG_TAG_ROLL_ANSWER: only in a wait past half a stall limit (watch.h)
+ * and when the header says tell_blocked (seeded full CMA-ES: opt/tell_dist.h), after a generation without
+ * error, among the holders and owners only (the holder of candidate k is shard 0 of the group that evaluates
+ * k; the owner of tell block b is the holder of its first candidate; tell.c):
+ *   holder -> owner  MPI_Isend NG_TAG_ROWS_Z, NG_TAG_ROWS_Y: the draws and steps of a sampling block (rows x n
+ *                                   doubles each) that the owner of its tell block did not sample itself
+ *   owner -> owner   MPI_Send NG_TAG_PLAN: down the binomial tree of the tell blocks, the plan's head and the
+ *                                   weights and ranks of the receiver's subtree (rank 0 holds the whole plan)
+ *   owner -> owner   MPI_Isend NG_TAG_SHARE: a block's share (ng__tell_width(n) doubles; 2n with one block)
+ *                                   up the same tree to the owner of its parent
+ *   owner -> rank 0  MPI_Send NG_TAG_BEST: the x of the candidate the plan's head asks for (n doubles)
  *
  * The ranks run one binary on one kind of machine, so structs travel as bytes. */
+// clang-format on
 #ifndef NOGRAD_ENGINE_PROTOCOL_H
 #define NOGRAD_ENGINE_PROTOCOL_H
 
 #include <stdint.h>
 
 #define NG_TAG_ERROR 101  /* an error message for rank 0 */
+#define NG_TAG_ROWS_Z 102 /* a sampling block's draws, for the owner of its tell block */
+#define NG_TAG_ROWS_Y 103 /* and its steps */
+#define NG_TAG_SHARE 104  /* a tell block's share, up the tree */
+#define NG_TAG_BEST 105   /* the new best candidate's x */
+#define NG_TAG_PLAN 106   /* a part of the plan of a tell by blocks, down the tree */
 #define NG_ERRMSG_LEN 512 /* bytes of a forwarded error message */
 
 enum { NG_HDR_CONTINUE = 0, NG_HDR_DONE = 1, NG_HDR_ERROR = 2, NG_HDR_SIGNAL = 3 };
@@ -34,13 +54,14 @@ typedef struct {
   int64_t gaussian;       /* SPSA directions */
   int64_t center;         /* SPSA: centring stride of the directions (0: off) */
   int64_t signal;         /* NG_HDR_SIGNAL: which signal */
+  int64_t tell_blocked;   /* 1: the ranks that sampled the candidates compute the tell's block shares */
   uint64_t seed;
   double sigma;
 } ng_gen_header;
 
 typedef struct {
-  int32_t status; /* NG_OK, or the rank's error status (its message follows with NG_TAG_ERROR) */
-  int32_t signal; /* a signal this rank received, or 0 */
-} ng_gen_trailer;
+  int32_t status;          /* the failing rank's status */
+  char msg[NG_ERRMSG_LEN]; /* and its message */
+} ng_error_msg;
 
 #endif

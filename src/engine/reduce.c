@@ -24,8 +24,7 @@ void ng_engine_block(size_t total, size_t parts, size_t index, size_t *first, si
   *count = per + (index < extra ? 1 : 0);
 }
 
-/* The part of ng_engine_block(total, parts, ., .) that holds item k (k < total). */
-static size_t block_of(size_t total, size_t parts, size_t k) {
+size_t ng__block_of(size_t total, size_t parts, size_t k) {
   size_t per = total / parts, extra = total % parts, big = extra * (per + 1);
   return k < big ? k / (per + 1) : extra + (k - big) / per;
 }
@@ -108,7 +107,7 @@ int ng__reduce_gather(ng__reduce *r, const double *mine, ng__watch *watch) {
 }
 
 void ng__reduce_sum(const ng__reduce *r, size_t k, double *acc) {
-  size_t w = r->w, S = (size_t)r->shards, g = block_of(r->lambda, (size_t)r->groups, k), f1, c1;
+  size_t w = r->w, S = (size_t)r->shards, g = ng__block_of(r->lambda, (size_t)r->groups, k), f1, c1;
   ng_engine_block(r->lambda, (size_t)r->groups, g, &f1, &c1);
   memset(acc, 0, w * sizeof *acc);
   for (size_t s = 0; s < S; s++) {

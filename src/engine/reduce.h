@@ -26,6 +26,9 @@ typedef struct {
   size_t all_cap;
 } ng__reduce;
 
+/* The part of ng_engine_block(total, parts, ., .) that holds item k < total: computed, not searched. */
+size_t ng__block_of(size_t total, size_t parts, size_t k);
+
 /* A reduction over `comm` for a grid of `groups` (dividing the ranks) and nchunks chunks of w doubles each.
  * NG_ENOMEM. Not collective (every rank calls it alike). */
 int ng__reduce_init(ng__reduce *r, MPI_Comm comm, int groups, size_t nchunks, size_t w);

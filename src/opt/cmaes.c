@@ -21,6 +21,7 @@
 #include "nograd/timer.h"
 #include "opt/cmaes_impl.h"
 #include "opt/sampler_impl.h"
+#include "opt/tell_dist.h"
 
 static void es_free(cmaes *es) {
   if (!es) return;
@@ -33,6 +34,9 @@ static void es_free(cmaes *es) {
   free(es->A);
   free(es->fsorted);
   free(es->ranked);
+  free(es->plan);
+  free(es->shares);
+  free(es->share_scratch);
   free(es);
 }
 
@@ -145,14 +149,21 @@ static int setup(ng_opt *opt, bool diagonal) {
   es->D = malloc(n * sizeof(double));
   es->Z = malloc(ln * sizeof(double));
   es->Y = malloc(ln * sizeof(double));
-  es->X = malloc(ln * sizeof(double));
+  es->X = malloc(n * sizeof(double));
   es->order = malloc(es->lambda * sizeof(size_t));
   es->work = malloc(n * sizeof(double));
   es->work2 = malloc(n * sizeof(double));
   es->A = malloc((es->lambda + 1) * n * sizeof(double));
   es->fsorted = malloc(es->lambda * sizeof(double));
   es->ranked = malloc(es->lambda * sizeof(ng_ranked));
-  if (!es->A || !es->fsorted || !es->ranked || !es->weights || !es->mean || !es->pc || !es->ps || !es->C ||
+  es->plan = malloc(ng__tell_plan_len(es->lambda) * sizeof(double));
+  size_t nblocks = ng__tell_blocks(es->lambda);
+  if (!diagonal) {
+    es->shares = malloc((nblocks > 1 ? nblocks * ng__tell_width(n) : 2 * n) * sizeof(double));
+    if (nblocks > 1) es->share_scratch = malloc(ng__tell_scratch_len(n) * sizeof(double));
+  }
+  if (!es->plan || (!diagonal && (!es->shares || (nblocks > 1 && !es->share_scratch))) || !es->A ||
+      !es->fsorted || !es->ranked || !es->weights || !es->mean || !es->pc || !es->ps || !es->C ||
       (!diagonal && (!es->B || !es->BD)) || !es->D || !es->Z || !es->Y || !es->X || !es->order || !es->work ||
       !es->work2) {
     es_free(es);
@@ -270,21 +281,27 @@ static void sampler(const ng_opt *opt, ng_sampler *s) {
                     .hi = opt->hi};
 }
 
+/* ask without sampling (tell_dist.h): only the lazy eigendecomposition. */
+static int ask_lazy(ng_opt *opt) {
+  cmaes *es = opt->impl;
+  if (!es->diagonal && (double)(es->count_tell - es->last_update) >= es->lazy_gap &&
+      es->count_tell > es->last_update)
+    NG_CALL(eigen_update(es));
+  return NG_OK;
+}
+
 /* Samples the population in blocks through the shared sampler (sampler.c), keeping Z and Y for the update. */
 static int ask(ng_opt *opt, double *x) {
   cmaes *es = opt->impl;
   size_t n = es->n, lambda = es->lambda;
-  if (!es->diagonal && (double)(es->count_tell - es->last_update) >= es->lazy_gap &&
-      es->count_tell > es->last_update)
-    NG_CALL(eigen_update(es));
+  NG_CALL(ask_lazy(opt));
   ng_sampler s;
   sampler(opt, &s);
   for (size_t k0 = 0; k0 < lambda; k0 += NG_SAMPLER_BLOCK) {
     size_t b = lambda - k0 < NG_SAMPLER_BLOCK ? lambda - k0 : NG_SAMPLER_BLOCK;
     ng_sampler_gauss_block(&s, k0, b, es->Z + k0 * n, es->Y + k0 * n);
   }
-  ng_sampler_gauss_finish(&s, es->Y, lambda, es->X);
-  memcpy(x, es->X, lambda * n * sizeof(double));
+  ng_sampler_gauss_finish(&s, es->Y, lambda, x);
   return NG_OK;
 }
 
@@ -320,32 +337,42 @@ static int compare_ranked(const void *a, const void *b) {
   return (p->k > q->k) - (p->k < q->k); /* ties keep the order of asking: deterministic */
 }
 
-static int tell(ng_opt *opt, const double *f, size_t nfinite) {
+/* Ranks the told generation and fills es->plan (tell_dist.h): each candidate's weight and position. */
+static int rank_generation(ng_opt *opt, const double *f, double *plan) {
   cmaes *es = opt->impl;
-  size_t n = es->n, lambda = es->lambda, mu = es->mu;
+  size_t lambda = es->lambda;
   ng_ranked *rk = es->ranked;
-  double *fs = es->fsorted, *A = es->A;
   for (size_t k = 0; k < lambda; k++)
     rk[k] = (ng_ranked){f[k], k};
   qsort(rk, lambda, sizeof *rk, compare_ranked);
-  for (size_t k = 0; k < lambda; k++) {
-    es->order[k] = rk[k].k;
-    fs[k] = rk[k].f;
+  double *w = plan + NG_PLAN_HEAD, *pos = w + lambda;
+  for (size_t i = 0; i < lambda; i++) {
+    size_t k = rk[i].k;
+    es->order[i] = k;
+    es->fsorted[i] = rk[i].f;
+    pos[k] = (double)i;
+    w[k] = i >= es->mu && !isfinite(rk[i].f) ? NAN : es->weights[i];
   }
+  plan[NG_PLAN_LAMBDA] = (double)lambda;
+  plan[NG_PLAN_N] = (double)es->n;
+  plan[NG_PLAN_MU] = (double)es->mu;
+  plan[NG_PLAN_CMU] = es->cmu;
+  plan[NG_PLAN_FETCH] = -1;
   es->count_tell++;
-  const double *w = es->weights;
+  return NG_OK;
+}
 
-  /* mean: m += sigma * sum_{i<=mu} w_i y_i:lambda; the same weights on z give C^-1/2 of the step */
-  double *ymean = es->work, *zmean = es->work2;
-  memset(ymean, 0, n * sizeof(double));
-  memset(zmean, 0, n * sizeof(double));
-  for (size_t i = 0; i < mu; i++) {
-    const double *y = es->Y + es->order[i] * n, *z = es->Z + es->order[i] * n;
-    for (size_t j = 0; j < n; j++) {
-      ymean[j] += w[i] * y[j];
-      zmean[j] += w[i] * z[j];
-    }
-  }
+/* The update after the ranking, from the weighted means of the steps (ymean) and of their draws (zmean):
+ * mean, paths, covariance and step size. The rank-one term, the decay and the rank-mu rows of the candidates
+ * in [0, lim) (in ranking order) update C in one dsyrk, their negative rows in a second; T, the packed upper
+ * triangle of the other candidates' rank-mu terms (tell_dist.h), is added last when not NULL. Z and Y hold
+ * the rows of candidates [0, lim). */
+static int update(ng_opt *opt, const double *ymean, const double *zmean, const double *T, size_t lim,
+                  const double *Z, const double *Y, size_t nfinite) {
+  cmaes *es = opt->impl;
+  size_t n = es->n, lambda = es->lambda, mu = es->mu;
+  const double *w = es->weights, *fs = es->fsorted;
+  double *A = es->A;
   for (size_t j = 0; j < n; j++)
     es->mean[j] += es->sigma * ymean[j];
 
@@ -381,17 +408,20 @@ static int tell(ng_opt *opt, const double *f, size_t nfinite) {
   for (size_t j = 0; j < n; j++)
     A[j] = s * es->pc[j];
   npos = 1;
-  for (size_t i = 0; i < mu; i++, npos++) {
+  for (size_t i = 0; i < mu; i++) {
+    if (es->order[i] >= lim) continue;
     s = sqrt(es->cmu * w[i]);
-    const double *y = es->Y + es->order[i] * n;
+    const double *y = Y + es->order[i] * n;
     for (size_t j = 0; j < n; j++)
       A[npos * n + j] = s * y[j];
+    npos++;
   }
   double *An = A + npos * n;
   size_t nneg = 0;
   for (size_t i = mu; i < lambda; i++) {
-    if (!isfinite(fs[i])) continue; /* a failed evaluation says nothing about a direction */
-    const double *z = es->Z + es->order[i] * n, *y = es->Y + es->order[i] * n;
+    if (!isfinite(fs[i]) || es->order[i] >= lim)
+      continue; /* a failed evaluation says nothing about a direction */
+    const double *z = Z + es->order[i] * n, *y = Y + es->order[i] * n;
     double z2 = 0;
     for (size_t j = 0; j < n; j++)
       z2 += z[j] * z[j];
@@ -418,6 +448,9 @@ static int tell(ng_opt *opt, const double *f, size_t nfinite) {
     if (nneg)
       cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)n, (int)nneg, -1.0, An, (int)n, 1.0, es->C,
                   (int)n);
+    if (T)
+      for (size_t r = 0, q = 0; r < n; q += n - r, r++)
+        ng__tell_add(n - r, es->C + r * n + r, T + q);
   }
 
   /* step size, with pycma's clip of the log-change to [-1, 1] */
@@ -429,9 +462,51 @@ static int tell(ng_opt *opt, const double *f, size_t nfinite) {
   return NG_OK;
 }
 
+/* The second half of a tell by blocks: V is the tree's sum of the shares (tell_dist.h). */
+static int tell_finish(ng_opt *opt, const double *V, const double *Z0, const double *Y0, size_t nfinite) {
+  cmaes *es = opt->impl;
+  size_t n = es->n;
+  return update(opt, V, V + n, ng__tell_blocks(es->lambda) > 1 ? V + 2 * n : NULL, NG_TELL_BLOCK, Z0, Y0,
+                nfinite);
+}
+
+/* One process: the shares of every block from the rows of the last ask, added over the tree of tell_dist.h,
+ * exactly as the engine adds them over the ranks. sep-CMA-ES sums its means over the whole population. */
+static int tell(ng_opt *opt, const double *f, size_t nfinite) {
+  cmaes *es = opt->impl;
+  size_t n = es->n, lambda = es->lambda, mu = es->mu;
+  NG_CALL(rank_generation(opt, f, es->plan));
+  if (es->diagonal) {
+    double *ymean = es->work, *zmean = es->work2;
+    memset(ymean, 0, n * sizeof(double));
+    memset(zmean, 0, n * sizeof(double));
+    for (size_t i = 0; i < mu; i++) {
+      const double *y = es->Y + es->order[i] * n, *z = es->Z + es->order[i] * n;
+      for (size_t j = 0; j < n; j++) {
+        ymean[j] += es->weights[i] * y[j];
+        zmean[j] += es->weights[i] * z[j];
+      }
+    }
+    return update(opt, ymean, zmean, NULL, lambda, es->Z, es->Y, nfinite);
+  }
+  size_t nb = ng__tell_blocks(lambda), width = ng__tell_width(n);
+  for (size_t b = 0; b < nb; b++)
+    ng__tell_share(es->plan, b, es->Z + b * NG_TELL_BLOCK * n, es->Y + b * NG_TELL_BLOCK * n,
+                   es->shares + b * width, es->share_scratch);
+  for (size_t step = 1; step < nb; step *= 2)
+    for (size_t b = 0; b + step < nb; b += 2 * step)
+      ng__tell_add(width, es->shares + b * width, es->shares + (b + step) * width);
+  return tell_finish(opt, es->shares, es->Z, es->Y, nfinite);
+}
+
+/* Candidate k of the pending generation, made again from its step as ask made it (the mean and step size are
+ * still those of the ask: the generic tell asks before the update), so that ask need not keep a copy. */
 static const double *candidate(const ng_opt *opt, size_t k) {
-  const cmaes *es = opt->impl;
-  return es->X + k * es->n;
+  cmaes *es = opt->impl;
+  ng_sampler s;
+  sampler(opt, &s);
+  ng_sampler_gauss_finish(&s, es->Y + k * es->n, 1, es->X);
+  return es->X;
 }
 
 static const double *mean(const ng_opt *opt) {
@@ -503,6 +578,9 @@ const ng_opt_type ng_opt_cmaes = {
     .setup = setup_full,
     .ask = ask,
     .tell = tell,
+    .ask_lazy = ask_lazy,
+    .tell_plan = rank_generation,
+    .tell_finish = tell_finish,
     .save = save,
     .load = load,
     .destroy = destroy,

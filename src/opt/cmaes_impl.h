@@ -40,12 +40,15 @@ typedef struct {
   /* the last ask */
   double *Z; /* lambda x n standard normal draws */
   double *Y; /* lambda x n steps BD z (genotype x = mean + sigma y) */
-  double *X; /* lambda x n candidates as the caller got them (after the bound transform) */
+  double *X; /* n: a candidate as the caller got it (after the bound transform), made again for the tell */
   size_t *order;
-  double *work, *work2; /* n each */
-  double *A;            /* (lambda + 1) x n: the weighted vectors of the covariance update */
-  double *fsorted;      /* lambda losses, ascending */
-  ng_ranked *ranked;    /* lambda */
+  double *work, *work2;  /* n each */
+  double *A;             /* (lambda + 1) x n: the weighted vectors of the covariance update */
+  double *fsorted;       /* lambda losses, ascending */
+  ng_ranked *ranked;     /* lambda */
+  double *plan;          /* the last tell's plan (tell_dist.h) */
+  double *shares;        /* full: the blocks' shares of a tell (the means only when there is one block) */
+  double *share_scratch; /* full, more than one block: ng__tell_share's scratch */
 
   /* stopping rules */
   int64_t maxiter, tolstagnation;

@@ -80,7 +80,8 @@ ng_stop ng_cmaes_check_stop(ng_opt *opt, cmaes *es, const double *fs) {
     es->best_f = fs[0];
     es->best_iter = iter;
   }
-  if (iter % 5 == 0) push_stagnation(es, fs[0], median(fs, lambda));
+  if (iter % 5 == 0) /* fs is sorted: its median is at its middle */
+    push_stagnation(es, fs[0], lambda % 2 ? fs[lambda / 2] : 0.5 * (fs[lambda / 2 - 1] + fs[lambda / 2]));
   es->flat_count = fs[0] < fs[(size_t)(0.75 * (double)lambda)] ? 0 : es->flat_count + 1;
 
   if (iter >= es->maxiter) return NG_STOP_MAXITER;

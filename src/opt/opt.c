@@ -10,6 +10,7 @@
 
 #include "linalg/linalg.h"
 #include "opt/opt_impl.h"
+#include "opt/tell_dist.h"
 
 /* The optimizers, by name: adding one is one file that defines its ng_opt_type and one row here. Checkpoints
  * save the name (cfg/optimizer), so the order of this table is free. */
@@ -279,7 +280,7 @@ int ng_opt_ask(ng_opt *opt, double *x) {
   if (!opt->is_setup) return ng_error(NG_EORDER, "ask before setup");
   if (opt->stop != NG_STOP_NONE)
     return ng_error(NG_EORDER, "ask after the run stopped (%s)", ng_stop_name(opt->stop));
-  if (opt->asked) return ng_error(NG_EORDER, "ask called twice without tell");
+  if (opt->asked || opt->telling) return ng_error(NG_EORDER, "ask called twice without tell");
   NG_CALL(opt->type->ask(opt, x));
   opt->asked = true;
   return NG_OK;
@@ -291,16 +292,47 @@ int ng_opt_withdraw(ng_opt *opt) {
   return NG_OK;
 }
 
-static int compare_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
+/* Moves the k-th smallest of v[0..len) to v[k], the smaller ones before it and the others after (Hoare's
+ * selection, expected O(len)). v holds no NaN. */
+static void select_kth(double *v, size_t len, size_t k) {
+  size_t lo = 0, hi = len - 1;
+  while (lo < hi) {
+    double pivot = v[lo + (hi - lo) / 2];
+    size_t i = lo, j = hi;
+    while (i <= j) {
+      while (v[i] < pivot)
+        i++;
+      while (v[j] > pivot)
+        j--;
+      if (i <= j) {
+        double t = v[i];
+        v[i] = v[j];
+        v[j] = t;
+        i++;
+        if (j == 0) break;
+        j--;
+      }
+    }
+    if (k <= j)
+      hi = j;
+    else if (k >= i)
+      lo = i;
+    else
+      return;
+  }
 }
 
-/* The median of the told losses (non-finite ones already mapped to +inf). */
+/* The median of the told losses (non-finite ones already mapped to +inf): the value a sorted copy has in its
+ * middle (the mean of the two middle ones for an even count), found by selection in O(lambda). */
 static double median_of(const double *f, size_t lambda, double *scratch) {
   memcpy(scratch, f, lambda * sizeof *f);
-  qsort(scratch, lambda, sizeof *scratch, compare_double);
-  return lambda % 2 ? scratch[lambda / 2] : 0.5 * (scratch[lambda / 2 - 1] + scratch[lambda / 2]);
+  size_t mid = lambda / 2;
+  select_kth(scratch, lambda, mid);
+  if (lambda % 2) return scratch[mid];
+  double below = scratch[0];
+  for (size_t i = 1; i < mid; i++)
+    if (scratch[i] > below) below = scratch[i];
+  return 0.5 * (below + scratch[mid]);
 }
 
 /* After a tell (or a load): the stop rules of the whole run, then the algorithm's, which may start a restart.
@@ -325,8 +357,10 @@ static int end_of_generation(ng_opt *opt) {
   return NG_OK;
 }
 
-int ng_opt_tell(ng_opt *opt, const double *f) {
-  if (!opt->asked) return ng_error(NG_EORDER, "tell without a preceding ask");
+/* The generic half of a tell, before the algorithm's: non-finite losses become +inf (counted), the counters
+ * advance, and the generation's best and median are kept. *ibest: the candidate that becomes the best point
+ * of the run, or lambda. */
+static int tell_generic(ng_opt *opt, const double *f, size_t *nfinite_out, size_t *ibest_out) {
   size_t lambda = opt->lambda, nfinite = 0, ibest = lambda;
   for (size_t k = 0; k < lambda; k++) {
     double v = f[k];
@@ -351,13 +385,64 @@ int ng_opt_tell(ng_opt *opt, const double *f) {
   if (!scratch) return ng_error(NG_ENOMEM, "optimizer: out of memory");
   opt->gen_median_f = median_of(opt->fbuf, lambda, scratch);
   free(scratch);
+  *nfinite_out = nfinite;
+  *ibest_out = ibest < lambda && opt->fbuf[ibest] < opt->best_f ? ibest : lambda;
+  return NG_OK;
+}
 
+int ng_opt_tell(ng_opt *opt, const double *f) {
+  if (!opt->asked) return ng_error(NG_EORDER, "tell without a preceding ask");
+  if (opt->lazy) return ng_error(NG_EORDER, "tell after an ask without candidates (use ng__opt_tell_begin)");
+  size_t nfinite, ibest;
+  NG_CALL(tell_generic(opt, f, &nfinite, &ibest));
   /* The best point is a candidate of this generation: the algorithm keeps the rows of its last ask. */
-  if (ibest < lambda && opt->fbuf[ibest] < opt->best_f) {
+  if (ibest < opt->lambda) {
     memcpy(opt->best_x, opt->type->candidate(opt, ibest), opt->n * sizeof *opt->best_x);
     opt->best_f = opt->fbuf[ibest];
   }
   NG_CALL(opt->type->tell(opt, opt->fbuf, nfinite));
+  return end_of_generation(opt);
+}
+
+bool ng__opt_tell_blocked(const ng_opt *opt) {
+  return opt->type->ask_lazy && opt->type->tell_plan && opt->type->tell_finish;
+}
+
+int ng__opt_ask_lazy(ng_opt *opt) {
+  if (!opt->is_setup) return ng_error(NG_EORDER, "ask before setup");
+  if (opt->stop != NG_STOP_NONE)
+    return ng_error(NG_EORDER, "ask after the run stopped (%s)", ng_stop_name(opt->stop));
+  if (opt->asked || opt->telling) return ng_error(NG_EORDER, "ask called twice without tell");
+  if (!opt->type->ask_lazy)
+    return ng_error(NG_EINVAL, "optimizer '%s' cannot be told by blocks", opt->type->name);
+  NG_CALL(opt->type->ask_lazy(opt));
+  opt->asked = opt->lazy = true;
+  return NG_OK;
+}
+
+int ng__opt_tell_begin(ng_opt *opt, const double *f, double *plan) {
+  if (!opt->asked || !opt->lazy)
+    return ng_error(NG_EORDER, "tell by blocks without an ask without candidates");
+  size_t nfinite, ibest;
+  NG_CALL(tell_generic(opt, f, &nfinite, &ibest));
+  opt->telling = true;
+  opt->tell_nfinite = nfinite;
+  opt->tell_best = ibest;
+  NG_CALL(opt->type->tell_plan(opt, opt->fbuf, plan));
+  plan[NG_PLAN_FETCH] = ibest < opt->lambda ? (double)ibest : -1.0;
+  return NG_OK;
+}
+
+int ng__opt_tell_end(ng_opt *opt, const double *V, const double *Z0, const double *Y0,
+                     const double *x_fetched) {
+  if (!opt->telling) return ng_error(NG_EORDER, "the end of a tell by blocks without its beginning");
+  if (opt->tell_best < opt->lambda) {
+    if (!x_fetched) return ng_error(NG_EINVAL, "tell by blocks: the new best candidate's x is missing");
+    memcpy(opt->best_x, x_fetched, opt->n * sizeof *opt->best_x);
+    opt->best_f = opt->fbuf[opt->tell_best];
+  }
+  opt->telling = opt->lazy = false;
+  NG_CALL(opt->type->tell_finish(opt, V, Z0, Y0, opt->tell_nfinite));
   return end_of_generation(opt);
 }
 
@@ -398,7 +483,7 @@ void ng_opt_get_info(const ng_opt *opt, ng_opt_info *info) {
  * given a larger budget. */
 int ng_opt_save(const ng_opt *opt, ng_state *st) {
   if (!opt->is_setup) return ng_error(NG_EORDER, "optimizer: save before setup");
-  if (opt->asked) return ng_error(NG_EORDER, "optimizer: save between ask and tell");
+  if (opt->asked || opt->telling) return ng_error(NG_EORDER, "optimizer: save between ask and tell");
   size_t n = opt->n;
   NG_CALL(ng_state_put_int(st, "cfg/n", (int64_t)n));
   NG_CALL(ng_state_put_str(st, "cfg/optimizer", opt->type->name));
@@ -495,7 +580,7 @@ int ng_opt_load(ng_opt *opt, const ng_state *st) {
   opt->best_f = reals[0];
   opt->gen_best_f = reals[1];
   opt->gen_median_f = reals[2];
-  opt->asked = false;
+  opt->asked = opt->lazy = opt->telling = false;
   NG_CALL(opt->type->load(opt, st));
   opt->algo_stop = (ng_stop)c[14];
   /* A run that ended on a budget continues when this optimizer's budget is larger; one that ended on its own

@@ -48,6 +48,13 @@ typedef struct ng_opt_type {
   void (*sampler)(const ng_opt *opt, ng_sampler *s);
   /* The point an anytime user would take (mean or iterate). */
   const double *(*mean)(const ng_opt *opt);
+  /* The distributed tell (tell_dist.h; NULL where the algorithm is told whole): ask_lazy readies the
+   * distribution without sampling; tell_plan ranks the losses (non-finite ones already +inf) and fills the
+   * plan; tell_finish completes the update from the tree's sum V of the blocks' shares and the rows of block
+   * 0. */
+  int (*ask_lazy)(ng_opt *opt);
+  int (*tell_plan)(ng_opt *opt, const double *f, double *plan);
+  int (*tell_finish)(ng_opt *opt, const double *V, const double *Z0, const double *Y0, size_t nfinite);
   /* Whether the algorithm supports restarts (CMA-ES does, SPSA does not). */
   bool restartable;
   /* Whether it sees the losses only through their ranking within a generation (CMA-ES; not SPSA, which steps
@@ -83,7 +90,11 @@ struct ng_opt {
   /* run */
   size_t lambda; /* candidates of the pending or next ask */
   bool asked;
-  int64_t generation; /* over all restarts; keys the sampling streams */
+  bool lazy;           /* the pending generation was asked without its candidates (ng__opt_ask_lazy) */
+  bool telling;        /* between ng__opt_tell_begin and ng__opt_tell_end */
+  size_t tell_nfinite; /* begin's count of finite losses, for end */
+  size_t tell_best;    /* begin's candidate that becomes the best point, or lambda */
+  int64_t generation;  /* over all restarts; keys the sampling streams */
   int64_t run_generation;
   int64_t evaluations;
   int64_t run_evaluations;

@@ -10,9 +10,15 @@ optimizer x objective, run by one loop) the --json result (all fields but second
 lines (the columns of mpitest.HISTORY) must be bit-identical to those of P = 1, explicit; and the log must say
 which broadcast each generation used.
 
-Bytes (P = 2): explicit sends 104 + 8*lambda*n bytes a generation (header + candidates); seeded sends the header and
-the mean (8n) and, only in the generations where the sampling factor changed (an eigendecomposition: t_eigen > 0,
-or the first generation), the factor as well (8n^2 for CMA-ES; 8n, the diagonal, every generation for sep-CMA-ES).
+Seeded full CMA-ES is told by blocks (the ranks that sampled the candidates compute the update's shares, which add
+up a tree to rank 0: src/opt/tell_dist.h); the populations of more than one tell block of 128 (lambda 129, 300, and
+IPOP's restarts from 70 to 140 and 280) must give the bits of P = 1, explicit (told whole) too.
+
+Bytes (P = 2): explicit sends 112 + 8*lambda*n bytes a generation (header + candidates); seeded sends the header and
+the mean (8n), for full CMA-ES the plan of the tell (8 (2 lambda + 5): each candidate's weight and rank), and, only
+in the generations where the sampling factor changed (an eigendecomposition: t_eigen > 0, or the first generation),
+the factor as well (8n^2 for CMA-ES; 8n, the diagonal, every generation for sep-CMA-ES): nothing of size lambda n,
+and n^2 only when the factor changed.
 """
 import os
 import sys
@@ -36,6 +42,15 @@ CONFIGS = [
     ("sepcmaes bounded sphere-20", ["--function", "sphere", "--dim", "20", "--optimizer", "sepcmaes", "--x0", "3",
                                     "--lower", "-1", "--upper", "4", "--ftarget", "1e-10", "--seed", "4"], 100, 0),
     ("cmaes logistic", LOGISTIC + ["--max-evals", "3000", "--seed", "7"], 100, 0),
+    # told by blocks: populations of several tell blocks of 128
+    ("cmaes lambda-300 rot-ellipsoid-12", ["--function", "rot-ellipsoid", "--dim", "12", "--popsize", "300", "--seed",
+                                           "5", "--max-evals", "24000"], 80, 0),
+    ("cmaes lambda-129 bounded rosenbrock-8", ["--function", "rosenbrock", "--dim", "8", "--popsize", "129", "--x0",
+                                               "0.5", "--lower", "-2", "--upper", "2", "--seed", "2", "--max-evals",
+                                               "12900"], 100, 0),
+    ("cmaes-ipop lambda-70 rastrigin-8", ["--function", "rastrigin", "--dim", "8", "--x0", "3", "--sigma0", "0.3",
+                                          "--popsize", "70", "--restarts", "ipop", "--max-evals", "30000", "--seed",
+                                          "1"], 200, 2),
     ("spsa lsq", LSQ + ["--optimizer", "spsa", "--param", "spsa_q=4", "--max-evals", "2000", "--sigma0", "0.1"],
      200, 0),
     # centred directions: the workers rebuild them from the header's centring stride (seeded mode)
@@ -81,7 +96,7 @@ with mpitest.tempdir() as tmp:
                                                            mpitest.without_seconds(ref)), flush=True)
 
     # ---- bytes on the wire ---------------------------------------------------------------------------------
-    HEADER_MAX = 1024  # the generation header (104 bytes today) and anything else that is O(1)
+    HEADER_MAX = 1024  # the generation header (112 bytes today) and anything else that is O(1)
 
     def byte_rows(args, mode):
         log = os.path.join(tmp, "bytes.jsonl")
@@ -110,9 +125,10 @@ with mpitest.tempdir() as tmp:
         what, rows = byte_rows(args, "seeded")
         changed = [r for i, r in enumerate(rows) if i == 0 or r["t_eigen"] > 0]
         kept = [r for i, r in enumerate(rows) if not (i == 0 or r["t_eigen"] > 0)]
-        bad = [(r["generation"], r["bytes"]) for r in kept if r["bytes"] > 8 * n + HEADER_MAX]
-        check(not bad, "%s: generations with the same factor sending more than 8n + %d = %d bytes: %r" %
-              (what, HEADER_MAX, 8 * n + HEADER_MAX, bad[:5]))
+        plan = 8 * (2 * lam + 5)
+        bad = [(r["generation"], r["bytes"]) for r in kept if r["bytes"] > 8 * n + plan + HEADER_MAX]
+        check(not bad, "%s: generations with the same factor sending more than 8n + plan + %d = %d bytes: %r" %
+              (what, HEADER_MAX, 8 * n + plan + HEADER_MAX, bad[:5]))
         bad = [(r["generation"], r["bytes"]) for r in changed if not r["bytes"] >= 8 * n * n + 8 * n]
         check(not bad, "%s: generations with a new factor sending less than 8n^2 + 8n = %d bytes: %r" %
               (what, 8 * n * n + 8 * n, bad[:5]))

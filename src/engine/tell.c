@@ -1,0 +1,273 @@
+/* The engine's side of a tell by blocks (tell.h, opt/tell_dist.h, protocol.h).
+ *
+ * Candidate k is evaluated by group g(k); the holder of k is shard 0 of that group, which sampled the whole
+ * sampling block of k. Tell block b (NG_TELL_BLOCK candidates, four sampling blocks) is owned by the holder
+ * of its first candidate; the holders of its other sampling blocks send the owner their draws and steps
+ * unless the owner sampled those blocks itself. Owners compute their blocks' shares and add them up the
+ * binomial tree of tell_dist.h; rank 0 owns block 0 and ends with the sum. Every rank only looks at its own
+ * blocks: nothing here loops over the ranks or over the population. */
+#include "engine/tell.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/protocol.h"
+#include "engine/reduce.h"
+#include "nograd/engine.h"
+#include "nograd/error.h"
+#include "opt/sampler_impl.h"
+#include "opt/tell_dist.h"
+
+void ng__teller_init(ng__teller *t, MPI_Comm comm, int groups, int shards, size_t n) {
+  memset(t, 0, sizeof *t);
+  t->comm = comm;
+  MPI_Comm_rank(comm, &t->rank);
+  t->groups = groups;
+  t->shards = shards;
+  t->n = n;
+}
+
+void ng__teller_free(ng__teller *t) {
+  for (size_t i = 0; i < t->nshares; i++)
+    free(t->shares[i]);
+  free(t->shares);
+  free(t->recv);
+  free(t->scratch);
+  free(t->planbuf);
+  memset(t, 0, sizeof *t);
+}
+
+/* The rank that holds candidate k: shard 0 of its group. */
+static int holder(const ng__teller *t, size_t k) {
+  return (int)ng__block_of(t->lambda, (size_t)t->groups, k) * t->shards;
+}
+
+/* The candidates that group g samples, as whole sampling blocks: [*s0, *s1). */
+static void sampled(const ng__teller *t, size_t g, size_t *s0, size_t *s1) {
+  size_t first, count, SB = NG_SAMPLER_BLOCK;
+  ng_engine_block(t->lambda, (size_t)t->groups, g, &first, &count);
+  *s0 = count ? first / SB * SB : 0;
+  *s1 = count ? (first + count + SB - 1) / SB * SB : 0;
+  if (*s1 > t->lambda) *s1 = t->lambda;
+}
+
+void ng__tell_rows(const ng__teller *t, size_t lambda, size_t *s0, size_t *s1, size_t *w1) {
+  ng__teller tl = *t;
+  tl.lambda = lambda;
+  size_t g = (size_t)(t->rank / t->shards), first, count;
+  sampled(&tl, g, s0, s1);
+  ng_engine_block(lambda, (size_t)t->groups, g, &first, &count);
+  *w1 = *s1;
+  if (!count || t->rank % t->shards) return;
+  /* the tell blocks this rank owns start in [first, first + count) */
+  size_t B = NG_TELL_BLOCK, last = (first + count - 1) / B * B;
+  if (last >= first) {
+    size_t end = last + B < lambda ? last + B : lambda;
+    if (end > *w1) *w1 = end;
+  }
+}
+
+/* The tell blocks rank owns: [*b0, *b1). */
+static void owned_blocks(const ng__teller *t, size_t *b0, size_t *b1) {
+  size_t g = (size_t)(t->rank / t->shards), first, count, B = NG_TELL_BLOCK;
+  ng_engine_block(t->lambda, (size_t)t->groups, g, &first, &count);
+  *b0 = *b1 = 0;
+  if (!count || t->rank % t->shards) return;
+  *b0 = (first + B - 1) / B;
+  *b1 = (first + count - 1) / B + 1;
+  if (*b1 < *b0) *b1 = *b0;
+}
+
+static int owner(const ng__teller *t, size_t b) {
+  return holder(t, b * NG_TELL_BLOCK);
+}
+
+/* Whether the owner of sampling block j's tell block sampled j itself. */
+static bool owner_sampled(const ng__teller *t, size_t j) {
+  size_t SB = NG_SAMPLER_BLOCK, s0, s1;
+  sampled(t, ng__block_of(t->lambda, (size_t)t->groups, j / (NG_TELL_BLOCK / SB) * NG_TELL_BLOCK), &s0, &s1);
+  return j * SB >= s0 && j * SB < s1;
+}
+
+static int grow_shares(ng__teller *t, size_t count, size_t width) {
+  if (width != t->share_width) {
+    for (size_t i = 0; i < t->nshares; i++)
+      free(t->shares[i]);
+    free(t->shares);
+    free(t->recv);
+    free(t->scratch);
+    t->shares = NULL;
+    t->recv = t->scratch = NULL;
+    t->nshares = 0;
+    t->share_width = width;
+  }
+  if (count > t->nshares) {
+    double **s = realloc(t->shares, count * sizeof *s);
+    if (!s) return ng_error(NG_ENOMEM, "out of memory for %zu tell shares", count);
+    t->shares = s;
+    for (size_t i = t->nshares; i < count; i++)
+      t->shares[i] = NULL;
+    for (; t->nshares < count; t->nshares++) /* one allocation each: SMPI may share larger buffers */
+      if (!(t->shares[t->nshares] = malloc(width * sizeof(double))))
+        return ng_error(NG_ENOMEM, "out of memory for a tell share of %zu doubles", width);
+  }
+  size_t plan_len = ng__tell_plan_len(t->lambda);
+  if (plan_len > t->planbuf_cap) {
+    free(t->planbuf);
+    t->planbuf = malloc(plan_len * sizeof(double));
+    t->planbuf_cap = t->planbuf ? plan_len : 0;
+    if (!t->planbuf) return ng_error(NG_ENOMEM, "out of memory for the plan of %zu candidates", t->lambda);
+  }
+  if (!t->recv) t->recv = malloc(width * sizeof(double));
+  if (!t->scratch) t->scratch = malloc(ng__tell_scratch_len(t->n) * sizeof(double));
+  if (!t->recv || !t->scratch)
+    return ng_error(NG_ENOMEM, "out of memory for the tell of dimension %zu", t->n);
+  return NG_OK;
+}
+
+int ng__tell_reserve(ng__teller *t, size_t lambda) {
+  size_t b0, b1;
+  t->lambda = lambda;
+  owned_blocks(t, &b0, &b1);
+  return grow_shares(t, b1 - b0, ng__tell_width(t->n));
+}
+
+/* The plan travels down the tree of the tell blocks, the reverse of the shares' way up: the owner of block b
+ * sends the owner of b + step the part of the plan for blocks [b + step, b + 2 step), so that each owner gets
+ * only its subtree's part (protocol.h). Rank 0's plan is whole; an owner's holds its subtree's entries at
+ * their places (the rest is left as it was). A part: the head, then the weights, then the ranks of its
+ * candidates. */
+static int scatter_plan(ng__teller *t, double *plan, size_t b0, size_t b1, size_t nb) {
+  size_t lambda = t->lambda, B = NG_TELL_BLOCK, top = 1;
+  while (top < nb)
+    top *= 2;
+  double *w = plan + NG_PLAN_HEAD, *pos = w + lambda, *buf = t->planbuf;
+  for (size_t step = top / 2; step >= 1; step /= 2) {
+    for (size_t b = b0; b < b1; b++) {
+      if (b % (2 * step) && b % (2 * step) != step) continue;
+      bool sends = b % (2 * step) == 0 && b + step < nb, receives = b % (2 * step) == step;
+      size_t lo = (receives ? b : b + step) * B, hi = (receives ? b + step : b + 2 * step) * B;
+      if (hi > lambda) hi = lambda;
+      if (!sends && !receives) continue;
+      int peer = receives ? owner(t, b - step) : owner(t, b + step);
+      if (peer == t->rank) continue; /* the plan is already here */
+      size_t count = hi - lo, len = NG_PLAN_HEAD + 2 * count;
+      if (sends) {
+        memcpy(buf, plan, NG_PLAN_HEAD * sizeof *buf);
+        memcpy(buf + NG_PLAN_HEAD, w + lo, count * sizeof *buf);
+        memcpy(buf + NG_PLAN_HEAD + count, pos + lo, count * sizeof *buf);
+        NG_CALL(ng__mpi_status(MPI_Send(buf, (int)len, MPI_DOUBLE, peer, NG_TAG_PLAN, t->comm),
+                               "sending the plan of the tell"));
+        t->plan_bytes += (int64_t)(len * sizeof *buf);
+      } else {
+        NG_CALL(
+            ng__mpi_status(MPI_Recv(buf, (int)len, MPI_DOUBLE, peer, NG_TAG_PLAN, t->comm, MPI_STATUS_IGNORE),
+                           "receiving the plan of the tell"));
+        memcpy(plan, buf, NG_PLAN_HEAD * sizeof *buf);
+        if (plan[NG_PLAN_LAMBDA] < 0) return NG_OK; /* rank 0 could not rank: nothing follows */
+        memcpy(w + lo, buf + NG_PLAN_HEAD, count * sizeof *buf);
+        memcpy(pos + lo, buf + NG_PLAN_HEAD + count, count * sizeof *buf);
+      }
+    }
+    if (step == 1) break;
+  }
+  return NG_OK;
+}
+
+int ng__tell_exchange(ng__teller *t, double *plan, size_t w0, double *Z, double *Y, const double *X,
+                      const ng_sampler *s, double *V, double *x_best) {
+  size_t n = t->n, lambda = t->lambda, SB = NG_SAMPLER_BLOCK, B = NG_TELL_BLOCK;
+  size_t nsb = (lambda + SB - 1) / SB, nb = ng__tell_blocks(lambda), width = ng__tell_width(n);
+  size_t s0, s1, w1, b0, b1;
+  ng__tell_rows(t, lambda, &s0, &s1, &w1);
+  owned_blocks(t, &b0, &b1);
+  MPI_Request *req = NULL;
+  size_t nreq = 0;
+  int st = grow_shares(t, b1 - b0, width);
+  t->plan_bytes = 0;
+
+  /* rows: the sampling blocks this rank holds go to the owners that did not sample them */
+  if (st == NG_OK && s1 > s0 && t->rank % t->shards == 0) {
+    size_t first, count;
+    ng_engine_block(lambda, (size_t)t->groups, (size_t)(t->rank / t->shards), &first, &count);
+    req = malloc(2 * ((s1 - s0) / SB + 1) * sizeof *req);
+    if (!req) st = ng_error(NG_ENOMEM, "out of memory");
+    for (size_t j = (first + SB - 1) / SB; st == NG_OK && j < nsb && j * SB < first + count; j++) {
+      int dest = owner(t, j * SB / B);
+      if (dest == t->rank || owner_sampled(t, j)) continue;
+      size_t rows = lambda - j * SB < SB ? lambda - j * SB : SB;
+      const double *z = Z + (j * SB - w0) * n, *y = Y + (j * SB - w0) * n;
+      st = ng__mpi_status(
+          MPI_Isend(z, (int)(rows * n), MPI_DOUBLE, dest, NG_TAG_ROWS_Z, t->comm, &req[nreq++]),
+          "sending a sampling block's draws");
+      if (st == NG_OK)
+        st = ng__mpi_status(
+            MPI_Isend(y, (int)(rows * n), MPI_DOUBLE, dest, NG_TAG_ROWS_Y, t->comm, &req[nreq++]),
+            "sending a sampling block's steps");
+    }
+  }
+  /* and the tell blocks this rank owns receive the ones it lacks */
+  for (size_t b = b0; st == NG_OK && b < b1; b++)
+    for (size_t j = b * B / SB; st == NG_OK && j < nsb && j < (b + 1) * B / SB; j++) {
+      if (j * SB >= s0 && j * SB < s1) continue;
+      int src = holder(t, j * SB);
+      size_t rows = lambda - j * SB < SB ? lambda - j * SB : SB;
+      st = ng__mpi_status(MPI_Recv(Z + (j * SB - w0) * n, (int)(rows * n), MPI_DOUBLE, src, NG_TAG_ROWS_Z,
+                                   t->comm, MPI_STATUS_IGNORE),
+                          "receiving a sampling block's draws");
+      if (st == NG_OK)
+        st = ng__mpi_status(MPI_Recv(Y + (j * SB - w0) * n, (int)(rows * n), MPI_DOUBLE, src, NG_TAG_ROWS_Y,
+                                     t->comm, MPI_STATUS_IGNORE),
+                            "receiving a sampling block's steps");
+    }
+  if (nreq) MPI_Waitall((int)nreq, req, MPI_STATUSES_IGNORE);
+  free(req);
+  if (st == NG_OK && b1 > b0) st = scatter_plan(t, plan, b0, b1, nb);
+  if (st != NG_OK || b1 == b0 || plan[NG_PLAN_LAMBDA] < 0) return st;
+  for (size_t b = b0; b < b1; b++)
+    ng__tell_share(plan, b, Z + (b * B - w0) * n, Y + (b * B - w0) * n, t->shares[b - b0], t->scratch);
+
+  /* the tree: at each step, first every send of this rank, then every receive */
+  MPI_Request *sreq = malloc((b1 - b0 + 1) * sizeof *sreq);
+  size_t nsreq = 0, w = nb > 1 ? width : 2 * n;
+  if (!sreq) st = ng_error(NG_ENOMEM, "out of memory");
+  for (size_t step = 1; st == NG_OK && step < nb; step *= 2) {
+    for (size_t b = b0; st == NG_OK && b < b1; b++)
+      if (b % (2 * step) == step && owner(t, b - step) != t->rank)
+        st = ng__mpi_status(MPI_Isend(t->shares[b - b0], (int)w, MPI_DOUBLE, owner(t, b - step), NG_TAG_SHARE,
+                                      t->comm, &sreq[nsreq++]),
+                            "sending a tell share");
+    for (size_t b = b0; st == NG_OK && b < b1; b++) {
+      if (b % (2 * step) || b + step >= nb) continue;
+      int src = owner(t, b + step);
+      const double *v = src == t->rank ? t->shares[b + step - b0] : t->recv;
+      if (src != t->rank)
+        st = ng__mpi_status(
+            MPI_Recv(t->recv, (int)w, MPI_DOUBLE, src, NG_TAG_SHARE, t->comm, MPI_STATUS_IGNORE),
+            "receiving a tell share");
+      if (st == NG_OK) ng__tell_add(w, t->shares[b - b0], v);
+    }
+  }
+  if (nsreq) MPI_Waitall((int)nsreq, sreq, MPI_STATUSES_IGNORE);
+  free(sreq);
+  if (st == NG_OK && t->rank == 0) memcpy(V, t->shares[0], w * sizeof *V);
+
+  /* the new best candidate's x: the owner of its block has its step, and makes it as its holder did */
+  double fetch = plan[NG_PLAN_FETCH];
+  if (st == NG_OK && fetch >= 0 && (size_t)fetch / B >= b0 && (size_t)fetch / B < b1) {
+    size_t k = (size_t)fetch;
+    double *x = t->rank == 0 ? x_best : t->recv;
+    if (k >= s0 && k < s1)
+      memcpy(x, X + (k - w0) * n, n * sizeof *x);
+    else
+      ng_sampler_gauss_finish(s, Y + (k - w0) * n, 1, x);
+    if (t->rank != 0)
+      st = ng__mpi_status(MPI_Send(x, (int)n, MPI_DOUBLE, 0, NG_TAG_BEST, t->comm),
+                          "sending the best candidate");
+  } else if (st == NG_OK && fetch >= 0 && t->rank == 0) {
+    st = ng__mpi_status(MPI_Recv(x_best, (int)n, MPI_DOUBLE, owner(t, (size_t)fetch / B), NG_TAG_BEST,
+                                 t->comm, MPI_STATUS_IGNORE),
+                        "receiving the best candidate");
+  }
+  return st;
+}

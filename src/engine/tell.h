@@ -1,0 +1,48 @@
+/* Private: the engine's side of a tell by blocks (opt/tell_dist.h): which rank holds which rows, the rows a
+ * tell block's owner lacks, the binomial tree of the shares, and the new best candidate's x (protocol.h). */
+#ifndef NOGRAD_ENGINE_TELL_H
+#define NOGRAD_ENGINE_TELL_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nograd/opt.h"
+
+typedef struct {
+  MPI_Comm comm; /* not owned */
+  int rank, groups, shards;
+  size_t n, lambda;
+  /* buffers kept between generations */
+  double **shares; /* one share per tell block this rank owns */
+  size_t nshares, share_width;
+  double *recv, *scratch; /* a share received up the tree; ng__tell_share's scratch */
+  double *planbuf;        /* a part of the plan on its way down the tree */
+  size_t planbuf_cap;
+  int64_t plan_bytes; /* what this rank sent of the plan in the last exchange */
+} ng__teller;
+
+/* For the grid of `groups` groups of `shards` ranks over comm. Not collective. */
+void ng__teller_init(ng__teller *t, MPI_Comm comm, int groups, int shards, size_t n);
+void ng__teller_free(ng__teller *t);
+
+/* The candidates this rank samples in a seeded generation of lambda, as whole sampling blocks: [*s0, *s1);
+ * and the rows it must hold Z and Y for in a tell by blocks (those and the rest of the tell blocks it owns):
+ * [*s0, *w1). Empty ranges when the rank has no candidate. Not collective. */
+void ng__tell_rows(const ng__teller *t, size_t lambda, size_t *s0, size_t *s1, size_t *w1);
+
+/* Allocates what this rank needs for a tell by blocks of lambda candidates. NG_ENOMEM. Not collective. */
+int ng__tell_reserve(ng__teller *t, size_t lambda);
+
+/* Collective, after rank 0 filled its plan (ng__opt_tell_begin; lambda -1 ends the tell): the holders of the
+ * sampling blocks send the owners of their tell blocks the rows they lack; the plan goes down the tree of the
+ * tell blocks, each owner getting its subtree's part; the owners compute their blocks' shares and add them up
+ * the tree, so that rank 0 receives their sum V (ng__tell_width(n) doubles) and, when plan[NG_PLAN_FETCH]
+ * names a candidate, its x (n doubles, made from its step by the owner of its block with the generation's
+ * sampler s) in x_best. A rank that neither holds nor owns a block takes no part. Z, Y and X hold this rank's
+ * rows from w0 (ng__tell_rows), Z and Y filled for the blocks it sampled; plan: ng__tell_plan_len(lambda)
+ * doubles on every rank. The lambda is that of the last ng__tell_reserve. NG_EMPI, NG_ENOMEM. */
+int ng__tell_exchange(ng__teller *t, double *plan, size_t w0, double *Z, double *Y, const double *X,
+                      const ng_sampler *s, double *V, double *x_best);
+
+#endif
