@@ -59,7 +59,7 @@ extra_phase() {
 
 if (($# == 0)); then
   if [[ ${NOGRAD_SKIP_MPICH:-0} != 1 ]] && command -v mpicc.mpich >/dev/null && command -v mpirun.mpich >/dev/null; then
-    extra_phase mpich "$NOGRAD_ROOT/build-mpich" "-DNOGRAD_MPI=mpich" "nograd_cli test_engine_stats" mpi
+    extra_phase mpich "$NOGRAD_ROOT/build-mpich" "-DNOGRAD_MPI=mpich" "nograd_cli test_engine_stats" "^mpi$"
   fi
   if [[ ${NOGRAD_SKIP_FUZZ:-0} != 1 ]] && command -v clang >/dev/null; then
     extra_phase fuzz "$NOGRAD_ROOT/build-fuzz" "-DNOGRAD_FUZZ=ON" nograd_fuzzers fuzz

@@ -220,7 +220,9 @@ int ng__tell_exchange(ng__teller *t, double *plan, size_t w0, double *Z, double 
                                      t->comm, MPI_STATUS_IGNORE),
                             "receiving a sampling block's steps");
     }
-  if (nreq) MPI_Waitall((int)nreq, req, MPI_STATUSES_IGNORE);
+  for (size_t i = 0; i < nreq; i++) /* one MPI_Wait each: MPICH's header annotates MPI_Waitall as writing
+                                     * statuses even when they are ignored, and GCC then warns */
+    MPI_Wait(&req[i], MPI_STATUS_IGNORE);
   free(req);
   if (st == NG_OK && b1 > b0) st = scatter_plan(t, plan, b0, b1, nb);
   if (st != NG_OK || b1 == b0 || plan[NG_PLAN_LAMBDA] < 0) return st;
@@ -248,7 +250,8 @@ int ng__tell_exchange(ng__teller *t, double *plan, size_t w0, double *Z, double 
       if (st == NG_OK) ng__tell_add(w, t->shares[b - b0], v);
     }
   }
-  if (nsreq) MPI_Waitall((int)nsreq, sreq, MPI_STATUSES_IGNORE);
+  for (size_t i = 0; i < nsreq; i++) /* as above */
+    MPI_Wait(&sreq[i], MPI_STATUS_IGNORE);
   free(sreq);
   if (st == NG_OK && t->rank == 0) memcpy(V, t->shares[0], w * sizeof *V);
 
