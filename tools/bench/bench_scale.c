@@ -254,9 +254,10 @@ int main(int argc, char **argv) {
     printf("result: generations=%lld evaluations=%lld f_best=%a sigma=%a fingerprint=%016llx\n",
            (long long)in.generation, (long long)in.evaluations, best_f, in.sigma, (unsigned long long)h);
     double whole = (double)hist.nrows * ideal / res.seconds;
-    printf("run: %.3f s of generations after %.3f s of engine set-up (communicator, loading); with the set-up "
-           "the efficiency would be %.4f\n",
-           res.seconds, seconds - res.seconds, (double)hist.nrows * ideal / seconds);
+    printf(
+        "run: %.3f s of generations after %.3f s of engine set-up (communicator, loading); with the set-up "
+        "the efficiency would be %.4f\n",
+        res.seconds, seconds - res.seconds, (double)hist.nrows * ideal / seconds);
     if (measure_dup)
       printf("communicator creation alone (MPI_Comm_dup + barrier, timed before the run): %.3f ms\n",
              dup_cost * 1e3);
