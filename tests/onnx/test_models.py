@@ -132,6 +132,13 @@ OPS = [
     ("Conv depthwise stride 2", nn.Conv2d(6, 6, 3, stride=2, padding=1, groups=6), (6, 9, 9)),
     ("Conv 1x1, no bias", nn.Conv2d(5, 7, 1, bias=False), (5, 4, 3)),
     ("Conv asymmetric pad", nn.Sequential(nn.ZeroPad2d((1, 0, 2, 0)), nn.Conv2d(2, 3, 3)), (2, 6, 6)),
+    # 3x3 stride 1 with >= 16 channels in and out: Winograd's F(2x2, 3x3) (src/nn/ops/winograd.c); odd output
+    # sizes leave part of the last tiles unused, a pad of 2 or 0 moves the tiles against the input
+    ("Conv 3x3 Winograd, odd map", nn.Conv2d(16, 24, 3, padding=1), (16, 7, 5)),
+    ("Conv 3x3 Winograd, pads 2 and 0, BN, ReLU", nn.Sequential(nn.Conv2d(16, 16, 3, padding=(2, 0)),
+                                                                randomise_bn(nn.BatchNorm2d(16)), nn.ReLU()),
+     (16, 3, 6)),
+    ("Conv 3x3 Winograd, no pad, 1x1 output", nn.Conv2d(20, 16, 3, bias=False), (20, 3, 3)),
     ("BatchNormalization", randomise_bn(nn.BatchNorm2d(3)), (3, 4, 4)),
     ("BatchNormalization 1d", randomise_bn(nn.BatchNorm1d(5)), (5,)),
     ("Gemm (Linear)", nn.Linear(6, 3), (6,)),

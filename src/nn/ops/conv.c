@@ -11,16 +11,22 @@
 #include <string.h>
 
 #include "nn/graph_impl.h"
+#include "nn/ops/winograd.h"
 #include "nograd/error.h"
 
 #define MAX_TAPS 4096       /* kernels with more taps than this are refused */
 #define GATHER_MAX_P 16     /* maps of up to this many pixels are unfolded through an index map per tap */
 #define PER_EXAMPLE_MIN 256 /* output pixels from which each example gets its own sgemm (no scatter) */
+#define WINO_MIN_CHANNELS                                                           \
+  16 /* 3x3 stride-1 convolutions with at least this many input and output channels \
+      * run as Winograd's F(2x2, 3x3) (winograd.c) */
 
 typedef struct {
   int64_t group, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
   int64_t C, H, W, O, Ho, Wo;
   bool depthwise;
+  bool wino; /* Winograd's F(2x2, 3x3): th x tw tiles of 2x2 output pixels per example */
+  int64_t th, tw;
   /* A BatchNormalization (and a Relu or Clip) after it, applied as the output is written (ng__conv_fuse):
    * the tensors of its four statistics (bn[0] = -1: none), its epsilon, and the activation. */
   int bn[4];
@@ -91,8 +97,25 @@ static int setup(ng__gctx *cx, ng__gnode *n) {
     }
   ng__ldim od[4] = {x->dims[0], ng__ldc(a->O), ng__ldc(a->Ho), ng__ldc(a->Wo)};
   ng__set_float(ng__out(cx, n, 0), 4, od);
+  a->wino = a->kh == 3 && a->kw == 3 && a->sh == 1 && a->sw == 1 && a->dh == 1 && a->dw == 1 &&
+            a->group == 1 && a->ntaps == 9 && a->C >= WINO_MIN_CHANNELS && a->O >= WINO_MIN_CHANNELS;
   if (a->depthwise) {
     n->scratch = ng__ldc((a->H + a->pt + a->pb) * (a->W + a->pl + a->pr));
+  } else if (a->wino) {
+    /* U[16][O][C], V[16][C][T], M[16][O][T] (planes padded by ng__wino_stride, at most 32 floats) and one
+     * padded plane; T = B th tw */
+    a->th = (a->Ho + 1) / 2, a->tw = (a->Wo + 1) / 2;
+    int64_t per, sa, sc, u, tiles;
+    if (__builtin_mul_overflow(a->th, a->tw, &tiles) ||
+        __builtin_mul_overflow(16 * (a->C + a->O), tiles, &per) ||
+        __builtin_mul_overflow(per, x->dims[0].a, &sa) || __builtin_mul_overflow(per, x->dims[0].c, &sc) ||
+        __builtin_mul_overflow(a->O, a->C, &u) || __builtin_add_overflow(u, 32, &u) ||
+        __builtin_mul_overflow(u, 16, &u) || __builtin_add_overflow(sc, u + 2 * 16 * 32, &sc) ||
+        __builtin_add_overflow(sc, (2 * a->th + 2) * (2 * a->tw + 2), &sc) || sa > NG__MAX_ELEMENTS ||
+        sc > NG__MAX_ELEMENTS)
+      return ng__op_error(cx, "the convolution's transformed input is larger than %lld elements",
+                          (long long)NG__MAX_ELEMENTS);
+    n->scratch = (ng__ldim){sa, sc};
   } else {
     int64_t K = a->C / a->group * a->ntaps, Og = a->O / a->group, P = a->Ho * a->Wo, wk, per, sa, sc;
     if (__builtin_mul_overflow(a->O, K, &wk) || __builtin_mul_overflow(K + Og, P, &per) ||
@@ -241,6 +264,19 @@ static void bn_coef(const conv_attr *a, ng__run *r, int64_t c, float *s, float *
                 t);
 }
 
+/* The epilogue over a finished output y[B][O][Ho][Wo], in place. */
+static void epilogue_in_place(const conv_attr *a, ng__run *r, const float *bias, size_t B, float *y) {
+  int64_t P = a->Ho * a->Wo;
+  float s, t;
+  for (int64_t o = 0; o < a->O; o++) {
+    bn_coef(a, r, o, &s, &t);
+    for (size_t b = 0; b < B; b++) {
+      float *yp = y + ((int64_t)b * a->O + o) * P;
+      epilogue(a, yp, yp, P, bias ? bias[o] : 0, s, t);
+    }
+  }
+}
+
 static void run(const ng__gnode *n, const ng__graph *gr, ng__run *r) {
   const conv_attr *a = n->attr;
   const float *x = r->ptr[n->in[0]], *w = r->ptr[n->in[1]];
@@ -251,13 +287,19 @@ static void run(const ng__gnode *n, const ng__graph *gr, ng__run *r) {
   float s, t;
   if (a->depthwise) {
     depthwise(a, x, w, B, y, r->scratch);
-    for (int64_t c = 0; c < a->C; c++) {
-      bn_coef(a, r, c, &s, &t);
-      for (size_t b = 0; b < B; b++) {
-        float *yp = y + ((int64_t)b * a->C + c) * P;
-        epilogue(a, yp, yp, P, bias ? bias[c] : 0, s, t);
-      }
-    }
+    epilogue_in_place(a, r, bias, B, y);
+    return;
+  }
+  if (a->wino) {
+    int64_t T = (int64_t)B * a->th * a->tw;
+    float *U = r->scratch, *V = U + 16 * ng__wino_stride(a->O * a->C),
+          *M = V + 16 * ng__wino_stride(a->C * T);
+    float *pad = M + 16 * ng__wino_stride(a->O * T);
+    ng__wino_weights(w, a->O, a->C, U);
+    ng__wino_input(x, (int64_t)B, a->C, a->H, a->W, a->pt, a->pl, a->th, a->tw, V, pad);
+    ng__wino_multiply(U, V, a->O, a->C, T, M);
+    ng__wino_output(M, (int64_t)B, a->O, a->Ho, a->Wo, a->th, a->tw, y);
+    epilogue_in_place(a, r, bias, B, y);
     return;
   }
   int64_t Cg = a->C / a->group, Og = a->O / a->group, K = Cg * a->ntaps;
