@@ -36,6 +36,14 @@ typedef struct {
   int64_t count_tell, last_update; /* lazy eigendecomposition: iterations told, and at the last update */
   int64_t factor_version;          /* bumped whenever BD (or D) changes: the engine resends it then */
   double seconds_eigen;
+  /* The eigendecomposition beside the loop (full, eigen_lag > 0): the one due at iteration pending_at is of
+   * Csnap, C as it was then; a background job (core/async.h) decomposes it into eig_B and eig_D, and it is
+   * installed when iteration pending_at + eigen_lag is asked, whether the job was early or not, so that the
+   * run does not depend on timing. pending_at is -1 when none is in flight. */
+  int64_t eigen_lag, pending_at;
+  double *Csnap, *eig_B, *eig_D;
+  struct ng_async *job;
+  int eig_info; /* the job's LAPACK info */
 
   /* the last ask */
   double *Z; /* lambda x n standard normal draws */

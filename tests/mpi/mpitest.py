@@ -226,6 +226,34 @@ def inspect(path, cwd=None):
         return None
 
 
+def run_logged(nprocs, args, tmp, name):
+    """`nograd minimize ARGS --log TMP/NAME.jsonl --json --quiet` on nprocs ranks: (the --json result, the log
+    rows), or (None, None) with the failure recorded."""
+    log = os.path.join(tmp, name + ".jsonl")
+    if os.path.exists(log):
+        os.unlink(log)
+    res = run(nprocs, ["minimize"] + args + ["--log", log, "--json", "--quiet"])
+    what = "%s (P=%d)" % (" ".join(args), nprocs)
+    if not check(res.code == 0, "%s: exit code %r, stderr %r" % (what, res.code, res.err[-2000:])):
+        return None, None
+    return parse_result(res, what), read_log(log)
+
+
+def resume_matches(nprocs, args, ck, what, full, full_rows):
+    """Resumes `nograd minimize ARGS` from checkpoint ck on nprocs ranks (writing ck again) and checks that the
+    --json result and ck's /history equal the uninterrupted run's (full, full_rows from run_logged). Returns
+    the result, or None after a failed run."""
+    res = run(nprocs, ["minimize"] + args + ["--checkpoint", ck, "--resume", ck, "--json", "--quiet"])
+    if not check(res.code == 0, "%s: exit code %r, stderr %r" % (what, res.code, res.err[-2000:])):
+        return None
+    obj = parse_result(res, what)
+    check(without_seconds(obj) == without_seconds(full), "%s: %r; uninterrupted: %r" % (what, obj, full))
+    hist = ckpt_history(ck)
+    check(hist == log_history(full_rows), "%s: the history differs from the uninterrupted one at %s" %
+          (what, first_difference(hist or [], log_history(full_rows))))
+    return obj
+
+
 def tempdir():
     return tempfile.TemporaryDirectory(prefix="nograd_mpi_")
 

@@ -19,42 +19,25 @@ from mpitest import check  # noqa: E402
 mpitest.skip_without_mpirun("test_blocked")
 
 
-def run_logged(nprocs, args, tmp, name):
-    log = os.path.join(tmp, name + ".jsonl")
-    if os.path.exists(log):
-        os.unlink(log)
-    res = mpitest.run(nprocs, ["minimize"] + args + ["--log", log, "--json", "--quiet"])
-    what = "%s (P=%d)" % (" ".join(args), nprocs)
-    if not check(res.code == 0, "%s: exit code %r, stderr %r" % (what, res.code, res.err[-2000:])):
-        return None, None
-    return mpitest.parse_result(res, what), mpitest.read_log(log)
-
-
 with mpitest.tempdir() as tmp:
     # ---- resume across P and the broadcast mode -------------------------------------------------------------
     base = ["--function", "rot-ellipsoid", "--dim", "10", "--popsize", "260", "--seed", "9"]
-    full, full_rows = run_logged(1, base + ["--max-evals", "26000"], tmp, "full")
+    full, full_rows = mpitest.run_logged(1, base + ["--max-evals", "26000"], tmp, "full")
     for first, second in (((3, "seeded"), (2, "explicit")), ((1, "explicit"), (4, "seeded"))):
         ck = os.path.join(tmp, "resume.h5")
         for f in (ck, ck + ".prev"):
             if os.path.exists(f):
                 os.unlink(f)
         what = "stop at 13000 evaluations on %d ranks (%s), resume to 26000 on %d (%s)" % (first + second)
-        part, _ = run_logged(first[0], base + ["--max-evals", "13000", "--broadcast", first[1], "--checkpoint", ck],
-                             tmp, "part")
+        part, _ = mpitest.run_logged(first[0], base + ["--max-evals", "13000", "--broadcast", first[1],
+                                               "--checkpoint", ck], tmp, "part")
         if part is None:
             continue
         check(part["stop_reason"] == "maxfevals", "%s: the first part stopped for %r" % (what, part["stop_reason"]))
-        res = mpitest.run(second[0], ["minimize"] + base + ["--max-evals", "26000", "--broadcast", second[1],
-                                                             "--checkpoint", ck, "--resume", ck, "--json", "--quiet"])
-        if not check(res.code == 0, "%s: exit code %r, stderr %r" % (what, res.code, res.err[-2000:])):
+        obj = mpitest.resume_matches(second[0], base + ["--max-evals", "26000", "--broadcast", second[1]], ck, what,
+                                     full, full_rows)
+        if obj is None:
             continue
-        obj = mpitest.parse_result(res, what)
-        check(mpitest.without_seconds(obj) == mpitest.without_seconds(full),
-              "%s: %r; uninterrupted: %r" % (what, obj, full))
-        hist = mpitest.ckpt_history(ck)
-        check(hist == mpitest.log_history(full_rows), "%s: the history differs from the uninterrupted one at %s" %
-              (what, mpitest.first_difference(hist or [], mpitest.log_history(full_rows))))
         print("%s: %r" % (what, mpitest.without_seconds(obj)), flush=True)
 
 

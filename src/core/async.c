@@ -1,0 +1,77 @@
+/* See async.h. */
+#include "core/async.h"
+
+#include <mpi.h> /* under smpicc this is SMPI's, which defines SMPI_H */
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "nograd/error.h"
+
+struct ng_async {
+  int (*fn)(void *arg);
+  void *arg;
+  int status;
+  double seconds; /* the job's own duration, on the host's clock */
+#ifdef SMPI_H
+  double ready; /* simulated time at which the modelled job ends */
+#else
+  pthread_t thread;
+#endif
+};
+
+/* The host's monotonic clock; the parentheses keep SMPI's clock_gettime macro (simulated time) out. */
+static double host_now(void) {
+  struct timespec t;
+  (clock_gettime)(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void run_job(ng_async *a) {
+  double t0 = host_now();
+  a->status = a->fn(a->arg);
+  a->seconds = host_now() - t0;
+}
+
+#ifndef SMPI_H
+static void *thread_main(void *p) {
+  run_job(p);
+  return NULL;
+}
+#endif
+
+int ng_async_start(ng_async **out, int (*fn)(void *arg), void *arg) {
+  ng_async *a = calloc(1, sizeof *a);
+  if (!a) return ng_error(NG_ENOMEM, "out of memory for a background job");
+  a->fn = fn, a->arg = arg;
+#ifdef SMPI_H
+  smpi_bench_end(); /* what the rank computed so far is charged; the job itself is not */
+  run_job(a);
+  smpi_bench_begin();
+  a->ready = MPI_Wtime() + a->seconds;
+#else
+  int e = pthread_create(&a->thread, NULL, thread_main, a);
+  if (e != 0) {
+    free(a);
+    return ng_error(NG_EIO, "cannot start a background thread (pthread_create error %d)", e);
+  }
+#endif
+  *out = a;
+  return NG_OK;
+}
+
+int ng_async_wait(ng_async **job, double *seconds) {
+  ng_async *a = *job;
+  if (!a) return NG_OK;
+#ifdef SMPI_H
+  double left = a->ready - MPI_Wtime();
+  if (left > 0) smpi_execute(left);
+#else
+  pthread_join(a->thread, NULL);
+#endif
+  int st = a->status;
+  if (seconds) *seconds += a->seconds;
+  free(a);
+  *job = NULL;
+  return st;
+}
