@@ -3,6 +3,7 @@
 
 #include <mpi.h> /* under smpicc this is SMPI's, which defines SMPI_H */
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -50,7 +51,13 @@ int ng_async_start(ng_async **out, int (*fn)(void *arg), void *arg) {
   smpi_bench_begin();
   a->ready = MPI_Wtime() + a->seconds;
 #else
+  /* The job inherits a mask that blocks every signal, so that SIGTERM, SIGUSR1 and SIGINT reach the thread
+   * that runs the generation loop (src/engine/signals.c). */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   int e = pthread_create(&a->thread, NULL, thread_main, a);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (e != 0) {
     free(a);
     return ng_error(NG_EIO, "cannot start a background thread (pthread_create error %d)", e);
