@@ -6,7 +6,8 @@
 #
 #   tools/bench/scale_smpi.sh --ranks P[,P..] --lambda L[,L..] --dim N[,N..] [--generations 10] [--cost-ms 50]
 #       [--bcast seeded[,explicit]] [--jitter none|exp:F|lognormal:S|slow:R:F] [--groups G] [--bw 25Gbps]
-#       [--lat 2us] [--no-compute] [--quiet] [--check-native] [-- extra bench_scale arguments]
+#       [--lat 2us] [--no-compute] [--quiet] [--check-native] [--smpi-cfg KEY:VALUE]...
+#       [-- extra bench_scale arguments]
 #
 # --lambda P means lambda = P. Everything rank 0 (and every other rank) computes is measured on this core, as
 # SMPI does by default, so the controller's real cost shows; --no-compute leaves computation out (the network
@@ -18,6 +19,10 @@
 # generation names the slowest rank of the evaluation and its seconds against the fastest's (the engine's log).
 # --check-native also runs the configuration natively (one process, no sleeps) and fails unless the result has
 # the same bits.
+#
+# --smpi-cfg KEY:VALUE passes --cfg=KEY:VALUE to smpirun after the settings below, which it can override: for
+# example smpi/bcast:scatter_rdb_allgather, the scatter and recursive-doubling allgather that MPICH uses for
+# large broadcasts (its set-up costs 2 s of simulated time at P = 4096, reported beside E).
 #
 # Settings the simulation needs: at P >= 2048 --cfg=smpi/bcast:binomial_tree (SimGrid's default broadcast
 # set-up is quadratic in P); at n >= 500, buffers of 6 n^2 bytes or more are shared between the simulated ranks
@@ -34,7 +39,7 @@ NATIVE_BUILD=${NOGRAD_BUILD_DIR:-$ROOT/build}
 export OPENBLAS_NUM_THREADS=1
 
 ranks="" lambdas="" dims="" generations=10 cost=50 bcasts=seeded jitter=none groups="" bw=25Gbps lat=2us
-compute=yes quiet=() check=no extra=()
+compute=yes quiet=() check=no extra=() smpicfg=()
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while (($#)); do
   case $1 in
@@ -51,6 +56,7 @@ while (($#)); do
     --no-compute) compute=no ;;
     --quiet) quiet=(--quiet) ;;
     --check-native) check=yes ;;
+    --smpi-cfg) smpicfg+=(--cfg="$2"); shift ;;
     --) shift; extra=("$@"); break ;;
     -h|--help) usage ;;
     *) echo "scale_smpi.sh: unknown argument $1" >&2; usage ;;
@@ -98,6 +104,7 @@ for P in "${R[@]}"; do
         cfg=(--cfg=smpi/host-speed:1Gf --cfg=smpi/simulate-computation:"$compute" --log=root.thresh:warning)
         ((P >= 2048)) && cfg+=(--cfg=smpi/bcast:binomial_tree)
         ((n >= 500)) && cfg+=(--cfg=smpi/shared-malloc:local --cfg=smpi/auto-shared-malloc-thresh:$((6 * n * n)))
+        cfg+=("${smpicfg[@]}")
         args=(--dim "$n" --popsize "$lam" --generations "$generations" --bcast "$mode" --jitter "$jitter"
               "${quiet[@]}" "${extra[@]}")
         smpi_args=(--measure-dup --log "$tmp/log.jsonl" ${groups:+--groups "$groups"})
