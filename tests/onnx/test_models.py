@@ -125,6 +125,8 @@ OPS = [
     ("Erf (exact GELU)", nn.GELU(), (10,)),
     ("Relu, Sigmoid, Tanh", Fn(lambda x: torch.relu(x) + torch.sigmoid(x) * torch.tanh(x)), (3, 7)),
     ("Clip (ReLU6, hardtanh)", Fn(lambda x: nn.functional.relu6(3 * x) + nn.functional.hardtanh(x, -0.5, 0.2)), (8,)),
+    ("HardSigmoid, HardSwish (MobileNetV3)", Fn(lambda x: nn.functional.hardsigmoid(3 * x) +
+                                                nn.functional.hardswish(4 * x)), (9,)),
     ("Softmax", nn.Softmax(dim=1), (4, 6)),
     ("Softmax last axis", nn.Softmax(dim=-1), (4, 6)),
     ("Conv groups, stride, pads, dilation, rectangular", nn.Conv2d(4, 6, (3, 2), stride=(2, 1), padding=(1, 2),
@@ -191,7 +193,8 @@ with tempfile.TemporaryDirectory() as d:
               ("mnasnet0_5", torchvision.models.mnasnet0_5(num_classes=10), (3, 32, 32)),
               ("densenet121", torchvision.models.densenet121(num_classes=10), (3, 32, 32)),
               ("convnext_tiny", torchvision.models.convnext_tiny(num_classes=10), (3, 32, 32)),
-              ("efficientnet_b0", torchvision.models.efficientnet_b0(num_classes=10), (3, 32, 32))]
+              ("efficientnet_b0", torchvision.models.efficientnet_b0(num_classes=10), (3, 32, 32)),
+              ("mobilenet_v3_small", torchvision.models.mobilenet_v3_small(num_classes=10), (3, 32, 32))]
     for name, m, shape in models:
         torch.manual_seed(2)
         randomise_bn(m)

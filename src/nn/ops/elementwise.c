@@ -1,4 +1,5 @@
-/* Elementwise ops: Add, Sub, Mul, Div, Pow with numpy broadcasting, and Relu, Sigmoid, Tanh, Sqrt, Erf, Clip.
+/* Elementwise ops: Add, Sub, Mul, Div, Pow with numpy broadcasting, and Relu, Sigmoid, Tanh, Sqrt, Erf, Clip,
+ * HardSigmoid, HardSwish (MobileNetV3's).
  * On integer constants (shape arithmetic) Add, Sub, Mul and Div are folded when the graph is compiled, in
  * values linear in the batch (a product or quotient must keep them linear). */
 #include <math.h>
@@ -177,16 +178,17 @@ BINARY(Pow, B_POW)
 
 /* ---- Unary ---- */
 
-typedef enum { U_RELU, U_SIGMOID, U_TANH, U_SQRT, U_ERF, U_CLIP } unop;
+typedef enum { U_RELU, U_SIGMOID, U_TANH, U_SQRT, U_ERF, U_CLIP, U_HARDSIGMOID, U_HARDSWISH } unop;
 
 typedef struct {
   unop op;
   float lo, hi;
+  float alpha, beta; /* HardSigmoid, HardSwish: max(0, min(1, alpha x + beta)) */
 } un_attr;
 
 static int unary_setup(ng__gctx *cx, ng__gnode *n, unop op) {
-  static const char *const none[] = {NULL};
-  NG_CALL(ng__attr_only(cx, none));
+  static const char *const none[] = {NULL}, *const hard[] = {"alpha", "beta", NULL};
+  NG_CALL(ng__attr_only(cx, op == U_HARDSIGMOID ? hard : none));
   const ng__gt *x = ng__in(cx, n, 0);
   if (!x || !x->is_float || n->nout != 1) return ng__op_error(cx, "expected one float input and one output");
   un_attr *at = calloc(1, sizeof *at);
@@ -195,6 +197,9 @@ static int unary_setup(ng__gctx *cx, ng__gnode *n, unop op) {
   at->op = op;
   at->lo = -INFINITY;
   at->hi = INFINITY;
+  /* HardSwish has no attributes: its alpha and beta are fixed at 1/6 and 1/2 (opset 14) */
+  at->alpha = (float)(op == U_HARDSIGMOID ? ng__attr_float(cx, "alpha", 0.2) : 1.0 / 6.0);
+  at->beta = (float)(op == U_HARDSIGMOID ? ng__attr_float(cx, "beta", 0.5) : 0.5);
   if (op == U_CLIP) {
     if (ng__in(cx, n, 1)) NG_CALL(ng__const_scalar(cx, n, 1, "min", &at->lo));
     if (ng__in(cx, n, 2)) NG_CALL(ng__const_scalar(cx, n, 2, "max", &at->hi));
@@ -235,6 +240,14 @@ static void unary_run(const ng__gnode *n, const ng__graph *gr, ng__run *r) {
       for (size_t i = 0; i < N; i++)
         y[i] = x[i] < at->lo ? at->lo : x[i] > at->hi ? at->hi : x[i];
       break;
+    case U_HARDSIGMOID:
+    case U_HARDSWISH:
+      for (size_t i = 0; i < N; i++) {
+        float v = at->alpha * x[i] + at->beta;
+        v = v < 0 ? 0 : v > 1 ? 1 : v;
+        y[i] = at->op == U_HARDSWISH ? x[i] * v : v;
+      }
+      break;
   }
 }
 
@@ -249,6 +262,8 @@ UNARY(Tanh, U_TANH)
 UNARY(Sqrt, U_SQRT)
 UNARY(Erf, U_ERF)
 UNARY(Clip, U_CLIP)
+UNARY(HardSigmoid, U_HARDSIGMOID)
+UNARY(HardSwish, U_HARDSWISH)
 
 void ng__clip_bounds(const ng__gnode *clip, float *lo, float *hi) {
   const un_attr *a = clip->attr;

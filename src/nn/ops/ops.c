@@ -23,6 +23,8 @@
   X(Gather) \
   X(Gemm) \
   X(GlobalAveragePool) \
+  X(HardSigmoid) \
+  X(HardSwish) \
   X(Identity) \
   X(LayerNormalization) \
   X(MatMul) \
