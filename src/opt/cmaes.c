@@ -310,6 +310,7 @@ static int eigen_job(void *p) {
 static int eigen_start(cmaes *es) {
   memcpy(es->Csnap, es->C, es->n * es->n * sizeof(double));
   es->pending_at = es->count_tell;
+  es->pending_scale = 1.0;
   return ng_async_start(&es->job, eigen_job, es);
 }
 
@@ -326,7 +327,8 @@ static int eigen_install(cmaes *es) {
   for (size_t i = 0; i < n; i++)
     for (size_t j = 0; j < n; j++)
       es->B[i * n + j] = es->eig_B[j * n + i];
-  memcpy(es->D, es->eig_D, n * sizeof(double));
+  for (size_t j = 0; j < n; j++) /* the eigenvalues of pending_scale * Csnap, which is C now */
+    es->D[j] = es->eig_D[j] * es->pending_scale;
   finish_factor(es);
   es->last_update = es->pending_at;
   es->pending_at = -1;
@@ -392,6 +394,7 @@ static void rebalance_sigma(const ng_opt *opt, cmaes *es) {
   size_t nn = es->diagonal ? n : n * n;
   for (size_t i = 0; i < nn; i++)
     es->C[i] *= alpha;
+  if (es->pending_at >= 0) es->pending_scale *= alpha; /* the decomposition in flight is of C before */
   for (size_t i = 0; i < n; i++)
     es->D[i] *= root;
   if (!es->diagonal)
@@ -644,7 +647,10 @@ static int save(const ng_opt *opt, ng_state *st) {
   NG_CALL(ng_state_put_i64(st, "algo/counters", counters, 3));
   if (!es->diagonal) { /* a decomposition in flight: the C it decomposes (the job only reads it) */
     NG_CALL(ng_state_put_int(st, "algo/eigen_pending_at", es->pending_at));
-    if (es->pending_at >= 0) NG_CALL(ng_state_put_f64(st, "algo/eigen_C", es->Csnap, nn));
+    if (es->pending_at >= 0) {
+      NG_CALL(ng_state_put_f64(st, "algo/eigen_C", es->Csnap, nn));
+      NG_CALL(ng_state_put_scalar(st, "algo/eigen_scale", es->pending_scale));
+    }
   }
   return ng_cmaes_stop_save(es, st);
 }
@@ -692,6 +698,7 @@ static int load(ng_opt *opt, const ng_state *st) {
     es->pending_at = at;
     if (at >= 0) {
       NG_CALL(ng_state_get_f64(st, "algo/eigen_C", es->Csnap, nn));
+      NG_CALL(ng_state_get_scalar(st, "algo/eigen_scale", &es->pending_scale));
       NG_CALL(ng_async_start(&es->job, eigen_job, es));
     }
   }

@@ -41,6 +41,7 @@ typedef struct {
    * installed when iteration pending_at + eigen_lag is asked, whether the job was early or not, so that the
    * run does not depend on timing. pending_at is -1 when none is in flight. */
   int64_t eigen_lag, pending_at;
+  double pending_scale; /* C was multiplied by this since Csnap was taken (rebalance_sigma): eig_D is too */
   double *Csnap, *eig_B, *eig_D;
   struct ng_async *job;
   int eig_info; /* the job's LAPACK info */

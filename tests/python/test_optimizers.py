@@ -256,4 +256,20 @@ with tempfile.TemporaryDirectory() as d:
     check(r3.stop == "callback" and r3.iterations == 5 and r3.evals_best <= r3.evaluations,
           "a callback that returns True stops the run (stop %s after %d generations)" % (r3.stop, r3.iterations))
 
+    # ---- a rebalance of sigma into C while an eigendecomposition is in flight ----
+    # On a linear slope sigma grows past 1e9 sigma0 and pycma's rule moves part of it into C (sigma^2 C kept).
+    # With eigen_lag 4 a decomposition of C from before that is in flight most of the time; it must be installed
+    # at the new scale, or the candidates' spread drops by the square root of the factor moved (3e4 here).
+    es = nograd.CMAES(np.zeros(120), 1.0, seed=3, popsize=24, eigen_lag=4, tolupsigma=1e30)
+    spreads, sigmas = [], []
+    for g in range(430):
+        X = np.asarray(es.ask())
+        spreads.append(float(np.median(np.linalg.norm(X - np.asarray(es.mean), axis=1))))
+        sigmas.append(es.sigma)
+        es.tell(X, [float(np.sum(x)) for x in X])
+    jump = max(max(a / b, b / a) for a, b in zip(spreads, spreads[1:]))
+    check(max(sigmas) > 1e8 and sigmas[-1] < max(sigmas) / 100 and jump < 2,
+          "n = 120, eigen_lag = 4, a linear slope: sigma reached %.3g and was rebalanced to %.3g; the candidates' "
+          "spread changed by at most %.3gx from one generation to the next" % (max(sigmas), sigmas[-1], jump))
+
 finish()
