@@ -363,6 +363,15 @@ static int stall_checkpoint(void *ctx) {
     return NG_OK;
   }
   int st = ng_opt_withdraw(e->opt);
+  if (st == NG_EORDER) { /* in the middle of a tell by blocks: the state is half updated, keep the last one */
+    ng_error_clear();
+    fprintf(stderr,
+            "nograd: the stall came in the middle of the update of generation %lld; the checkpoint %s of "
+            "generation %lld is kept: continue with --resume %s\n",
+            (long long)e->watch.generation, e->cfg->checkpoint, (long long)e->last_checkpoint_gen,
+            e->cfg->checkpoint);
+    return NG_OK;
+  }
   if (st == NG_OK) st = write_checkpoint(e);
   if (st == NG_OK)
     fprintf(stderr,
@@ -520,7 +529,7 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
     e.x_best = malloc(e.n * sizeof *e.x_best);
     if (!e.V || !e.x_best) st = ng_error(NG_ENOMEM, "out of memory for the tell of dimension %zu", e.n);
   }
-  ng__teller_init(&e.tell, e.comm, e.groups, e.shards, e.n);
+  ng__teller_init(&e.tell, e.comm, &e.watch, e.groups, e.shards, e.n);
   if (st == NG_OK) st = ng__reduce_init(&e.red, e.comm, e.groups, obj->nchunks, e.w);
   int wst = ng__watch_init(&e.watch, e.comm, cfg->stall_secs, cfg->stall_abort_secs, cfg->progress);
   if (st == NG_OK) st = wst;

@@ -8,8 +8,10 @@
  * blocks: nothing here loops over the ranks or over the population. */
 #include "engine/tell.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/protocol.h"
 #include "engine/reduce.h"
@@ -18,9 +20,10 @@
 #include "opt/sampler_impl.h"
 #include "opt/tell_dist.h"
 
-void ng__teller_init(ng__teller *t, MPI_Comm comm, int groups, int shards, size_t n) {
+void ng__teller_init(ng__teller *t, MPI_Comm comm, ng__watch *watch, int groups, int shards, size_t n) {
   memset(t, 0, sizeof *t);
   t->comm = comm;
+  t->watch = watch;
   MPI_Comm_rank(comm, &t->rank);
   t->groups = groups;
   t->shards = shards;
@@ -35,6 +38,58 @@ void ng__teller_free(ng__teller *t) {
   free(t->scratch);
   free(t->planbuf);
   memset(t, 0, sizeof *t);
+}
+
+/* The exchange's messages. With the stall watch active (watch.h) every wait goes through it: a rank that
+ * stops in the middle of the tell is named, and past --stall-abort the job ends, instead of rank 0 hanging
+ * in a receive. Otherwise MPI's blocking calls. */
+static int watched(const ng__teller *t) {
+  return t->watch && t->watch->active;
+}
+
+static int t_wait(ng__teller *t, MPI_Request *r, const char *what) {
+  if (watched(t)) return ng__watch_wait(t->watch, r, what);
+  return ng__mpi_status(MPI_Wait(r, MPI_STATUS_IGNORE), what);
+}
+
+static int t_recv(ng__teller *t, double *buf, size_t count, int src, int tag, const char *what) {
+  if (!watched(t))
+    return ng__mpi_status(MPI_Recv(buf, (int)count, MPI_DOUBLE, src, tag, t->comm, MPI_STATUS_IGNORE), what);
+  MPI_Request r;
+  NG_CALL(ng__mpi_status(MPI_Irecv(buf, (int)count, MPI_DOUBLE, src, tag, t->comm, &r), what));
+  return ng__watch_wait(t->watch, &r, what);
+}
+
+static int t_send(ng__teller *t, const double *buf, size_t count, int dest, int tag, const char *what) {
+  if (!watched(t)) return ng__mpi_status(MPI_Send(buf, (int)count, MPI_DOUBLE, dest, tag, t->comm), what);
+  MPI_Request r;
+  NG_CALL(ng__mpi_status(MPI_Isend(buf, (int)count, MPI_DOUBLE, dest, tag, t->comm, &r), what));
+  return ng__watch_wait(t->watch, &r, what);
+}
+
+/* Completes every request of req[0..nreq), the first error kept. */
+static int t_wait_all(ng__teller *t, MPI_Request *req, size_t nreq, const char *what) {
+  int st = NG_OK;
+  for (size_t i = 0; i < nreq; i++) { /* one wait each: MPICH's header annotates MPI_Waitall as writing
+                                       * statuses even when they are ignored, and GCC then warns */
+    int w = t_wait(t, &req[i], what);
+    if (st == NG_OK) st = w;
+  }
+  return st;
+}
+
+/* Tests only (tests/mpi/test_stall.py): NOGRAD_TEST_TELL_PAUSE=RANK:GENERATION:SECONDS makes that rank stop
+ * for that long in that generation's tell, before it sends its shares up the tree. */
+static void test_pause(const ng__teller *t) {
+  const char *v = getenv("NOGRAD_TEST_TELL_PAUSE");
+  int rank;
+  long long gen;
+  double secs;
+  if (!v || !t->watch || sscanf(v, "%d:%lld:%lf", &rank, &gen, &secs) != 3 || rank != t->rank ||
+      gen != (long long)t->watch->generation || !(secs > 0 && secs < 3600))
+    return;
+  struct timespec ts = {(time_t)secs, (long)((secs - (double)(time_t)secs) * 1e9)};
+  nanosleep(&ts, NULL);
 }
 
 /* The rank that holds candidate k: shard 0 of its group. */
@@ -156,13 +211,10 @@ static int scatter_plan(ng__teller *t, double *plan, size_t b0, size_t b1, size_
         memcpy(buf, plan, NG_PLAN_HEAD * sizeof *buf);
         memcpy(buf + NG_PLAN_HEAD, w + lo, count * sizeof *buf);
         memcpy(buf + NG_PLAN_HEAD + count, pos + lo, count * sizeof *buf);
-        NG_CALL(ng__mpi_status(MPI_Send(buf, (int)len, MPI_DOUBLE, peer, NG_TAG_PLAN, t->comm),
-                               "sending the plan of the tell"));
+        NG_CALL(t_send(t, buf, len, peer, NG_TAG_PLAN, "sending the plan of the tell"));
         t->plan_bytes += (int64_t)(len * sizeof *buf);
       } else {
-        NG_CALL(
-            ng__mpi_status(MPI_Recv(buf, (int)len, MPI_DOUBLE, peer, NG_TAG_PLAN, t->comm, MPI_STATUS_IGNORE),
-                           "receiving the plan of the tell"));
+        NG_CALL(t_recv(t, buf, len, peer, NG_TAG_PLAN, "receiving the plan of the tell"));
         memcpy(plan, buf, NG_PLAN_HEAD * sizeof *buf);
         if (plan[NG_PLAN_LAMBDA] < 0) return NG_OK; /* rank 0 could not rank: nothing follows */
         memcpy(w + lo, buf + NG_PLAN_HEAD, count * sizeof *buf);
@@ -212,23 +264,21 @@ int ng__tell_exchange(ng__teller *t, double *plan, size_t w0, double *Z, double 
       if (j * SB >= s0 && j * SB < s1) continue;
       int src = holder(t, j * SB);
       size_t rows = lambda - j * SB < SB ? lambda - j * SB : SB;
-      st = ng__mpi_status(MPI_Recv(Z + (j * SB - w0) * n, (int)(rows * n), MPI_DOUBLE, src, NG_TAG_ROWS_Z,
-                                   t->comm, MPI_STATUS_IGNORE),
-                          "receiving a sampling block's draws");
+      st = t_recv(t, Z + (j * SB - w0) * n, rows * n, src, NG_TAG_ROWS_Z,
+                  "receiving a sampling block's draws");
       if (st == NG_OK)
-        st = ng__mpi_status(MPI_Recv(Y + (j * SB - w0) * n, (int)(rows * n), MPI_DOUBLE, src, NG_TAG_ROWS_Y,
-                                     t->comm, MPI_STATUS_IGNORE),
-                            "receiving a sampling block's steps");
+        st = t_recv(t, Y + (j * SB - w0) * n, rows * n, src, NG_TAG_ROWS_Y,
+                    "receiving a sampling block's steps");
     }
-  for (size_t i = 0; i < nreq; i++) /* one MPI_Wait each: MPICH's header annotates MPI_Waitall as writing
-                                     * statuses even when they are ignored, and GCC then warns */
-    MPI_Wait(&req[i], MPI_STATUS_IGNORE);
+  int wst = t_wait_all(t, req, nreq, "sending a sampling block's rows");
+  if (st == NG_OK) st = wst;
   free(req);
   if (st == NG_OK && b1 > b0) st = scatter_plan(t, plan, b0, b1, nb);
   if (st != NG_OK || b1 == b0 || plan[NG_PLAN_LAMBDA] < 0) return st;
   for (size_t b = b0; b < b1; b++)
     ng__tell_share(plan, b, Z + (b * B - w0) * n, Y + (b * B - w0) * n, t->shares[b - b0], t->scratch);
 
+  test_pause(t);
   /* the tree: at each step, first every send of this rank, then every receive */
   MPI_Request *sreq = malloc((b1 - b0 + 1) * sizeof *sreq);
   size_t nsreq = 0, w = nb > 1 ? width : 2 * n;
@@ -243,15 +293,12 @@ int ng__tell_exchange(ng__teller *t, double *plan, size_t w0, double *Z, double 
       if (b % (2 * step) || b + step >= nb) continue;
       int src = owner(t, b + step);
       const double *v = src == t->rank ? t->shares[b + step - b0] : t->recv;
-      if (src != t->rank)
-        st = ng__mpi_status(
-            MPI_Recv(t->recv, (int)w, MPI_DOUBLE, src, NG_TAG_SHARE, t->comm, MPI_STATUS_IGNORE),
-            "receiving a tell share");
+      if (src != t->rank) st = t_recv(t, t->recv, w, src, NG_TAG_SHARE, "receiving a tell share");
       if (st == NG_OK) ng__tell_add(w, t->shares[b - b0], v);
     }
   }
-  for (size_t i = 0; i < nsreq; i++) /* as above */
-    MPI_Wait(&sreq[i], MPI_STATUS_IGNORE);
+  wst = t_wait_all(t, sreq, nsreq, "sending a tell share");
+  if (st == NG_OK) st = wst;
   free(sreq);
   if (st == NG_OK && t->rank == 0) memcpy(V, t->shares[0], w * sizeof *V);
 
@@ -264,13 +311,9 @@ int ng__tell_exchange(ng__teller *t, double *plan, size_t w0, double *Z, double 
       memcpy(x, X + (k - w0) * n, n * sizeof *x);
     else
       ng_sampler_gauss_finish(s, Y + (k - w0) * n, 1, x);
-    if (t->rank != 0)
-      st = ng__mpi_status(MPI_Send(x, (int)n, MPI_DOUBLE, 0, NG_TAG_BEST, t->comm),
-                          "sending the best candidate");
+    if (t->rank != 0) st = t_send(t, x, n, 0, NG_TAG_BEST, "sending the best candidate");
   } else if (st == NG_OK && fetch >= 0 && t->rank == 0) {
-    st = ng__mpi_status(MPI_Recv(x_best, (int)n, MPI_DOUBLE, owner(t, (size_t)fetch / B), NG_TAG_BEST,
-                                 t->comm, MPI_STATUS_IGNORE),
-                        "receiving the best candidate");
+    st = t_recv(t, x_best, n, owner(t, (size_t)fetch / B), NG_TAG_BEST, "receiving the best candidate");
   }
   return st;
 }

@@ -7,10 +7,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/watch.h"
 #include "nograd/opt.h"
 
 typedef struct {
-  MPI_Comm comm; /* not owned */
+  MPI_Comm comm;    /* not owned */
+  ng__watch *watch; /* not owned; its deadline covers every message of the exchange (NULL: none) */
   int rank, groups, shards;
   size_t n, lambda;
   /* buffers kept between generations */
@@ -22,8 +24,9 @@ typedef struct {
   int64_t plan_bytes; /* what this rank sent of the plan in the last exchange */
 } ng__teller;
 
-/* For the grid of `groups` groups of `shards` ranks over comm. Not collective. */
-void ng__teller_init(ng__teller *t, MPI_Comm comm, int groups, int shards, size_t n);
+/* For the grid of `groups` groups of `shards` ranks over comm, its messages waited for under watch (may be
+ * NULL). Not collective. */
+void ng__teller_init(ng__teller *t, MPI_Comm comm, ng__watch *watch, int groups, int shards, size_t n);
 void ng__teller_free(ng__teller *t);
 
 /* The candidates this rank samples in a seeded generation of lambda, as whole sampling blocks: [*s0, *s1);

@@ -4,7 +4,7 @@ progress stream once a generation has waited --stall-timeout seconds; past --sta
 exit 1 and a checkpoint of the state before the stalled generation, and --resume from it (on another number
 of ranks) gives the uninterrupted run's result to the bit. A worker stopped and continued before the second
 limit costs only the wait: the run ends normally, with the same result. Bad values of both options are
-refused, naming them.
+refused, naming them. A rank that stops in the middle of a tell by blocks is named too.
 
 A data objective (logistic, 100,000 generated rows) on 3 ranks: about 7 s a run on 2 cores.
 
@@ -92,6 +92,36 @@ with mpitest.tempdir() as d:
     got = mpitest.parse_result(r, "the continued run")
     if ref and got:
         check(mpitest.without_seconds(got) == mpitest.without_seconds(ref), "with the same result: %s" % got)
+
+    # a rank that stops in the middle of a tell by blocks (its shares on their way up the tree to rank 0):
+    # rank 0 waits for that message under the same watch, names the rank, and the run goes on when it comes
+    blocked = ["minimize", "--function", "rot-ellipsoid", "--dim", "10", "--popsize", "260", "--seed", "9",
+               "--max-evals", "5200", "--broadcast", "seeded", "--json", "--quiet"]
+    plain = mpitest.parse_result(mpitest.run(3, blocked), "the tell by blocks, uninterrupted")
+    env = dict(mpitest.ENV, NOGRAD_TEST_TELL_PAUSE="2:5:2.5")  # rank 2, generation 5, 2.5 s (src/engine/tell.c)
+    r = mpitest.start(3, blocked + ["--stall-timeout", str(WARN)], env=env,
+                      pass_env=("NOGRAD_TEST_TELL_PAUSE",)).wait()
+    named = [line for line in r.nograd_lines() if line.startswith("nograd: stall: generation 5 ")]
+    check(r.code == 0 and named and "rank 2 on %s" % HOST in named[0],
+          "a rank paused in the tell is named: exit %s, %s" % (r.code, named or r.err[-500:]))
+    check(any(line.startswith("nograd: stall over: generation 5") for line in r.nograd_lines()),
+          "and the stall ends with it: %s" % r.nograd_lines()[-2:])
+    got = mpitest.parse_result(r, "the paused tell")
+    if plain and got:
+        check(mpitest.without_seconds(got) == mpitest.without_seconds(plain), "with the same result: %s" % got)
+
+    # past --stall-abort in the middle of the tell the state is half updated: the last checkpoint is kept
+    ck3 = os.path.join(d, "ck3.h5")
+    env = dict(mpitest.ENV, NOGRAD_TEST_TELL_PAUSE="2:5:6")
+    r = mpitest.start(3, blocked + ["--stall-timeout", str(WARN), "--stall-abort", "3", "--checkpoint", ck3],
+                      env=env, pass_env=("NOGRAD_TEST_TELL_PAUSE",)).wait()
+    check(r.code in want and any("in the middle of the update of generation 5" in line and ck3 in line
+                                 for line in r.nograd_lines()),
+          "a rank stalled in the tell past --stall-abort: exit %s, %s" % (r.code, r.nograd_lines()[-2:]))
+    got = mpitest.parse_result(mpitest.run(2, blocked + ["--resume", ck3]), "the run resumed after the tell")
+    if plain and got:
+        check(mpitest.without_seconds(got) == mpitest.without_seconds(plain),
+              "and --resume from the kept checkpoint gives the uninterrupted result: %s" % got)
 
     # bad values, named
     for opt, value in (("--stall-timeout", "-1"), ("--stall-abort", "nan"), ("--stall-timeout", "inf")):
