@@ -61,15 +61,38 @@ void ng__watch_free(ng__watch *w) {
   memset(w, 0, sizeof *w);
 }
 
-/* A rank other than 0: answers the roll calls that have come. */
-static void answer(ng__watch *w) {
+/* A rank other than 0: answers the roll calls that have come; whether there was one. */
+static bool answer(ng__watch *w) {
+  bool heard = false;
   for (;;) {
     int flag = 0;
     int64_t call;
-    if (MPI_Iprobe(0, NG_TAG_ROLL_CALL, w->comm, &flag, MPI_STATUS_IGNORE) != MPI_SUCCESS || !flag) return;
+    if (MPI_Iprobe(0, NG_TAG_ROLL_CALL, w->comm, &flag, MPI_STATUS_IGNORE) != MPI_SUCCESS || !flag)
+      return heard;
     MPI_Recv(&call, 1, MPI_INT64_T, 0, NG_TAG_ROLL_CALL, w->comm, MPI_STATUS_IGNORE);
     MPI_Send(&w->generation, 1, MPI_INT64_T, 0, NG_TAG_ROLL_ANSWER, w->comm);
+    heard = true;
   }
+}
+
+/* A rank other than 0 that has waited twice --stall-abort without a roll call: rank 0 would have called the
+ * roll at half its first limit had it been waiting too, and ended the job at --stall-abort, so it is stopped
+ * or hung itself and will end nothing. This rank ends the job; the last checkpoint rank 0 wrote stays. */
+static _Noreturn void rank0_silent(ng__watch *w, double waited) {
+  char host[MPI_MAX_PROCESSOR_NAME] = "";
+  int len = 0;
+  MPI_Get_processor_name(host, &len);
+  fprintf(
+      stderr,
+      "nograd: error: rank %d on %s: no word from rank 0 in %.0f s of generation %lld (twice "
+      "--stall-abort %g): rank 0 is stopped or hung; ending the run (the last checkpoint it wrote is the one "
+      "to resume)\n",
+      w->rank, host, waited, (long long)w->generation, w->abort);
+  fflush(NULL);
+  /* the whole job: MPICH 4.0's MPI_Abort on a duplicate of the world, with rank 0 stopped, leaves the job
+   * running (tests/mpi/test_stall.py) */
+  MPI_Abort(MPI_COMM_WORLD, 1);
+  exit(1); /* not reached */
 }
 
 /* Rank 0: takes in the answers that have come. */
@@ -149,17 +172,18 @@ int ng__watch_wait(ng__watch *w, MPI_Request *req, const char *what) {
   double t0 = ng_time_now(),
          first = w->warn > 0 && (w->abort <= 0 || w->warn < w->abort) ? w->warn : w->abort;
   double call_at = 0.5 * first, next_report = w->warn;
-  bool called = false, reported = false;
+  bool called = false, reported = false, heard = false;
   for (;;) {
     int done = 0;
     int rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
     if (rc != MPI_SUCCESS) return ng__mpi_status(rc, what);
     if (w->rank != 0)
-      answer(w);
+      heard = answer(w) || heard;
     else
       collect(w);
     if (done) break;
     double waited = ng_time_now() - t0;
+    if (w->rank != 0 && !heard && w->abort > 0 && waited >= 2 * w->abort) rank0_silent(w, waited);
     if (w->rank == 0) {
       if (!called && waited >= call_at) {
         roll_call(w);

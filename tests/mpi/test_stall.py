@@ -4,7 +4,8 @@ progress stream once a generation has waited --stall-timeout seconds; past --sta
 exit 1 and a checkpoint of the state before the stalled generation, and --resume from it (on another number
 of ranks) gives the uninterrupted run's result to the bit. A worker stopped and continued before the second
 limit costs only the wait: the run ends normally, with the same result. Bad values of both options are
-refused, naming them. A rank that stops in the middle of a tell by blocks is named too.
+refused, naming them. A rank that stops in the middle of a tell by blocks is named too; when rank 0 itself
+stops, the workers end the job past twice --stall-abort.
 
 A data objective (logistic, 100,000 generated rows) on 3 ranks: about 7 s a run on 2 cores.
 
@@ -122,6 +123,30 @@ with mpitest.tempdir() as d:
     if plain and got:
         check(mpitest.without_seconds(got) == mpitest.without_seconds(plain),
               "and --resume from the kept checkpoint gives the uninterrupted result: %s" % got)
+
+    # rank 0 itself stopped: no roll call comes, and past twice --stall-abort the workers end the job; the last
+    # checkpoint rank 0 wrote is resumed to the uninterrupted run's bits
+    ck4, log4 = os.path.join(d, "ck4.h5"), os.path.join(d, "run4.log")
+    job = mpitest.start(3, ARGS + ["--checkpoint", ck4, "--checkpoint-every", "10", "--log", log4,
+                                   "--stall-timeout", str(WARN), "--stall-abort", "2"])
+    pid = stop_worker_when_logged(job, log4, rank=0)
+    t_stop = time.time()
+    r = job.wait(30)
+    ended = time.time() - t_stop
+    silent = [line for line in r.nograd_lines() if "no word from rank 0" in line]
+    check(r.code in want and silent and "twice --stall-abort 2" in silent[0],
+          "rank 0 stopped: a worker ends the job: exit %s, %s" % (r.code, silent or r.err[-500:]))
+    check(4 <= ended < 20, "%.1f s after the stop (twice --stall-abort: 4 s)" % ended)
+    if pid:
+        deadline = time.time() + 10
+        while mpitest.alive(pid) and time.time() < deadline:
+            time.sleep(0.05)
+        if not check(not mpitest.alive(pid), "the stopped rank 0 is gone"):
+            os.kill(pid, signal.SIGKILL)
+    resumed = mpitest.parse_result(mpitest.run(2, ARGS + ["--quiet", "--resume", ck4]), "resumed after rank 0")
+    if ref and resumed:
+        check(mpitest.without_seconds(resumed) == mpitest.without_seconds(ref),
+              "and the last checkpoint resumes to the uninterrupted run's bits: %s" % resumed)
 
     # bad values, named
     for opt, value in (("--stall-timeout", "-1"), ("--stall-abort", "nan"), ("--stall-timeout", "inf")):
