@@ -10,6 +10,9 @@
  * - Past `abort` seconds it names them in an error, calls on_abort (the engine writes its checkpoint of the
  *   state before this generation) and ends the job with MPI_Abort(comm, 1): a stopped rank cannot take part
  *   in anything else.
+ * - A rank other than 0 that has waited twice `abort` seconds without a roll call concludes that rank 0 is
+ *   stopped or hung (it would have called the roll at half its first limit had it been waiting), says so and
+ *   ends the job with MPI_Abort(MPI_COMM_WORLD, 1); the last checkpoint rank 0 wrote stays.
  * With both limits 0 (or one rank) the watch is inactive and nothing is sent: the callers then use MPI's
  * blocking collectives, which an MPI library may implement better than the nonblocking ones (SimGrid's
  * SMPI, for one, builds its nonblocking collectives from point-to-point messages).
@@ -53,7 +56,8 @@ typedef struct {
 int ng__watch_init(ng__watch *w, MPI_Comm comm, double warn, double abort, FILE *out);
 
 /* Completes *req (a nonblocking collective or message of this rank) under the watch: NG_OK, or NG_EMPI with
- * "what: <MPI's message>". On rank 0, a wait past `abort` does not return. */
+ * "what: <MPI's message>". On rank 0 a wait past `abort`, on the others one past twice `abort` without a roll
+ * call, does not return. */
 int ng__watch_wait(ng__watch *w, MPI_Request *req, const char *what);
 
 /* A broadcast from rank 0 under the watch: MPI_Ibcast completed by ng__watch_wait when the watch is active,
