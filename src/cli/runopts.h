@@ -28,34 +28,28 @@ typedef struct {
 #define NG_CLI_STR(x) NG_CLI_STR_(x)
 
 /* The table entries; `r` must point to an ng_cli_run that lives as long as the table. */
-#define NG_CLI_RUN_OPTIONS(r)                                                                              \
-  {"--groups",                                                                                             \
-   NG_ARG_POSINT,                                                                                          \
-   &(r)->groups,                                                                                           \
-   "G",                                                                                                    \
+/* clang-format off */
+#define NG_CLI_RUN_OPTIONS(r) \
+  {"--groups", NG_ARG_POSINT, &(r)->groups, "G", \
    "population groups: the P ranks form G groups x P/G data shards (default: the fewest groups that give " \
-   "every "                                                                                                \
-   "shard a chunk)",                                                                                       \
-   false,                                                                                                  \
-   true},                                                                                                  \
-      {"--broadcast", NG_ARG_STRING, &(r)->bcast, "MODE",                                                  \
-       "auto (seeded when lambda*n > 4096 on more than one rank), explicit (the candidates) or seeded"},   \
-      {"--checkpoint", NG_ARG_STRING, &(r)->checkpoint, "FILE",                                            \
-       "write the run's state to FILE (HDF5) as it goes, FILE.prev kept"},                                 \
-      {"--checkpoint-every", NG_ARG_STRING, &(r)->every, "SPEC",                                           \
-       "K generations, Ts (or Tm, Th) of time, or both as K,Ts (default every " NG_CLI_STR(                \
-           NG_RUN_CHECKPOINT_SECS) " s)"},                                                                 \
-      {"--resume", NG_ARG_STRING, &(r)->resume, "FILE",                                                    \
-       "continue the run saved in checkpoint FILE, on any number of ranks"},                               \
-      {"--force", NG_ARG_FLAG, &(r)->force, NULL, "resume even when the configuration differs"},           \
-      {"--log", NG_ARG_STRING, &(r)->log, "FILE", "rank 0 appends one JSON line per generation to FILE"},  \
-      {"--quiet", NG_ARG_FLAG, &(r)->quiet, NULL, "no progress lines"},                                    \
-      {"--stall-timeout", NG_ARG_DOUBLE, &(r)->stall, "S",                                                 \
-       "name the ranks (and hosts) a generation has waited S seconds for, again every S s (0: off)"},      \
-  {                                                                                                        \
-    "--stall-abort", NG_ARG_DOUBLE, &(r)->stall_abort, "S",                                                \
-        "a generation stalled S seconds ends the run: checkpoint of the state before it, exit 1 (0: off)"  \
-  }
+   "every shard a chunk)", false, true}, \
+  {"--broadcast", NG_ARG_STRING, &(r)->bcast, "MODE", \
+   "auto (seeded when lambda*n > 4096 on more than one rank), explicit (the candidates) or seeded"}, \
+  {"--checkpoint", NG_ARG_STRING, &(r)->checkpoint, "FILE", \
+   "write the run's state to FILE (HDF5) as it goes, FILE.prev kept"}, \
+  {"--checkpoint-every", NG_ARG_STRING, &(r)->every, "SPEC", \
+   "K generations, Ts (or Tm, Th) of time, or both as K,Ts (default every " \
+   NG_CLI_STR(NG_RUN_CHECKPOINT_SECS) " s)"}, \
+  {"--resume", NG_ARG_STRING, &(r)->resume, "FILE", \
+   "continue the run saved in checkpoint FILE, on any number of ranks"}, \
+  {"--force", NG_ARG_FLAG, &(r)->force, NULL, "resume even when the configuration differs"}, \
+  {"--log", NG_ARG_STRING, &(r)->log, "FILE", "rank 0 appends one JSON line per generation to FILE"}, \
+  {"--quiet", NG_ARG_FLAG, &(r)->quiet, NULL, "no progress lines"}, \
+  {"--stall-timeout", NG_ARG_DOUBLE, &(r)->stall, "S", \
+   "name the ranks (and hosts) a generation has waited S seconds for, again every S s (0: off)"}, \
+  {"--stall-abort", NG_ARG_DOUBLE, &(r)->stall_abort, "S", \
+   "a generation stalled S seconds ends the run: checkpoint of the state before it, exit 1 (0: off)"}
+/* clang-format on */
 
 /* Sets the options' values before parsing (broadcast "auto", the stall limits NG_RUN_STALL_*). */
 void ng_cli_run_init(ng_cli_run *r);

@@ -13,7 +13,6 @@ struct ng_async {
   int (*fn)(void *arg);
   void *arg;
   int status;
-  double seconds; /* the job's own duration, on the host's clock */
 #ifdef SMPI_H
   double ready; /* simulated time at which the modelled job ends */
 #else
@@ -21,22 +20,17 @@ struct ng_async {
 #endif
 };
 
+#ifdef SMPI_H
 /* The host's monotonic clock; the parentheses keep SMPI's clock_gettime macro (simulated time) out. */
 static double host_now(void) {
   struct timespec t;
   (clock_gettime)(CLOCK_MONOTONIC, &t);
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
-
-static void run_job(ng_async *a) {
-  double t0 = host_now();
-  a->status = a->fn(a->arg);
-  a->seconds = host_now() - t0;
-}
-
-#ifndef SMPI_H
+#else
 static void *thread_main(void *p) {
-  run_job(p);
+  ng_async *a = p;
+  a->status = a->fn(a->arg);
   return NULL;
 }
 #endif
@@ -47,9 +41,11 @@ int ng_async_start(ng_async **out, int (*fn)(void *arg), void *arg) {
   a->fn = fn, a->arg = arg;
 #ifdef SMPI_H
   smpi_bench_end(); /* what the rank computed so far is charged; the job itself is not */
-  run_job(a);
+  double t0 = host_now();
+  a->status = fn(arg);
+  double seconds = host_now() - t0;
   smpi_bench_begin();
-  a->ready = MPI_Wtime() + a->seconds;
+  a->ready = MPI_Wtime() + seconds;
 #else
   /* The job inherits a mask that blocks every signal, so that SIGTERM, SIGUSR1 and SIGINT reach the thread
    * that runs the generation loop (src/engine/signals.c). */
@@ -67,7 +63,7 @@ int ng_async_start(ng_async **out, int (*fn)(void *arg), void *arg) {
   return NG_OK;
 }
 
-int ng_async_wait(ng_async **job, double *seconds) {
+int ng_async_wait(ng_async **job) {
   ng_async *a = *job;
   if (!a) return NG_OK;
 #ifdef SMPI_H
@@ -77,7 +73,6 @@ int ng_async_wait(ng_async **job, double *seconds) {
   pthread_join(a->thread, NULL);
 #endif
   int st = a->status;
-  if (seconds) *seconds += a->seconds;
   free(a);
   *job = NULL;
   return st;

@@ -11,8 +11,7 @@ typedef struct ng_async ng_async;
 
 /* Starts fn(arg). NG_ENOMEM, or NG_EIO when no thread can be created (nothing is started then). */
 int ng_async_start(ng_async **out, int (*fn)(void *arg), void *arg);
-/* Waits for the job, frees it and sets *job to NULL; returns fn's status (NG_OK for a NULL *job). The
- * seconds the job ran are added to *seconds when seconds is not NULL. */
-int ng_async_wait(ng_async **job, double *seconds);
+/* Waits for the job, frees it and sets *job to NULL; returns fn's status (NG_OK for a NULL *job). */
+int ng_async_wait(ng_async **job);
 
 #endif

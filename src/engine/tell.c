@@ -40,31 +40,15 @@ void ng__teller_free(ng__teller *t) {
   memset(t, 0, sizeof *t);
 }
 
-/* The exchange's messages. With the stall watch active (watch.h) every wait goes through it: a rank that
- * stops in the middle of the tell is named, and past --stall-abort the job ends, instead of rank 0 hanging
- * in a receive. Otherwise MPI's blocking calls. */
-static int watched(const ng__teller *t) {
-  return t->watch && t->watch->active;
-}
-
-static int t_wait(ng__teller *t, MPI_Request *r, const char *what) {
-  if (watched(t)) return ng__watch_wait(t->watch, r, what);
-  return ng__mpi_status(MPI_Wait(r, MPI_STATUS_IGNORE), what);
-}
-
+/* The exchange's messages wait under the stall watch (watch.h) when it is active: a rank that stops in the
+ * middle of the tell is named, and past --stall-abort the job ends, instead of rank 0 hanging in a receive.
+ */
 static int t_recv(ng__teller *t, double *buf, size_t count, int src, int tag, const char *what) {
-  if (!watched(t))
-    return ng__mpi_status(MPI_Recv(buf, (int)count, MPI_DOUBLE, src, tag, t->comm, MPI_STATUS_IGNORE), what);
-  MPI_Request r;
-  NG_CALL(ng__mpi_status(MPI_Irecv(buf, (int)count, MPI_DOUBLE, src, tag, t->comm, &r), what));
-  return ng__watch_wait(t->watch, &r, what);
+  return ng__watch_recv(t->watch, buf, (int)count, MPI_DOUBLE, src, tag, what);
 }
 
 static int t_send(ng__teller *t, const double *buf, size_t count, int dest, int tag, const char *what) {
-  if (!watched(t)) return ng__mpi_status(MPI_Send(buf, (int)count, MPI_DOUBLE, dest, tag, t->comm), what);
-  MPI_Request r;
-  NG_CALL(ng__mpi_status(MPI_Isend(buf, (int)count, MPI_DOUBLE, dest, tag, t->comm, &r), what));
-  return ng__watch_wait(t->watch, &r, what);
+  return ng__watch_send(t->watch, buf, (int)count, MPI_DOUBLE, dest, tag, what);
 }
 
 /* Completes every request of req[0..nreq), the first error kept. */
@@ -72,7 +56,7 @@ static int t_wait_all(ng__teller *t, MPI_Request *req, size_t nreq, const char *
   int st = NG_OK;
   for (size_t i = 0; i < nreq; i++) { /* one wait each: MPICH's header annotates MPI_Waitall as writing
                                        * statuses even when they are ignored, and GCC then warns */
-    int w = t_wait(t, &req[i], what);
+    int w = ng__watch_wait(t->watch, &req[i], what);
     if (st == NG_OK) st = w;
   }
   return st;
@@ -85,7 +69,7 @@ static void test_pause(const ng__teller *t) {
   int rank;
   long long gen;
   double secs;
-  if (!v || !t->watch || sscanf(v, "%d:%lld:%lf", &rank, &gen, &secs) != 3 || rank != t->rank ||
+  if (!v || sscanf(v, "%d:%lld:%lf", &rank, &gen, &secs) != 3 || rank != t->rank ||
       gen != (long long)t->watch->generation || !(secs > 0 && secs < 3600))
     return;
   struct timespec ts = {(time_t)secs, (long)((secs - (double)(time_t)secs) * 1e9)};

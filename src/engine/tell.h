@@ -12,7 +12,7 @@
 
 typedef struct {
   MPI_Comm comm;    /* not owned */
-  ng__watch *watch; /* not owned; its deadline covers every message of the exchange (NULL: none) */
+  ng__watch *watch; /* not owned, on comm: its deadline covers every message of the exchange */
   int rank, groups, shards;
   size_t n, lambda;
   /* buffers kept between generations */
@@ -24,8 +24,8 @@ typedef struct {
   int64_t plan_bytes; /* what this rank sent of the plan in the last exchange */
 } ng__teller;
 
-/* For the grid of `groups` groups of `shards` ranks over comm, its messages waited for under watch (may be
- * NULL). Not collective. */
+/* For the grid of `groups` groups of `shards` ranks over comm, its messages waited for under watch (set up
+ * on comm). Not collective. */
 void ng__teller_init(ng__teller *t, MPI_Comm comm, ng__watch *watch, int groups, int shards, size_t n);
 void ng__teller_free(ng__teller *t);
 

@@ -214,3 +214,22 @@ int ng__watch_bcast(ng__watch *w, void *buf, int count, MPI_Datatype type, const
   if (rc != MPI_SUCCESS) return ng__mpi_status(rc, what);
   return ng__watch_wait(w, &req, what);
 }
+
+int ng__watch_recv(ng__watch *w, void *buf, int count, MPI_Datatype type, int src, int tag,
+                   const char *what) {
+  if (!w->active)
+    return ng__mpi_status(MPI_Recv(buf, count, type, src, tag, w->comm, MPI_STATUS_IGNORE), what);
+  MPI_Request req;
+  int rc = MPI_Irecv(buf, count, type, src, tag, w->comm, &req);
+  if (rc != MPI_SUCCESS) return ng__mpi_status(rc, what);
+  return ng__watch_wait(w, &req, what);
+}
+
+int ng__watch_send(ng__watch *w, const void *buf, int count, MPI_Datatype type, int dest, int tag,
+                   const char *what) {
+  if (!w->active) return ng__mpi_status(MPI_Send(buf, count, type, dest, tag, w->comm), what);
+  MPI_Request req;
+  int rc = MPI_Isend(buf, count, type, dest, tag, w->comm, &req);
+  if (rc != MPI_SUCCESS) return ng__mpi_status(rc, what);
+  return ng__watch_wait(w, &req, what);
+}

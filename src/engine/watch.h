@@ -64,6 +64,13 @@ int ng__watch_wait(ng__watch *w, MPI_Request *req, const char *what);
  * MPI_Bcast otherwise. Collective; NG_EMPI with "what: ...". */
 int ng__watch_bcast(ng__watch *w, void *buf, int count, MPI_Datatype type, const char *what);
 
+/* A blocking receive from src, or send to dest, on the watch's communicator, under the watch: MPI_Irecv or
+ * MPI_Isend completed by ng__watch_wait when the watch is active, MPI_Recv or MPI_Send otherwise. NG_EMPI
+ * with "what: ...". */
+int ng__watch_recv(ng__watch *w, void *buf, int count, MPI_Datatype type, int src, int tag, const char *what);
+int ng__watch_send(ng__watch *w, const void *buf, int count, MPI_Datatype type, int dest, int tag,
+                   const char *what);
+
 /* Cancels the answers still awaited (rank 0) and frees. Not collective. */
 void ng__watch_free(ng__watch *w);
 

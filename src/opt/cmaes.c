@@ -26,7 +26,7 @@
 
 static void es_free(cmaes *es) {
   if (!es) return;
-  (void)ng_async_wait(&es->job, NULL); /* a decomposition in flight is of no use any more */
+  (void)ng_async_wait(&es->job); /* a decomposition in flight is of no use any more */
   double *arrays[] = {es->weights,  es->mean,       es->pc,    es->ps,    es->C,    es->B,     es->D,
                       es->BD,       es->Z,          es->Y,     es->X,     es->work, es->work2, es->hist,
                       es->histbest, es->histmedian, es->Csnap, es->eig_B, es->eig_D};
@@ -318,7 +318,7 @@ static int eigen_start(cmaes *es) {
 static int eigen_install(cmaes *es) {
   size_t n = es->n;
   double t0 = ng_time_now();
-  NG_CALL(ng_async_wait(&es->job, NULL));
+  NG_CALL(ng_async_wait(&es->job));
   es->seconds_eigen += ng_time_now() - t0; /* what the loop waited for it */
   if (es->eig_info != 0)
     return ng_error(NG_ENUMERIC,
@@ -682,7 +682,7 @@ static int load(ng_opt *opt, const ng_state *st) {
   es->last_update = counters[1];
   es->factor_version = counters[2];
   if (!es->diagonal) {
-    NG_CALL(ng_async_wait(&es->job, NULL)); /* loading over a running optimizer: its job is stale */
+    NG_CALL(ng_async_wait(&es->job)); /* loading over a running optimizer: its job is stale */
     int64_t at = -1;
     size_t len;
     if (ng_state_length(st, "algo/eigen_pending_at", &len) == NG_OK) /* absent in older checkpoints: none */

@@ -41,6 +41,16 @@ def stop_worker_when_logged(job, log, lines=30, rank=2):
     return ranks[rank]
 
 
+def make_sure_gone(pid, what):
+    """mpirun ends a stopped rank (SIGKILL reaches a stopped process): give it a moment, check, and never leave
+    it behind."""
+    deadline = time.time() + 10
+    while mpitest.alive(pid) and time.time() < deadline:
+        time.sleep(0.05)
+    if not check(not mpitest.alive(pid), what):
+        os.kill(pid, signal.SIGKILL)
+
+
 with mpitest.tempdir() as d:
     ref = mpitest.parse_result(mpitest.run(3, ARGS + ["--quiet"]), "the uninterrupted run")
 
@@ -66,14 +76,8 @@ with mpitest.tempdir() as d:
     want = (1, 9) if mpitest.mpilaunch.flavor(mpitest.MPIRUN) == "mpich" else (1,)
     check(r.code in want, "the job exits %s: %s" % (" or ".join(map(str, want)), r.code))
     check(ABORT <= ended < ABORT + 20, "the job ended %.1f s after the stop (limit %d s)" % (ended, ABORT))
-    if pid:  # mpirun ends it (SIGKILL reaches a stopped process); give it a moment, and never leave it behind
-        deadline = time.time() + 10
-        while mpitest.alive(pid) and time.time() < deadline:
-            time.sleep(0.05)
-        gone = not mpitest.alive(pid)
-        check(gone, "the stopped rank is gone")
-        if not gone:
-            os.kill(pid, signal.SIGKILL)
+    if pid:
+        make_sure_gone(pid, "the stopped rank is gone")
     resumed = mpitest.parse_result(mpitest.run(2, ARGS + ["--quiet", "--resume", ck]), "the resumed run")
     if ref and resumed:
         check(mpitest.without_seconds(resumed) == mpitest.without_seconds(ref),
@@ -138,11 +142,7 @@ with mpitest.tempdir() as d:
           "rank 0 stopped: a worker ends the job: exit %s, %s" % (r.code, silent or r.err[-500:]))
     check(4 <= ended < 20, "%.1f s after the stop (twice --stall-abort: 4 s)" % ended)
     if pid:
-        deadline = time.time() + 10
-        while mpitest.alive(pid) and time.time() < deadline:
-            time.sleep(0.05)
-        if not check(not mpitest.alive(pid), "the stopped rank 0 is gone"):
-            os.kill(pid, signal.SIGKILL)
+        make_sure_gone(pid, "the stopped rank 0 is gone")
     resumed = mpitest.parse_result(mpitest.run(2, ARGS + ["--quiet", "--resume", ck4]), "resumed after rank 0")
     if ref and resumed:
         check(mpitest.without_seconds(resumed) == mpitest.without_seconds(ref),

@@ -17,9 +17,9 @@
 #define MAX_TAPS 4096       /* kernels with more taps than this are refused */
 #define GATHER_MAX_P 16     /* maps of up to this many pixels are unfolded through an index map per tap */
 #define PER_EXAMPLE_MIN 256 /* output pixels from which each example gets its own sgemm (no scatter) */
-#define WINO_MIN_CHANNELS                                                           \
-  16 /* 3x3 stride-1 convolutions with at least this many input and output channels \
-      * run as Winograd's F(2x2, 3x3) (winograd.c) */
+/* 3x3 stride-1 convolutions with at least this many input and output channels run as Winograd's F(2x2, 3x3)
+ * (winograd.c) */
+#define WINO_MIN_CHANNELS 16
 
 typedef struct {
   int64_t group, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
