@@ -69,9 +69,10 @@ NG_EXPORT void ng_model_destroy(ng_model **m);
 /* A copy (spec, parameters and attributes). */
 NG_EXPORT int ng_model_clone(const ng_model *m, ng_model **out);
 
-/* Whether the model was read from an ONNX file (ng_model_read of a path ending in .onnx). Such a model is
- * evaluated by the graph executor: forward passes only (no training workspace, no backward pass, no layer
- * ranges), written back to ONNX with its graph kept, and its "spec text" is a canonical description of the
+/* Whether the model was read from an ONNX file (ng_model_read of a path ending in .onnx). Every model's
+ * forward passes run on the one graph executor (a native model's layers are written as its graph); an ONNX
+ * model has forward passes only (no training workspace, no backward pass, no layer ranges), is written back
+ * to ONNX with its graph kept, and its "spec text" is a canonical description of the
  * graph, one line per node and parameter, that is never parsed. */
 NG_EXPORT bool ng_model_is_onnx(const ng_model *m);
 
@@ -129,10 +130,11 @@ NG_EXPORT int ng_nn_forward(const ng_model *m, const float *params, ng_nn_work *
 
 /* The layers [from, to) of a forward pass on an evaluation workspace: act is the value entering layer `from`
  * (batch x its size per example; the input when from is 0), *out the value leaving layer to - 1, valid until
- * the next pass. ng_nn_forward is the range [0, nlayers). A relu that follows a dense layer is applied by the
- * range that holds the relu, so a range may end between them (e.g. to compute a linear first layer once and
- * combine its outputs). `from` must not be inside a residual group. No allocation. NG_EINVAL for a training
- * workspace, a range out of order or beyond the layers, batch > max_batch. */
+ * the next pass. ng_nn_forward is the range [0, nlayers). The output of the first linear layer
+ * (ng_model_first_linear) is always a place to cut, e.g. to compute it once and combine its outputs; a
+ * layer the executor fuses with the next ones (a dense or conv2d layer with the relu, or the batchnorm and
+ * relu, after it) is not. No allocation. NG_EINVAL for a training workspace, a range out of order or beyond
+ * the layers, `from` inside a residual group, a cut inside a fused group, batch > max_batch. */
 NG_EXPORT int ng_nn_forward_range(const ng_model *m, const float *params, ng_nn_work *w, size_t from,
                                   size_t to, const float *act, size_t batch, const float **out);
 

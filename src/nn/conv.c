@@ -1,18 +1,15 @@
-/* Two-dimensional convolution by im2col and one single-threaded sgemm per example.
+/* The backward pass of a native model's conv2d layer, by im2col and single-threaded sgemm per example (the
+ * forward pass is the graph executor's Conv, src/nn/ops/conv.c).
  *
  * For one example, im2col unfolds x[C, H, W] into col[C k k, Ho Wo] (row (c, ki, kj) holds the input pixel
  * each output position sees through that weight, zero where the window overhangs the padding). Then
  *
- *   forward    y_b[O, Ho Wo]  = w[O, C k k] col + b          (written straight into NCHW y, no transpose)
- *   backward   dw[O, C k k]  += dy_b[O, Ho Wo] col^T
- *              col            = w^T dy_b,  dx_b = col2im(col) (the adjoint of im2col: overlapping windows
- * add)
+ *   dw[O, C k k]  += dy_b[O, Ho Wo] col^T
+ *   col            = w^T dy_b,  dx_b = col2im(col) (the adjoint of im2col: overlapping windows add)
  *
- * Why per example and not one GEMM over the batch: NCHW puts the batch outside the channels, so a batched
- * GEMM [O, C k k] x [C k k, B Ho Wo] yields [O, B, Ho Wo] and needs a transposing copy of the output (and of
- * dy for dw), plus an output-sized buffer the scratch size cannot know (it is not given O). On LeNet-5 the
- * per-example form measured as fast or faster (tools/bench/bench_conv.c); see ng_conv2d_col_size for the
- * scratch it needs. A 1x1 convolution with stride 1 and no padding skips im2col: col is x itself.
+ * Per example, not one GEMM over the batch: NCHW puts the batch outside the channels, so a batched GEMM
+ * would need transposing copies of dy and an output-sized buffer. See ng_conv2d_col_size for the scratch it
+ * needs. A 1x1 convolution with stride 1 and no padding skips im2col: col is x itself.
  *
  * Determinism: every sum runs in an order fixed by the shapes (one BLAS thread, examples in order, bias
  * gradients summed in double row by row), so the same inputs give the same bits on every call. */
@@ -101,32 +98,6 @@ static void col2im_add(const float *col, size_t C, size_t H, size_t W, size_t k,
         }
       }
     }
-  }
-}
-
-void ng_conv2d_forward(const float *x, size_t B, size_t C, size_t H, size_t W, const float *w, const float *b,
-                       size_t O, size_t k, size_t stride, size_t pad, float *y, float *col) {
-  size_t Ho = ng_conv_out(H, k, stride, pad), Wo = ng_conv_out(W, k, stride, pad);
-  size_t P = Ho * Wo, K = C * k * k;
-  if (B == 0 || O == 0 || P == 0) return;
-  int pointwise = k == 1 && stride == 1 && pad == 0;
-  for (size_t n = 0; n < B; n++) {
-    const float *xn = x + n * C * H * W;
-    float *yn = y + n * O * P;
-    /* The bias goes in first so that sgemm adds onto it (beta = 1) instead of a second pass over y. */
-    for (size_t o = 0; o < O; o++) {
-      float bo = b ? b[o] : 0.0f;
-      float *yo = yn + o * P;
-      for (size_t p = 0; p < P; p++)
-        yo[p] = bo;
-    }
-    const float *cn = xn;
-    if (!pointwise) {
-      im2col(xn, C, H, W, k, stride, pad, Ho, Wo, col);
-      cn = col;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)O, (int)P, (int)K, 1.0f, w, (int)K, cn,
-                (int)P, 1.0f, yn, (int)P);
   }
 }
 

@@ -139,7 +139,7 @@ static int add_param(ng__graph *gr, const ng__onnx_tensor *src, const char *name
   t->offset = *used;
   t->count = numel;
   if (source && !(t->source = strdup(source))) return oom(gr);
-  memcpy(gr->params + *used, src->data, numel * sizeof(float));
+  if (gr->params) memcpy(gr->params + *used, src->data, numel * sizeof(float));
   gr->param_tensors[gr->nentries++] = i;
   *used += numel;
   return NG_OK;
@@ -199,9 +199,9 @@ static int add_params(ng__graph *gr, const ng__onnx_graph *g) {
       refs[n++] = (param_ref){nd->inputs[k], t, source};
     }
   }
-  gr->params = ng__mallocn(total ? total : 1, 1, sizeof *gr->params);
+  if (!gr->no_values) gr->params = ng__mallocn(total ? total : 1, 1, sizeof *gr->params);
   gr->param_tensors = calloc(n + 1, sizeof *gr->param_tensors);
-  if (!gr->params || !gr->param_tensors) {
+  if ((!gr->params && !gr->no_values) || !gr->param_tensors) {
     st = oom(gr);
     goto done;
   }
@@ -345,11 +345,12 @@ static int add_nodes(ng__graph *gr, const ng__onnx_graph *g) {
       ng__gctx cx = {gr, n};
       ng__gnode *gn = &gr->nodes[gr->nnodes];
       memset(gn, 0, sizeof *gn);
-      if (n->domain[0] && strcmp(n->domain, "ai.onnx")) {
+      bool own = g->native && !strcmp(n->domain, "ai.nograd");
+      if (n->domain[0] && strcmp(n->domain, "ai.onnx") && !own) {
         st = ng__op_error(&cx, "domain %s is not the default ONNX domain", n->domain);
         goto out;
       }
-      if (!(gn->op = ng__op_find(n->op_type))) {
+      if (!(gn->op = own ? ng__op_find_native(n->op_type) : ng__op_find(n->op_type))) {
         char known[1024];
         ng__op_list(known, sizeof known);
         st = ng__op_error(&cx, "op %s is not in nograd's op set: %s", n->op_type, known);
@@ -442,6 +443,10 @@ static void lifetimes(ng__graph *gr) {
 }
 
 int ng__graph_compile(const ng__onnx_graph *g, ng__graph **out) {
+  return ng__graph_compile_opts(g, NULL, out);
+}
+
+int ng__graph_compile_opts(const ng__onnx_graph *g, const ng__compile_opts *opts, ng__graph **out) {
   if (!g || !out) return ng_error(NG_EINVAL, "ng__graph_compile: NULL argument");
   *out = NULL;
   ng__graph *gr = calloc(1, sizeof *gr);
@@ -466,6 +471,7 @@ int ng__graph_compile(const ng__onnx_graph *g, ng__graph **out) {
   gr->tcap = cap;
   gr->opset = g->opset;
   gr->input = gr->output = -1;
+  gr->no_values = opts && opts->no_values;
   int st = add_params(gr, g);
   if (st == NG_OK) st = add_input(gr, g);
   if (st == NG_OK) st = add_nodes(gr, g);
@@ -474,7 +480,19 @@ int ng__graph_compile(const ng__onnx_graph *g, ng__graph **out) {
     ng__graph_free(&gr);
     return st;
   }
-  ng__conv_fuse(gr);
+  for (size_t k = 0; opts && k < opts->npins; k++) {
+    int t = find_name(gr, opts->pins[k]);
+    if (t < 0) {
+      st = ng_error(NG_EINVAL, "%s: tensor %s to keep is not in the graph", gr->path, opts->pins[k]);
+      ng__graph_free(&gr);
+      return st;
+    }
+    gr->t[t].pinned = true;
+  }
+  if (!opts || !opts->no_fuse) {
+    ng__conv_fuse(gr);
+    ng__gemm_fuse(gr);
+  }
   lifetimes(gr);
   *out = gr;
   return NG_OK;
@@ -546,6 +564,14 @@ void ng__graph_output(const ng__graph *gr, const char **name, size_t *ndim, cons
   *ndim = gr->out_ndim;
   *dims = gr->out_dims;
   *size = gr->out_size;
+}
+
+int ng__graph_find(const ng__graph *gr, const char *name) {
+  return find_name(gr, name);
+}
+
+bool ng__graph_partial(const ng__graph *gr, int t) {
+  return t >= 0 && (size_t)t < gr->nt && gr->t[t].partial;
 }
 
 size_t ng__graph_nnodes(const ng__graph *gr) {

@@ -22,6 +22,7 @@
 #ifndef NOGRAD_NN_GRAPH_H
 #define NOGRAD_NN_GRAPH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,18 @@ typedef struct ng__graph_work ng__graph_work;
  * tensor: NG_EFORMAT (an op or attribute outside the set, a cycle, a tensor no node produces, a shape that
  * cannot be resolved or does not fit an op), NG_ENOMEM. */
 int ng__graph_compile(const ng__onnx_graph *g, ng__graph **out);
+
+/* How a graph is compiled: no_fuse keeps every node's own output (a Conv is not fused with the
+ * BatchNormalization and activation after it), as a backward pass that reads the values needs; pins names
+ * tensors whose own value must stay visible however the rest is fused (where a partial pass may end);
+ * no_values keeps no copy of the parameters' values (ng__graph_params is then NULL: the caller has them). */
+typedef struct {
+  bool no_fuse;
+  const char *const *pins;
+  size_t npins;
+  bool no_values;
+} ng__compile_opts;
+int ng__graph_compile_opts(const ng__onnx_graph *g, const ng__compile_opts *opts, ng__graph **out);
 
 void ng__graph_free(ng__graph **gr);
 
@@ -62,8 +75,14 @@ size_t ng__graph_nnodes(const ng__graph *gr);
 void ng__graph_node(const ng__graph *gr, size_t i, const char **name, const char **op_type, size_t *weight,
                     size_t *bias);
 
-/* A workspace for batches of up to max_batch examples. NG_ENOMEM; NG_EINVAL for max_batch 0. */
-int ng__graph_work_create(const ng__graph *gr, size_t max_batch, ng__graph_work **out);
+/* A tensor's index by name, or -1; whether a fusion left its memory holding a later node's result. */
+int ng__graph_find(const ng__graph *gr, const char *name);
+bool ng__graph_partial(const ng__graph *gr, int t);
+
+/* A workspace for batches of up to max_batch examples. keep_all gives every computed tensor memory of its
+ * own, alive to the end of the pass, so that a backward pass can read every value afterwards (without it,
+ * memory is reused once a tensor's last reader has run). NG_ENOMEM; NG_EINVAL for max_batch 0. */
+int ng__graph_work_create(const ng__graph *gr, size_t max_batch, bool keep_all, ng__graph_work **out);
 void ng__graph_work_destroy(ng__graph_work **w);
 
 /* Forward pass of `batch` examples (x: batch x input size floats) with the parameter vector `params`;
@@ -71,5 +90,16 @@ void ng__graph_work_destroy(ng__graph_work **w);
  * NG_EINVAL for batch > max_batch or a workspace made for another graph. */
 int ng__graph_forward(const ng__graph *gr, const float *params, ng__graph_work *w, const float *x,
                       size_t batch, const float **out);
+
+/* Part of a pass: the nodes [from, to) (execution order), with tensor `in` given by x (batch x its size per
+ * example; the graph input when from is 0) instead of computed. The nodes in the range must read nothing
+ * computed before `from` but `in`. Afterwards ng__graph_work_ptr gives any tensor the range computed, valid
+ * until the next pass. No allocation. NG_EINVAL as ng__graph_forward, or for a range out of order. */
+int ng__graph_run_nodes(const ng__graph *gr, const float *params, ng__graph_work *w, size_t from, size_t to,
+                        int in, const float *x, size_t batch);
+/* Tensor t's memory in the last pass (NULL before any). */
+const float *ng__graph_work_ptr(const ng__graph_work *w, int t);
+/* The key of the native front end's training Dropout masks (stream (seed, NG_RNG_DROPOUT, step, layer)). */
+void ng__graph_work_set_dropout(ng__graph_work *w, uint64_t seed, uint64_t step);
 
 #endif

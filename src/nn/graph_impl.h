@@ -47,6 +47,9 @@ typedef struct {
   int producer;    /* node index, or -1 */
   int last_use;    /* index of the last node that reads it (output: INT32_MAX) */
   bool is_float;   /* float data (every kind but NG__T_INT) */
+  bool pinned;     /* must keep its own value: no fusion folds the node after it into its producer */
+  bool partial;    /* its memory holds a later node's result too (a Conv fused with what follows): its own
+                    * value is never seen, so no partial pass may end or start at it */
 } ng__gt;
 
 struct ng__op;
@@ -68,7 +71,8 @@ struct ng__graph {
   ng__gnode *nodes; /* execution order */
   size_t nnodes;
   int input, output;
-  float *params; /* the file's values */
+  float *params; /* the file's values (NULL when compiled with no_values) */
+  bool no_values;
   size_t nparams;
   int *param_tensors; /* tensor index of each parameter entry, in entry order */
   size_t nentries;
@@ -90,6 +94,7 @@ typedef struct {
   size_t B;
   float **ptr; /* per tensor */
   float *scratch;
+  uint64_t seed, step; /* the native training Dropout's key (ng__graph_work_set_dropout) */
 } ng__run;
 
 typedef struct ng__op {
@@ -104,13 +109,24 @@ typedef struct ng__op {
 
 /* The row of op `name` of the default domain, or NULL (src/nn/ops/ops.c). */
 const ng__op *ng__op_find(const char *name);
+/* The row of op `name` of domain ai.nograd, which only graphs built by the native front end may use
+ * (src/nn/ops/native.c: Gelu, and Dropout in training), or NULL. */
+const ng__op *ng__op_find_native(const char *name);
 /* "Add, AveragePool, ..." : the known ops, for messages. */
 void ng__op_list(char *buf, size_t len);
 
 /* Fuses each Conv with the BatchNormalization that alone reads it (with fixed statistics), and the Relu or
- * Clip that alone reads that, into the convolution's output loop (src/nn/ops/conv.c); the fused nodes become
- * views. No bit changes: the fused loop does BatchNormalization's own arithmetic. */
+ * Clip that alone reads that (or the Conv itself), into the convolution's output loop (src/nn/ops/conv.c);
+ * the fused nodes become views. No bit changes: the fused loop does BatchNormalization's own arithmetic. */
 void ng__conv_fuse(ng__graph *gr);
+/* Fuses each Gemm with the Relu that alone reads it into the bias pass (src/nn/ops/gemm.c). No bit changes.
+ */
+void ng__gemm_fuse(ng__graph *gr);
+/* The only node that reads tensor t, or -1 (also for the graph's output, which the caller reads, and for a
+ * pinned tensor, whose own value must stay visible). */
+int ng__sole_reader(const ng__graph *gr, int t);
+/* What a node fused into the one before it becomes: a view of its input (graph_ops.c). */
+extern const ng__op ng__op_fused;
 extern const ng__op ng__op_Conv, ng__op_BatchNormalization, ng__op_Relu, ng__op_Clip;
 /* BatchNormalization's epsilon (norm.c) and per-channel scale and shift, computed once per pass; Clip's
  * bounds (elementwise.c). */

@@ -17,9 +17,11 @@
 struct ng__graph_work {
   const ng__graph *gr;
   size_t max_batch;
-  size_t *off;  /* per tensor: offset in the arena (NG__T_ACT owners) */
-  float **ptr;  /* per tensor, for the pass */
-  float *arena; /* activations, then scratch */
+  uint64_t seed, step; /* the training Dropout's key */
+  int moved;           /* an arena tensor a partial pass pointed at its caller's memory, or -1 */
+  size_t *off;         /* per tensor: offset in the arena (NG__T_ACT owners) */
+  float **ptr;         /* per tensor, for the pass */
+  float *arena;        /* activations, then scratch */
   size_t scratch_off;
 };
 
@@ -32,8 +34,8 @@ static size_t round_up(size_t n) {
   return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
 }
 
-/* First-fit plan; the arena's length in *total. */
-static int plan(const ng__graph *gr, size_t B, size_t *off, size_t *total) {
+/* First-fit plan; the arena's length in *total. With keep_all nothing is freed. */
+static int plan(const ng__graph *gr, size_t B, bool keep_all, size_t *off, size_t *total) {
   block *live = calloc(gr->nt + 1, sizeof *live);
   if (!live) return ng_error(NG_ENOMEM, "%s: out of memory", gr->path);
   size_t nlive = 0, end = 0;
@@ -48,7 +50,7 @@ static int plan(const ng__graph *gr, size_t B, size_t *off, size_t *total) {
       int t = n->out[k];
       if (t < 0 || gr->t[t].kind != NG__T_ACT || gr->t[t].alias >= 0) continue;
       size_t len = round_up(ng__numel(&gr->t[t], B)), at = 0;
-      int until = gr->t[t].last_use < 0 ? (int)i : gr->t[t].last_use;
+      int until = keep_all ? INT32_MAX : gr->t[t].last_use < 0 ? (int)i : gr->t[t].last_use;
       /* live sorted by offset: the first gap that fits */
       size_t pos = 0;
       for (; pos < nlive; pos++) {
@@ -67,7 +69,7 @@ static int plan(const ng__graph *gr, size_t B, size_t *off, size_t *total) {
   return NG_OK;
 }
 
-int ng__graph_work_create(const ng__graph *gr, size_t max_batch, ng__graph_work **out) {
+int ng__graph_work_create(const ng__graph *gr, size_t max_batch, bool keep_all, ng__graph_work **out) {
   if (!out) return ng_error(NG_EINVAL, "ng__graph_work_create: out is NULL");
   *out = NULL;
   if (!gr || max_batch == 0) return ng_error(NG_EINVAL, "ng__graph_work_create: a graph and max_batch >= 1");
@@ -75,12 +77,13 @@ int ng__graph_work_create(const ng__graph *gr, size_t max_batch, ng__graph_work 
   if (!w) return ng_error(NG_ENOMEM, "%s: out of memory for a workspace", gr->path);
   w->gr = gr;
   w->max_batch = max_batch;
+  w->moved = -1;
   w->off = calloc(gr->nt + 1, sizeof *w->off);
   w->ptr = calloc(gr->nt + 1, sizeof *w->ptr);
   size_t total = 0, scratch = 0;
   int st = NG_OK;
   if (!w->off || !w->ptr) goto nomem;
-  NG_TRY(st, plan(gr, max_batch, w->off, &total), fail);
+  NG_TRY(st, plan(gr, max_batch, keep_all, w->off, &total), fail);
   for (size_t i = 0; i < gr->nnodes; i++) {
     int64_t s = ng__ld(gr->nodes[i].scratch, max_batch);
     if (s > 0 && (size_t)s > scratch) scratch = (size_t)s;
@@ -112,28 +115,67 @@ void ng__graph_work_destroy(ng__graph_work **wp) {
   *wp = NULL;
 }
 
-int ng__graph_forward(const ng__graph *gr, const float *params, ng__graph_work *w, const float *x,
-                      size_t batch, const float **out) {
-  if (!gr || !w || !out || !params || (!x && batch))
-    return ng_error(NG_EINVAL, "ng__graph_forward: NULL argument");
-  if (w->gr != gr) return ng_error(NG_EINVAL, "ng__graph_forward: the workspace was made for another graph");
-  if (batch > w->max_batch)
-    return ng_error(NG_EINVAL, "ng__graph_forward: batch %zu is larger than the workspace's %zu", batch,
-                    w->max_batch);
-  w->ptr[gr->input] = (float *)(uintptr_t)x; /* read only */
+/* Gives an arena tensor that an earlier partial pass pointed elsewhere its own memory back, and points the
+ * parameters at the caller's vector. */
+static void bind(const ng__graph *gr, ng__graph_work *w, const float *params) {
+  if (w->moved >= 0) w->ptr[w->moved] = w->arena + w->off[w->moved];
+  w->moved = -1;
   for (size_t e = 0; e < gr->nentries; e++) {
     int t = gr->param_tensors[e];
     w->ptr[t] = (float *)(uintptr_t)(params + gr->t[t].offset); /* read only */
   }
+}
+
+static void run(const ng__graph *gr, ng__graph_work *w, size_t from, size_t to, size_t batch) {
+  ng__run r = {batch, w->ptr, w->arena + w->scratch_off, w->seed, w->step};
+  for (size_t i = from; i < to; i++) {
+    const ng__gnode *n = &gr->nodes[i];
+    if (!n->folded) n->op->run(n, gr, &r);
+  }
+}
+
+static int check_pass(const ng__graph *gr, const ng__graph_work *w, const float *params, const float *x,
+                      size_t batch, const char *fn) {
+  if (!gr || !w || !params || (!x && batch)) return ng_error(NG_EINVAL, "%s: NULL argument", fn);
+  if (w->gr != gr) return ng_error(NG_EINVAL, "%s: the workspace was made for another graph", fn);
+  if (batch > w->max_batch)
+    return ng_error(NG_EINVAL, "%s: batch %zu is larger than the workspace's %zu", fn, batch, w->max_batch);
+  return NG_OK;
+}
+
+int ng__graph_forward(const ng__graph *gr, const float *params, ng__graph_work *w, const float *x,
+                      size_t batch, const float **out) {
+  if (!out) return ng_error(NG_EINVAL, "ng__graph_forward: NULL argument");
+  NG_CALL(check_pass(gr, w, params, x, batch, "ng__graph_forward"));
+  bind(gr, w, params);
+  w->ptr[gr->input] = (float *)(uintptr_t)x; /* read only */
   if (batch == 0) {
     *out = w->arena;
     return NG_OK;
   }
-  ng__run r = {batch, w->ptr, w->arena + w->scratch_off};
-  for (size_t i = 0; i < gr->nnodes; i++) {
-    const ng__gnode *n = &gr->nodes[i];
-    if (!n->folded) n->op->run(n, gr, &r);
-  }
+  run(gr, w, 0, gr->nnodes, batch);
   *out = w->ptr[gr->output];
   return NG_OK;
+}
+
+int ng__graph_run_nodes(const ng__graph *gr, const float *params, ng__graph_work *w, size_t from, size_t to,
+                        int in, const float *x, size_t batch) {
+  NG_CALL(check_pass(gr, w, params, x, batch, "ng__graph_run_nodes"));
+  if (from > to || to > gr->nnodes || in < 0 || (size_t)in >= gr->nt)
+    return ng_error(NG_EINVAL, "ng__graph_run_nodes: nodes [%zu, %zu) of %zu, tensor %d", from, to,
+                    gr->nnodes, in);
+  bind(gr, w, params);
+  if (gr->t[in].kind == NG__T_ACT && gr->t[in].alias < 0) w->moved = in;
+  w->ptr[in] = (float *)(uintptr_t)x; /* read only */
+  if (batch) run(gr, w, from, to, batch);
+  return NG_OK;
+}
+
+const float *ng__graph_work_ptr(const ng__graph_work *w, int t) {
+  return t >= 0 && (size_t)t < w->gr->nt ? w->ptr[t] : NULL;
+}
+
+void ng__graph_work_set_dropout(ng__graph_work *w, uint64_t seed, uint64_t step) {
+  w->seed = seed;
+  w->step = step;
 }

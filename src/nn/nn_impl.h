@@ -95,6 +95,19 @@ int ng__onnx_forward(const ng_model *m, const float *params, struct ng__graph_wo
 int ng__onnx_node_params(const ng_model *m, size_t i, const char **name, const char **op_type, size_t *weight,
                          size_t *bias);
 
+/* The native front end of the graph executor (src/nn/native_graph.c): a model's layers as an executor graph
+ * whose parameter layout is the model's. value[v] is the tensor of value v (0: the input, v: layer v-1's
+ * output); node[i] the first node of layer i in execution order (node[nlayers]: the number of nodes), so
+ * that layers [from, to) are the nodes [node[from], node[to]). A training graph is not fused (every value
+ * is its own); an evaluation graph keeps the first linear layer's output visible. */
+typedef struct {
+  struct ng__graph *gr;
+  int *value;
+  size_t *node;
+} ng__native_graph;
+int ng__native_compile(const ng_model *m, bool training, ng__native_graph *out);
+void ng__native_free(ng__native_graph *ng);
+
 /* Sets the model's dataset string (NULL clears it). NG_ENOMEM. */
 int ng_nn_set_dataset(ng_model *m, const char *dataset);
 

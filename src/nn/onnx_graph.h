@@ -100,6 +100,8 @@ typedef struct ng__onnx_graph {
   char **meta_values;
   size_t nmeta;
   void *proto; /* the reader's parsed file, kept for the writer (opaque) */
+  int native;  /* built by the native front end (src/nn/native_graph.c), never read from a file: its nodes
+                * may use nograd's own domain ai.nograd (Gelu, Dropout in training) */
 } ng__onnx_graph;
 
 /* Reads an ONNX file. Errors name the file and what is wrong: NG_EIO (cannot open or read), NG_EFORMAT (not

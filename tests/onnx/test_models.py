@@ -241,6 +241,16 @@ with tempfile.TemporaryDirectory() as d:
     torch.onnx.export(Fn(lambda x: torch.floor(x)), torch.zeros(1, 4), unk, opset_version=17,
                       dynamic_axes={"x": {0: "b"}}, input_names=["x"])
     refused(unk, ["Floor", "not in nograd's op set", "Conv", "MatMul"], "an op outside the set (the set listed)")
+    # nograd's own domain (the ops native models are written with) is not for files
+    own = os.path.join(d, "own-domain.onnx")
+    mp = onnx.load(os.path.join(d, "opset12.onnx"))
+    mp.opset_import[0].version = 17
+    for node in mp.graph.node:
+        if node.op_type == "Relu":
+            node.op_type, node.domain = "Gelu", "ai.nograd"
+    mp.opset_import.append(onnx.helper.make_opsetid("ai.nograd", 1))
+    onnx.save(mp, own)
+    refused(own, ["domain ai.nograd", "not the default ONNX domain"], "an op of nograd's own domain in a file")
     # graphs nested 100,000 deep (ModelProto.graph 7, GraphProto.node 1, NodeProto.attribute 5,
     # AttributeProto.g 6): refused before protobuf-c's recursive unpacking could overflow its stack
     def field(number, payload):

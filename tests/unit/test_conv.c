@@ -1,11 +1,11 @@
-/* Unit tests of the convolution and pooling kernels (src/nn/conv.c, src/nn/pool.c).
+/* Unit tests of the convolution and pooling kernels of native models: the forward convolution (the graph
+ * executor's Conv, through a conv2d layer), the backward kernels (src/nn/conv.c, src/nn/pool.c).
  *
  * The convolution runs over a table of shapes (channels, outputs, kernel, stride, padding, batch, H != W)
  * against a naive six-loop reference in double; its gradients are checked against central differences of
- * L = sum(dy * y) computed with that reference. Pooling is checked against naive references on inputs with
- * many ties (small integers), including the argmax indices and the backward passes. The test also prints the
- * throughput of LeNet-5's convolution and pooling layers at batch 256 (not asserted: it depends on the host).
- */
+ * L = sum(dy * y) computed with that reference. Pooling (ng_pool_forward, which the backward pass calls for
+ * the argmax) is checked against naive references on inputs with many ties (small integers), including the
+ * argmax indices and the backward passes. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <setjmp.h>
@@ -20,6 +20,8 @@
 #include <cmocka.h>
 
 #include "nn/kernels.h"
+#include "nograd/error.h"
+#include "nograd/nn.h"
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -121,18 +123,26 @@ static void test_conv_out(void **state) {
   assert_int_equal(ng_conv2d_col_size(7, 2, 3, 3, 5, 1, 0), 0);
 }
 
+/* The forward pass is the graph executor's Conv, reached as a native model's conv2d layer: against the
+ * reference, and the same bits from an evaluation and a training workspace. */
 static void check_forward(const conv_shape *s) {
   size_t Ho = ng_conv_out(s->H, s->k, s->stride, s->pad), Wo = ng_conv_out(s->W, s->k, s->stride, s->pad);
   size_t nx = s->B * s->C * s->H * s->W, nw = s->O * s->C * s->k * s->k, ny = s->B * s->O * Ho * Wo;
-  size_t ncol = ng_conv2d_col_size(s->B, s->C, s->H, s->W, s->k, s->stride, s->pad);
-  float *x = xmalloc(nx * sizeof *x), *w = xmalloc(nw * sizeof *w), *b = xmalloc(s->O * sizeof *b);
-  float *y = xmalloc(ny * sizeof *y), *y2 = xmalloc(ny * sizeof *y), *col = xmalloc(ncol * sizeof *col);
+  char spec[160];
+  snprintf(spec, sizeof spec, "input %zu %zu %zu\nconv2d c %zu %zu stride=%zu padding=%zu\n", s->C, s->H,
+           s->W, s->O, s->k, s->stride, s->pad);
+  ng_model *m = NULL;
+  assert_int_equal(ng_model_from_spec(spec, &m), NG_OK);
+  assert_int_equal(ng_model_nparams(m), nw + s->O);
+  float *x = xmalloc(nx * sizeof *x), *w = ng_model_params(m), *b = w + nw;
   fill(x, nx);
   fill(w, nw);
   fill(b, s->O);
-  fill(y, ny); /* overwritten */
-  fill(col, ncol);
-  ng_conv2d_forward(x, s->B, s->C, s->H, s->W, w, b, s->O, s->k, s->stride, s->pad, y, col);
+  ng_nn_work *ev = NULL, *tr = NULL;
+  const float *y, *y2;
+  assert_int_equal(ng_nn_work_create(m, s->B, false, &ev), NG_OK);
+  assert_int_equal(ng_nn_work_create(m, s->B, true, &tr), NG_OK);
+  assert_int_equal(ng_nn_forward(m, w, ev, x, s->B, &y), NG_OK);
   double *xd = to_double(x, nx), *wd = to_double(w, nw), *bd = to_double(b, s->O);
   double *yr = xmalloc(ny * sizeof *yr), *ya = xmalloc(ny * sizeof *ya);
   conv_ref(s, xd, wd, bd, yr, ya);
@@ -142,12 +152,12 @@ static void check_forward(const conv_shape *s) {
                s->H, s->W, s->O, s->k, s->stride, s->pad, i, y[i], yr[i]);
     }
   }
-  /* Same inputs, other garbage in the scratch: the same bits. */
-  fill(col, ncol);
-  ng_conv2d_forward(x, s->B, s->C, s->H, s->W, w, b, s->O, s->k, s->stride, s->pad, y2, col);
+  assert_int_equal(ng_nn_forward(m, w, tr, x, s->B, &y2), NG_OK);
   assert_memory_equal(y, y2, ny * sizeof *y);
-  free(ya), free(yr), free(bd), free(wd), free(xd);
-  free(col), free(y2), free(y), free(b), free(w), free(x);
+  free(ya), free(yr), free(bd), free(wd), free(xd), free(x);
+  ng_nn_work_destroy(&tr);
+  ng_nn_work_destroy(&ev);
+  ng_model_destroy(&m);
 }
 
 static void test_conv_forward(void **state) {
@@ -376,60 +386,11 @@ static void test_pool_ties(void **state) {
   assert_int_equal(am[0], 2);
 }
 
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-/* LeNet-5's feature extractor at batch 256: conv 6@5x5 -> maxpool 2 -> conv 16@5x5 -> maxpool 2, forward and
- * forward + backward. Printed, not asserted. */
-static void test_lenet_throughput(void **state) {
-  (void)state;
-  enum { B = 256, REPS = 20 };
-  size_t n_x = (size_t)B * 784, n_y1 = (size_t)B * 6 * 576, n_p1 = (size_t)B * 6 * 144,
-         n_y2 = (size_t)B * 16 * 64, n_p2 = (size_t)B * 16 * 16;
-  size_t ncol = ng_conv2d_col_size(B, 1, 28, 28, 5, 1, 0), ncol2 = ng_conv2d_col_size(B, 6, 12, 12, 5, 1, 0);
-  if (ncol2 > ncol) ncol = ncol2;
-  float *x = xmalloc(n_x * sizeof *x), *y1 = xmalloc(n_y1 * sizeof *x), *p1 = xmalloc(n_p1 * sizeof *x);
-  float *y2 = xmalloc(n_y2 * sizeof *x), *p2 = xmalloc(n_p2 * sizeof *x), *col = xmalloc(ncol * sizeof *x);
-  float *w1 = xmalloc(150 * sizeof *x), *b1 = xmalloc(6 * sizeof *x), *w2 = xmalloc(2400 * sizeof *x);
-  float *b2 = xmalloc(16 * sizeof *x), *dw1 = xmalloc(150 * sizeof *x), *db1 = xmalloc(6 * sizeof *x);
-  float *dw2 = xmalloc(2400 * sizeof *x), *db2 = xmalloc(16 * sizeof *x), *dp1 = xmalloc(n_p1 * sizeof *x);
-  int32_t *a1 = xmalloc(n_p1 * sizeof *a1), *a2 = xmalloc(n_p2 * sizeof *a2);
-  lcg_state = 4;
-  fill(x, n_x), fill(w1, 150), fill(b1, 6), fill(w2, 2400), fill(b2, 16);
-  double best_f = INFINITY, best_fb = INFINITY;
-  for (int r = 0; r < REPS; r++) {
-    double t0 = now();
-    ng_conv2d_forward(x, B, 1, 28, 28, w1, b1, 6, 5, 1, 0, y1, col);
-    ng_pool_forward(NG_POOL_MAX, y1, B, 6, 24, 24, 2, 2, p1, a1);
-    ng_conv2d_forward(p1, B, 6, 12, 12, w2, b2, 16, 5, 1, 0, y2, col);
-    ng_pool_forward(NG_POOL_MAX, y2, B, 16, 8, 8, 2, 2, p2, a2);
-    double t1 = now();
-    /* Backward with the outputs standing in for their gradients (the data do not change the cost). */
-    ng_pool_backward(NG_POOL_MAX, p2, B, 16, 8, 8, 2, 2, a2, y2);
-    ng_conv2d_backward(p1, B, 6, 12, 12, w2, 16, 5, 1, 0, y2, dp1, dw2, db2, col);
-    ng_pool_backward(NG_POOL_MAX, dp1, B, 6, 24, 24, 2, 2, a1, y1);
-    ng_conv2d_backward(x, B, 1, 28, 28, w1, 6, 5, 1, 0, y1, NULL, dw1, db1, col);
-    double t2 = now();
-    if (t1 - t0 < best_f) best_f = t1 - t0;
-    if (t2 - t0 < best_fb) best_fb = t2 - t0;
-  }
-  printf(
-      "LeNet-5 conv+pool layers, batch %d, best of %d: forward %.0f samples/s, forward+backward %.0f "
-      "samples/s\n",
-      B, REPS, B / best_f, B / best_fb);
-  free(a2), free(a1), free(dp1), free(db2), free(dw2), free(db1), free(dw1), free(b2), free(w2), free(b1),
-      free(w1);
-  free(col), free(p2), free(y2), free(p1), free(y1), free(x);
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_conv_out),      cmocka_unit_test(test_conv_forward),
       cmocka_unit_test(test_conv_backward), cmocka_unit_test(test_pool),
-      cmocka_unit_test(test_pool_ties),     cmocka_unit_test(test_lenet_throughput),
+      cmocka_unit_test(test_pool_ties),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

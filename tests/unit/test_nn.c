@@ -491,6 +491,77 @@ static void test_forward_range(void **state) {
   ng_model_destroy(&m);
 }
 
+/* Native models run on the graph executor (src/nn/native_graph.c). An evaluation workspace fuses a conv2d
+ * with its batchnorm and relu, and a dense layer with its relu; a training workspace fuses nothing: both give
+ * the same bits. A range may cut after the first linear layer (kept visible even before a batchnorm) but not
+ * inside a fused group, nor start inside a residual group. Softmax over an image's C H W values sums to 1. */
+static void test_native_graph(void **state) {
+  ng_model *m = build(
+      "input 2 6 6\nconv2d c1 4 3 padding=1\nbatchnorm bn1\nrelu\n"
+      "conv2d c2 4 3 padding=1\nbatchnorm bn2\nrelu\nflatten\ndense fc1 8\nrelu\n"
+      "dense fc2 3\n");
+  ng_model_init(m, 7);
+  float *p = ng_model_params(m);
+  for (size_t j = 0; j < ng_model_ntensors(m); j++) { /* statistics other than 0 and 1, so BN does work */
+    const char *name;
+    size_t off, nd, shape[4];
+    check(ng_model_tensor(m, j, &name, &off, &nd, shape), "tensor");
+    if (strstr(name, "running_var")) fill_uniform(p + off, shape[0], 30 + (uint32_t)j, 0.5, 2);
+    if (strstr(name, "running_mean")) fill_uniform(p + off, shape[0], 40 + (uint32_t)j, -0.3, 0.3);
+  }
+  size_t B = 5, layer, out_size, fan_in;
+  float x[5 * 72], mid[5 * 144], whole[5 * 3];
+  fill_uniform(x, B * 72, 8, -1, 1);
+  ng_nn_work *we = NULL, *wt = NULL;
+  const float *y;
+  check(ng_nn_work_create(m, B, false, &we), "evaluation workspace");
+  check(ng_nn_work_create(m, B, true, &wt), "training workspace");
+  check(ng_nn_forward(m, p, we, x, B, &y), "evaluation forward");
+  memcpy(whole, y, sizeof whole);
+  check(ng_nn_forward(m, p, wt, x, B, &y), "training forward");
+  assert_memory_equal(y, whole, sizeof whole);
+  check(ng_model_first_linear(m, &layer, &out_size, &fan_in), "first linear");
+  assert_int_equal(layer, 0);
+  check(ng_nn_forward_range(m, p, we, 0, 1, x, B, &y), "first range");
+  memcpy(mid, y, B * out_size * sizeof *y);
+  check(ng_nn_forward_range(m, p, we, 1, ng_model_nlayers(m), mid, B, &y), "second range");
+  assert_memory_equal(y, whole, sizeof whole);
+  /* after c2 (fused with bn2 and relu), after bn2 (fused with the relu), after fc1 (fused with its relu) */
+  assert_int_equal(ng_nn_forward_range(m, p, we, 0, 4, x, B, &y), NG_EINVAL);
+  assert_int_equal(ng_nn_forward_range(m, p, we, 5, 10, mid, B, &y), NG_EINVAL);
+  assert_int_equal(ng_nn_forward_range(m, p, we, 8, 10, mid, B, &y), NG_EINVAL);
+  /* bn1 and its relu: c1's output is kept, so nothing is fused there */
+  check(ng_nn_forward_range(m, p, we, 1, 3, mid, B, &y), "a range between unfused layers");
+  ng_nn_work_destroy(&wt);
+  ng_nn_work_destroy(&we);
+  ng_model_destroy(&m);
+
+  m = build("input 8\ndense d 8\nresidual\ndense e 8\nend\ndense f 2\n");
+  check(ng_nn_work_create(m, B, false, &we), "evaluation workspace");
+  assert_int_equal(ng_nn_forward_range(m, ng_model_params(m), we, 2, 4, x, B, &y), NG_EINVAL);
+  ng_nn_work_destroy(&we);
+  ng_model_destroy(&m);
+
+  m = build("input 2 2 3\nsoftmax\n");
+  y = run(m, &we, x, 2, false);
+  for (size_t r = 0; r < 2; r++) {
+    double sum = 0;
+    for (size_t i = 0; i < 12; i++) {
+      assert_true(y[r * 12 + i] > 0);
+      sum += y[r * 12 + i];
+    }
+    assert_float_equal(sum, 1.0, 1e-6);
+    /* the largest input has the largest share */
+    size_t big = 0;
+    for (size_t i = 1; i < 12; i++)
+      if (x[r * 12 + i] > x[r * 12 + big]) big = i;
+    for (size_t i = 0; i < 12; i++)
+      assert_true(y[r * 12 + i] <= y[r * 12 + big]);
+  }
+  ng_nn_work_destroy(&we);
+  ng_model_destroy(&m);
+}
+
 /* Training and evaluation workspaces give the same bits without dropout; LeNet at two batch sizes. */
 static void test_forward_train_eval(void **state) {
   ng_model *m = build(LENET);
@@ -639,6 +710,7 @@ static void test_gradients(void **state) {
       {"sigmoid", "input 5\ndense d 6\nsigmoid\ndense e 3\n", 1e-3},
       {"softmax", "input 5\ndense d 4\nsoftmax\n", 1e-3},
       {"softmax inside", "input 5\ndense d 4\nsoftmax\ndense e 3\n", 1e-3},
+      {"softmax (image)", "input 2 3 3\nconv2d c 2 3 padding=1\nsoftmax\nflatten\ndense d 3\n", 1e-3},
       {"batchnorm (vector)", "input 5\ndense d 4\nbatchnorm bn\ndense e 3\n", 1e-3},
       {"batchnorm (image)", "input 2 5 5\nconv2d c 3 3 padding=1\nbatchnorm bn\nflatten\ndense d 3\n", 1e-3},
       {"layernorm", "input 5\ndense d 6\nlayernorm ln eps=1e-3\ndense e 3\n", 1e-3},
@@ -747,6 +819,7 @@ int main(void) {
       cmocka_unit_test(test_forward_norms_residual),
       cmocka_unit_test(test_forward_conv_pool),
       cmocka_unit_test(test_forward_range),
+      cmocka_unit_test(test_native_graph),
       cmocka_unit_test(test_forward_train_eval),
       cmocka_unit_test(test_dropout),
       cmocka_unit_test(test_gradients),

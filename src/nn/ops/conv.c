@@ -1,11 +1,14 @@
 /* Conv (2-D): groups (depthwise included), strides, explicit pads (asymmetric too), dilations, rectangular
  * kernels, optional bias; auto_pad NOTSET or VALID.
  *
- * The whole batch goes through one sgemm per group: the im2col matrix of every example side by side
- * (K = C/group x kh x kw rows, B x Ho x Wo columns), so that the small late feature maps of a ResNet at
- * 32x32 (down to 1x1) still give sgemm wide matrices; the product is then scattered to NCHW with the bias.
- * A depthwise convolution (one input and one output channel per group) runs as a direct loop. The order of
- * every sum is fixed by the shapes (one BLAS thread), so an example's bits depend on the batch size only. */
+ * Examples go through sgemm together, per group, in chunks of about CHUNK_COLS columns: the im2col
+ * matrices of several examples side by side (K = C/group x kh x kw rows, Ho x Wo columns each), so that the
+ * small late feature maps of a ResNet at 32x32 (down to 1x1) still give sgemm wide matrices while the
+ * unfolded input stays in cache; the product is then scattered to NCHW with the bias. A map of
+ * PER_EXAMPLE_MIN pixels or more gets one sgemm per example, written to NCHW directly. 3x3 convolutions run
+ * as Winograd's (below). A depthwise convolution (one input and one output channel per group) runs as a
+ * direct loop. The order of every sum is fixed by the shapes (one BLAS thread), so an example's bits depend
+ * on the batch size only. */
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +20,7 @@
 #define MAX_TAPS 4096       /* kernels with more taps than this are refused */
 #define GATHER_MAX_P 16     /* maps of up to this many pixels are unfolded through an index map per tap */
 #define PER_EXAMPLE_MIN 256 /* output pixels from which each example gets its own sgemm (no scatter) */
+#define CHUNK_COLS 256      /* below that, examples go through sgemm together, about this many columns */
 /* 3x3 stride-1 convolutions with at least this many input and output channels run as Winograd's F(2x2, 3x3)
  * (winograd.c) */
 #define WINO_MIN_CHANNELS 16
@@ -319,18 +323,27 @@ static void run(const ng__gnode *n, const ng__graph *gr, ng__run *r) {
     }
     return;
   }
-  int64_t N = (int64_t)B * P;
-  float *col = scratch, *tmp = col + K * N;
-  for (int64_t g = 0; g < a->group; g++) {
-    im2col(a, x, B, g * Cg, Cg, col);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Og, (int)N, (int)K, 1.0f, w + g * Og * K,
-                (int)K, col, (int)N, 0.0f, tmp, (int)N);
-    for (int64_t o = 0; o < Og; o++) {
-      int64_t oc = g * Og + o;
-      bn_coef(a, r, oc, &s, &t);
-      for (size_t b = 0; b < B; b++)
-        epilogue(a, tmp + o * N + (int64_t)b * P, y + ((int64_t)b * a->O + oc) * P, P, bias ? bias[oc] : 0, s,
-                 t);
+  /* Examples in chunks of about CHUNK_COLS columns, so that the unfolded input stays in cache (LeNet's
+   * second convolution unfolds to 150 rows of 64 columns per example: 9.8 MB for the whole batch of 256).
+   * Measured against the whole batch at once: LeNet's conv2 at batch 256 2.4 -> 1.7 ms; whole passes at
+   * batch 64, squeezenet1_1 12.4 -> 11.5 ms, mobilenet_v2 31.0 -> 30.2 ms, resnet18 unchanged (1024
+   * columns: in between). */
+  size_t nb = P >= CHUNK_COLS ? 1 : (size_t)(CHUNK_COLS / P);
+  float *col = scratch, *tmp = col + K * (int64_t)B * P;
+  for (size_t b0 = 0; b0 < B; b0 += nb) {
+    size_t cb = B - b0 < nb ? B - b0 : nb;
+    int64_t N = (int64_t)cb * P;
+    for (int64_t g = 0; g < a->group; g++) {
+      im2col(a, x + (int64_t)b0 * a->C * a->H * a->W, cb, g * Cg, Cg, col);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Og, (int)N, (int)K, 1.0f, w + g * Og * K,
+                  (int)K, col, (int)N, 0.0f, tmp, (int)N);
+      for (int64_t o = 0; o < Og; o++) {
+        int64_t oc = g * Og + o;
+        bn_coef(a, r, oc, &s, &t);
+        for (size_t b = 0; b < cb; b++)
+          epilogue(a, tmp + o * N + (int64_t)b * P, y + ((int64_t)(b0 + b) * a->O + oc) * P, P,
+                   bias ? bias[oc] : 0, s, t);
+      }
     }
   }
   (void)gr;
@@ -340,44 +353,28 @@ const ng__op ng__op_Conv = {"Conv", setup, run};
 
 /* ---- Fusion ---- */
 
-static void view_run(const ng__gnode *n, const ng__graph *gr, ng__run *r) {
-  r->ptr[n->out[0]] = r->ptr[n->in[0]];
-  (void)gr;
-}
-
-static const ng__op fused = {"(fused)", NULL, view_run};
-
-/* The only node that reads tensor t, or -1 (also for the graph's output, which the caller reads). */
-static int sole_reader(const ng__graph *gr, int t) {
-  int who = -1;
-  if (t == gr->output) return -1;
-  for (size_t i = 0; i < gr->nnodes; i++)
-    for (size_t k = 0; k < gr->nodes[i].nin; k++)
-      if (gr->nodes[i].in[k] == t) {
-        if (who >= 0) return -1;
-        who = (int)i;
-      }
-  return who;
-}
-
 void ng__conv_fuse(ng__graph *gr) {
   for (size_t i = 0; i < gr->nnodes; i++) {
     ng__gnode *c = &gr->nodes[i];
     if (c->op != &ng__op_Conv || c->folded) continue;
     conv_attr *a = c->attr;
-    int r = sole_reader(gr, c->out[0]);
-    if (r < 0 || gr->nodes[r].op != &ng__op_BatchNormalization || gr->nodes[r].in[0] != c->out[0]) continue;
-    ng__gnode *bn = &gr->nodes[r];
-    bool fixed = true; /* statistics that are parameters or constants, not computed */
-    for (size_t k = 1; k < 5; k++)
-      fixed = fixed && gr->t[bn->in[k]].kind != NG__T_ACT;
-    if (!fixed) continue;
-    for (size_t k = 0; k < 4; k++)
-      a->bn[k] = bn->in[k + 1];
-    a->eps = ng__bn_eps(bn);
-    bn->op = &fused;
-    gr->t[bn->out[0]].alias = c->out[0];
-    int q = sole_reader(gr, bn->out[0]);
+    int last = c->out[0]; /* the tensor whose value the convolution's output loop now writes */
+    int r = ng__sole_reader(gr, last);
+    ng__gnode *bn = r >= 0 ? &gr->nodes[r] : NULL;
+    if (bn && bn->op == &ng__op_BatchNormalization && bn->in[0] == last) {
+      bool fixed = true; /* statistics that are parameters or constants, not computed */
+      for (size_t k = 1; k < 5; k++)
+        fixed = fixed && gr->t[bn->in[k]].kind != NG__T_ACT;
+      if (!fixed) continue;
+      for (size_t k = 0; k < 4; k++)
+        a->bn[k] = bn->in[k + 1];
+      a->eps = ng__bn_eps(bn);
+      bn->op = &ng__op_fused;
+      gr->t[bn->out[0]].alias = last;
+      gr->t[last].partial = true;
+      last = bn->out[0];
+    }
+    int q = ng__sole_reader(gr, last);
     if (q < 0) continue;
     ng__gnode *act = &gr->nodes[q];
     if (act->op == &ng__op_Relu) {
@@ -388,7 +385,8 @@ void ng__conv_fuse(ng__graph *gr) {
     } else {
       continue;
     }
-    act->op = &fused;
-    gr->t[act->out[0]].alias = bn->out[0];
+    act->op = &ng__op_fused;
+    gr->t[act->out[0]].alias = last;
+    gr->t[last].partial = true;
   }
 }

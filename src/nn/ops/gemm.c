@@ -12,6 +12,7 @@ typedef struct {
   bool ta, tb;
   float alpha, beta;
   int cmode; /* bias: 0 none, 1 scalar, 2 per column [N], 3 per row [M, 1], 4 full [M, N] */
+  bool relu; /* a Relu fused into the bias pass (ng__gemm_fuse) */
 } gemm_attr;
 
 static bool ld_eq(ng__ldim x, ng__ldim y) {
@@ -68,16 +69,46 @@ static void gemm_run(const ng__gnode *n, const ng__graph *gr, ng__run *r) {
   cblas_sgemm(CblasRowMajor, a->ta ? CblasTrans : CblasNoTrans, a->tb ? CblasTrans : CblasNoTrans, (int)M,
               (int)N, (int)K, a->alpha, r->ptr[n->in[0]], a->ta ? (int)M : (int)K, r->ptr[n->in[1]],
               a->tb ? (int)K : (int)N, 0.0f, y, (int)N);
-  if (!a->cmode || a->beta == 0) return;
-  const float *c = r->ptr[n->in[2]];
-  for (int64_t i = 0; i < M; i++)
-    for (int64_t j = 0; j < N; j++) {
-      float v = a->cmode == 1 ? c[0] : a->cmode == 2 ? c[j] : a->cmode == 3 ? c[i] : c[i * N + j];
-      y[i * N + j] += a->beta * v;
+  const float *c = a->cmode && a->beta != 0 ? r->ptr[n->in[2]] : NULL;
+  if (c && a->cmode == 2 && a->beta == 1) { /* a dense layer's bias, the common case: one vectorised pass */
+    for (int64_t i = 0; i < M; i++) {
+      float *yr = y + i * N;
+      if (a->relu)
+        for (int64_t j = 0; j < N; j++) {
+          float v = yr[j] + c[j];
+          yr[j] = v > 0 ? v : 0;
+        }
+      else
+        for (int64_t j = 0; j < N; j++)
+          yr[j] += c[j];
     }
+    return;
+  }
+  if (c)
+    for (int64_t i = 0; i < M; i++)
+      for (int64_t j = 0; j < N; j++) {
+        float v = a->cmode == 1 ? c[0] : a->cmode == 2 ? c[j] : a->cmode == 3 ? c[i] : c[i * N + j];
+        y[i * N + j] += a->beta * v;
+      }
+  if (a->relu)
+    for (int64_t e = 0; e < M * N; e++)
+      y[e] = y[e] > 0 ? y[e] : 0;
 }
 
 const ng__op ng__op_Gemm = {"Gemm", gemm_setup, gemm_run};
+
+void ng__gemm_fuse(ng__graph *gr) {
+  for (size_t i = 0; i < gr->nnodes; i++) {
+    ng__gnode *g = &gr->nodes[i];
+    if (g->op != &ng__op_Gemm || g->folded) continue;
+    int q = ng__sole_reader(gr, g->out[0]);
+    if (q < 0 || gr->nodes[q].op != &ng__op_Relu) continue;
+    ((gemm_attr *)g->attr)->relu = true;
+    gr->nodes[q].op = &ng__op_fused;
+    gr->t[gr->nodes[q].out[0]].alias = g->out[0];
+    gr->t[g->out[0]].partial = true;
+  }
+}
 
 /* ---- MatMul ---- */
 
