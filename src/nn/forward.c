@@ -8,10 +8,10 @@
  * A training workspace compiles its graph unfused and gives every value memory of its own for the whole pass
  * (the backward pass reads dense, conv2d, gelu and the norms' inputs, relu, tanh, sigmoid and softmax's
  * outputs), and copies the input it is given, so that the caller may reuse it. Max pooling's argmax is
- * recomputed from the layer's input when the backward pass reaches it (ties go to the first maximum, as the
- * forward's max does not depend on which); dropout regenerates its mask from its random stream. An
- * evaluation workspace is planned by the tensors' lifetimes, with a conv2d fused with the batchnorm and relu
- * after it, except at the first linear layer's output, where glue cuts a pass in two. */
+ * recomputed from the layer's input when the backward pass reaches it (the first maximum of a window takes
+ * the gradient); dropout regenerates its mask from its random stream. An evaluation workspace is planned by
+ * the tensors' lifetimes, with a conv2d fused with the batchnorm and relu after it and a dense layer with its
+ * relu, except at the first linear layer's output, where glue cuts a pass in two. */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
