@@ -5,9 +5,10 @@
  * One set of forward kernels (src/nn/ops/) serves both; what stays here is the backward pass of native
  * models, layer by layer, reading the values the forward pass left in the executor's workspace.
  *
- * A training workspace compiles its graph unfused and gives every value memory of its own for the whole pass
- * (the backward pass reads dense, conv2d, gelu and the norms' inputs, relu, tanh, sigmoid and softmax's
- * outputs), and copies the input it is given, so that the caller may reuse it. Max pooling's argmax is
+ * A training workspace compiles its graph unfused and keeps the values the backward pass reads to the end of
+ * the pass (dense, conv2d, max pooling, gelu and the norms' inputs, relu, tanh, sigmoid and softmax's
+ * outputs; the others share memory by their lifetimes), and copies the input it is given, so that the
+ * caller may reuse it. Max pooling's argmax is
  * recomputed from the layer's input when the backward pass reaches it (the first maximum of a window takes
  * the gradient); dropout regenerates its mask from its random stream. An evaluation workspace is planned by
  * the tensors' lifetimes, with a conv2d fused with the batchnorm and relu after it and a dense layer with its
@@ -25,6 +26,17 @@
 
 #define SQRT1_2 0.70710678118654752440
 #define INV_SQRT_2PI 0.39894228040143267794
+
+/* What the backward pass of a layer reads: its input (max pooling recomputes its argmax from it), or its
+ * output. */
+static bool needs_input(ng_layer_kind k) {
+  return k == NG_L_DENSE || k == NG_L_CONV2D || k == NG_L_MAXPOOL || k == NG_L_GELU || k == NG_L_BATCHNORM ||
+         k == NG_L_LAYERNORM;
+}
+
+static bool needs_output(ng_layer_kind k) {
+  return k == NG_L_RELU || k == NG_L_TANH || k == NG_L_SIGMOID || k == NG_L_SOFTMAX;
+}
 
 struct ng_nn_work {
   size_t max_batch;
@@ -87,11 +99,22 @@ int ng_nn_work_create(const ng_model *m, size_t max_batch, bool training, ng_nn_
     return NG_OK;
   }
   NG_TRY(st, ng__native_compile(m, training, &w->native), fail);
-  NG_TRY(st, ng__graph_work_create(w->native.gr, max_batch, training, &w->nwork), fail);
   if (!training) {
+    NG_TRY(st, ng__graph_work_create(w->native.gr, max_batch, NULL, 0, &w->nwork), fail);
     *out = w;
     return NG_OK;
   }
+  /* the values the backward pass reads stay to the end of the pass; the others share memory as usual */
+  int *keep = calloc(2 * n + 1, sizeof *keep);
+  size_t nkeep = 0;
+  if (!keep) goto nomem;
+  for (size_t i = 0; i < n; i++) {
+    if (needs_input(m->layers[i].kind)) keep[nkeep++] = w->native.value[i];
+    if (needs_output(m->layers[i].kind)) keep[nkeep++] = w->native.value[i + 1];
+  }
+  st = ng__graph_work_create(w->native.gr, max_batch, keep, nkeep, &w->nwork);
+  free(keep);
+  if (st != NG_OK) goto fail;
   size_t colsize = 0, maxact = m->in_size, depth = 0;
   if (!(w->argmax = calloc(n + 1, sizeof *w->argmax)) ||
       !(w->xcopy = ng__mallocn(m->in_size ? m->in_size : 1, max_batch, sizeof(float))))

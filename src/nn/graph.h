@@ -79,10 +79,12 @@ void ng__graph_node(const ng__graph *gr, size_t i, const char **name, const char
 int ng__graph_find(const ng__graph *gr, const char *name);
 bool ng__graph_partial(const ng__graph *gr, int t);
 
-/* A workspace for batches of up to max_batch examples. keep_all gives every computed tensor memory of its
- * own, alive to the end of the pass, so that a backward pass can read every value afterwards (without it,
- * memory is reused once a tensor's last reader has run). NG_ENOMEM; NG_EINVAL for max_batch 0. */
-int ng__graph_work_create(const ng__graph *gr, size_t max_batch, bool keep_all, ng__graph_work **out);
+/* A workspace for batches of up to max_batch examples. Memory is reused once a tensor's last reader has
+ * run, except for the tensors keep[0..nkeep) (indices, as ng__graph_find gives them), which keep theirs to
+ * the end of the pass so that a backward pass can read them afterwards. NG_ENOMEM; NG_EINVAL for max_batch
+ * 0. */
+int ng__graph_work_create(const ng__graph *gr, size_t max_batch, const int *keep, size_t nkeep,
+                          ng__graph_work **out);
 void ng__graph_work_destroy(ng__graph_work **w);
 
 /* Forward pass of `batch` examples (x: batch x input size floats) with the parameter vector `params`;

@@ -59,9 +59,10 @@ typedef struct ng__gnode {
   char *name, *op_type;
   int in[NG__MAX_IO], out[NG__MAX_IO]; /* tensor indices; -1: an omitted optional input */
   size_t nin, nout;
-  void *attr;       /* the op's parsed attributes (freed with free()) */
-  ng__ldim scratch; /* floats of scratch a pass needs, linear in B */
-  bool folded;      /* computed when the graph was compiled: not run */
+  void *attr;          /* the op's parsed attributes (freed with free()) */
+  ng__ldim scratch;    /* floats of scratch a pass needs, linear in B ... */
+  int64_t scratch_cap; /* ... but never more than this (0: no cap): work done in chunks of examples */
+  bool folded;         /* computed when the graph was compiled: not run */
 } ng__gnode;
 
 struct ng__graph {

@@ -34,10 +34,19 @@ static size_t round_up(size_t n) {
   return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
 }
 
-/* First-fit plan; the arena's length in *total. With keep_all nothing is freed. */
-static int plan(const ng__graph *gr, size_t B, bool keep_all, size_t *off, size_t *total) {
+/* First-fit plan; the arena's length in *total. The tensors in keep (and the ones whose memory they are)
+ * are never freed. */
+static int plan(const ng__graph *gr, size_t B, const int *keep, size_t nkeep, size_t *off, size_t *total) {
   block *live = calloc(gr->nt + 1, sizeof *live);
-  if (!live) return ng_error(NG_ENOMEM, "%s: out of memory", gr->path);
+  bool *kept = calloc(gr->nt + 1, sizeof *kept);
+  if (!live || !kept) {
+    free(live);
+    free(kept);
+    return ng_error(NG_ENOMEM, "%s: out of memory", gr->path);
+  }
+  for (size_t k = 0; k < nkeep; k++)
+    for (int t = keep[k]; t >= 0 && (size_t)t < gr->nt; t = gr->t[t].alias)
+      kept[t] = true;
   size_t nlive = 0, end = 0;
   for (size_t i = 0; i < gr->nnodes; i++) {
     const ng__gnode *n = &gr->nodes[i];
@@ -50,7 +59,7 @@ static int plan(const ng__graph *gr, size_t B, bool keep_all, size_t *off, size_
       int t = n->out[k];
       if (t < 0 || gr->t[t].kind != NG__T_ACT || gr->t[t].alias >= 0) continue;
       size_t len = round_up(ng__numel(&gr->t[t], B)), at = 0;
-      int until = keep_all ? INT32_MAX : gr->t[t].last_use < 0 ? (int)i : gr->t[t].last_use;
+      int until = kept[t] ? INT32_MAX : gr->t[t].last_use < 0 ? (int)i : gr->t[t].last_use;
       /* live sorted by offset: the first gap that fits */
       size_t pos = 0;
       for (; pos < nlive; pos++) {
@@ -65,11 +74,13 @@ static int plan(const ng__graph *gr, size_t B, bool keep_all, size_t *off, size_
     }
   }
   free(live);
+  free(kept);
   *total = end;
   return NG_OK;
 }
 
-int ng__graph_work_create(const ng__graph *gr, size_t max_batch, bool keep_all, ng__graph_work **out) {
+int ng__graph_work_create(const ng__graph *gr, size_t max_batch, const int *keep, size_t nkeep,
+                          ng__graph_work **out) {
   if (!out) return ng_error(NG_EINVAL, "ng__graph_work_create: out is NULL");
   *out = NULL;
   if (!gr || max_batch == 0) return ng_error(NG_EINVAL, "ng__graph_work_create: a graph and max_batch >= 1");
@@ -83,9 +94,14 @@ int ng__graph_work_create(const ng__graph *gr, size_t max_batch, bool keep_all, 
   size_t total = 0, scratch = 0;
   int st = NG_OK;
   if (!w->off || !w->ptr) goto nomem;
-  NG_TRY(st, plan(gr, max_batch, keep_all, w->off, &total), fail);
+  NG_TRY(st, plan(gr, max_batch, keep, nkeep, w->off, &total), fail);
   for (size_t i = 0; i < gr->nnodes; i++) {
-    int64_t s = ng__ld(gr->nodes[i].scratch, max_batch);
+    ng__ldim d = gr->nodes[i].scratch;
+    int64_t cap = gr->nodes[i].scratch_cap, s;
+    if (cap > 0 && (d.c >= cap || (d.a > 0 && (int64_t)max_batch > (cap - d.c) / d.a)))
+      s = cap; /* and a*B + c is not computed, so it cannot overflow */
+    else
+      s = ng__ld(d, max_batch);
     if (s > 0 && (size_t)s > scratch) scratch = (size_t)s;
   }
   w->scratch_off = total;

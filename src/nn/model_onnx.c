@@ -345,7 +345,7 @@ int ng__onnx_work_create(const ng_model *m, size_t max_batch, bool training, str
         NG_EINVAL,
         "this is an ONNX model: nograd evaluates it but has no backward pass for it (training and "
         "glue --method fullgrad need a native model; fine-tune the ONNX model in PyTorch)");
-  return ng__graph_work_create(m->onnx->graph, max_batch, false, out);
+  return ng__graph_work_create(m->onnx->graph, max_batch, NULL, 0, out);
 }
 
 int ng__onnx_forward(const ng_model *m, const float *params, struct ng__graph_work *w, const float *x,

@@ -101,7 +101,7 @@ static void execute(const ng__onnx_graph *g) {
     ng__graph_work *w = NULL;
     float *x = calloc(2 * gr->in_size + 1, sizeof *x);
     const float *out;
-    if (!x || ng__graph_work_create(gr, 2, false, &w) != NG_OK) abort();
+    if (!x || ng__graph_work_create(gr, 2, NULL, 0, &w) != NG_OK) abort();
     if (ng__graph_forward(gr, ng__graph_params(gr), w, x, 2, &out) != NG_OK) abort();
     volatile float first = gr->out_size ? out[0] : 0;
     (void)first;

@@ -24,6 +24,7 @@
 /* 3x3 stride-1 convolutions with at least this many input and output channels run as Winograd's F(2x2, 3x3)
  * (winograd.c) */
 #define WINO_MIN_CHANNELS 16
+#define WINO_CHUNK_TILES 1024 /* tiles of 2x2 output pixels per chunk of examples (wino_chunk) */
 
 typedef struct {
   int64_t group, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
@@ -42,6 +43,14 @@ typedef struct {
   int64_t taps[MAX_TAPS];
   int64_t ntaps;
 } conv_attr;
+
+/* Examples per chunk of a Winograd convolution: about WINO_CHUNK_TILES tiles (at least one example), so that
+ * the transformed input and products stay a few MB whatever the batch (the whole batch of 256 at 16x16 with
+ * 32 channels in and out took 67 MB). */
+static int64_t wino_chunk(const conv_attr *a) {
+  int64_t tiles = a->th * a->tw;
+  return tiles >= WINO_CHUNK_TILES ? 1 : WINO_CHUNK_TILES / tiles;
+}
 
 static int setup(ng__gctx *cx, ng__gnode *n) {
   static const char *const known[] = {"auto_pad", "dilations", "group", "kernel_shape",
@@ -107,27 +116,30 @@ static int setup(ng__gctx *cx, ng__gnode *n) {
     n->scratch = ng__ldc((a->H + a->pt + a->pb) * (a->W + a->pl + a->pr));
   } else if (a->wino) {
     /* U[16][O][C], V[16][C][T], M[16][O][T] (planes padded by ng__wino_stride, at most 32 floats) and one
-     * padded plane; T = B th tw */
+     * padded plane; T = the tiles of a chunk of wino_chunk(a) examples, whatever the batch */
     a->th = (a->Ho + 1) / 2, a->tw = (a->Wo + 1) / 2;
-    int64_t per, sa, sc, u, tiles;
+    int64_t per, sc, u, tiles, cap;
     if (__builtin_mul_overflow(a->th, a->tw, &tiles) ||
-        __builtin_mul_overflow(16 * (a->C + a->O), tiles, &per) ||
-        __builtin_mul_overflow(per, x->dims[0].a, &sa) || __builtin_mul_overflow(per, x->dims[0].c, &sc) ||
-        __builtin_mul_overflow(a->O, a->C, &u) || __builtin_add_overflow(u, 32, &u) ||
-        __builtin_mul_overflow(u, 16, &u) || __builtin_add_overflow(sc, u + 2 * 16 * 32, &sc) ||
-        __builtin_add_overflow(sc, (2 * a->th + 2) * (2 * a->tw + 2), &sc) || sa > NG__MAX_ELEMENTS ||
-        sc > NG__MAX_ELEMENTS)
+        __builtin_mul_overflow(16 * (a->C + a->O), tiles, &per) || __builtin_mul_overflow(a->O, a->C, &u) ||
+        __builtin_add_overflow(u, 32, &u) || __builtin_mul_overflow(u, 16, &u) ||
+        __builtin_add_overflow(u, 2 * 16 * 32 + (2 * a->th + 2) * (2 * a->tw + 2), &sc) ||
+        __builtin_mul_overflow(per, wino_chunk(a), &cap) || __builtin_add_overflow(cap, sc, &cap) ||
+        per > NG__MAX_ELEMENTS || cap > NG__MAX_ELEMENTS)
       return ng__op_error(cx, "the convolution's transformed input is larger than %lld elements",
                           (long long)NG__MAX_ELEMENTS);
-    n->scratch = (ng__ldim){sa, sc};
+    n->scratch = (ng__ldim){per, sc};
+    n->scratch_cap = cap;
   } else {
-    int64_t K = a->C / a->group * a->ntaps, Og = a->O / a->group, P = a->Ho * a->Wo, wk, per, sa, sc;
+    /* the live weights, and the unfolded input and product of one chunk of examples (run) */
+    int64_t K = a->C / a->group * a->ntaps, Og = a->O / a->group, P = a->Ho * a->Wo, wk, per, cap;
+    int64_t cols = P < CHUNK_COLS ? CHUNK_COLS / P * P : P;
     if (__builtin_mul_overflow(a->O, K, &wk) || __builtin_mul_overflow(K + Og, P, &per) ||
-        __builtin_mul_overflow(per, x->dims[0].a, &sa) || __builtin_mul_overflow(per, x->dims[0].c, &sc) ||
-        __builtin_add_overflow(sc, wk, &sc) || sa > NG__MAX_ELEMENTS || sc > NG__MAX_ELEMENTS)
+        __builtin_mul_overflow(K + Og, cols, &cap) || __builtin_add_overflow(cap, wk, &cap) ||
+        per > NG__MAX_ELEMENTS || cap > NG__MAX_ELEMENTS)
       return ng__op_error(cx, "the convolution's unfolded input is larger than %lld elements",
                           (long long)NG__MAX_ELEMENTS);
-    n->scratch = (ng__ldim){sa, sc};
+    n->scratch = (ng__ldim){per, wk};
+    n->scratch_cap = cap;
   }
   return NG_OK;
 }
@@ -294,15 +306,19 @@ static void run(const ng__gnode *n, const ng__graph *gr, ng__run *r) {
     epilogue_in_place(a, r, bias, B, y);
     return;
   }
-  if (a->wino) {
-    int64_t T = (int64_t)B * a->th * a->tw;
+  if (a->wino) { /* examples in chunks of wino_chunk(a), whose tiles' transforms fit the scratch */
+    int64_t nb = wino_chunk(a) < (int64_t)B ? wino_chunk(a) : (int64_t)B, Tmax = nb * a->th * a->tw;
     float *U = r->scratch, *V = U + 16 * ng__wino_stride(a->O * a->C),
-          *M = V + 16 * ng__wino_stride(a->C * T);
-    float *pad = M + 16 * ng__wino_stride(a->O * T);
+          *M = V + 16 * ng__wino_stride(a->C * Tmax);
+    float *pad = M + 16 * ng__wino_stride(a->O * Tmax);
     ng__wino_weights(w, a->O, a->C, U);
-    ng__wino_input(x, (int64_t)B, a->C, a->H, a->W, a->pt, a->pl, a->th, a->tw, V, pad);
-    ng__wino_multiply(U, V, a->O, a->C, T, M);
-    ng__wino_output(M, (int64_t)B, a->O, a->Ho, a->Wo, a->th, a->tw, y);
+    for (size_t b0 = 0; b0 < B; b0 += (size_t)nb) {
+      int64_t cb = (int64_t)(B - b0 < (size_t)nb ? B - b0 : (size_t)nb), T = cb * a->th * a->tw;
+      ng__wino_input(x + (int64_t)b0 * a->C * a->H * a->W, cb, a->C, a->H, a->W, a->pt, a->pl, a->th, a->tw,
+                     V, pad);
+      ng__wino_multiply(U, V, a->O, a->C, T, M);
+      ng__wino_output(M, cb, a->O, a->Ho, a->Wo, a->th, a->tw, y + (int64_t)b0 * a->O * a->Ho * a->Wo);
+    }
     epilogue_in_place(a, r, bias, B, y);
     return;
   }
@@ -329,7 +345,8 @@ static void run(const ng__gnode *n, const ng__graph *gr, ng__run *r) {
    * batch 64, squeezenet1_1 12.4 -> 11.5 ms, mobilenet_v2 31.0 -> 30.2 ms, resnet18 unchanged (1024
    * columns: in between). */
   size_t nb = P >= CHUNK_COLS ? 1 : (size_t)(CHUNK_COLS / P);
-  float *col = scratch, *tmp = col + K * (int64_t)B * P;
+  if (nb > B) nb = B; /* the scratch was sized for the workspace's batch (and at most a chunk) */
+  float *col = scratch, *tmp = col + K * (int64_t)nb * P;
   for (size_t b0 = 0; b0 < B; b0 += nb) {
     size_t cb = B - b0 < nb ? B - b0 : nb;
     int64_t N = (int64_t)cb * P;
