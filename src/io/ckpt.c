@@ -1,9 +1,10 @@
 /* Checkpoints in HDF5 (the layout is in include/nograd/ckpt.h): the history table, the canonical state
  * checksum and the atomic write; reading and verifying is ckpt_read.c.
  *
- * Writing: PATH.tmp is created, filled, flushed, closed and fsynced; then PATH (if any) becomes PATH.prev,
- * PATH.tmp becomes PATH, and the directory is fsynced so that the renames survive a crash too (Redis's
- * rdbSave). HDF5 status codes become nograd ones here, with the file and the HDF5 path in the message; HDF5's
+ * Writing: PATH.tmp is created, filled, flushed, closed and fsynced; then PATH (if any) also becomes
+ * PATH.prev (a hard link, so that PATH exists at every moment; a rename where the file system has no hard
+ * links), PATH.tmp is renamed over PATH, and the directory is fsynced so that the renames survive a crash too
+ * (Redis's rdbSave). HDF5 status codes become nograd ones here, with the file and the HDF5 path in the message; HDF5's
  * own error printing is switched off while these functions run and restored afterwards.
  *
  * Test hook: when the environment variable NOGRAD_CKPT_PAUSE_MS holds a positive integer, ng_ckpt_write

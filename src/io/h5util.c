@@ -252,11 +252,22 @@ static int commit(const ng_fs_atomic *how, const char *path, const char *tmp, co
     return st;
   }
   if (how->before_rename) how->before_rename();
-  if (prev && ng_fs_exists(path) && rename(path, prev) != 0) {
-    st = ng_error(NG_EIO, "cannot keep the previous %s: renaming '%s' to '%s': %s", how->noun, path, prev,
-                  strerror(errno));
-    unlink(tmp);
-    return st;
+  /* PATH.prev becomes a second name of PATH (a hard link), so that PATH exists at every moment and the
+   * rename below replaces it atomically; a file system without hard links gets a rename, which leaves a
+   * moment without PATH (a crash then leaves PATH.prev and PATH.tmp, and the reader points at PATH.prev). */
+  if (prev && ng_fs_exists(path)) {
+    if (unlink(prev) != 0 && errno != ENOENT) {
+      st = ng_error(NG_EIO, "cannot keep the previous %s: removing '%s': %s", how->noun, prev,
+                    strerror(errno));
+      unlink(tmp);
+      return st;
+    }
+    if (link(path, prev) != 0 && rename(path, prev) != 0) {
+      st = ng_error(NG_EIO, "cannot keep the previous %s: renaming '%s' to '%s': %s", how->noun, path, prev,
+                    strerror(errno));
+      unlink(tmp);
+      return st;
+    }
   }
   if (rename(tmp, path) != 0) {
     st = ng_error(NG_EIO, "cannot write %s '%s': renaming '%s' over it: %s", how->noun, path, tmp,
