@@ -239,12 +239,12 @@ static void build(builder *b, const ng_model *m, bool training, char (*vname)[NA
       }
     }
   }
-  first[m->nlayers] = g->nnodes;
   if (!strcmp(vname[m->nlayers], "input")) { /* nothing computes: the output is a view of the input */
     const char *q[1] = {"input"};
     snprintf(vname[m->nlayers], NAME_LEN, "output");
-    node(b, "", "Identity", "identity", 1, q, "output");
+    node(b, "", "Identity", "identity", 1, q, "output"); /* the last layer's, for ranges that end there */
   }
+  first[m->nlayers] = g->nnodes;
   if (b->failed) return;
   g->inputs = calloc(1, sizeof *g->inputs);
   g->outputs = calloc(1, sizeof *g->outputs);

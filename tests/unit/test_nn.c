@@ -542,6 +542,15 @@ static void test_native_graph(void **state) {
   ng_nn_work_destroy(&we);
   ng_model_destroy(&m);
 
+  /* nothing computes (dropout outside training): the output and a range over every layer are the input */
+  m = build("input 6\ndropout 0.5\n");
+  y = run(m, &we, x, 2, false);
+  assert_memory_equal(y, x, 12 * sizeof *x);
+  check(ng_nn_forward_range(m, ng_model_params(m), we, 0, 1, x + 12, 2, &y), "a range that computes nothing");
+  assert_memory_equal(y, x + 12, 12 * sizeof *x); /* other rows than the whole pass's */
+  ng_nn_work_destroy(&we);
+  ng_model_destroy(&m);
+
   m = build("input 2 2 3\nsoftmax\n");
   y = run(m, &we, x, 2, false);
   for (size_t r = 0; r < 2; r++) {
