@@ -4,8 +4,8 @@
  * Writing: PATH.tmp is created, filled, flushed, closed and fsynced; then PATH (if any) also becomes
  * PATH.prev (a hard link, so that PATH exists at every moment; a rename where the file system has no hard
  * links), PATH.tmp is renamed over PATH, and the directory is fsynced so that the renames survive a crash too
- * (Redis's rdbSave). HDF5 status codes become nograd ones here, with the file and the HDF5 path in the message; HDF5's
- * own error printing is switched off while these functions run and restored afterwards.
+ * (Redis's rdbSave). HDF5 status codes become nograd ones here, with the file and the HDF5 path in the
+ * message; HDF5's own error printing is switched off while these functions run and restored afterwards.
  *
  * Test hook: when the environment variable NOGRAD_CKPT_PAUSE_MS holds a positive integer, ng_ckpt_write
  * sleeps that many milliseconds after PATH.tmp is written and fsynced and before the renames, so that the

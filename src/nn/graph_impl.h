@@ -126,7 +126,9 @@ void ng__gemm_fuse(ng__graph *gr);
 /* The only node that reads tensor t, or -1 (also for the graph's output, which the caller reads, and for a
  * pinned tensor, whose own value must stay visible). */
 int ng__sole_reader(const ng__graph *gr, int t);
-/* What a node fused into the one before it becomes: a view of its input (graph_ops.c). */
+/* The run of a view (a reshape, a node fused into the one before it): its output is its input's memory
+ * (graph_ops.c). What a fused node becomes. */
+void ng__view_run(const ng__gnode *n, const ng__graph *gr, ng__run *r);
 extern const ng__op ng__op_fused;
 extern const ng__op ng__op_Conv, ng__op_BatchNormalization, ng__op_Relu, ng__op_Clip;
 /* BatchNormalization's epsilon (norm.c) and per-channel scale and shift, computed once per pass; Clip's

@@ -1,5 +1,5 @@
 /* Elementwise ops: Add, Sub, Mul, Div, Pow with numpy broadcasting, and Relu, Sigmoid, Tanh, Sqrt, Erf, Clip,
- * HardSigmoid, HardSwish (MobileNetV3's).
+ * HardSigmoid, HardSwish (MobileNetV3's), and Gelu for native graphs (ops/native.c).
  * On integer constants (shape arithmetic) Add, Sub, Mul and Div are folded when the graph is compiled, in
  * values linear in the batch (a product or quotient must keep them linear). */
 #include <math.h>
@@ -178,7 +178,7 @@ BINARY(Pow, B_POW)
 
 /* ---- Unary ---- */
 
-typedef enum { U_RELU, U_SIGMOID, U_TANH, U_SQRT, U_ERF, U_CLIP, U_HARDSIGMOID, U_HARDSWISH } unop;
+typedef enum { U_RELU, U_SIGMOID, U_TANH, U_SQRT, U_ERF, U_CLIP, U_HARDSIGMOID, U_HARDSWISH, U_GELU } unop;
 
 typedef struct {
   unop op;
@@ -240,6 +240,10 @@ static void unary_run(const ng__gnode *n, const ng__graph *gr, ng__run *r) {
       for (size_t i = 0; i < N; i++)
         y[i] = x[i] < at->lo ? at->lo : x[i] > at->hi ? at->hi : x[i];
       break;
+    case U_GELU: /* x/2 (1 + erf(x / sqrt 2)), the exact form */
+      for (size_t i = 0; i < N; i++)
+        y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752440f));
+      break;
     case U_HARDSIGMOID:
     case U_HARDSWISH:
       for (size_t i = 0; i < N; i++) {
@@ -264,6 +268,7 @@ UNARY(Erf, U_ERF)
 UNARY(Clip, U_CLIP)
 UNARY(HardSigmoid, U_HARDSIGMOID)
 UNARY(HardSwish, U_HARDSWISH)
+UNARY(Gelu, U_GELU) /* not in ops.c's table: nograd's own domain (ops/native.c) */
 
 void ng__clip_bounds(const ng__gnode *clip, float *lo, float *hi) {
   const un_attr *a = clip->attr;

@@ -1,12 +1,13 @@
 /* The ops of domain ai.nograd: what a native model's spec says that no ONNX op of opsets 13 to 17 says in one
  * node. Only graphs built by the native front end (src/nn/native_graph.c) may use them; a file may not.
  *
- *   Gelu     y = x/2 (1 + erf(x / sqrt 2)), the exact form (ONNX's Gelu of opset 20, approximate "none").
- *   Dropout  inverted dropout in training: attributes ratio (p in [0, 1)) and layer (the spec layer's index);
- *            an element is kept when its u32 draw from stream (seed, NG_RNG_DROPOUT, step, layer),
- * batch-major, is at least p 2^32, and then scaled by 1/(1-p). The key is the workspace's
- *            (ng__graph_work_set_dropout), so that the backward pass regenerates the same mask. */
-#include <math.h>
+ * Gelu: y = x/2 (1 + erf(x / sqrt 2)), the exact form (ONNX's Gelu of opset 20, approximate "none"); a row of
+ * the unary ops in elementwise.c.
+ *
+ * Dropout: inverted dropout in training, with attributes ratio (p in [0, 1)) and layer (the spec layer's
+ * index). An element is kept when its u32 draw from stream (seed, NG_RNG_DROPOUT, step, layer), batch-major,
+ * is at least p 2^32, and then scaled by 1/(1-p). The key is the workspace's (ng__graph_work_set_dropout),
+ * so that the backward pass regenerates the same mask. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,29 +16,7 @@
 #include "nograd/error.h"
 #include "nograd/rng.h"
 
-#define SQRT1_2 0.70710678118654752440
-
-static int float_in_out(ng__gctx *cx, ng__gnode *n) {
-  const ng__gt *x = ng__in(cx, n, 0);
-  if (!x || !x->is_float || n->nin != 1 || n->nout != 1)
-    return ng__op_error(cx, "expected one float input and one output");
-  ng__set_float(ng__out(cx, n, 0), x->ndim, x->dims);
-  return NG_OK;
-}
-
-static int gelu_setup(ng__gctx *cx, ng__gnode *n) {
-  static const char *const none[] = {NULL};
-  NG_CALL(ng__attr_only(cx, none));
-  return float_in_out(cx, n);
-}
-
-static void gelu_run(const ng__gnode *n, const ng__graph *gr, ng__run *r) {
-  const float *x = r->ptr[n->in[0]];
-  float *y = r->ptr[n->out[0]];
-  size_t N = ng__numel(&gr->t[n->out[0]], r->B);
-  for (size_t i = 0; i < N; i++)
-    y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)SQRT1_2));
-}
+extern const ng__op ng__op_Gelu; /* elementwise.c, kept out of the ONNX table */
 
 typedef struct {
   double p;
@@ -56,7 +35,11 @@ static int dropout_setup(ng__gctx *cx, ng__gnode *n) {
   a->p = p;
   a->layer = (uint32_t)layer;
   n->attr = a;
-  return float_in_out(cx, n);
+  const ng__gt *x = ng__in(cx, n, 0);
+  if (!x || !x->is_float || n->nin != 1 || n->nout != 1)
+    return ng__op_error(cx, "expected one float input and one output");
+  ng__set_float(ng__out(cx, n, 0), x->ndim, x->dims);
+  return NG_OK;
 }
 
 void ng__dropout_apply(uint64_t seed, uint64_t step, uint32_t layer, double p, const float *x, size_t n,
@@ -75,11 +58,10 @@ static void dropout_run(const ng__gnode *n, const ng__graph *gr, ng__run *r) {
                     r->ptr[n->out[0]]);
 }
 
-static const ng__op gelu = {"Gelu", gelu_setup, gelu_run};
 static const ng__op dropout = {"Dropout", dropout_setup, dropout_run};
 
 const ng__op *ng__op_find_native(const char *name) {
-  if (!strcmp(name, gelu.name)) return &gelu;
+  if (!strcmp(name, ng__op_Gelu.name)) return &ng__op_Gelu;
   if (!strcmp(name, dropout.name)) return &dropout;
   return NULL;
 }

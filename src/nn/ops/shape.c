@@ -47,11 +47,6 @@ static int view(ng__gctx *cx, ng__gnode *n, size_t ndim, const ng__ldim *d) {
   return NG_OK;
 }
 
-static void view_run(const ng__gnode *n, const ng__graph *gr, ng__run *r) {
-  r->ptr[n->out[0]] = r->ptr[n->in[0]];
-  (void)gr;
-}
-
 /* The product of dims [from, to) if it is linear in the batch. */
 static bool product(const ng__ldim *d, size_t from, size_t to, ng__ldim *out) {
   ng__ldim p = ng__ldc(1);
@@ -132,7 +127,7 @@ static int reshape_setup(ng__gctx *cx, ng__gnode *n) {
   return view(cx, n, cnt, d);
 }
 
-const ng__op ng__op_Reshape = {"Reshape", reshape_setup, view_run};
+const ng__op ng__op_Reshape = {"Reshape", reshape_setup, ng__view_run};
 
 static int flatten_setup(ng__gctx *cx, ng__gnode *n) {
   static const char *const known[] = {"axis", NULL};
@@ -148,7 +143,7 @@ static int flatten_setup(ng__gctx *cx, ng__gnode *n) {
   return view(cx, n, 2, d);
 }
 
-const ng__op ng__op_Flatten = {"Flatten", flatten_setup, view_run};
+const ng__op ng__op_Flatten = {"Flatten", flatten_setup, ng__view_run};
 
 /* ---- Squeeze, Unsqueeze ---- */
 
@@ -184,7 +179,7 @@ static int squeeze_setup(ng__gctx *cx, ng__gnode *n) {
   return view(cx, n, on, d);
 }
 
-const ng__op ng__op_Squeeze = {"Squeeze", squeeze_setup, view_run};
+const ng__op ng__op_Squeeze = {"Squeeze", squeeze_setup, ng__view_run};
 
 static int unsqueeze_setup(ng__gctx *cx, ng__gnode *n) {
   static const char *const none[] = {NULL};
@@ -202,7 +197,7 @@ static int unsqueeze_setup(ng__gctx *cx, ng__gnode *n) {
   return view(cx, n, on, d);
 }
 
-const ng__op ng__op_Unsqueeze = {"Unsqueeze", unsqueeze_setup, view_run};
+const ng__op ng__op_Unsqueeze = {"Unsqueeze", unsqueeze_setup, ng__view_run};
 
 /* ---- Identity, Dropout, Cast ---- */
 
@@ -216,8 +211,8 @@ static int identity_setup(ng__gctx *cx, ng__gnode *n) {
   return view(cx, n, x->ndim, x->dims);
 }
 
-const ng__op ng__op_Identity = {"Identity", identity_setup, view_run};
-const ng__op ng__op_Dropout = {"Dropout", identity_setup, view_run};
+const ng__op ng__op_Identity = {"Identity", identity_setup, ng__view_run};
+const ng__op ng__op_Dropout = {"Dropout", identity_setup, ng__view_run};
 
 static int cast_setup(ng__gctx *cx, ng__gnode *n) {
   static const char *const known[] = {"to", "saturate", NULL};
@@ -248,7 +243,7 @@ static int cast_setup(ng__gctx *cx, ng__gnode *n) {
   return ng__op_error(cx, "a cast to type %lld is not supported", (long long)to);
 }
 
-const ng__op ng__op_Cast = {"Cast", cast_setup, view_run};
+const ng__op ng__op_Cast = {"Cast", cast_setup, ng__view_run};
 
 /* ---- ConstantOfShape ---- */
 
