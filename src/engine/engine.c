@@ -21,6 +21,7 @@
 #include "engine/protocol.h"
 #include "engine/reduce.h"
 #include "engine/signals.h"
+#include "engine/slices.h"
 #include "engine/status.h"
 #include "engine/tell.h"
 #include "linalg/linalg.h"
@@ -65,11 +66,13 @@ typedef struct {
   double *part;  /* this rank's partials: candidate-major, w doubles per (candidate, chunk) */
   double *batch; /* eval_batch: the sums and counts of one chunk (2 x this rank's candidates) */
   size_t part_cap, batch_cap;
-  ng__reduce red;     /* the chunk reduction: every rank's partials on rank 0, summed in chunk order */
-  ng__watch watch;    /* the waits for the other ranks, with the stall limits */
-  ng__teller tell;    /* the tell by blocks */
-  double *plan;       /* its plan (every rank) */
-  double *V, *x_best; /* rank 0: the sum of the shares, the new best candidate */
+  ng__reduce red;      /* the chunk reduction: every rank's partials on rank 0, summed in chunk order */
+  ng__watch watch;     /* the waits for the other ranks, with the stall limits */
+  ng__teller tell;     /* the tell by blocks */
+  ng__slicer sl;       /* the sliced factor (slices.h) */
+  int64_t slice_bytes; /* rank 0: what it sent of the factor's slices this generation */
+  double *plan;        /* its plan (every rank) */
+  double *V, *x_best;  /* rank 0: the sum of the shares, the new best candidate */
   size_t plan_cap;
   double *acc;  /* rank 0: w doubles, one candidate's partials summed over the chunks */
   double *loss; /* rank 0: lambda losses */
@@ -86,21 +89,19 @@ typedef struct {
   double eigen_before;
 } engine;
 
-/* (Re)allocates a buffer of doubles to hold at least `need`; *cap tracks its size. */
-static int reserve(double **buf, size_t *cap, size_t need, const char *what) {
-  if (need <= *cap && *buf) return NG_OK;
-  free(*buf);
-  *buf = malloc((need ? need : 1) * sizeof **buf);
-  *cap = *buf ? need : 0;
-  return *buf ? NG_OK : ng_error(NG_ENOMEM, "out of memory for %s (%zu values)", what, need);
-}
-
 /* The rows this rank holds in a generation of lambda: [*x0, *x0 + *rows). */
 static void held_rows(const engine *e, const ng_gen_header *h, size_t *x0, size_t *rows) {
   size_t lambda = (size_t)h->lambda, cf, cc, hf, hc, s0, s1, w1;
   if (!h->seeded || (e->rank == 0 && !h->tell_blocked)) { /* broadcast, or asked whole on rank 0 */
     *x0 = 0;
     *rows = lambda;
+    return;
+  }
+  if (h->sliced) {
+    size_t a, end;
+    ng__tell_span(&e->tell, lambda, e->rank, &a, &end);
+    *x0 = a;
+    *rows = end - a;
     return;
   }
   if (h->tell_blocked) {
@@ -121,16 +122,17 @@ static int grow(engine *e, const ng_gen_header *h) {
   NG_CALL(ng__reduce_plan(&e->red, lambda));
   ng__reduce_share(&e->red, &cf, &cc, &hf, &hc);
   held_rows(e, h, &e->x0, &e->rows);
-  NG_CALL(reserve(&e->x, &e->x_cap, e->rows * n, "the candidates"));
+  NG_CALL(ng__reserve(&e->x, &e->x_cap, e->rows * n, "the candidates"));
   if (h->tell_blocked) {
-    NG_CALL(reserve(&e->Z, &e->z_cap, e->rows * n, "the draws"));
-    NG_CALL(reserve(&e->Y, &e->y_cap, e->rows * n, "the steps"));
-    NG_CALL(reserve(&e->plan, &e->plan_cap, ng__tell_plan_len(lambda), "the plan of the tell"));
+    NG_CALL(ng__reserve(&e->Z, &e->z_cap, e->rows * n, "the draws"));
+    NG_CALL(ng__reserve(&e->Y, &e->y_cap, e->rows * n, "the steps"));
+    NG_CALL(ng__reserve(&e->plan, &e->plan_cap, ng__tell_plan_len(lambda), "the plan of the tell"));
     NG_CALL(ng__tell_reserve(&e->tell, lambda));
   }
-  NG_CALL(reserve(&e->part, &e->part_cap, e->w * cc * hc + 1, "the partials"));
-  NG_CALL(reserve(&e->batch, &e->batch_cap, 2 * cc + 1, "the partials"));
-  if (e->rank == 0) NG_CALL(reserve(&e->loss, &e->loss_cap, lambda, "the losses"));
+  if (h->sliced) NG_CALL(ng__slicer_reserve(&e->sl, lambda, e->rows));
+  NG_CALL(ng__reserve(&e->part, &e->part_cap, e->w * cc * hc + 1, "the partials"));
+  NG_CALL(ng__reserve(&e->batch, &e->batch_cap, 2 * cc + 1, "the partials"));
+  if (e->rank == 0) NG_CALL(ng__reserve(&e->loss, &e->loss_cap, lambda, "the losses"));
   return NG_OK;
 }
 
@@ -149,7 +151,7 @@ static int ask(engine *e, size_t lambda, bool *blocked) {
   NG_CALL(ng__reduce_plan(&e->red, lambda));
   *blocked = wants_seeded(e, lambda) && ng__opt_tell_blocked(e->opt);
   if (*blocked) return ng__opt_ask_lazy(e->opt);
-  NG_CALL(reserve(&e->x, &e->x_cap, lambda * e->n, "the candidates"));
+  NG_CALL(ng__reserve(&e->x, &e->x_cap, lambda * e->n, "the candidates"));
   return ng_opt_ask(e->opt, e->x);
 }
 
@@ -170,8 +172,10 @@ static void make_header(engine *e, size_t lambda, bool blocked, ng_gen_header *h
     h->sigma = s->sigma;
     h->gaussian = s->gaussian;
     h->center = (int64_t)s->center;
+    h->sliced = blocked && s->kind == NG_SAMPLER_GAUSS_FULL && ng_sampler_by_cols(e->n) && e->size > 1;
     h->factor_version = s->factor_version;
-    h->factor_len = s->factor_len && s->factor_version != e->factor_version ? (int64_t)s->factor_len : 0;
+    int64_t have = h->sliced ? e->sl.version : e->factor_version; /* what the ranks keep */
+    h->factor_len = s->factor_len && s->factor_version != have ? (int64_t)s->factor_len : 0;
     h->bounds = s->lo && !e->have_bounds;
   }
 }
@@ -202,9 +206,13 @@ static int broadcast(engine *e, ng_gen_header *h, const ng_sampler *s, int64_t *
     return NG_OK;
   }
   memcpy(e->mean, buf + sizeof *h, n * sizeof *e->mean);
-  if (h->factor_len > 0) {
+  e->slice_bytes = 0;
+  if (h->factor_len > 0 && h->sliced) { /* rank 0 to the keepers of its slices only: not a broadcast */
+    NG_CALL(ng__slicer_install(&e->sl, e->rank == 0 ? s->factor : NULL, h->factor_version));
+    e->slice_bytes = e->sl.slice_bytes;
+  } else if (h->factor_len > 0) {
     size_t len = (size_t)h->factor_len;
-    NG_CALL(reserve(&e->factor, &e->factor_cap, len, "the sampling factor"));
+    NG_CALL(ng__reserve(&e->factor, &e->factor_cap, len, "the sampling factor"));
     if (e->rank == 0) memcpy(e->factor, s->factor, len * sizeof *e->factor);
     NG_CALL(ng__watch_bcast(w, e->factor, (int)len, MPI_DOUBLE, "broadcast of the sampling factor"));
     *bytes += (int64_t)(len * sizeof(double));
@@ -247,8 +255,18 @@ static ng_sampler sampler_of(const engine *e, const ng_gen_header *h) {
 static int regenerate(engine *e, const ng_gen_header *h) {
   size_t n = e->n, cf, cc, hf, hc;
   ng__reduce_share(&e->red, &cf, &cc, &hf, &hc);
-  if (!h->seeded || cc == 0 || hc == 0 || (e->rank == 0 && !h->tell_blocked)) return NG_OK;
   ng_sampler s = sampler_of(e, h);
+  if (h->sliced) { /* every rank takes part: the keepers send to every rank that holds rows */
+    NG_CALL(ng__slicer_steps(&e->sl, &e->tell, &s, e->x0, e->x0 + e->rows, e->Y));
+    if (e->shard == 0) /* the holder of its candidates, and the owner of tell blocks: the draws too */
+      for (size_t k0 = e->x0; k0 < e->x0 + e->rows; k0 += NG_SAMPLER_BLOCK) {
+        size_t b = e->x0 + e->rows - k0 < NG_SAMPLER_BLOCK ? e->x0 + e->rows - k0 : NG_SAMPLER_BLOCK;
+        ng_sampler_gauss_draws(&s, k0, b, e->Z + (k0 - e->x0) * n);
+      }
+    if (cc) ng_sampler_gauss_finish(&s, e->Y + (cf - e->x0) * n, cc, e->x + (cf - e->x0) * n);
+    return NG_OK;
+  }
+  if (!h->seeded || cc == 0 || hc == 0 || (e->rank == 0 && !h->tell_blocked)) return NG_OK;
   if (!h->tell_blocked) return ng_sampler_generate(&s, cf, cc, e->x);
   size_t s0, s1, w1, SB = NG_SAMPLER_BLOCK;
   ng__tell_rows(&e->tell, s.lambda, &s0, &s1, &w1);
@@ -267,8 +285,9 @@ static int regenerate(engine *e, const ng_gen_header *h) {
 static int evaluate(engine *e, const ng_gen_header *h) {
   size_t n = e->n, cf, cc, hf, hc;
   ng__reduce_share(&e->red, &cf, &cc, &hf, &hc);
+  if (h->sliced) NG_CALL(regenerate(e, h)); /* every rank, with candidates or not */
   if (cc == 0 || hc == 0) return NG_OK;
-  NG_CALL(regenerate(e, h));
+  if (!h->sliced) NG_CALL(regenerate(e, h));
   const double *xs = e->x + (cf - e->x0) * n; /* this rank's first candidate */
   const ng_objective *o = e->obj;
   size_t w = e->w;
@@ -332,7 +351,10 @@ static int tell_blocked(engine *e, const ng_gen_header *h, int64_t *bytes) {
     if (st != NG_OK) e->plan[NG_PLAN_LAMBDA] = -1;
   }
   ng_sampler s = sampler_of(e, h);
-  NG_CALL(ng__tell_exchange(&e->tell, e->plan, e->x0, e->Z, e->Y, e->x, &s, e->V, e->x_best));
+  if (h->sliced)
+    NG_CALL(ng__tell_exchange_sliced(&e->tell, e->plan, e->x0, e->Z, e->Y, &s, e->V, e->x_best));
+  else
+    NG_CALL(ng__tell_exchange(&e->tell, e->plan, e->x0, e->Z, e->Y, e->x, &s, e->V, e->x_best));
   *bytes += e->tell.plan_bytes;
   if (e->rank != 0 || st != NG_OK) return st;
   return ng__opt_tell_end(e->opt, e->V, e->Z, e->Y, e->plan[NG_PLAN_FETCH] >= 0 ? e->x_best : NULL);
@@ -399,7 +421,9 @@ static void progress_line(engine *e, const ng_opt_info *in, bool last) {
 }
 
 /* One JSON line: the history row, the broadcast mode, and the evaluation phase across the ranks (the slowest
- * rank, its seconds and the fastest rank's): a straggler shows there, and in t_reduce, where rank 0 waits. */
+ * rank, its seconds and the fastest rank's): a straggler shows there, and in t_reduce, where rank 0 waits.
+ * Then what rank 0 sent of the factor's slices to their keepers (slices.h), which the row's bytes (the
+ * broadcast's) leave out. */
 static void log_line(engine *e, const double *row, const ng__phase_time *eval, bool seeded) {
   FILE *f = e->cfg->log;
   if (!f) return;
@@ -414,6 +438,7 @@ static void log_line(engine *e, const double *row, const ng__phase_time *eval, b
   ng_json_number(f, eval->max);
   fputs(",\"t_evaluate_min\":", f);
   ng_json_number(f, eval->min);
+  fprintf(f, ",\"factor_slice_bytes\":%lld", (long long)e->slice_bytes);
   fputs("}\n", f);
   fflush(f);
 }
@@ -467,6 +492,7 @@ static void engine_free(engine *e) {
   free(e->batch);
   ng__reduce_free(&e->red);
   ng__teller_free(&e->tell);
+  ng__slicer_free(&e->sl);
   free(e->plan);
   free(e->V);
   free(e->x_best);
@@ -530,6 +556,7 @@ int ng_engine_run(MPI_Comm comm, ng_opt *opt, const ng_objective *obj, const ng_
     if (!e.V || !e.x_best) st = ng_error(NG_ENOMEM, "out of memory for the tell of dimension %zu", e.n);
   }
   ng__teller_init(&e.tell, e.comm, &e.watch, e.groups, e.shards, e.n);
+  ng__slicer_init(&e.sl, e.comm, &e.watch, e.n);
   if (st == NG_OK) st = ng__reduce_init(&e.red, e.comm, e.groups, obj->nchunks, e.w);
   int wst = ng__watch_init(&e.watch, e.comm, cfg->stall_secs, cfg->stall_abort_secs, cfg->progress);
   if (st == NG_OK) st = wst;

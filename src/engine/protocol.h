@@ -4,8 +4,8 @@
  *   rank 0 -> all    MPI_Ibcast     header and mean (MPI_BYTE, sizeof(ng_gen_header) + 8n; the mean is zero
  *                                   unless seeded), completed under the stall watch (watch.h)
  *   rank 0 -> all    MPI_Bcast      explicit: lambda*n doubles (the candidates)
- *                                   seeded: factor_len doubles when factor_len > 0, then 2n doubles (lower,
- *                                   upper) when bounds == 1
+ *                                   seeded: factor_len doubles when factor_len > 0 and not sliced,
+ *                                   then 2n doubles (lower, upper) when bounds == 1
  *   all              MPI_Iallreduce the status: 2 ints, MPI_MIN (the lowest failing rank or INT_MAX; minus the
  *                                   largest signal a rank received, or 0), under the watch
  *   failing rank -> rank 0  MPI_Send NG_TAG_ERROR: the lowest failing rank's ng_error_msg, only when that
@@ -24,6 +24,12 @@
  *   owner -> owner   MPI_Isend NG_TAG_SHARE: a block's share (ng__tell_width(n) doubles; 2n with one block)
  *                                   up the same tree to the owner of its parent
  *   owner -> rank 0  MPI_Send NG_TAG_BEST: the x of the candidate the plan's head asks for (n doubles)
+ * and when the header says sliced (a tell by blocks from n = NG_SAMPLER_COLS_MIN_N on, P > 1; slices.h), the
+ * factor is not broadcast and no rows travel between holders and owners; instead:
+ *   rank 0 -> keeper MPI_Isend NG_TAG_SLICE: when factor_len > 0, after the header, the rows of each column
+ *                                   block of the factor (NG_SAMPLER_COLS x n doubles) to the rank keeping it
+ *   keeper -> rank   MPI_Isend NG_TAG_PIECE: every generation, the keeper's coordinates of the steps of the
+ *                                   rows the receiver holds (its candidates, and its tell blocks' rows)
  *
  * The ranks run one binary on one kind of machine, so structs travel as bytes. */
 // clang-format on
@@ -38,6 +44,8 @@
 #define NG_TAG_SHARE 104  /* a tell block's share, up the tree */
 #define NG_TAG_BEST 105   /* the new best candidate's x */
 #define NG_TAG_PLAN 106   /* a part of the plan of a tell by blocks, down the tree */
+#define NG_TAG_SLICE 107  /* rows of the sampling factor, for their keeper (slices.h) */
+#define NG_TAG_PIECE 108  /* a keeper's coordinates of the steps of a rank's rows */
 #define NG_ERRMSG_LEN 512 /* bytes of a forwarded error message */
 
 enum { NG_HDR_CONTINUE = 0, NG_HDR_DONE = 1, NG_HDR_ERROR = 2, NG_HDR_SIGNAL = 3 };
@@ -55,6 +63,7 @@ typedef struct {
   int64_t center;         /* SPSA: centring stride of the directions (0: off) */
   int64_t signal;         /* NG_HDR_SIGNAL: which signal */
   int64_t tell_blocked;   /* 1: the ranks that sampled the candidates compute the tell's block shares */
+  int64_t sliced;         /* 1: the factor is kept in slices and the steps come from its keepers (slices.h) */
   uint64_t seed;
   double sigma;
 } ng_gen_header;

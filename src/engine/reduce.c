@@ -18,6 +18,14 @@ int ng__mpi_status(int rc, const char *what) {
   return ng_error(NG_EMPI, "%s: %s", what, msg);
 }
 
+int ng__reserve(double **buf, size_t *cap, size_t need, const char *what) {
+  if (need <= *cap && *buf) return NG_OK;
+  free(*buf);
+  *buf = malloc((need ? need : 1) * sizeof **buf);
+  *cap = *buf ? need : 0;
+  return *buf ? NG_OK : ng_error(NG_ENOMEM, "out of memory for %s (%zu values)", what, need);
+}
+
 void ng_engine_block(size_t total, size_t parts, size_t index, size_t *first, size_t *count) {
   size_t per = total / parts, extra = total % parts;
   *first = index * per + (index < extra ? index : extra);

@@ -17,6 +17,10 @@
 /* NG_OK for MPI_SUCCESS; otherwise NG_EMPI with "what: <MPI's message>". Not collective. */
 int ng__mpi_status(int rc, const char *what);
 
+/* (Re)allocates a buffer of doubles to hold at least `need`; *cap tracks its size. NG_ENOMEM naming `what`.
+ * Its old contents are not kept. */
+int ng__reserve(double **buf, size_t *cap, size_t need, const char *what);
+
 typedef struct {
   MPI_Comm comm; /* not owned */
   int rank, size, groups, shards;

@@ -106,6 +106,19 @@ void ng__tell_rows(const ng__teller *t, size_t lambda, size_t *s0, size_t *s1, s
   }
 }
 
+void ng__tell_span(const ng__teller *t, size_t lambda, int r, size_t *a, size_t *e) {
+  size_t first, count, B = NG_TELL_BLOCK;
+  ng_engine_block(lambda, (size_t)t->groups, (size_t)(r / t->shards), &first, &count);
+  *a = first;
+  *e = first + count;
+  if (!count || r % t->shards) return;
+  size_t b0 = (first + B - 1) / B, b1 = (first + count - 1) / B + 1; /* the blocks that start here */
+  if (b1 > b0) {
+    size_t end = b1 * B < lambda ? b1 * B : lambda;
+    if (end > *e) *e = end;
+  }
+}
+
 /* The tell blocks rank owns: [*b0, *b1). */
 static void owned_blocks(const ng__teller *t, size_t *b0, size_t *b1) {
   size_t g = (size_t)(t->rank / t->shards), first, count, B = NG_TELL_BLOCK;
@@ -157,6 +170,7 @@ static int grow_shares(ng__teller *t, size_t count, size_t width) {
     t->planbuf_cap = t->planbuf ? plan_len : 0;
     if (!t->planbuf) return ng_error(NG_ENOMEM, "out of memory for the plan of %zu candidates", t->lambda);
   }
+  if (!count) return NG_OK; /* the rest is for the owners of tell blocks only: 12 n^2 bytes at large n */
   if (!t->recv) t->recv = malloc(width * sizeof(double));
   if (!t->scratch) t->scratch = malloc(ng__tell_scratch_len(t->n) * sizeof(double));
   if (!t->recv || !t->scratch)
@@ -210,10 +224,13 @@ static int scatter_plan(ng__teller *t, double *plan, size_t b0, size_t b1, size_
   return NG_OK;
 }
 
+static int shares_up(ng__teller *t, double *plan, size_t w0, double *Z, double *Y, const double *X, size_t s0,
+                     size_t s1, const ng_sampler *s, double *V, double *x_best);
+
 int ng__tell_exchange(ng__teller *t, double *plan, size_t w0, double *Z, double *Y, const double *X,
                       const ng_sampler *s, double *V, double *x_best) {
   size_t n = t->n, lambda = t->lambda, SB = NG_SAMPLER_BLOCK, B = NG_TELL_BLOCK;
-  size_t nsb = (lambda + SB - 1) / SB, nb = ng__tell_blocks(lambda), width = ng__tell_width(n);
+  size_t nsb = (lambda + SB - 1) / SB, width = ng__tell_width(n);
   size_t s0, s1, w1, b0, b1;
   ng__tell_rows(t, lambda, &s0, &s1, &w1);
   owned_blocks(t, &b0, &b1);
@@ -257,7 +274,29 @@ int ng__tell_exchange(ng__teller *t, double *plan, size_t w0, double *Z, double 
   int wst = t_wait_all(t, req, nreq, "sending a sampling block's rows");
   if (st == NG_OK) st = wst;
   free(req);
-  if (st == NG_OK && b1 > b0) st = scatter_plan(t, plan, b0, b1, nb);
+  if (st != NG_OK) return st;
+  return shares_up(t, plan, w0, Z, Y, X, s0, s1, s, V, x_best);
+}
+
+int ng__tell_exchange_sliced(ng__teller *t, double *plan, size_t w0, double *Z, double *Y,
+                             const ng_sampler *s, double *V, double *x_best) {
+  size_t b0, b1;
+  owned_blocks(t, &b0, &b1);
+  t->plan_bytes = 0;
+  NG_CALL(grow_shares(t, b1 - b0, ng__tell_width(t->n)));
+  return shares_up(t, plan, w0, Z, Y, NULL, 0, 0, s, V, x_best);
+}
+
+/* The rest of an exchange, once every owner holds its blocks' rows: the plan down the tree, the shares up,
+ * the new best candidate's x to rank 0 (copied from X when this rank made it, rows [s0, s1); else made from
+ * its step). */
+static int shares_up(ng__teller *t, double *plan, size_t w0, double *Z, double *Y, const double *X, size_t s0,
+                     size_t s1, const ng_sampler *s, double *V, double *x_best) {
+  size_t n = t->n, lambda = t->lambda, B = NG_TELL_BLOCK;
+  size_t nb = ng__tell_blocks(lambda), width = ng__tell_width(n), b0, b1;
+  owned_blocks(t, &b0, &b1);
+  int st = NG_OK, wst;
+  if (b1 > b0) st = scatter_plan(t, plan, b0, b1, nb);
   if (st != NG_OK || b1 == b0 || plan[NG_PLAN_LAMBDA] < 0) return st;
   for (size_t b = b0; b < b1; b++)
     ng__tell_share(plan, b, Z + (b * B - w0) * n, Y + (b * B - w0) * n, t->shares[b - b0], t->scratch);
@@ -291,7 +330,7 @@ int ng__tell_exchange(ng__teller *t, double *plan, size_t w0, double *Z, double 
   if (st == NG_OK && fetch >= 0 && (size_t)fetch / B >= b0 && (size_t)fetch / B < b1) {
     size_t k = (size_t)fetch;
     double *x = t->rank == 0 ? x_best : t->recv;
-    if (k >= s0 && k < s1)
+    if (X && k >= s0 && k < s1)
       memcpy(x, X + (k - w0) * n, n * sizeof *x);
     else
       ng_sampler_gauss_finish(s, Y + (k - w0) * n, 1, x);

@@ -34,6 +34,11 @@ void ng__teller_free(ng__teller *t);
  * [*s0, *w1). Empty ranges when the rank has no candidate. Not collective. */
 void ng__tell_rows(const ng__teller *t, size_t lambda, size_t *s0, size_t *s1, size_t *w1);
 
+/* The rows rank r holds in a generation of lambda whose steps come from the sliced factor (slices.h): its
+ * own candidates and, for shard 0 of a group, the rest of the tell blocks it owns, [*a, *e) (empty when r has
+ * no candidate). Not collective. */
+void ng__tell_span(const ng__teller *t, size_t lambda, int r, size_t *a, size_t *e);
+
 /* Allocates what this rank needs for a tell by blocks of lambda candidates. NG_ENOMEM. Not collective. */
 int ng__tell_reserve(ng__teller *t, size_t lambda);
 
@@ -47,5 +52,11 @@ int ng__tell_reserve(ng__teller *t, size_t lambda);
  * doubles on every rank. The lambda is that of the last ng__tell_reserve. NG_EMPI, NG_ENOMEM. */
 int ng__tell_exchange(ng__teller *t, double *plan, size_t w0, double *Z, double *Y, const double *X,
                       const ng_sampler *s, double *V, double *x_best);
+
+/* The same after a generation whose steps came from the sliced factor: every owner already holds Z and Y of
+ * its whole tell blocks (from w0, ng__tell_span), so no rows travel, and the new best candidate's x is made
+ * from its step. */
+int ng__tell_exchange_sliced(ng__teller *t, double *plan, size_t w0, double *Z, double *Y,
+                             const ng_sampler *s, double *V, double *x_best);
 
 #endif

@@ -14,17 +14,34 @@
 #include "nograd/rng.h"
 #include "opt/sampler_impl.h"
 
-void ng_sampler_gauss_block(const ng_sampler *s, size_t k0, size_t b, double *Z, double *Y) {
-  size_t n = s->n;
+void ng_sampler_gauss_draws(const ng_sampler *s, size_t k0, size_t b, double *Z) {
   for (size_t k = 0; k < b; k++) {
     ng_rng r;
     ng_rng_init(&r, s->seed, NG_RNG_SAMPLE, (uint32_t)s->generation, (uint32_t)(k0 + k));
-    ng_rng_normal_fill(&r, Z + k * n, n);
+    ng_rng_normal_fill(&r, Z + k * s->n, s->n);
   }
+}
+
+void ng_sampler_gauss_cols(size_t n, size_t b, const double *Z, const double *F_c, size_t nc, double *out) {
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)nc, (int)n, 1.0, Z, (int)n, F_c, (int)n,
+              0.0, out, (int)nc);
+}
+
+void ng_sampler_gauss_block(const ng_sampler *s, size_t k0, size_t b, double *Z, double *Y) {
+  size_t n = s->n;
+  ng_sampler_gauss_draws(s, k0, b, Z);
   if (s->kind == NG_SAMPLER_GAUSS_DIAG) {
     for (size_t k = 0; k < b; k++)
       for (size_t i = 0; i < n; i++)
         Y[k * n + i] = s->factor[i] * Z[k * n + i];
+  } else if (ng_sampler_by_cols(n)) { /* the products a rank keeping only some rows of the factor makes */
+    double out[NG_SAMPLER_BLOCK * NG_SAMPLER_COLS];
+    for (size_t c0 = 0; c0 < n; c0 += NG_SAMPLER_COLS) {
+      size_t nc = n - c0 < NG_SAMPLER_COLS ? n - c0 : NG_SAMPLER_COLS;
+      ng_sampler_gauss_cols(n, b, Z, s->factor + c0 * n, nc, out);
+      for (size_t k = 0; k < b; k++)
+        memcpy(Y + k * n + c0, out + k * nc, nc * sizeof *Y);
+    }
   } else {
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)n, (int)n, 1.0, Z, (int)n, s->factor,
                 (int)n, 0.0, Y, (int)n);

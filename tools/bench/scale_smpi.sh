@@ -12,7 +12,8 @@
 # --lambda P means lambda = P. Everything rank 0 (and every other rank) computes is measured on this core, as
 # SMPI does by default, so the controller's real cost shows; --no-compute leaves computation out (the network
 # and the sleeps alone). For each configuration the script prints bench_scale's table (one line per generation:
-# wall time, efficiency, phases, bytes broadcast), the simulator's own wall time and peak memory, and last
+# wall time, efficiency, phases, bytes broadcast), how often the factor's slices went to their keepers (from
+# n = 256 on, src/engine/slices.h), the simulator's own wall time and peak memory, and last
 #   P=... lambda=... n=... efficiency=E
 # (E over the whole generation loop, first generation included; the engine's set-up before it, mostly the
 # time SMPI charges for creating the engine's communicator, is reported beside it: see bench_scale.c). With a --jitter, a line per
@@ -25,10 +26,11 @@
 # large broadcasts (its set-up costs 2 s of simulated time at P = 4096, reported beside E).
 #
 # Settings the simulation needs: at P >= 2048 --cfg=smpi/bcast:binomial_tree (SimGrid's default broadcast
-# set-up is quadratic in P); at n >= 500, buffers of 6 n^2 bytes or more are shared between the simulated ranks
-# (--cfg=smpi/shared-malloc:local, auto-shared-malloc-thresh), which on the ranks that are not rank 0 only the
-# sampling factor (8 n^2 bytes, the same on every rank) and scratch space used between two MPI calls reach; a
-# tell share (4 n^2 bytes) stays private. SMPI's
+# set-up is quadratic in P); at n >= 500, buffers of more than n^2 doubles are shared between the simulated
+# ranks (--cfg=smpi/shared-malloc:local, auto-shared-malloc-thresh), which only the tell's scratch (used
+# between two MPI calls) and the sampling factor broadcast below n = 256 reach. Nothing that is sent may be
+# shared: SMPI does not copy a message out of a shared buffer, so the factor rank 0 sends to the keepers
+# (the optimizer's own, n^2 doubles) stays private, as does a tell share (n^2/2 doubles). SMPI's
 # default dlopen privatization stays on: without it nograd's CBLAS calls bind to the reference CBLAS that
 # libsimgrid pulls in, which changes the timings and the bits. Environment: NOGRAD_SMPI_BUILD_DIR (default
 # <repo>/build-smpi), NOGRAD_BUILD_DIR (the native build, for --check-native; default <repo>/build).
@@ -103,7 +105,7 @@ for P in "${R[@]}"; do
       for mode in "${B[@]}"; do
         cfg=(--cfg=smpi/host-speed:1Gf --cfg=smpi/simulate-computation:"$compute" --log=root.thresh:warning)
         ((P >= 2048)) && cfg+=(--cfg=smpi/bcast:binomial_tree)
-        ((n >= 500)) && cfg+=(--cfg=smpi/shared-malloc:local --cfg=smpi/auto-shared-malloc-thresh:$((6 * n * n)))
+        ((n >= 500)) && cfg+=(--cfg=smpi/shared-malloc:local --cfg=smpi/auto-shared-malloc-thresh:$((8 * n * n + 8)))
         cfg+=("${smpicfg[@]}")
         args=(--dim "$n" --popsize "$lam" --generations "$generations" --bcast "$mode" --jitter "$jitter"
               "${quiet[@]}" "${extra[@]}")
@@ -137,6 +139,11 @@ for P in "${R[@]}"; do
             printf "gen %d: slowest rank %d evaluated for %.3f ms, the fastest for %.3f ms\n", g, r, m * 1e3, a * 1e3}' \
             "$tmp/log.jsonl"
         fi
+        # the sliced factor (src/engine/slices.h): rank 0 sends its rows to their keepers, not a broadcast
+        awk -F'[{:,}]' '{for (i = 1; i < NF; i++) if ($i == "\"factor_slice_bytes\"" && $(i + 1) > 0) {
+            k++; b = $(i + 1) }; g++}
+            END {if (k) printf "factor slices: %d of %d generations sent %.0f bytes from rank 0 to the keepers " \
+              "(point to point, not in the broadcast bytes above)\n", k, g, b}' "$tmp/log.jsonl"
         read -r secs kb <"$tmp/time"
         if ((kb > 0)); then
           echo "simulator: ${secs} s wall, peak memory $((kb / 1024)) MB"
