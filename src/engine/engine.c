@@ -172,10 +172,11 @@ static void make_header(engine *e, size_t lambda, bool blocked, ng_gen_header *h
     h->sigma = s->sigma;
     h->gaussian = s->gaussian;
     h->center = (int64_t)s->center;
-    h->sliced = blocked && s->kind == NG_SAMPLER_GAUSS_FULL && ng_sampler_by_cols(e->n) && e->size > 1;
+    h->sliced = blocked && s->kind == NG_SAMPLER_GAUSS_FULL && e->size > 1;
     h->factor_version = s->factor_version;
-    int64_t have = h->sliced ? e->sl.version : e->factor_version; /* what the ranks keep */
-    h->factor_len = s->factor_len && s->factor_version != have ? (int64_t)s->factor_len : 0;
+    bool kept = h->sliced ? ng__slicer_current(&e->sl, lambda, s->factor_version) /* what the ranks keep */
+                          : s->factor_version == e->factor_version;
+    h->factor_len = s->factor_len && !kept ? (int64_t)s->factor_len : 0;
     h->bounds = s->lo && !e->have_bounds;
   }
 }

@@ -19,17 +19,18 @@
  * k; the owner of tell block b is the holder of its first candidate; tell.c):
  *   holder -> owner  MPI_Isend NG_TAG_ROWS_Z, NG_TAG_ROWS_Y: the draws and steps of a sampling block (rows x n
  *                                   doubles each) that the owner of its tell block did not sample itself
- *   owner -> owner   MPI_Send NG_TAG_PLAN: down the binomial tree of the tell blocks, the plan's head and the
- *                                   weights and ranks of the receiver's subtree (rank 0 holds the whole plan)
+ *   rank 0 -> owner  MPI_Isend NG_TAG_PLAN: to every other owner, the plan's head and the weights and ranks
+ *                                   of the candidates of its tell blocks (rank 0 holds the whole plan)
  *   owner -> owner   MPI_Isend NG_TAG_SHARE: a block's share (ng__tell_width(n) doubles; 2n with one block)
- *                                   up the same tree to the owner of its parent
+ *                                   up the binomial tree of the tell blocks to the owner of its parent
  *   owner -> rank 0  MPI_Send NG_TAG_BEST: the x of the candidate the plan's head asks for (n doubles)
- * and when the header says sliced (a tell by blocks from n = NG_SAMPLER_COLS_MIN_N on, P > 1; slices.h), the
- * factor is not broadcast and no rows travel between holders and owners; instead:
- *   rank 0 -> keeper MPI_Isend NG_TAG_SLICE: when factor_len > 0, after the header, the rows of each column
- *                                   block of the factor (NG_SAMPLER_COLS x n doubles) to the rank keeping it
+ * and when the header says sliced (a tell by blocks on P > 1 ranks, full CMA-ES; slices.h), the factor is not
+ * broadcast and no rows travel between holders and owners; instead:
+ *   rank 0 -> keeper MPI_Isend NG_TAG_SLICE: when factor_len > 0, after the header, each column block of the
+ *                                   factor to its first keeper (c, 0), and keeper (c, q) -> keeper (c, q + d)
+ *                                   down a binomial tree, in segments of NG_SLICE_SEGMENT doubles
  *   keeper -> rank   MPI_Isend NG_TAG_PIECE: every generation, the keeper's coordinates of the steps of the
- *                                   rows the receiver holds (its candidates, and its tell blocks' rows)
+ *                                   rows of its range the receiver holds (its candidates, its tell blocks' rows)
  *
  * The ranks run one binary on one kind of machine, so structs travel as bytes. */
 // clang-format on
@@ -43,7 +44,7 @@
 #define NG_TAG_ROWS_Y 103 /* and its steps */
 #define NG_TAG_SHARE 104  /* a tell block's share, up the tree */
 #define NG_TAG_BEST 105   /* the new best candidate's x */
-#define NG_TAG_PLAN 106   /* a part of the plan of a tell by blocks, down the tree */
+#define NG_TAG_PLAN 106   /* a part of the plan of a tell by blocks, from rank 0 */
 #define NG_TAG_SLICE 107  /* rows of the sampling factor, for their keeper (slices.h) */
 #define NG_TAG_PIECE 108  /* a keeper's coordinates of the steps of a rank's rows */
 #define NG_ERRMSG_LEN 512 /* bytes of a forwarded error message */

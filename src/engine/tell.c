@@ -163,7 +163,8 @@ static int grow_shares(ng__teller *t, size_t count, size_t width) {
       if (!(t->shares[t->nshares] = malloc(width * sizeof(double))))
         return ng_error(NG_ENOMEM, "out of memory for a tell share of %zu doubles", width);
   }
-  size_t plan_len = ng__tell_plan_len(t->lambda);
+  size_t plan_len =
+      ng__tell_plan_len(t->lambda) + NG_PLAN_HEAD * ng__tell_blocks(t->lambda); /* rank 0's parts */
   if (plan_len > t->planbuf_cap) {
     free(t->planbuf);
     t->planbuf = malloc(plan_len * sizeof(double));
@@ -185,43 +186,42 @@ int ng__tell_reserve(ng__teller *t, size_t lambda) {
   return grow_shares(t, b1 - b0, ng__tell_width(t->n));
 }
 
-/* The plan travels down the tree of the tell blocks, the reverse of the shares' way up: the owner of block b
- * sends the owner of b + step the part of the plan for blocks [b + step, b + 2 step), so that each owner gets
- * only its subtree's part (protocol.h). Rank 0's plan is whole; an owner's holds its subtree's entries at
- * their places (the rest is left as it was). A part: the head, then the weights, then the ranks of its
- * candidates. */
+/* The plan goes from rank 0 to every other owner of tell blocks, one message each with the part for its
+ * blocks (protocol.h): O(lambda / NG_TELL_BLOCK) messages of O(lambda) doubles in all, sent at once, instead
+ * of a tree whose levels the shares' way up would wait for in turn. Rank 0's plan is whole; an owner's holds
+ * its blocks' entries at their places (the rest is left as it was). A part: the head, then the weights, then
+ * the ranks of its candidates. */
 static int scatter_plan(ng__teller *t, double *plan, size_t b0, size_t b1, size_t nb) {
-  size_t lambda = t->lambda, B = NG_TELL_BLOCK, top = 1;
-  while (top < nb)
-    top *= 2;
-  double *w = plan + NG_PLAN_HEAD, *pos = w + lambda, *buf = t->planbuf;
-  for (size_t step = top / 2; step >= 1; step /= 2) {
-    for (size_t b = b0; b < b1; b++) {
-      if (b % (2 * step) && b % (2 * step) != step) continue;
-      bool sends = b % (2 * step) == 0 && b + step < nb, receives = b % (2 * step) == step;
-      size_t lo = (receives ? b : b + step) * B, hi = (receives ? b + step : b + 2 * step) * B;
-      if (hi > lambda) hi = lambda;
-      if (!sends && !receives) continue;
-      int peer = receives ? owner(t, b - step) : owner(t, b + step);
-      if (peer == t->rank) continue; /* the plan is already here */
-      size_t count = hi - lo, len = NG_PLAN_HEAD + 2 * count;
-      if (sends) {
-        memcpy(buf, plan, NG_PLAN_HEAD * sizeof *buf);
-        memcpy(buf + NG_PLAN_HEAD, w + lo, count * sizeof *buf);
-        memcpy(buf + NG_PLAN_HEAD + count, pos + lo, count * sizeof *buf);
-        NG_CALL(t_send(t, buf, len, peer, NG_TAG_PLAN, "sending the plan of the tell"));
-        t->plan_bytes += (int64_t)(len * sizeof *buf);
-      } else {
-        NG_CALL(t_recv(t, buf, len, peer, NG_TAG_PLAN, "receiving the plan of the tell"));
-        memcpy(plan, buf, NG_PLAN_HEAD * sizeof *buf);
-        if (plan[NG_PLAN_LAMBDA] < 0) return NG_OK; /* rank 0 could not rank: nothing follows */
-        memcpy(w + lo, buf + NG_PLAN_HEAD, count * sizeof *buf);
-        memcpy(pos + lo, buf + NG_PLAN_HEAD + count, count * sizeof *buf);
-      }
-    }
-    if (step == 1) break;
+  size_t lambda = t->lambda, B = NG_TELL_BLOCK, HEAD = NG_PLAN_HEAD;
+  double *w = plan + HEAD, *pos = w + lambda, *buf = t->planbuf;
+  if (t->rank != 0) {
+    size_t lo = b0 * B, hi = b1 * B < lambda ? b1 * B : lambda, count = hi - lo;
+    NG_CALL(t_recv(t, buf, HEAD + 2 * count, 0, NG_TAG_PLAN, "receiving the plan of the tell"));
+    memcpy(plan, buf, HEAD * sizeof *buf);
+    if (plan[NG_PLAN_LAMBDA] < 0) return NG_OK; /* rank 0 could not rank: nothing follows */
+    memcpy(w + lo, buf + HEAD, count * sizeof *buf);
+    memcpy(pos + lo, buf + HEAD + count, count * sizeof *buf);
+    return NG_OK;
   }
-  return NG_OK;
+  MPI_Request *req = malloc(nb * sizeof *req);
+  size_t nreq = 0;
+  int st = req ? NG_OK : ng_error(NG_ENOMEM, "out of memory");
+  for (size_t b = b1, e; st == NG_OK && b < nb; b = e) { /* rank 0 owns [0, b1) */
+    int dest = owner(t, b);
+    for (e = b + 1; e < nb && owner(t, e) == dest;)
+      e++;
+    size_t lo = b * B, hi = e * B < lambda ? e * B : lambda, count = hi - lo, len = HEAD + 2 * count;
+    memcpy(buf, plan, HEAD * sizeof *buf);
+    memcpy(buf + HEAD, w + lo, count * sizeof *buf);
+    memcpy(buf + HEAD + count, pos + lo, count * sizeof *buf);
+    st = ng__mpi_status(MPI_Isend(buf, (int)len, MPI_DOUBLE, dest, NG_TAG_PLAN, t->comm, &req[nreq++]),
+                        "sending the plan of the tell");
+    t->plan_bytes += (int64_t)(len * sizeof *buf);
+    buf += len;
+  }
+  int wst = t_wait_all(t, req, nreq, "sending the plan of the tell");
+  free(req);
+  return st != NG_OK ? st : wst;
 }
 
 static int shares_up(ng__teller *t, double *plan, size_t w0, double *Z, double *Y, const double *X, size_t s0,
