@@ -423,8 +423,8 @@ static void progress_line(engine *e, const ng_opt_info *in, bool last) {
 
 /* One JSON line: the history row, the broadcast mode, and the evaluation phase across the ranks (the slowest
  * rank, its seconds and the fastest rank's): a straggler shows there, and in t_reduce, where rank 0 waits.
- * Then what rank 0 sent of the factor's slices to their keepers (slices.h), which the row's bytes (the
- * broadcast's) leave out. */
+ * Then what rank 0 sent of a new factor to its keepers (slices.h), which the row's bytes (the broadcast
+ * and the plan) leave out. */
 static void log_line(engine *e, const double *row, const ng__phase_time *eval, bool seeded) {
   FILE *f = e->cfg->log;
   if (!f) return;

@@ -18,7 +18,8 @@
  * error, among the holders and owners only (the holder of candidate k is shard 0 of the group that evaluates
  * k; the owner of tell block b is the holder of its first candidate; tell.c):
  *   holder -> owner  MPI_Isend NG_TAG_ROWS_Z, NG_TAG_ROWS_Y: the draws and steps of a sampling block (rows x n
- *                                   doubles each) that the owner of its tell block did not sample itself
+ *                                   doubles each) that the owner of its tell block did not sample itself;
+ *                                   only when not sliced, which on more than one rank no longer happens
  *   rank 0 -> owner  MPI_Isend NG_TAG_PLAN: to every other owner, the plan's head and the weights and ranks
  *                                   of the candidates of its tell blocks (rank 0 holds the whole plan)
  *   owner -> owner   MPI_Isend NG_TAG_SHARE: a block's share (ng__tell_width(n) doubles; 2n with one block)

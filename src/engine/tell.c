@@ -287,7 +287,7 @@ int ng__tell_exchange_sliced(ng__teller *t, double *plan, size_t w0, double *Z, 
   return shares_up(t, plan, w0, Z, Y, NULL, 0, 0, s, V, x_best);
 }
 
-/* The rest of an exchange, once every owner holds its blocks' rows: the plan down the tree, the shares up,
+/* The rest of an exchange, once every owner holds its blocks' rows: the plan from rank 0, the shares up,
  * the new best candidate's x to rank 0 (copied from X when this rank made it, rows [s0, s1); else made from
  * its step). */
 static int shares_up(ng__teller *t, double *plan, size_t w0, double *Z, double *Y, const double *X, size_t s0,

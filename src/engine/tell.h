@@ -19,7 +19,7 @@ typedef struct {
   double **shares; /* one share per tell block this rank owns */
   size_t nshares, share_width;
   double *recv, *scratch; /* a share received up the tree; ng__tell_share's scratch */
-  double *planbuf;        /* a part of the plan on its way down the tree */
+  double *planbuf;        /* the plan's parts: rank 0's to send, or the one this owner receives */
   size_t planbuf_cap;
   int64_t plan_bytes; /* what this rank sent of the plan in the last exchange */
 } ng__teller;
@@ -43,8 +43,8 @@ void ng__tell_span(const ng__teller *t, size_t lambda, int r, size_t *a, size_t 
 int ng__tell_reserve(ng__teller *t, size_t lambda);
 
 /* Collective, after rank 0 filled its plan (ng__opt_tell_begin; lambda -1 ends the tell): the holders of the
- * sampling blocks send the owners of their tell blocks the rows they lack; the plan goes down the tree of the
- * tell blocks, each owner getting its subtree's part; the owners compute their blocks' shares and add them up
+ * sampling blocks send the owners of their tell blocks the rows they lack; rank 0 sends every other owner its
+ * blocks' part of the plan; the owners compute their blocks' shares and add them up
  * the tree, so that rank 0 receives their sum V (ng__tell_width(n) doubles) and, when plan[NG_PLAN_FETCH]
  * names a candidate, its x (n doubles, made from its step by the owner of its block with the generation's
  * sampler s) in x_best. A rank that neither holds nor owns a block takes no part. Z, Y and X hold this rank's
