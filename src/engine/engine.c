@@ -91,23 +91,17 @@ typedef struct {
 
 /* The rows this rank holds in a generation of lambda: [*x0, *x0 + *rows). */
 static void held_rows(const engine *e, const ng_gen_header *h, size_t *x0, size_t *rows) {
-  size_t lambda = (size_t)h->lambda, cf, cc, hf, hc, s0, s1, w1;
-  if (!h->seeded || (e->rank == 0 && !h->tell_blocked)) { /* broadcast, or asked whole on rank 0 */
-    *x0 = 0;
-    *rows = lambda;
-    return;
-  }
-  if (h->sliced) {
+  size_t lambda = (size_t)h->lambda, cf, cc, hf, hc;
+  if (h->sliced) { /* a tell by blocks on more than one rank */
     size_t a, end;
     ng__tell_span(&e->tell, lambda, e->rank, &a, &end);
     *x0 = a;
     *rows = end - a;
     return;
   }
-  if (h->tell_blocked) {
-    ng__tell_rows(&e->tell, lambda, &s0, &s1, &w1);
-    *x0 = s0;
-    *rows = w1 - s0;
+  if (!h->seeded || e->rank == 0) { /* broadcast, asked whole on rank 0, or told by blocks on one process */
+    *x0 = 0;
+    *rows = lambda;
     return;
   }
   ng__reduce_share(&e->red, &cf, &cc, &hf, &hc);
@@ -172,7 +166,7 @@ static void make_header(engine *e, size_t lambda, bool blocked, ng_gen_header *h
     h->sigma = s->sigma;
     h->gaussian = s->gaussian;
     h->center = (int64_t)s->center;
-    h->sliced = blocked && s->kind == NG_SAMPLER_GAUSS_FULL && e->size > 1;
+    h->sliced = blocked && e->size > 1; /* told by blocks: full CMA-ES, whose sampler is GAUSS_FULL */
     h->factor_version = s->factor_version;
     bool kept = h->sliced ? ng__slicer_current(&e->sl, lambda, s->factor_version) /* what the ranks keep */
                           : s->factor_version == e->factor_version;
@@ -251,31 +245,27 @@ static ng_sampler sampler_of(const engine *e, const ng_gen_header *h) {
 }
 
 /* Seeded: this rank's candidates from the header's description. In a tell by blocks every rank (rank 0 too)
- * samples the whole sampling blocks of its candidates and keeps their draws and steps; otherwise rank 0 asked
- * them all and the others regenerate theirs. Either way a candidate has the bits of rank 0's ask. */
+ * receives the steps of the rows it holds from the keepers, and an owner of tell blocks draws their draws
+ * (on one process it samples them all itself); otherwise rank 0 asked them all and the others regenerate
+ * theirs. Either way a candidate has the bits of rank 0's ask. */
 static int regenerate(engine *e, const ng_gen_header *h) {
   size_t n = e->n, cf, cc, hf, hc;
   ng__reduce_share(&e->red, &cf, &cc, &hf, &hc);
   ng_sampler s = sampler_of(e, h);
   if (h->sliced) { /* every rank takes part: the keepers send to every rank that holds rows */
     NG_CALL(ng__slicer_steps(&e->sl, &e->tell, &s, e->x0, e->x0 + e->rows, e->Y));
-    if (e->shard == 0) /* the holder of its candidates, and the owner of tell blocks: the draws too */
-      for (size_t k0 = e->x0; k0 < e->x0 + e->rows; k0 += NG_SAMPLER_BLOCK) {
-        size_t b = e->x0 + e->rows - k0 < NG_SAMPLER_BLOCK ? e->x0 + e->rows - k0 : NG_SAMPLER_BLOCK;
-        ng_sampler_gauss_draws(&s, k0, b, e->Z + (k0 - e->x0) * n);
-      }
+    /* an owner's tell blocks are the rows from the first block start among them to the end (ng__tell_span);
+     * the share of a block needs their draws too */
+    size_t B = NG_TELL_BLOCK, end = e->x0 + e->rows, b0 = (e->x0 + B - 1) / B * B;
+    if (e->shard == 0 && b0 < end) ng_sampler_gauss_draws(&s, b0, end - b0, e->Z + (b0 - e->x0) * n);
     if (cc) ng_sampler_gauss_finish(&s, e->Y + (cf - e->x0) * n, cc, e->x + (cf - e->x0) * n);
     return NG_OK;
   }
-  if (!h->seeded || cc == 0 || hc == 0 || (e->rank == 0 && !h->tell_blocked)) return NG_OK;
-  if (!h->tell_blocked) return ng_sampler_generate(&s, cf, cc, e->x);
-  size_t s0, s1, w1, SB = NG_SAMPLER_BLOCK;
-  ng__tell_rows(&e->tell, s.lambda, &s0, &s1, &w1);
-  for (size_t k0 = s0; k0 < s1; k0 += SB) {
-    size_t b = s1 - k0 < SB ? s1 - k0 : SB;
-    ng_sampler_gauss_block(&s, k0, b, e->Z + (k0 - s0) * n, e->Y + (k0 - s0) * n);
-  }
-  ng_sampler_gauss_finish(&s, e->Y, s1 - s0, e->x);
+  if (!h->seeded || cc == 0 || hc == 0) return NG_OK;
+  if (!h->tell_blocked) return e->rank == 0 ? NG_OK : ng_sampler_generate(&s, cf, cc, e->x);
+  for (size_t k0 = 0, SB = NG_SAMPLER_BLOCK; k0 < s.lambda; k0 += SB) /* told by blocks on one process */
+    ng_sampler_gauss_block(&s, k0, s.lambda - k0 < SB ? s.lambda - k0 : SB, e->Z + k0 * n, e->Y + k0 * n);
+  ng_sampler_gauss_finish(&s, e->Y, s.lambda, e->x);
   return NG_OK;
 }
 
@@ -352,10 +342,7 @@ static int tell_blocked(engine *e, const ng_gen_header *h, int64_t *bytes) {
     if (st != NG_OK) e->plan[NG_PLAN_LAMBDA] = -1;
   }
   ng_sampler s = sampler_of(e, h);
-  if (h->sliced)
-    NG_CALL(ng__tell_exchange_sliced(&e->tell, e->plan, e->x0, e->Z, e->Y, &s, e->V, e->x_best));
-  else
-    NG_CALL(ng__tell_exchange(&e->tell, e->plan, e->x0, e->Z, e->Y, e->x, &s, e->V, e->x_best));
+  NG_CALL(ng__tell_exchange(&e->tell, e->plan, e->x0, e->Z, e->Y, &s, e->V, e->x_best));
   *bytes += e->tell.plan_bytes;
   if (e->rank != 0 || st != NG_OK) return st;
   return ng__opt_tell_end(e->opt, e->V, e->Z, e->Y, e->plan[NG_PLAN_FETCH] >= 0 ? e->x_best : NULL);

@@ -17,16 +17,13 @@
  * and when the header says tell_blocked (seeded full CMA-ES: opt/tell_dist.h), after a generation without
  * error, among the holders and owners only (the holder of candidate k is shard 0 of the group that evaluates
  * k; the owner of tell block b is the holder of its first candidate; tell.c):
- *   holder -> owner  MPI_Isend NG_TAG_ROWS_Z, NG_TAG_ROWS_Y: the draws and steps of a sampling block (rows x n
- *                                   doubles each) that the owner of its tell block did not sample itself;
- *                                   only when not sliced, which on more than one rank no longer happens
  *   rank 0 -> owner  MPI_Isend NG_TAG_PLAN: to every other owner, the plan's head and the weights and ranks
  *                                   of the candidates of its tell blocks (rank 0 holds the whole plan)
  *   owner -> owner   MPI_Isend NG_TAG_SHARE: a block's share (ng__tell_width(n) doubles; 2n with one block)
  *                                   up the binomial tree of the tell blocks to the owner of its parent
  *   owner -> rank 0  MPI_Send NG_TAG_BEST: the x of the candidate the plan's head asks for (n doubles)
  * and when the header says sliced (a tell by blocks on P > 1 ranks, full CMA-ES; slices.h), the factor is not
- * broadcast and no rows travel between holders and owners; instead:
+ * broadcast, and the steps come from its keepers (every owner gets its tell blocks' rows with its own):
  *   rank 0 -> keeper MPI_Isend NG_TAG_SLICE: when factor_len > 0, after the header, each column block of the
  *                                   factor to its first keeper (c, 0), and keeper (c, q) -> keeper (c, q + d)
  *                                   down a binomial tree, in segments of NG_SLICE_SEGMENT doubles
@@ -41,8 +38,6 @@
 #include <stdint.h>
 
 #define NG_TAG_ERROR 101  /* an error message for rank 0 */
-#define NG_TAG_ROWS_Z 102 /* a sampling block's draws, for the owner of its tell block */
-#define NG_TAG_ROWS_Y 103 /* and its steps */
 #define NG_TAG_SHARE 104  /* a tell block's share, up the tree */
 #define NG_TAG_BEST 105   /* the new best candidate's x */
 #define NG_TAG_PLAN 106   /* a part of the plan of a tell by blocks, from rank 0 */

@@ -1,11 +1,11 @@
 /* The engine's side of a tell by blocks (tell.h, opt/tell_dist.h, protocol.h).
  *
- * Candidate k is evaluated by group g(k); the holder of k is shard 0 of that group, which sampled the whole
- * sampling block of k. Tell block b (NG_TELL_BLOCK candidates, four sampling blocks) is owned by the holder
- * of its first candidate; the holders of its other sampling blocks send the owner their draws and steps
- * unless the owner sampled those blocks itself. Owners compute their blocks' shares and add them up the
- * binomial tree of tell_dist.h; rank 0 owns block 0 and ends with the sum. Every rank only looks at its own
- * blocks: nothing here loops over the ranks or over the population. */
+ * Candidate k is evaluated by group g(k); the holder of k is shard 0 of that group. Tell block b
+ * (NG_TELL_BLOCK candidates) is owned by the holder of its first candidate, which received the draws and
+ * steps of the whole block with its own (slices.h: ng__tell_span). Rank 0 sends the owners their parts of the
+ * plan; owners compute their blocks' shares and add them up the binomial tree of tell_dist.h; rank 0 owns
+ * block 0 and ends with the sum. Every owner only looks at its own blocks; rank 0 sends one part per owner.
+ */
 #include "engine/tell.h"
 
 #include <stdio.h>
@@ -81,31 +81,6 @@ static int holder(const ng__teller *t, size_t k) {
   return (int)ng__block_of(t->lambda, (size_t)t->groups, k) * t->shards;
 }
 
-/* The candidates that group g samples, as whole sampling blocks: [*s0, *s1). */
-static void sampled(const ng__teller *t, size_t g, size_t *s0, size_t *s1) {
-  size_t first, count, SB = NG_SAMPLER_BLOCK;
-  ng_engine_block(t->lambda, (size_t)t->groups, g, &first, &count);
-  *s0 = count ? first / SB * SB : 0;
-  *s1 = count ? (first + count + SB - 1) / SB * SB : 0;
-  if (*s1 > t->lambda) *s1 = t->lambda;
-}
-
-void ng__tell_rows(const ng__teller *t, size_t lambda, size_t *s0, size_t *s1, size_t *w1) {
-  ng__teller tl = *t;
-  tl.lambda = lambda;
-  size_t g = (size_t)(t->rank / t->shards), first, count;
-  sampled(&tl, g, s0, s1);
-  ng_engine_block(lambda, (size_t)t->groups, g, &first, &count);
-  *w1 = *s1;
-  if (!count || t->rank % t->shards) return;
-  /* the tell blocks this rank owns start in [first, first + count) */
-  size_t B = NG_TELL_BLOCK, last = (first + count - 1) / B * B;
-  if (last >= first) {
-    size_t end = last + B < lambda ? last + B : lambda;
-    if (end > *w1) *w1 = end;
-  }
-}
-
 void ng__tell_span(const ng__teller *t, size_t lambda, int r, size_t *a, size_t *e) {
   size_t first, count, B = NG_TELL_BLOCK;
   ng_engine_block(lambda, (size_t)t->groups, (size_t)(r / t->shards), &first, &count);
@@ -132,13 +107,6 @@ static void owned_blocks(const ng__teller *t, size_t *b0, size_t *b1) {
 
 static int owner(const ng__teller *t, size_t b) {
   return holder(t, b * NG_TELL_BLOCK);
-}
-
-/* Whether the owner of sampling block j's tell block sampled j itself. */
-static bool owner_sampled(const ng__teller *t, size_t j) {
-  size_t SB = NG_SAMPLER_BLOCK, s0, s1;
-  sampled(t, ng__block_of(t->lambda, (size_t)t->groups, j / (NG_TELL_BLOCK / SB) * NG_TELL_BLOCK), &s0, &s1);
-  return j * SB >= s0 && j * SB < s1;
 }
 
 static int grow_shares(ng__teller *t, size_t count, size_t width) {
@@ -224,78 +192,14 @@ static int scatter_plan(ng__teller *t, double *plan, size_t b0, size_t b1, size_
   return st != NG_OK ? st : wst;
 }
 
-static int shares_up(ng__teller *t, double *plan, size_t w0, double *Z, double *Y, const double *X, size_t s0,
-                     size_t s1, const ng_sampler *s, double *V, double *x_best);
-
-int ng__tell_exchange(ng__teller *t, double *plan, size_t w0, double *Z, double *Y, const double *X,
-                      const ng_sampler *s, double *V, double *x_best) {
-  size_t n = t->n, lambda = t->lambda, SB = NG_SAMPLER_BLOCK, B = NG_TELL_BLOCK;
-  size_t nsb = (lambda + SB - 1) / SB, width = ng__tell_width(n);
-  size_t s0, s1, w1, b0, b1;
-  ng__tell_rows(t, lambda, &s0, &s1, &w1);
-  owned_blocks(t, &b0, &b1);
-  MPI_Request *req = NULL;
-  size_t nreq = 0;
-  int st = grow_shares(t, b1 - b0, width);
-  t->plan_bytes = 0;
-
-  /* rows: the sampling blocks this rank holds go to the owners that did not sample them */
-  if (st == NG_OK && s1 > s0 && t->rank % t->shards == 0) {
-    size_t first, count;
-    ng_engine_block(lambda, (size_t)t->groups, (size_t)(t->rank / t->shards), &first, &count);
-    req = malloc(2 * ((s1 - s0) / SB + 1) * sizeof *req);
-    if (!req) st = ng_error(NG_ENOMEM, "out of memory");
-    for (size_t j = (first + SB - 1) / SB; st == NG_OK && j < nsb && j * SB < first + count; j++) {
-      int dest = owner(t, j * SB / B);
-      if (dest == t->rank || owner_sampled(t, j)) continue;
-      size_t rows = lambda - j * SB < SB ? lambda - j * SB : SB;
-      const double *z = Z + (j * SB - w0) * n, *y = Y + (j * SB - w0) * n;
-      st = ng__mpi_status(
-          MPI_Isend(z, (int)(rows * n), MPI_DOUBLE, dest, NG_TAG_ROWS_Z, t->comm, &req[nreq++]),
-          "sending a sampling block's draws");
-      if (st == NG_OK)
-        st = ng__mpi_status(
-            MPI_Isend(y, (int)(rows * n), MPI_DOUBLE, dest, NG_TAG_ROWS_Y, t->comm, &req[nreq++]),
-            "sending a sampling block's steps");
-    }
-  }
-  /* and the tell blocks this rank owns receive the ones it lacks */
-  for (size_t b = b0; st == NG_OK && b < b1; b++)
-    for (size_t j = b * B / SB; st == NG_OK && j < nsb && j < (b + 1) * B / SB; j++) {
-      if (j * SB >= s0 && j * SB < s1) continue;
-      int src = holder(t, j * SB);
-      size_t rows = lambda - j * SB < SB ? lambda - j * SB : SB;
-      st = t_recv(t, Z + (j * SB - w0) * n, rows * n, src, NG_TAG_ROWS_Z,
-                  "receiving a sampling block's draws");
-      if (st == NG_OK)
-        st = t_recv(t, Y + (j * SB - w0) * n, rows * n, src, NG_TAG_ROWS_Y,
-                    "receiving a sampling block's steps");
-    }
-  int wst = t_wait_all(t, req, nreq, "sending a sampling block's rows");
-  if (st == NG_OK) st = wst;
-  free(req);
-  if (st != NG_OK) return st;
-  return shares_up(t, plan, w0, Z, Y, X, s0, s1, s, V, x_best);
-}
-
-int ng__tell_exchange_sliced(ng__teller *t, double *plan, size_t w0, double *Z, double *Y,
-                             const ng_sampler *s, double *V, double *x_best) {
-  size_t b0, b1;
-  owned_blocks(t, &b0, &b1);
-  t->plan_bytes = 0;
-  NG_CALL(grow_shares(t, b1 - b0, ng__tell_width(t->n)));
-  return shares_up(t, plan, w0, Z, Y, NULL, 0, 0, s, V, x_best);
-}
-
-/* The rest of an exchange, once every owner holds its blocks' rows: the plan from rank 0, the shares up,
- * the new best candidate's x to rank 0 (copied from X when this rank made it, rows [s0, s1); else made from
- * its step). */
-static int shares_up(ng__teller *t, double *plan, size_t w0, double *Z, double *Y, const double *X, size_t s0,
-                     size_t s1, const ng_sampler *s, double *V, double *x_best) {
+int ng__tell_exchange(ng__teller *t, double *plan, size_t w0, double *Z, double *Y, const ng_sampler *s,
+                      double *V, double *x_best) {
   size_t n = t->n, lambda = t->lambda, B = NG_TELL_BLOCK;
   size_t nb = ng__tell_blocks(lambda), width = ng__tell_width(n), b0, b1;
   owned_blocks(t, &b0, &b1);
-  int st = NG_OK, wst;
+  t->plan_bytes = 0;
+  int st = grow_shares(t, b1 - b0, width), wst;
+  if (st != NG_OK) return st;
   if (b1 > b0) st = scatter_plan(t, plan, b0, b1, nb);
   if (st != NG_OK || b1 == b0 || plan[NG_PLAN_LAMBDA] < 0) return st;
   for (size_t b = b0; b < b1; b++)
@@ -325,15 +229,12 @@ static int shares_up(ng__teller *t, double *plan, size_t w0, double *Z, double *
   free(sreq);
   if (st == NG_OK && t->rank == 0) memcpy(V, t->shares[0], w * sizeof *V);
 
-  /* the new best candidate's x: the owner of its block has its step, and makes it as its holder did */
+  /* the new best candidate's x: the owner of its block has its step, and makes it as its evaluator did */
   double fetch = plan[NG_PLAN_FETCH];
   if (st == NG_OK && fetch >= 0 && (size_t)fetch / B >= b0 && (size_t)fetch / B < b1) {
     size_t k = (size_t)fetch;
     double *x = t->rank == 0 ? x_best : t->recv;
-    if (X && k >= s0 && k < s1)
-      memcpy(x, X + (k - w0) * n, n * sizeof *x);
-    else
-      ng_sampler_gauss_finish(s, Y + (k - w0) * n, 1, x);
+    ng_sampler_gauss_finish(s, Y + (k - w0) * n, 1, x);
     if (t->rank != 0) st = t_send(t, x, n, 0, NG_TAG_BEST, "sending the best candidate");
   } else if (st == NG_OK && fetch >= 0 && t->rank == 0) {
     st = t_recv(t, x_best, n, owner(t, (size_t)fetch / B), NG_TAG_BEST, "receiving the best candidate");

@@ -1,5 +1,5 @@
-/* Private: the engine's side of a tell by blocks (opt/tell_dist.h): which rank holds which rows, the rows a
- * tell block's owner lacks, the binomial tree of the shares, and the new best candidate's x (protocol.h). */
+/* Private: the engine's side of a tell by blocks (opt/tell_dist.h): which rank holds which rows, the plan's
+ * parts, the binomial tree of the shares, and the new best candidate's x (protocol.h). */
 #ifndef NOGRAD_ENGINE_TELL_H
 #define NOGRAD_ENGINE_TELL_H
 
@@ -29,34 +29,23 @@ typedef struct {
 void ng__teller_init(ng__teller *t, MPI_Comm comm, ng__watch *watch, int groups, int shards, size_t n);
 void ng__teller_free(ng__teller *t);
 
-/* The candidates this rank samples in a seeded generation of lambda, as whole sampling blocks: [*s0, *s1);
- * and the rows it must hold Z and Y for in a tell by blocks (those and the rest of the tell blocks it owns):
- * [*s0, *w1). Empty ranges when the rank has no candidate. Not collective. */
-void ng__tell_rows(const ng__teller *t, size_t lambda, size_t *s0, size_t *s1, size_t *w1);
-
-/* The rows rank r holds in a generation of lambda whose steps come from the sliced factor (slices.h): its
- * own candidates and, for shard 0 of a group, the rest of the tell blocks it owns, [*a, *e) (empty when r has
- * no candidate). Not collective. */
+/* The rows rank r holds in a tell by blocks of lambda on more than one rank (their steps come from the
+ * sliced factor, slices.h): its own candidates and, for shard 0 of a group, the rest of the tell blocks it
+ * owns, [*a, *e) (empty when r has no candidate). Not collective. */
 void ng__tell_span(const ng__teller *t, size_t lambda, int r, size_t *a, size_t *e);
 
 /* Allocates what this rank needs for a tell by blocks of lambda candidates. NG_ENOMEM. Not collective. */
 int ng__tell_reserve(ng__teller *t, size_t lambda);
 
-/* Collective, after rank 0 filled its plan (ng__opt_tell_begin; lambda -1 ends the tell): the holders of the
- * sampling blocks send the owners of their tell blocks the rows they lack; rank 0 sends every other owner its
- * blocks' part of the plan; the owners compute their blocks' shares and add them up
- * the tree, so that rank 0 receives their sum V (ng__tell_width(n) doubles) and, when plan[NG_PLAN_FETCH]
- * names a candidate, its x (n doubles, made from its step by the owner of its block with the generation's
- * sampler s) in x_best. A rank that neither holds nor owns a block takes no part. Z, Y and X hold this rank's
- * rows from w0 (ng__tell_rows), Z and Y filled for the blocks it sampled; plan: ng__tell_plan_len(lambda)
- * doubles on every rank. The lambda is that of the last ng__tell_reserve. NG_EMPI, NG_ENOMEM. */
-int ng__tell_exchange(ng__teller *t, double *plan, size_t w0, double *Z, double *Y, const double *X,
-                      const ng_sampler *s, double *V, double *x_best);
-
-/* The same after a generation whose steps came from the sliced factor: every owner already holds Z and Y of
- * its whole tell blocks (from w0, ng__tell_span), so no rows travel, and the new best candidate's x is made
- * from its step. */
-int ng__tell_exchange_sliced(ng__teller *t, double *plan, size_t w0, double *Z, double *Y,
-                             const ng_sampler *s, double *V, double *x_best);
+/* Collective, after rank 0 filled its plan (ng__opt_tell_begin; lambda -1 ends the tell), when every owner of
+ * tell blocks holds their rows (ng__tell_span; on one process, all of them): rank 0 sends every other owner
+ * its blocks' part of the plan; the owners compute their blocks' shares and add them up the tree, so that
+ * rank 0 receives their sum V (ng__tell_width(n) doubles) and, when plan[NG_PLAN_FETCH] names a candidate,
+ * its x (n doubles, made from its step by the owner of its block with the generation's sampler s) in x_best.
+ * A rank that owns no block takes no part. Z and Y hold this rank's draws and steps from row w0; plan:
+ * ng__tell_plan_len(lambda) doubles on every rank. The lambda is that of the last ng__tell_reserve. NG_EMPI,
+ * NG_ENOMEM. */
+int ng__tell_exchange(ng__teller *t, double *plan, size_t w0, double *Z, double *Y, const ng_sampler *s,
+                      double *V, double *x_best);
 
 #endif
